@@ -1,0 +1,135 @@
+//! `continuum bench`: the host's overhead, measured against raw wasmtime in the same run.
+//!
+//! 1. raw wasmtime: the same engine and component, `InstancePre::instantiate` + a dynamic
+//!    `Func::call` with ready-made values, per call;
+//! 2. the full reflected call: JSON text in → schema check → values → fresh sandboxed instance
+//!    with limits and captured stdio → values → JSON text out;
+//! 3. install-to-first-call with an empty AOT cache (compile) and with the cache (mmap).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use wasmtime::component::{Linker, ResourceTable, Val};
+use wasmtime::Store;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::paths::DataDir;
+use crate::runtime::{Host, InstallOptions};
+use crate::Caller;
+
+const COMMAND: &str = "text/convert-case";
+const INPUT: &str = r#"{"text":"hello world","to":"upper"}"#;
+
+struct RawState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for RawState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// p50 and p99 of `samples` (sorted in place).
+fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    (at(0.50), at(0.99))
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn measure(iterations: u32, mut f: impl FnMut() -> Result<()>) -> Result<(Duration, Duration)> {
+    for _ in 0..iterations / 10 {
+        f()?; // warm-up
+    }
+    let mut samples = Vec::with_capacity(iterations as usize);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed());
+    }
+    Ok(percentiles(&mut samples))
+}
+
+/// Runs the benchmark on the built `text` plugin in `plugin_dir` and prints the figures.
+pub fn run(plugin_dir: &Path, iterations: u32) -> Result<()> {
+    let wasm = plugin_dir.join("text.wasm");
+    let wit = plugin_dir.join("wit");
+    anyhow::ensure!(wasm.exists(), "{} not found; build the plugins first (scripts/build-plugins.sh)", wasm.display());
+    let scratch = tempfile::tempdir()?;
+
+    // Install-to-first-call, cold: empty data dir, so the component is compiled.
+    let t = Instant::now();
+    let host = Host::open(DataDir::at(scratch.path().to_path_buf())?)?;
+    host.install_component(&wasm, &wit, &InstallOptions::default())?;
+    let first = host.call(&Caller::owner(), COMMAND, &serde_json::from_str(INPUT)?);
+    first.result.context("first call failed")?;
+    let cold = t.elapsed();
+    drop(host);
+
+    // Warm: a new host on the same data dir loads the precompiled component from the cache.
+    let t = Instant::now();
+    let host = Host::open(DataDir::at(scratch.path().to_path_buf())?)?;
+    let loaded_at = Instant::now();
+    let plugin = host.load("text")?;
+    let load_only = loaded_at.elapsed();
+    host.call(&Caller::owner(), COMMAND, &serde_json::from_str(INPUT)?).result.context("cached call failed")?;
+    let warm = t.elapsed();
+    drop(plugin);
+
+    // Raw wasmtime on the same engine and component.
+    let core = host.core();
+    let engine = core.engine();
+    let digest = host.plugin("text")?.digest;
+    let component = crate::engine::CompiledCache::new(engine, &DataDir::at(scratch.path().to_path_buf())?.compiled())
+        .get(engine, &digest)
+        .context("the precompiled component is missing from the cache")?;
+    let mut linker: Linker<RawState> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    linker.define_unknown_imports_as_traps(&component)?;
+    let pre = linker.instantiate_pre(&component)?;
+    let export = component.get_export_index(None, "convert-case").context("no convert-case export")?;
+    let args = [Val::String("hello world".into()), Val::Enum("upper".into())];
+    let (raw_p50, raw_p99) = measure(iterations, || {
+        let mut store = Store::new(engine, RawState { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
+        let instance = pre.instantiate(&mut store)?;
+        let func = instance.get_func(&mut store, export).context("no func")?;
+        let mut results = [Val::Bool(false)];
+        func.call(&mut store, &args, &mut results)?;
+        std::hint::black_box(&results);
+        Ok(())
+    })?;
+
+    let caller = Caller::owner();
+    let (ours_p50, ours_p99) = measure(iterations, || {
+        let params: serde_json::Value = serde_json::from_str(INPUT)?;
+        let report = host.call(&caller, COMMAND, &params);
+        let out = report.result.map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
+        std::hint::black_box(out);
+        Ok(())
+    })?;
+
+    let figures = json!({
+        "command": COMMAND,
+        "iterations": iterations,
+        "raw_wasmtime_us": { "p50": micros(raw_p50), "p99": micros(raw_p99) },
+        "reflected_call_us": { "p50": micros(ours_p50), "p99": micros(ours_p99) },
+        "ratio_p50": micros(ours_p50) / micros(raw_p50),
+        "install_to_first_call_ms": { "compile": cold.as_secs_f64() * 1e3, "aot_cache": warm.as_secs_f64() * 1e3 },
+        "cached_load_ms": load_only.as_secs_f64() * 1e3,
+    });
+    println!("benchmark: {COMMAND} {INPUT} ({iterations} calls each)");
+    println!("  raw wasmtime (instantiate + dynamic call)   p50 {:>8.2} µs   p99 {:>8.2} µs", micros(raw_p50), micros(raw_p99));
+    println!("  reflected call (JSON in → JSON out)         p50 {:>8.2} µs   p99 {:>8.2} µs", micros(ours_p50), micros(ours_p99));
+    println!("  ratio (reflected / raw, p50)                {:>8.2}×", micros(ours_p50) / micros(raw_p50));
+    println!("  install → first call, compiling             {:>8.1} ms", cold.as_secs_f64() * 1e3);
+    println!("  open → first call, AOT cache                {:>8.1} ms (load {:.2} ms)", warm.as_secs_f64() * 1e3, load_only.as_secs_f64() * 1e3);
+    println!("{figures}");
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! The `continuum` command line.
+
+mod bench;
+mod help;
+mod params;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::paths::DataDir;
+use crate::runtime::{CallError, Host, InstallOptions};
+use crate::terminal::strip_control;
+use crate::Caller;
+
+/// Continuum: run sandboxed, typed WebAssembly commands.
+#[derive(Debug, Parser)]
+#[command(name = "continuum", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Data directory (default: $CONTINUUM_HOME, else ~/.local/share/continuum).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace); CONTINUUM_LOG takes a full filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Install, list, inspect and remove plugins.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
+    /// List the commands you may call.
+    Commands {
+        /// Print JSON (names, descriptions, schemas).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command: `continuum run text/stats --text "…"`; `--help` after the name shows its parameters.
+    #[command(disable_help_flag = true)]
+    Run {
+        /// How to print the result (default: pretty on a terminal, json otherwise).
+        #[arg(long, value_enum)]
+        output: Option<OutputFormat>,
+        /// The command, `plugin/function`.
+        #[arg(allow_hyphen_values = true)]
+        command: String,
+        /// The command's parameters: --flags from its schema, or one JSON object.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "PARAMS")]
+        args: Vec<String>,
+    },
+    /// Measure call overhead against raw wasmtime, and install-to-first-call with and without the AOT cache.
+    Bench {
+        /// Folder of the built `text` plugin (its .wasm and wit/).
+        #[arg(long, default_value = "build/plugins/text")]
+        plugin: PathBuf,
+        /// Calls per measurement.
+        #[arg(long, default_value_t = 20_000)]
+        iterations: u32,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCmd {
+    /// Install a component: a folder holding `<name>.wasm` and `wit/`, or a .wasm file with --wit.
+    Install {
+        /// The plugin folder or .wasm file.
+        path: PathBuf,
+        /// The WIT folder describing the component (default: `wit/` beside it).
+        #[arg(long, value_name = "DIR")]
+        wit: Option<PathBuf>,
+        /// Install under this name (default: the WIT world's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The WIT world, when the package has several.
+        #[arg(long)]
+        world: Option<String>,
+        /// Replace an installed plugin of the same name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List installed plugins.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin: digest, imports, commands and their schemas.
+    Inspect {
+        /// The plugin's name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a plugin.
+    Remove {
+        /// The plugin's name.
+        name: String,
+        /// Also delete the plugin's private store.
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+/// How `run` prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One line of JSON.
+    Json,
+    /// Indented JSON; a plain string result is printed as text.
+    Pretty,
+}
+
+/// A failure with the exit code it should end the process with.
+#[derive(Debug)]
+pub struct Exit {
+    /// Process exit code.
+    pub code: i32,
+    /// The one-line message.
+    pub message: String,
+}
+
+impl From<anyhow::Error> for Exit {
+    fn from(e: anyhow::Error) -> Self {
+        Exit { code: 1, message: format!("{e:#}") }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,plugin=info",
+        1 => "debug,cranelift_codegen=info,wasmtime=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONTINUUM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> Result<(), Exit> {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let open = || -> Result<Host> { Host::open(DataDir::resolve(cli.data_dir.as_deref())?) };
+    match cli.command {
+        Top::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "continuum", &mut std::io::stdout());
+            Ok(())
+        }
+        Top::Plugin(cmd) => plugin(&open()?, cmd).map_err(Exit::from),
+        Top::Commands { json } => list_commands(&open()?, json).map_err(Exit::from),
+        Top::Run { command, .. } if command == "--help" || command == "-h" => {
+            let mut cli = Cli::command();
+            let run = cli.find_subcommand_mut("run").expect("run subcommand");
+            run.set_bin_name("continuum run");
+            run.print_long_help().map_err(anyhow::Error::from)?;
+            Ok(())
+        }
+        Top::Run { output, command, args } => run(&open()?, output, &command, &args),
+        Top::Bench { plugin, iterations } => bench::run(&plugin, iterations).map_err(Exit::from),
+    }
+}
+
+/// Finds the component and WIT folder of an install argument.
+fn locate(path: &Path, wit: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
+    if path.is_dir() {
+        let wasm: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("wasm"))
+            .collect();
+        let [wasm] = wasm.as_slice() else {
+            bail!("{} must hold exactly one .wasm file (found {}); or pass the .wasm file and --wit", path.display(), wasm.len());
+        };
+        return Ok((wasm.clone(), wit.unwrap_or_else(|| path.join("wit"))));
+    }
+    let wit = match wit {
+        Some(w) => w,
+        None => {
+            let beside = path.parent().unwrap_or(Path::new(".")).join("wit");
+            if !beside.is_dir() {
+                bail!("no WIT for {}: pass --wit <dir> with the WIT world the component implements", path.display());
+            }
+            beside
+        }
+    };
+    Ok((path.to_path_buf(), wit))
+}
+
+fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        PluginCmd::Install { path, wit, name, world, replace } => {
+            let (wasm, wit) = locate(&path, wit)?;
+            let record = host.install_component(&wasm, &wit, &InstallOptions { name, world, replace })?;
+            writeln!(out, "installed {} ({} commands, sha256 {})", record.name, record.commands.len(), &record.digest[..12])?;
+            for c in &record.commands {
+                writeln!(out, "  {}", c.name)?;
+            }
+        }
+        PluginCmd::List { json } => {
+            let plugins = host.plugins()?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&plugins)?)?;
+            } else if plugins.is_empty() {
+                writeln!(out, "no plugins installed; `continuum plugin install <dir>` adds one")?;
+            } else {
+                for p in plugins {
+                    writeln!(out, "{:<16} {:>3} commands  {}  {}", p.name, p.commands.len(), &p.digest[..12], p.description.unwrap_or_default())?;
+                }
+            }
+        }
+        PluginCmd::Inspect { name, json } => {
+            let p = host.plugin(&name)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&p)?)?;
+            } else {
+                writeln!(out, "{}\n  world:     {}\n  digest:    sha256:{}\n  source:    {}", p.name, p.world, p.digest, p.source)?;
+                if let Some(d) = &p.description {
+                    writeln!(out, "  about:     {d}")?;
+                }
+                writeln!(out, "  imports:")?;
+                for i in &p.imports {
+                    writeln!(out, "    {i}")?;
+                }
+                writeln!(out, "  commands:")?;
+                for c in &p.commands {
+                    writeln!(out, "    {:<28} {}", c.name, c.description.as_deref().unwrap_or(""))?;
+                }
+            }
+        }
+        PluginCmd::Remove { name, purge } => {
+            let r = host.remove(&name, purge)?;
+            writeln!(out, "removed {}{}", r.name, if purge { " and its store" } else { "" })?;
+        }
+    }
+    Ok(())
+}
+
+fn list_commands(host: &Host, json: bool) -> Result<()> {
+    let commands = host.commands()?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&commands)?)?;
+    } else if commands.is_empty() {
+        writeln!(out, "no commands: install a plugin with `continuum plugin install <dir>`")?;
+    } else {
+        for c in commands {
+            let about = c.description.as_deref().and_then(|d| d.lines().next()).unwrap_or("");
+            writeln!(out, "{:<28} {about}", c.name)?;
+        }
+    }
+    Ok(())
+}
+
+fn run(host: &Host, output: Option<OutputFormat>, name: &str, args: &[String]) -> Result<(), Exit> {
+    let usage = |e: CallError| Exit { code: e.exit_code(), message: e.to_string() };
+    let schema = host.command(name).map_err(usage)?;
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{}", help::render(&schema));
+        return Ok(());
+    }
+    let params = params::from_args(&schema, args).map_err(|e| Exit { code: 2, message: format!("{name}: {e:#}") })?;
+    let report = host.call(&Caller::owner(), name, &params);
+    // Plugin output goes to stderr, stripped of escape sequences, so stdout holds only the result.
+    let mut err = std::io::stderr().lock();
+    for (stream, bytes) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
+        for line in strip_control(&String::from_utf8_lossy(bytes)).lines() {
+            let _ = writeln!(err, "[{name} {stream}] {line}");
+        }
+    }
+    let value = report.result.map_err(|e| match e {
+        CallError::InvalidParams { command, message } => {
+            Exit { code: 2, message: format!("{command}: {} (see `continuum run {command} --help`)", params::flag_error(&message)) }
+        }
+        e => usage(e),
+    })?;
+    let format = output.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Pretty } else { OutputFormat::Json });
+    let text = match (format, &value) {
+        (OutputFormat::Pretty, Value::String(s)) => strip_control(s),
+        (OutputFormat::Pretty, v) => serde_json::to_string_pretty(v).context("printing the result")?,
+        (OutputFormat::Json, v) => v.to_string(),
+    };
+    println!("{text}");
+    Ok(())
+}

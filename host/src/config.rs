@@ -1,0 +1,145 @@
+//! The operator's configuration: `continuum.toml` in the data directory.
+//!
+//! ```toml
+//! [limits]            # defaults for every plugin
+//! timeout-ms = 10000
+//! memory-mib = 256
+//! output-kib = 4096
+//!
+//! [plugins.text.limits]   # overrides for one plugin
+//! timeout-ms = 2000
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::sandbox::Limits;
+
+/// Limits as written in the file: every field optional, so a plugin section overrides only
+/// what it names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsOverride {
+    /// Wall-clock deadline per call, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Linear-memory cap per instance, in MiB.
+    pub memory_mib: Option<u64>,
+    /// Cap on a call's JSON result and on captured stdout/stderr, in KiB.
+    pub output_kib: Option<u64>,
+    /// How deep `commands.call` may nest.
+    pub max_call_depth: Option<u32>,
+}
+
+impl LimitsOverride {
+    fn apply(&self, mut base: Limits) -> Limits {
+        if let Some(v) = self.timeout_ms {
+            base.timeout_ms = v;
+        }
+        if let Some(v) = self.memory_mib {
+            base.memory_mib = v;
+        }
+        if let Some(v) = self.output_kib {
+            base.output_kib = v;
+        }
+        if let Some(v) = self.max_call_depth {
+            base.max_call_depth = v;
+        }
+        base
+    }
+}
+
+/// Settings for one plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    /// Limit overrides for this plugin.
+    #[serde(default)]
+    pub limits: LimitsOverride,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Default limits for every plugin.
+    #[serde(default)]
+    pub limits: LimitsOverride,
+    /// Per-plugin sections, keyed by plugin name.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginSection>,
+}
+
+impl Config {
+    /// Reads `path`; a missing file means all defaults.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        Self::parse(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    /// Parses the TOML text of a configuration file.
+    pub fn parse(text: &str) -> Result<Self> {
+        let config: Config = toml::from_str(text)?;
+        config.default_limits().validate().context("in [limits]")?;
+        for (name, section) in &config.plugins {
+            section
+                .limits
+                .apply(config.default_limits())
+                .validate()
+                .with_context(|| format!("in [plugins.{name}.limits]"))?;
+        }
+        Ok(config)
+    }
+
+    /// The limits every plugin gets unless its own section overrides them.
+    pub fn default_limits(&self) -> Limits {
+        self.limits.apply(Limits::default())
+    }
+
+    /// The effective limits of plugin `name`.
+    pub fn limits_for(&self, name: &str) -> Limits {
+        let base = self.default_limits();
+        match self.plugins.get(name) {
+            Some(section) => section.limits.apply(base),
+            None => base,
+        }
+    }
+
+    /// The largest memory cap of any plugin: the engine's pooling allocator is sized to it.
+    pub fn max_memory_mib(&self) -> u64 {
+        self.plugins
+            .keys()
+            .map(|name| self.limits_for(name).memory_mib)
+            .chain([self.default_limits().memory_mib])
+            .max()
+            .unwrap_or(Limits::default().memory_mib)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_section_overrides_only_what_it_names() {
+        let c = Config::parse("[limits]\ntimeout-ms = 500\n[plugins.text.limits]\nmemory-mib = 64\n").unwrap();
+        let text = c.limits_for("text");
+        assert_eq!((text.timeout_ms, text.memory_mib), (500, 64));
+        assert_eq!(c.limits_for("kv").memory_mib, Limits::default().memory_mib);
+        assert_eq!(c.max_memory_mib(), Limits::default().memory_mib.max(64));
+    }
+
+    #[test]
+    fn unknown_keys_and_zero_limits_are_refused() {
+        let err = Config::parse("[limits]\ntimeout = 5\n").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field `timeout`"), "{err:#}");
+        let err = Config::parse("[plugins.kv.limits]\nmemory-mib = 0\n").unwrap_err();
+        assert!(format!("{err:#}").contains("plugins.kv.limits"), "{err:#}");
+    }
+}

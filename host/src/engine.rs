@@ -1,0 +1,120 @@
+//! The wasmtime engine: its configuration, the epoch ticker behind call deadlines, and the
+//! on-disk cache of precompiled components.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::sandbox::EPOCH_TICK;
+
+/// Concurrent instances the pooling allocator holds slots for (nested calls count).
+const POOL_INSTANCES: u32 = 256;
+
+/// Builds the engine: component model, epoch interruption for deadlines, and a pooling
+/// allocator whose memory slots are `max_memory_mib` large (the largest per-plugin cap).
+pub fn build(max_memory_mib: u64) -> Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 4)
+        .total_memories(POOL_INSTANCES * 2)
+        .total_tables(POOL_INSTANCES * 4)
+        .max_memory_size((max_memory_mib as usize) << 20)
+        // Guests built by componentize-py/-js have many core instances and large tables.
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(16)
+        .max_tables_per_component(32)
+        .table_elements(1 << 20)
+        .max_core_instance_size(1 << 20)
+        .max_component_instance_size(1 << 20);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config).map_err(|e| anyhow::Error::from(e).context("cannot configure the WebAssembly engine"))?;
+    start_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+/// Compiles component bytes, showing a spinner on a terminal (quiet when stderr is piped).
+pub fn compile(engine: &Engine, bytes: &[u8], label: &str) -> Result<Component> {
+    let spinner = indicatif::ProgressBar::new_spinner()
+        .with_message(format!("compiling {label} ({:.1} MB)", bytes.len() as f64 / 1e6));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let started = Instant::now();
+    let result = Component::new(engine, bytes);
+    spinner.finish_and_clear();
+    tracing::debug!("compiled {label} in {:?}", started.elapsed());
+    result.map_err(|e| anyhow::anyhow!("the component failed to validate or compile: {e:#}"))
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("continuum-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// The precompiled components of one engine configuration, in one folder.
+pub struct CompiledCache {
+    dir: PathBuf,
+    compat: String,
+}
+
+impl CompiledCache {
+    /// The cache in `dir` for `engine`'s compatibility hash.
+    pub fn new(engine: &Engine, dir: &Path) -> Self {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        CompiledCache { dir: dir.to_path_buf(), compat: format!("{:016x}", hasher.finish()) }
+    }
+
+    fn path(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{digest}-{}.cwasm", self.compat))
+    }
+
+    /// Maps the precompiled component `digest` from the cache, if it is there and loads.
+    pub fn get(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        let path = self.path(digest);
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: files in the cache were written by `Component::serialize` of this host for
+        // this engine configuration (the compatibility hash is in the name), inside the
+        // operator's data directory. A file that fails to load is discarded and rebuilt.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!("discarding unusable precompiled component {}: {e:#}", path.display());
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Writes the compilation of `digest` into the cache (atomically: write, then rename).
+    pub fn put(&self, digest: &str, component: &Component) -> Result<()> {
+        let path = self.path(digest);
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, component.serialize()?)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("cannot write the precompiled component to {}", path.display()))
+    }
+
+    /// Removes the cached compilation of `digest`.
+    pub fn evict(&self, digest: &str) {
+        let _ = std::fs::remove_file(self.path(digest));
+    }
+}

@@ -1,0 +1,120 @@
+//! The registry of installed plugins (SQLite table `plugins`).
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::reflect::wit_source::WitSource;
+use crate::reflect::CommandSchema;
+
+/// Table of installed plugins.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS plugins (
+    name         TEXT PRIMARY KEY,
+    digest       TEXT NOT NULL,
+    description  TEXT,
+    world        TEXT NOT NULL,
+    wit          TEXT NOT NULL,
+    commands     TEXT NOT NULL,
+    imports      TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    installed_at INTEGER NOT NULL
+) STRICT;
+";
+
+/// One installed plugin as recorded in the registry.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginRecord {
+    /// The plugin's name: the first segment of its command names.
+    pub name: String,
+    /// sha256 of the component bytes, hex.
+    pub digest: String,
+    /// The world's doc comment.
+    pub description: Option<String>,
+    /// The WIT world the plugin implements.
+    pub world: String,
+    /// The WIT source carried with the plugin.
+    #[serde(skip)]
+    pub wit: WitSource,
+    /// Reflected commands.
+    pub commands: Vec<CommandSchema>,
+    /// The component's imports (its requested capabilities).
+    pub imports: Vec<String>,
+    /// Where it was installed from.
+    pub source: String,
+    /// Install time, seconds since the Unix epoch.
+    pub installed_at: i64,
+}
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(PluginRecord, String, String, String)> {
+    Ok((
+        PluginRecord {
+            name: row.get(0)?,
+            digest: row.get(1)?,
+            description: row.get(2)?,
+            world: row.get(3)?,
+            wit: WitSource::default(),
+            commands: Vec::new(),
+            imports: Vec::new(),
+            source: row.get(7)?,
+            installed_at: row.get(8)?,
+        },
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+fn decode((mut rec, wit, commands, imports): (PluginRecord, String, String, String)) -> Result<PluginRecord> {
+    let ctx = || format!("registry entry of plugin `{}` is corrupt; remove and re-install it", rec.name);
+    rec.wit = serde_json::from_str(&wit).with_context(ctx)?;
+    rec.commands = serde_json::from_str(&commands).with_context(ctx)?;
+    rec.imports = serde_json::from_str(&imports).with_context(ctx)?;
+    Ok(rec)
+}
+
+const COLUMNS: &str = "name, digest, description, world, wit, commands, imports, source, installed_at";
+
+/// Records `plugin`, replacing any earlier install of the same name.
+pub fn put(conn: &Connection, plugin: &PluginRecord) -> Result<()> {
+    conn.execute(
+        &format!("INSERT OR REPLACE INTO plugins ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+        params![
+            plugin.name,
+            plugin.digest,
+            plugin.description,
+            plugin.world,
+            serde_json::to_string(&plugin.wit)?,
+            serde_json::to_string(&plugin.commands)?,
+            serde_json::to_string(&plugin.imports)?,
+            plugin.source,
+            plugin.installed_at,
+        ],
+    )?;
+    Ok(())
+}
+
+/// The plugin called `name`, if installed.
+pub fn get(conn: &Connection, name: &str) -> Result<Option<PluginRecord>> {
+    conn.query_row(&format!("SELECT {COLUMNS} FROM plugins WHERE name = ?1"), [name], from_row)
+        .optional()?
+        .map(decode)
+        .transpose()
+}
+
+/// Every installed plugin, by name.
+pub fn list(conn: &Connection) -> Result<Vec<PluginRecord>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM plugins ORDER BY name"))?;
+    let rows = stmt.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(decode).collect()
+}
+
+/// Removes plugin `name`; returns whether it was installed.
+pub fn remove(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM plugins WHERE name = ?1", [name])? > 0)
+}
+
+/// Whether any installed plugin still uses the component with `digest`.
+pub fn digest_in_use(conn: &Connection, digest: &str) -> Result<bool> {
+    Ok(conn.query_row("SELECT EXISTS(SELECT 1 FROM plugins WHERE digest = ?1)", [digest], |r| r.get(0))?)
+}

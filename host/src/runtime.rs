@@ -1,0 +1,480 @@
+//! The runtime core: installs plugins, loads them (from the AOT cache when possible) and runs
+//! commands, each call in a fresh sandboxed instance.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rusqlite::Connection;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Val};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::WasiCtx;
+
+use crate::config::Config;
+use crate::engine::{self, CompiledCache};
+use crate::host_api::{self, CallContext, CallState, Caller};
+use crate::paths::DataDir;
+use crate::reflect::wit_source::{WitSource, WitWorld};
+use crate::reflect::{self, Command, CommandSchema, Outcome};
+use crate::registry::{self, PluginRecord};
+use crate::sandbox::{self, LimitHit, Limits, MemoryGuard};
+
+/// Largest component accepted for install.
+pub const MAX_COMPONENT_BYTES: usize = 256 << 20;
+
+/// Why a call did not produce a result.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// No installed command has this name.
+    #[error("unknown command `{name}`; {hint}")]
+    UnknownCommand { name: String, hint: String },
+    /// The parameters do not fit the command's schema (checked before the plugin runs).
+    #[error("{command}: {message}")]
+    InvalidParams { command: String, message: String },
+    /// The command returned the error case of its result.
+    #[error("{command} returned an error: {error}")]
+    CommandFailed { command: String, error: Value },
+    /// The call broke a sandbox limit and was stopped.
+    #[error("{command} was stopped: {limit}{}", fix_hint(.plugin, .limit))]
+    Limit { command: String, plugin: String, limit: LimitHit },
+    /// The plugin trapped (crashed).
+    #[error("{command} trapped: {message}")]
+    Trapped { command: String, message: String },
+    /// `commands.call` nested deeper than allowed.
+    #[error("{command}: nested calls are limited to {max} levels (max-call-depth)")]
+    DepthExceeded { command: String, max: u32 },
+    /// The host could not run the call.
+    #[error("{command}: {message}")]
+    Host { command: String, message: String },
+}
+
+fn fix_hint(plugin: &str, limit: &LimitHit) -> String {
+    match limit.setting() {
+        Some(key) => format!("; if the command needs more, raise it under [plugins.{plugin}.limits] {key} in continuum.toml"),
+        None => String::new(),
+    }
+}
+
+impl CallError {
+    /// The process exit code the CLI uses for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CallError::UnknownCommand { .. } | CallError::InvalidParams { .. } => 2,
+            CallError::CommandFailed { .. } => 3,
+            CallError::Limit { .. } | CallError::Trapped { .. } | CallError::DepthExceeded { .. } => 4,
+            CallError::Host { .. } => 1,
+        }
+    }
+}
+
+/// Everything a call produced: its result and the plugin's captured stdout/stderr.
+#[derive(Debug)]
+pub struct CallReport {
+    /// The JSON result, or why there is none.
+    pub result: Result<Value, CallError>,
+    /// What the plugin wrote to stdout (raw; filter before showing on a terminal).
+    pub stdout: Vec<u8>,
+    /// What the plugin wrote to stderr (raw).
+    pub stderr: Vec<u8>,
+    /// Wall-clock time of the call.
+    pub elapsed: Duration,
+}
+
+/// A plugin ready to run: its instance template and reflected commands.
+pub struct LoadedPlugin {
+    /// The plugin's name.
+    pub name: String,
+    /// Component digest.
+    pub digest: String,
+    /// The limits its calls run under.
+    pub limits: Limits,
+    pre: InstancePre<CallState>,
+    commands: HashMap<String, Command>,
+}
+
+/// What `plugin install` takes besides the component and its WIT.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// Install under this name instead of the world's name.
+    pub name: Option<String>,
+    /// The world to use when the WIT package has several.
+    pub world: Option<String>,
+    /// Replace an installed plugin of the same name.
+    pub replace: bool,
+}
+
+/// The shared core behind a [`Host`]: engine, linker, database, loaded plugins.
+pub struct HostCore {
+    engine: Engine,
+    linker: Linker<CallState>,
+    data: DataDir,
+    config: Config,
+    cache: CompiledCache,
+    db: Mutex<Connection>,
+    loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+}
+
+/// A Continuum host over one data directory.
+#[derive(Clone)]
+pub struct Host {
+    core: Arc<HostCore>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// sha256 of `bytes`, as lower-case hex.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Checks that `bytes` are a component, naming what they are otherwise and how to fix it.
+fn check_component_bytes(bytes: &[u8], path: &Path) -> Result<()> {
+    if bytes.len() > MAX_COMPONENT_BYTES {
+        bail!("{} is {} MiB; components are limited to {} MiB", path.display(), bytes.len() >> 20, MAX_COMPONENT_BYTES >> 20);
+    }
+    if wasmparser::Parser::is_core_wasm(bytes) {
+        bail!(
+            "{} is a core WebAssembly module, not a component; build for the wasm32-wasip2 target \
+             (which emits components) or wrap it with `wasm-tools component new`",
+            path.display()
+        );
+    }
+    if !wasmparser::Parser::is_component(bytes) {
+        bail!("{} is not a WebAssembly component (no component header); pass the .wasm file your build produced", path.display());
+    }
+    Ok(())
+}
+
+/// Checks a plugin name: lower-case kebab-case, as WIT names are.
+fn check_plugin_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.split('-').all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && name.starts_with(|c: char| c.is_ascii_lowercase());
+    if !ok {
+        bail!("plugin name `{name}` must be kebab-case (a-z, 0-9, single hyphens), starting with a letter");
+    }
+    Ok(())
+}
+
+impl Host {
+    /// Opens the host over `data`: reads `continuum.toml`, opens the database, builds the engine.
+    pub fn open(data: DataDir) -> Result<Self> {
+        let config = Config::load(&data.config_file())?;
+        let engine = engine::build(config.max_memory_mib())?;
+        let mut linker = Linker::new(&engine);
+        host_api::add_to_linker(&mut linker)?;
+        let db = crate::db::open(&data.database())?;
+        let cache = CompiledCache::new(&engine, &data.compiled());
+        Ok(Host {
+            core: Arc::new(HostCore {
+                engine,
+                linker,
+                data,
+                config,
+                cache,
+                db: Mutex::new(db),
+                loaded: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The shared core (for host interfaces and benchmarks).
+    pub fn core(&self) -> &Arc<HostCore> {
+        &self.core
+    }
+
+    /// Installs a component with the WIT folder that describes it (a development install of
+    /// an unsigned component). Nothing is changed unless every check passes.
+    pub fn install_component(&self, wasm: &Path, wit_dir: &Path, options: &InstallOptions) -> Result<PluginRecord> {
+        let core = &self.core;
+        let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+        check_component_bytes(&bytes, wasm)?;
+        let wit = WitSource::read_dir(wit_dir)?;
+        let world = wit.resolve(options.world.as_deref())?;
+        let name = options.name.clone().unwrap_or_else(|| world.name().to_string());
+        check_plugin_name(&name)?;
+        if !options.replace && registry::get(&core.db(), &name)?.is_some() {
+            bail!("plugin `{name}` is already installed; pass --replace to replace it, or `continuum plugin remove {name}` first");
+        }
+        let digest = digest(&bytes);
+        let component = match core.cache.get(&core.engine, &digest) {
+            Some(c) => c,
+            None => engine::compile(&core.engine, &bytes, &name)?,
+        };
+        let commands = reflect::reflect(&core.engine, &component, &name, Some(&world))?;
+        core.linker.instantiate_pre(&component).map_err(|e| {
+            anyhow::anyhow!("the component needs imports this host does not provide: {e:#}; a command may import only WASI 0.2 and continuum:host interfaces")
+        })?;
+        let imports = component.component_type().imports(&core.engine).map(|(n, _)| n.to_string()).collect();
+
+        let stored = core.data.components().join(format!("{digest}.wasm"));
+        if !stored.exists() {
+            let tmp = stored.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, &stored))?;
+        }
+        core.cache.put(&digest, &component)?;
+        let record = PluginRecord {
+            name: name.clone(),
+            digest,
+            description: world.docs().map(|d| d.trim().to_string()),
+            world: world.name().to_string(),
+            wit,
+            commands: commands.into_iter().map(|c| c.schema).collect(),
+            imports,
+            source: wasm.display().to_string(),
+            installed_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
+        };
+        registry::put(&core.db(), &record)?;
+        lock(&core.loaded).remove(&name);
+        Ok(record)
+    }
+
+    /// Removes plugin `name`; with `purge`, also its private store. Returns the removed record.
+    pub fn remove(&self, name: &str, purge: bool) -> Result<PluginRecord> {
+        let core = &self.core;
+        let mut db = core.db();
+        let record = registry::get(&db, name)?
+            .with_context(|| format!("plugin `{name}` is not installed; see `continuum plugin list`"))?;
+        let tx = db.transaction()?;
+        registry::remove(&tx, name)?;
+        if purge {
+            tx.execute("DELETE FROM kv WHERE plugin = ?1", [name])?;
+        }
+        tx.commit()?;
+        if !registry::digest_in_use(&db, &record.digest)? {
+            let _ = std::fs::remove_file(core.data.components().join(format!("{}.wasm", record.digest)));
+            core.cache.evict(&record.digest);
+        }
+        lock(&core.loaded).remove(name);
+        Ok(record)
+    }
+
+    /// Every installed plugin.
+    pub fn plugins(&self) -> Result<Vec<PluginRecord>> {
+        registry::list(&self.core.db())
+    }
+
+    /// Installed plugin `name`.
+    pub fn plugin(&self, name: &str) -> Result<PluginRecord> {
+        registry::get(&self.core.db(), name)?
+            .with_context(|| format!("plugin `{name}` is not installed; see `continuum plugin list`"))
+    }
+
+    /// Every command of every installed plugin (from the registry; nothing is compiled).
+    pub fn commands(&self) -> Result<Vec<CommandSchema>> {
+        Ok(self.plugins()?.into_iter().flat_map(|p| p.commands).collect())
+    }
+
+    /// The schema of command `name`.
+    pub fn command(&self, name: &str) -> Result<CommandSchema, CallError> {
+        self.core.find_schema(name)
+    }
+
+    /// Loads plugin `name` (compiling it if the cache lacks it) and returns it.
+    pub fn load(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
+        self.core.load(name)
+    }
+
+    /// Calls command `name` with JSON `params` as `caller`.
+    pub fn call(&self, caller: &Caller, name: &str, params: &Value) -> CallReport {
+        self.core.call_nested(caller, name, params, 0, Instant::now() + Duration::from_secs(24 * 3600))
+    }
+}
+
+impl HostCore {
+    /// The database connection (one per host; SQLite handles other processes).
+    pub fn db(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.db)
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker with WASI and every host interface.
+    pub fn linker(&self) -> &Linker<CallState> {
+        &self.linker
+    }
+
+    fn load(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
+        if let Some(p) = lock(&self.loaded).get(name) {
+            return Ok(p.clone());
+        }
+        let record = registry::get(&self.db(), name)?
+            .with_context(|| format!("plugin `{name}` is not installed; see `continuum plugin list`"))?;
+        let component: Component = match self.cache.get(&self.engine, &record.digest) {
+            Some(c) => c,
+            None => {
+                let path = self.data.components().join(format!("{}.wasm", record.digest));
+                let bytes = std::fs::read(&path).with_context(|| {
+                    format!("the component of plugin `{name}` is missing ({}); re-install the plugin", path.display())
+                })?;
+                if digest(&bytes) != record.digest {
+                    bail!("the stored component of plugin `{name}` does not match its digest; re-install the plugin");
+                }
+                let c = engine::compile(&self.engine, &bytes, name)?;
+                self.cache.put(&record.digest, &c)?;
+                c
+            }
+        };
+        let world: WitWorld = record.wit.resolve(Some(&record.world))?;
+        let commands = reflect::reflect(&self.engine, &component, name, Some(&world))?
+            .into_iter()
+            .map(|c| (c.schema.name.clone(), c))
+            .collect();
+        let pre = self.linker.instantiate_pre(&component)?;
+        let plugin = Arc::new(LoadedPlugin {
+            name: name.to_string(),
+            digest: record.digest,
+            limits: self.config.limits_for(name),
+            pre,
+            commands,
+        });
+        lock(&self.loaded).insert(name.to_string(), plugin.clone());
+        Ok(plugin)
+    }
+
+    fn unknown(&self, name: &str) -> CallError {
+        let plugin = name.split('/').next().unwrap_or(name);
+        let hint = match registry::get(&self.db(), plugin) {
+            Ok(Some(p)) => format!(
+                "plugin `{plugin}` has: {}",
+                p.commands.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            _ => format!("no plugin `{plugin}` is installed; `continuum commands` lists what is"),
+        };
+        CallError::UnknownCommand { name: name.to_string(), hint }
+    }
+
+    fn find_schema(&self, name: &str) -> Result<CommandSchema, CallError> {
+        let plugin = name.split('/').next().unwrap_or(name);
+        let record = registry::get(&self.db(), plugin).map_err(|e| CallError::Host { command: name.into(), message: format!("{e:#}") })?;
+        record
+            .and_then(|r| r.commands.into_iter().find(|c| c.name == name))
+            .ok_or_else(|| self.unknown(name))
+    }
+
+    /// Runs one call `depth` levels below the caller's own call, finishing by `deadline`.
+    pub fn call_nested(self: &Arc<Self>, caller: &Caller, name: &str, params: &Value, depth: u32, deadline: Instant) -> CallReport {
+        let started = Instant::now();
+        let mut report = CallReport { result: Ok(Value::Null), stdout: Vec::new(), stderr: Vec::new(), elapsed: Duration::ZERO };
+        report.result = self.run(caller, name, params, depth, deadline, &mut report);
+        report.elapsed = started.elapsed();
+        report
+    }
+
+    fn run(
+        self: &Arc<Self>,
+        caller: &Caller,
+        name: &str,
+        params: &Value,
+        depth: u32,
+        deadline: Instant,
+        report: &mut CallReport,
+    ) -> Result<Value, CallError> {
+        let max_depth = self.config.default_limits().max_call_depth;
+        if depth > max_depth {
+            return Err(CallError::DepthExceeded { command: name.into(), max: max_depth });
+        }
+        let plugin_name = name.split('/').next().unwrap_or(name);
+        let plugin = match self.load(plugin_name) {
+            Ok(p) => p,
+            Err(e) if registry::get(&self.db(), plugin_name).ok().flatten().is_none() => {
+                tracing::debug!("{e:#}");
+                return Err(self.unknown(name));
+            }
+            Err(e) => return Err(CallError::Host { command: name.into(), message: format!("{e:#}") }),
+        };
+        let command = plugin.commands.get(name).ok_or_else(|| self.unknown(name))?;
+        let args = command
+            .params_to_vals(params)
+            .map_err(|e| CallError::InvalidParams { command: name.into(), message: e.to_string() })?;
+
+        // A nested call gets what is left of the outer call's time, if that is less.
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let mut limits = plugin.limits;
+        limits.timeout_ms = limits.timeout_ms.min(remaining.as_millis().max(1) as u64);
+
+        let stdout = MemoryOutputPipe::new(limits.output_bytes());
+        let stderr = MemoryOutputPipe::new(limits.output_bytes());
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = CallState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryGuard::new(limits.memory_bytes()),
+            call: CallContext {
+                core: self.clone(),
+                plugin: plugin.name.clone(),
+                command: name.to_string(),
+                caller: caller.clone(),
+                depth,
+                deadline: Instant::now() + Duration::from_millis(limits.timeout_ms),
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.set_epoch_deadline(limits.deadline_ticks());
+        store.epoch_deadline_trap();
+
+        let mut results = vec![Val::Bool(false); command.result_count()];
+        let ran = (|| -> wasmtime::Result<()> {
+            let instance = plugin.pre.instantiate(&mut store)?;
+            let func = instance
+                .get_func(&mut store, command.export)
+                .ok_or_else(|| wasmtime::format_err!("export of `{name}` not found in the instance"))?;
+            func.call(&mut store, &args, &mut results)
+        })();
+        report.stdout = stdout.contents().to_vec();
+        report.stderr = stderr.contents().to_vec();
+        if let Err(e) = ran {
+            let (name, plugin_name) = (name.to_string(), plugin.name.clone());
+            return Err(match sandbox::classify(&e, &limits, &store.data().memory) {
+                Some(limit) => CallError::Limit { command: name, plugin: plugin_name, limit },
+                None => CallError::Trapped { command: name, message: trap_message(&e, &report.stderr) },
+            });
+        }
+        let outcome = command.outcome(&results).map_err(|e| CallError::Host { command: name.into(), message: e.to_string() })?;
+        let (Outcome::Ok(value) | Outcome::Err(value)) = &outcome;
+        let size = serde_json::to_vec(value).map_or(0, |v| v.len());
+        if size > limits.output_bytes() {
+            return Err(CallError::Limit {
+                command: name.into(),
+                plugin: plugin.name.clone(),
+                limit: LimitHit::Output { cap_kib: limits.output_kib, what: "the result" },
+            });
+        }
+        match outcome {
+            Outcome::Ok(v) => Ok(v),
+            Outcome::Err(error) => Err(CallError::CommandFailed { command: name.into(), error }),
+        }
+    }
+}
+
+/// One line describing a trap: wasmtime's reason, plus the guest's last stderr line (a Rust
+/// guest prints its panic message there).
+fn trap_message(error: &wasmtime::Error, stderr: &[u8]) -> String {
+    let reason = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string().lines().next().unwrap_or_default().to_string(),
+    };
+    let text = crate::terminal::strip_control(&String::from_utf8_lossy(stderr));
+    match text.lines().rev().find(|l| !l.trim().is_empty() && !l.contains("note: run with")) {
+        Some(last) => format!("{reason} (plugin stderr: {})", last.trim()),
+        None => reason,
+    }
+}

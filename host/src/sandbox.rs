@@ -1,0 +1,184 @@
+//! Per-call limits and how a broken limit is reported.
+//!
+//! Every call runs in a fresh instance under a wall-clock deadline (epoch interruption), a
+//! linear-memory cap (a [`wasmtime::ResourceLimiter`]), and a cap on output size (the JSON
+//! result and captured stdout/stderr). A broken limit becomes an error naming the limit and
+//! how to raise it; the host and other calls carry on.
+
+use std::fmt;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+/// How often the engine's epoch advances; deadlines are measured in these ticks.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The limits of one call. Defaults are documented in `docs/sandbox.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Limits {
+    /// Wall-clock deadline per call, in milliseconds.
+    pub timeout_ms: u64,
+    /// Linear-memory cap per instance, in MiB.
+    pub memory_mib: u64,
+    /// Cap on the JSON result and on captured stdout/stderr, in KiB.
+    pub output_kib: u64,
+    /// How deep `commands.call` may nest.
+    pub max_call_depth: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { timeout_ms: 10_000, memory_mib: 256, output_kib: 4096, max_call_depth: 8 }
+    }
+}
+
+impl Limits {
+    /// Checks that every limit is usable.
+    pub fn validate(&self) -> Result<()> {
+        if self.timeout_ms == 0 || self.timeout_ms > 24 * 3600 * 1000 {
+            bail!("timeout-ms must be between 1 and 86400000, got {}", self.timeout_ms);
+        }
+        if self.memory_mib == 0 || self.memory_mib > 4096 {
+            bail!("memory-mib must be between 1 and 4096 (the 32-bit address space), got {}", self.memory_mib);
+        }
+        if self.output_kib == 0 || self.output_kib > 1024 * 1024 {
+            bail!("output-kib must be between 1 and 1048576, got {}", self.output_kib);
+        }
+        if self.max_call_depth == 0 || self.max_call_depth > 64 {
+            bail!("max-call-depth must be between 1 and 64, got {}", self.max_call_depth);
+        }
+        Ok(())
+    }
+
+    /// The deadline in epoch ticks (rounded up, at least one).
+    pub fn deadline_ticks(&self) -> u64 {
+        self.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1)
+    }
+
+    /// The memory cap in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        (self.memory_mib as usize) << 20
+    }
+
+    /// The output cap in bytes.
+    pub fn output_bytes(&self) -> usize {
+        (self.output_kib as usize) << 10
+    }
+}
+
+/// A limit that a call broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitHit {
+    /// The wall-clock deadline passed.
+    Deadline { timeout_ms: u64 },
+    /// The instance asked for more linear memory than the cap.
+    Memory { cap_mib: u64, requested_bytes: usize },
+    /// The result or captured output was larger than the cap.
+    Output { cap_kib: u64, what: &'static str },
+    /// The instance overflowed its stack (runaway recursion).
+    Stack,
+}
+
+impl LimitHit {
+    /// The `continuum.toml` key that raises this limit, if one does.
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            LimitHit::Deadline { .. } => Some("timeout-ms"),
+            LimitHit::Memory { .. } => Some("memory-mib"),
+            LimitHit::Output { .. } => Some("output-kib"),
+            LimitHit::Stack => None,
+        }
+    }
+}
+
+impl fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimitHit::Deadline { timeout_ms } => write!(f, "deadline of {timeout_ms} ms exceeded"),
+            LimitHit::Memory { cap_mib, requested_bytes } => write!(
+                f,
+                "memory limit of {cap_mib} MiB exceeded (asked for {:.1} MiB)",
+                *requested_bytes as f64 / (1 << 20) as f64
+            ),
+            LimitHit::Output { cap_kib, what } => write!(f, "output limit of {cap_kib} KiB exceeded by {what}"),
+            LimitHit::Stack => write!(f, "stack overflow (recursion too deep)"),
+        }
+    }
+}
+
+/// Enforces the memory cap of one store and remembers a refused growth, so that the trap that
+/// follows (a guest usually aborts when allocation fails) can be reported as the memory limit.
+#[derive(Debug)]
+pub struct MemoryGuard {
+    cap_bytes: usize,
+    refused: Option<usize>,
+}
+
+/// Most table elements one instance may have (function tables of large guests).
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl MemoryGuard {
+    /// A guard that refuses growth beyond `cap_bytes`.
+    pub fn new(cap_bytes: usize) -> Self {
+        MemoryGuard { cap_bytes, refused: None }
+    }
+
+    /// The size of the refused request, if growth was refused.
+    pub fn refused(&self) -> Option<usize> {
+        self.refused
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryGuard {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.cap_bytes {
+            self.refused = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Which limit, if any, explains a failed call.
+pub fn classify(error: &wasmtime::Error, limits: &Limits, memory: &MemoryGuard) -> Option<LimitHit> {
+    if let Some(requested_bytes) = memory.refused() {
+        return Some(LimitHit::Memory { cap_mib: limits.memory_mib, requested_bytes });
+    }
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => return Some(LimitHit::Deadline { timeout_ms: limits.timeout_ms }),
+        Some(wasmtime::Trap::StackOverflow) => return Some(LimitHit::Stack),
+        _ => {}
+    }
+    // wasmtime-wasi's capture pipe traps with this message when the guest writes past its cap.
+    if error.chain().any(|e| e.to_string().contains("write beyond capacity of MemoryOutputPipe")) {
+        return Some(LimitHit::Output { cap_kib: limits.output_kib, what: "stdout/stderr" });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn guard_refuses_growth_past_the_cap_and_remembers_it() {
+        let mut g = MemoryGuard::new(1 << 20);
+        assert!(g.memory_growing(0, 1 << 20, None).unwrap());
+        assert_eq!(g.refused(), None);
+        assert!(!g.memory_growing(1 << 20, 2 << 20, None).unwrap());
+        assert_eq!(g.refused(), Some(2 << 20));
+    }
+
+    #[test]
+    fn deadline_rounds_up_to_whole_ticks() {
+        let l = Limits { timeout_ms: 7, ..Limits::default() };
+        assert_eq!(l.deadline_ticks(), 2);
+        assert!(Limits { memory_mib: 5000, ..Limits::default() }.validate().is_err());
+    }
+}

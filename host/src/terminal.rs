@@ -1,0 +1,56 @@
+//! Text from plugins on its way to a terminal: control characters and escape sequences removed.
+
+/// Removes ANSI escape sequences and other control characters, keeping newlines and tabs.
+pub fn strip_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.peek() {
+                // CSI: ESC [ params... final byte in @..~
+                Some('[') => {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC: ESC ] ... terminated by BEL or ESC \
+                Some(']') => {
+                    chars.next();
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || (c == '\u{1b}' && chars.peek() == Some(&'\\')) {
+                            if c == '\u{1b}' {
+                                chars.next();
+                            }
+                            break;
+                        }
+                    }
+                }
+                // Any other escape: drop ESC and the next character.
+                _ => {
+                    chars.next();
+                }
+            },
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_control;
+
+    #[test]
+    fn removes_csi_osc_and_bare_controls() {
+        assert_eq!(strip_control("\u{1b}[31mred\u{1b}[0m"), "red");
+        assert_eq!(strip_control("a\u{1b}]0;title\u{7}b"), "ab");
+        assert_eq!(strip_control("a\u{1b}]8;;x\u{1b}\\b"), "ab");
+        assert_eq!(strip_control("x\u{8}\r\ny\tz\u{9b}"), "x\ny\tz");
+        assert_eq!(strip_control("héllo ✓"), "héllo ✓");
+    }
+}
