@@ -33,6 +33,9 @@ pub fn build(max_memory_mib: u64) -> Result<Engine> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
+        // Newer WIT types of the mapping table: map<K, V> and list<T, N>.
+        .wasm_component_model_map(true)
+        .wasm_component_model_fixed_length_lists(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config).map_err(|e| anyhow::Error::from(e).context("cannot configure the WebAssembly engine"))?;

@@ -293,8 +293,8 @@ pub fn to_json(ty: &Type, val: &Val, path: &str) -> Result<Value, ConvertError> 
         (_, Val::U32(n)) => (*n).into(),
         (_, Val::S64(n)) => (*n).into(),
         (_, Val::U64(n)) => (*n).into(),
-        (_, Val::Float32(f)) => float_json(f64::from(*f), f.to_string()),
-        (_, Val::Float64(f)) => float_json(*f, f.to_string()),
+        (_, Val::Float32(f)) => float_json(f64::from(*f), format!("{f:?}")),
+        (_, Val::Float64(f)) => float_json(*f, format!("{f:?}")),
         (_, Val::Char(c)) => Value::String(c.to_string()),
         (_, Val::String(s)) => Value::String(s.clone()),
         (Type::List(list), Val::List(items)) if matches!(list.ty(), Type::U8) => {

@@ -13,6 +13,14 @@ impl Guest for Zoo {
         a.checked_div(b).ok_or_else(|| format!("cannot divide {a} by {b}"))
     }
 
+    fn invert(names: std::collections::BTreeMap<String, u32>) -> std::collections::BTreeMap<u32, String> {
+        names.into_iter().map(|(k, v)| (v, k)).collect()
+    }
+
+    fn reverse_rgb(rgb: [u8; 3]) -> [u8; 3] {
+        [rgb[2], rgb[1], rgb[0]]
+    }
+
     fn nothing() {}
 
     fn area(shape: Shape) -> Result<f64, Shape> {
