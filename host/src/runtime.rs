@@ -443,7 +443,8 @@ impl HostCore {
         report.stderr = stderr.contents().to_vec();
         if let Err(e) = ran {
             let (name, plugin_name) = (name.to_string(), plugin.name.clone());
-            return Err(match sandbox::classify(&e, &limits, &store.data().memory) {
+            let output_full = report.stdout.len().max(report.stderr.len()) >= limits.output_bytes();
+            return Err(match sandbox::classify(&e, &limits, &store.data().memory, output_full) {
                 Some(limit) => CallError::Limit { command: name, plugin: plugin_name, limit },
                 None => CallError::Trapped { command: name, message: trap_message(&e, &report.stderr) },
             });

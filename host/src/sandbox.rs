@@ -144,8 +144,9 @@ impl wasmtime::ResourceLimiter for MemoryGuard {
     }
 }
 
-/// Which limit, if any, explains a failed call.
-pub fn classify(error: &wasmtime::Error, limits: &Limits, memory: &MemoryGuard) -> Option<LimitHit> {
+/// Which limit, if any, explains a failed call; `output_full` says whether captured
+/// stdout/stderr reached its cap (a guest then sees a closed pipe and usually aborts).
+pub fn classify(error: &wasmtime::Error, limits: &Limits, memory: &MemoryGuard, output_full: bool) -> Option<LimitHit> {
     if let Some(requested_bytes) = memory.refused() {
         return Some(LimitHit::Memory { cap_mib: limits.memory_mib, requested_bytes });
     }
@@ -155,7 +156,7 @@ pub fn classify(error: &wasmtime::Error, limits: &Limits, memory: &MemoryGuard) 
         _ => {}
     }
     // wasmtime-wasi's capture pipe traps with this message when the guest writes past its cap.
-    if error.chain().any(|e| e.to_string().contains("write beyond capacity of MemoryOutputPipe")) {
+    if output_full || error.chain().any(|e| e.to_string().contains("write beyond capacity of MemoryOutputPipe")) {
         return Some(LimitHit::Output { cap_kib: limits.output_kib, what: "stdout/stderr" });
     }
     None

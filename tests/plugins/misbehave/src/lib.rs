@@ -36,6 +36,19 @@ impl Guest for Misbehave {
         "A".repeat(bytes as usize)
     }
 
+    fn chatter(bytes: u32) {
+        use std::io::Write;
+        let line = [b'x'; 1024];
+        let mut out = std::io::stdout().lock();
+        let mut left = bytes as usize;
+        while left > 0 {
+            let n = left.min(line.len());
+            out.write_all(&line[..n]).expect("stdout closed");
+            left -= n;
+        }
+        out.flush().expect("stdout closed");
+    }
+
     fn noisy() -> String {
         println!("\x1b[31mred\x1b[0m \x1b]0;pwned\x07title");
         eprintln!("\x1b[2Jcleared");
