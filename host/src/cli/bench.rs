@@ -1,5 +1,7 @@
 //! `continuum bench`: the host's overhead, measured against raw wasmtime in the same run.
 //!
+//! Both call paths are timed alternately in one loop, so machine noise hits them alike.
+//!
 //! 1. raw wasmtime: the same engine and component, `InstancePre::instantiate` + a dynamic
 //!    `Func::call` with ready-made values, per call;
 //! 2. the full reflected call: JSON text in → schema check → values → fresh sandboxed instance
@@ -44,17 +46,28 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn measure(iterations: u32, mut f: impl FnMut() -> Result<()>) -> Result<(Duration, Duration)> {
+/// Times `a` and `b` alternately, so both see the same machine conditions; returns the
+/// (p50, p99) of each.
+fn measure_pair(
+    iterations: u32,
+    mut a: impl FnMut() -> Result<()>,
+    mut b: impl FnMut() -> Result<()>,
+) -> Result<[(Duration, Duration); 2]> {
     for _ in 0..iterations / 10 {
-        f()?; // warm-up
+        a()?; // warm-up
+        b()?;
     }
-    let mut samples = Vec::with_capacity(iterations as usize);
+    let mut samples = [Vec::with_capacity(iterations as usize), Vec::with_capacity(iterations as usize)];
     for _ in 0..iterations {
         let t = Instant::now();
-        f()?;
-        samples.push(t.elapsed());
+        a()?;
+        samples[0].push(t.elapsed());
+        let t = Instant::now();
+        b()?;
+        samples[1].push(t.elapsed());
     }
-    Ok(percentiles(&mut samples))
+    let [sa, sb] = &mut samples;
+    Ok([percentiles(sa), percentiles(sb)])
 }
 
 /// Runs the benchmark on the built `text` plugin in `plugin_dir` and prints the figures.
@@ -96,24 +109,26 @@ pub fn run(plugin_dir: &Path, iterations: u32) -> Result<()> {
     let pre = linker.instantiate_pre(&component)?;
     let export = component.get_export_index(None, "convert-case").context("no convert-case export")?;
     let args = [Val::String("hello world".into()), Val::Enum("upper".into())];
-    let (raw_p50, raw_p99) = measure(iterations, || {
+    let caller = Caller::owner();
+    let raw = || {
         let mut store = Store::new(engine, RawState { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
+        // The shared engine has epoch interruption on; a raw store still needs a deadline.
+        store.set_epoch_deadline(1 << 20);
         let instance = pre.instantiate(&mut store)?;
         let func = instance.get_func(&mut store, export).context("no func")?;
         let mut results = [Val::Bool(false)];
         func.call(&mut store, &args, &mut results)?;
         std::hint::black_box(&results);
         Ok(())
-    })?;
-
-    let caller = Caller::owner();
-    let (ours_p50, ours_p99) = measure(iterations, || {
+    };
+    let reflected = || {
         let params: serde_json::Value = serde_json::from_str(INPUT)?;
         let report = host.call(&caller, COMMAND, &params);
         let out = report.result.map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
         std::hint::black_box(out);
         Ok(())
-    })?;
+    };
+    let [(raw_p50, raw_p99), (ours_p50, ours_p99)] = measure_pair(iterations, raw, reflected)?;
 
     let figures = json!({
         "command": COMMAND,
