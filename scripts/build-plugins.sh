@@ -5,11 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# name=source folder; first-party plugins, then test fixtures.
+# name=source folder; first-party plugins, the README's example, then test fixtures.
 PLUGINS=(
   text=plugins/text
   kv=plugins/kv
   json=plugins/json
+  hello=examples/hello-rust
   typezoo=tests/plugins/typezoo
   misbehave=tests/plugins/misbehave
   resourceful=tests/plugins/resourceful

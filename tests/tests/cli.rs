@@ -137,3 +137,13 @@ fn two_processes_share_one_data_dir_safely() {
     assert_eq!(listed.as_array().unwrap().len(), 30);
     assert!(stdout(&cli(d, &["plugin", "list"])).contains("text"));
 }
+
+#[test]
+fn the_readme_example_builds_installs_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), "hello");
+    let out = cli(dir.path(), &["run", "hello/greet", "--name", "Ada", "--loud"]);
+    assert_eq!(stdout(&out).trim(), "\"HELLO, ADA!\"", "{}", stderr(&out));
+    let help = stdout(&cli(dir.path(), &["run", "hello/greet", "--help"]));
+    assert!(help.contains("--loud <bool>") && help.contains("Shout it (default false)."), "{help}");
+}
