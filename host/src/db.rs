@@ -20,5 +20,6 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.execute_batch(crate::registry::SCHEMA)?;
     conn.execute_batch(crate::host_api::store::SCHEMA)?;
     conn.execute_batch(crate::host_api::events::SCHEMA)?;
+    conn.execute_batch(crate::trust::SCHEMA)?;
     Ok(conn)
 }

@@ -60,7 +60,18 @@ pub fn compile(engine: &Engine, bytes: &[u8], label: &str) -> Result<Component> 
     let result = Component::new(engine, bytes);
     spinner.finish_and_clear();
     tracing::debug!("compiled {label} in {:?}", started.elapsed());
-    result.map_err(|e| anyhow::anyhow!("the component failed to validate or compile: {e:#}"))
+    result.map_err(|e| {
+        let e = anyhow::Error::from(e);
+        if format!("{e:#}").contains("requires the component model async feature") {
+            // Async types only appear in async interfaces, which commands cannot have.
+            anyhow::anyhow!(
+                "the component uses async types (stream, future or async functions); futures and streams \
+                 cannot be command parameters or results — export synchronous functions over plain data"
+            )
+        } else {
+            anyhow::anyhow!("the component failed to validate or compile: {e:#}")
+        }
+    })
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.

@@ -1,24 +1,38 @@
 //! Continuum: a host for a peer-to-peer compute grid in which every command is a sandboxed,
 //! signed WebAssembly component.
 //!
-//! - [`runtime`] installs plugins and runs their commands, one fresh instance per call;
+//! - [`runtime`] loads plugins and runs their commands, one fresh instance per call;
+//! - [`install`] installs plugins (development components and signed alloys), packs,
+//!   verifies and attests alloys;
+//! - [`alloy`] is the signed artifact format; [`keys`] and [`trust`] hold signing keys and
+//!   trusted publishers;
 //! - [`reflect`] turns a component's WIT types into commands with JSON Schemas;
 //! - [`sandbox`] holds the per-call limits and how a broken limit is reported;
 //! - [`host_api`] implements the `continuum:host` interfaces offered to commands;
 //! - [`engine`] configures wasmtime and caches precompiled components;
 //! - [`registry`], [`db`], [`config`], [`paths`] keep the node's state on disk.
 
+pub mod alloy;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod engine;
 pub mod host_api;
+pub mod install;
+pub mod keys;
 pub mod paths;
 pub mod reflect;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
 pub mod terminal;
+pub mod trust;
 
 pub use host_api::Caller;
-pub use runtime::{CallError, CallReport, Host, InstallOptions};
+pub use install::{AlloyOptions, InstallOptions};
+pub use runtime::{CallError, CallReport, Host};
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}

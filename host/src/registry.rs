@@ -18,7 +18,11 @@ CREATE TABLE IF NOT EXISTS plugins (
     commands     TEXT NOT NULL,
     imports      TEXT NOT NULL,
     source       TEXT NOT NULL,
-    installed_at INTEGER NOT NULL
+    installed_at INTEGER NOT NULL,
+    version      TEXT,
+    signer       TEXT,
+    manifest     TEXT,
+    custody      TEXT
 ) STRICT;
 ";
 
@@ -44,6 +48,16 @@ pub struct PluginRecord {
     pub source: String,
     /// Install time, seconds since the Unix epoch.
     pub installed_at: i64,
+    /// Version from the alloy manifest (none for a development install).
+    pub version: Option<String>,
+    /// Public key (hex) that signed the alloy (none for a development install).
+    pub signer: Option<String>,
+    /// The alloy manifest's exact text.
+    #[serde(skip)]
+    pub manifest: Option<String>,
+    /// The chain of custody as installed.
+    #[serde(skip)]
+    pub custody: Option<String>,
 }
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(PluginRecord, String, String, String)> {
@@ -58,6 +72,10 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(PluginRecord, String, 
             imports: Vec::new(),
             source: row.get(7)?,
             installed_at: row.get(8)?,
+            version: row.get(9)?,
+            signer: row.get(10)?,
+            manifest: row.get(11)?,
+            custody: row.get(12)?,
         },
         row.get(4)?,
         row.get(5)?,
@@ -73,12 +91,12 @@ fn decode((mut rec, wit, commands, imports): (PluginRecord, String, String, Stri
     Ok(rec)
 }
 
-const COLUMNS: &str = "name, digest, description, world, wit, commands, imports, source, installed_at";
+const COLUMNS: &str = "name, digest, description, world, wit, commands, imports, source, installed_at, version, signer, manifest, custody";
 
 /// Records `plugin`, replacing any earlier install of the same name.
 pub fn put(conn: &Connection, plugin: &PluginRecord) -> Result<()> {
     conn.execute(
-        &format!("INSERT OR REPLACE INTO plugins ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+        &format!("INSERT OR REPLACE INTO plugins ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
         params![
             plugin.name,
             plugin.digest,
@@ -89,6 +107,10 @@ pub fn put(conn: &Connection, plugin: &PluginRecord) -> Result<()> {
             serde_json::to_string(&plugin.imports)?,
             plugin.source,
             plugin.installed_at,
+            plugin.version,
+            plugin.signer,
+            plugin.manifest,
+            plugin.custody,
         ],
     )?;
     Ok(())

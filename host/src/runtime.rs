@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::engine::{self, CompiledCache};
 use crate::host_api::{self, CallContext, CallState, Caller};
 use crate::paths::DataDir;
-use crate::reflect::wit_source::{WitSource, WitWorld};
+use crate::reflect::wit_source::WitWorld;
 use crate::reflect::{self, Command, CommandSchema, Outcome};
 use crate::registry::{self, PluginRecord};
 use crate::sandbox::{self, LimitHit, Limits, MemoryGuard};
@@ -89,23 +89,14 @@ pub struct CallReport {
 pub struct LoadedPlugin {
     /// The plugin's name.
     pub name: String,
+    /// Whose store and events its calls use: the name, or a scratch namespace for proof runs.
+    pub namespace: String,
     /// Component digest.
     pub digest: String,
     /// The limits its calls run under.
     pub limits: Limits,
     pre: InstancePre<CallState>,
     commands: HashMap<String, Command>,
-}
-
-/// What `plugin install` takes besides the component and its WIT.
-#[derive(Debug, Clone, Default)]
-pub struct InstallOptions {
-    /// Install under this name instead of the world's name.
-    pub name: Option<String>,
-    /// The world to use when the WIT package has several.
-    pub world: Option<String>,
-    /// Replace an installed plugin of the same name.
-    pub replace: bool,
 }
 
 /// The shared core behind a [`Host`]: engine, linker, database, loaded plugins.
@@ -135,7 +126,7 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 /// Checks that `bytes` are a component, naming what they are otherwise and how to fix it.
-fn check_component_bytes(bytes: &[u8], path: &Path) -> Result<()> {
+pub fn check_component_bytes(bytes: &[u8], path: &Path) -> Result<()> {
     if bytes.len() > MAX_COMPONENT_BYTES {
         bail!("{} is {} MiB; components are limited to {} MiB", path.display(), bytes.len() >> 20, MAX_COMPONENT_BYTES >> 20);
     }
@@ -153,7 +144,7 @@ fn check_component_bytes(bytes: &[u8], path: &Path) -> Result<()> {
 }
 
 /// Checks a plugin name: lower-case kebab-case, as WIT names are.
-fn check_plugin_name(name: &str) -> Result<()> {
+pub fn check_plugin_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.split('-').all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
@@ -162,6 +153,15 @@ fn check_plugin_name(name: &str) -> Result<()> {
         bail!("plugin name `{name}` must be kebab-case (a-z, 0-9, single hyphens), starting with a letter");
     }
     Ok(())
+}
+
+impl LoadedPlugin {
+    /// The schemas of its commands, in export order.
+    pub fn schemas(&self) -> Vec<CommandSchema> {
+        let mut commands: Vec<&Command> = self.commands.values().collect();
+        commands.sort_by_key(|c| c.order);
+        commands.into_iter().map(|c| c.schema.clone()).collect()
+    }
 }
 
 impl Host {
@@ -189,52 +189,6 @@ impl Host {
     /// The shared core (for host interfaces and benchmarks).
     pub fn core(&self) -> &Arc<HostCore> {
         &self.core
-    }
-
-    /// Installs a component with the WIT folder that describes it (a development install of
-    /// an unsigned component). Nothing is changed unless every check passes.
-    pub fn install_component(&self, wasm: &Path, wit_dir: &Path, options: &InstallOptions) -> Result<PluginRecord> {
-        let core = &self.core;
-        let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-        check_component_bytes(&bytes, wasm)?;
-        let wit = WitSource::read_dir(wit_dir)?;
-        let world = wit.resolve(options.world.as_deref())?;
-        let name = options.name.clone().unwrap_or_else(|| world.name().to_string());
-        check_plugin_name(&name)?;
-        if !options.replace && registry::get(&core.db(), &name)?.is_some() {
-            bail!("plugin `{name}` is already installed; pass --replace to replace it, or `continuum plugin remove {name}` first");
-        }
-        let digest = digest(&bytes);
-        let component = match core.cache.get(&core.engine, &digest) {
-            Some(c) => c,
-            None => engine::compile(&core.engine, &bytes, &name)?,
-        };
-        let commands = reflect::reflect(&core.engine, &component, &name, Some(&world))?;
-        core.linker.instantiate_pre(&component).map_err(|e| {
-            anyhow::anyhow!("the component needs imports this host does not provide: {e:#}; a command may import only WASI 0.2 and continuum:host interfaces")
-        })?;
-        let imports = component.component_type().imports(&core.engine).map(|(n, _)| n.to_string()).collect();
-
-        let stored = core.data.components().join(format!("{digest}.wasm"));
-        if !stored.exists() {
-            let tmp = stored.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, &stored))?;
-        }
-        core.cache.put(&digest, &component)?;
-        let record = PluginRecord {
-            name: name.clone(),
-            digest,
-            description: world.docs().map(|d| d.trim().to_string()),
-            world: world.name().to_string(),
-            wit,
-            commands: commands.into_iter().map(|c| c.schema).collect(),
-            imports,
-            source: wasm.display().to_string(),
-            installed_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
-        };
-        registry::put(&core.db(), &record)?;
-        lock(&core.loaded).remove(&name);
-        Ok(record)
     }
 
     /// Removes plugin `name`; with `purge`, also its private store. Returns the removed record.
@@ -327,20 +281,44 @@ impl HostCore {
             }
         };
         let world: WitWorld = record.wit.resolve(Some(&record.world))?;
-        let commands = reflect::reflect(&self.engine, &component, name, Some(&world))?
+        let plugin = Arc::new(self.prepare(name, name, &record.digest, &component, &world)?);
+        lock(&self.loaded).insert(name.to_string(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Reflects `component` (described by `world`) into a runnable plugin named `name` whose
+    /// calls use the store and events of `namespace`.
+    pub fn prepare(&self, name: &str, namespace: &str, digest: &str, component: &Component, world: &WitWorld) -> Result<LoadedPlugin> {
+        let commands = reflect::reflect(&self.engine, component, name, Some(world))?
             .into_iter()
             .map(|c| (c.schema.name.clone(), c))
             .collect();
-        let pre = self.linker.instantiate_pre(&component)?;
-        let plugin = Arc::new(LoadedPlugin {
+        let pre = self.linker.instantiate_pre(component).map_err(|e| {
+            anyhow::anyhow!("the component needs imports this host does not provide: {e:#}; a command may import only WASI 0.2 and continuum:host interfaces")
+        })?;
+        Ok(LoadedPlugin {
             name: name.to_string(),
-            digest: record.digest,
+            namespace: namespace.to_string(),
+            digest: digest.to_string(),
             limits: self.config.limits_for(name),
             pre,
             commands,
-        });
-        lock(&self.loaded).insert(name.to_string(), plugin.clone());
-        Ok(plugin)
+        })
+    }
+
+    /// The compiled cache.
+    pub fn cache(&self) -> &CompiledCache {
+        &self.cache
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &DataDir {
+        &self.data
+    }
+
+    /// Forgets the loaded copy of plugin `name` (after an install or removal).
+    pub fn unload(&self, name: &str) {
+        lock(&self.loaded).remove(name);
     }
 
     fn unknown(&self, name: &str) -> CallError {
@@ -394,6 +372,21 @@ impl HostCore {
             }
             Err(e) => return Err(CallError::Host { command: name.into(), message: format!("{e:#}") }),
         };
+        self.execute(&plugin, caller, name, params, depth, deadline, report)
+    }
+
+    /// Runs command `name` of `plugin` (loaded or not) in a fresh instance.
+    #[allow(clippy::too_many_arguments)]
+    pub fn execute(
+        self: &Arc<Self>,
+        plugin: &LoadedPlugin,
+        caller: &Caller,
+        name: &str,
+        params: &Value,
+        depth: u32,
+        deadline: Instant,
+        report: &mut CallReport,
+    ) -> Result<Value, CallError> {
         let command = plugin.commands.get(name).ok_or_else(|| self.unknown(name))?;
         let args = command
             .params_to_vals(params)
@@ -420,6 +413,7 @@ impl HostCore {
             call: CallContext {
                 core: self.clone(),
                 plugin: plugin.name.clone(),
+                namespace: plugin.namespace.clone(),
                 command: name.to_string(),
                 caller: caller.clone(),
                 depth,

@@ -49,6 +49,8 @@ fn bad_components_are_refused_with_a_named_reason() {
     refuse(&h, &text.join("text.wasm"), scratch.path(), "no .wit files");
     let rf = plugin_dir("resourceful");
     refuse(&h, &rf.join("resourceful.wasm"), &rf.join("wit"), "exports resource `counter` in `counters`");
+    let st = plugin_dir("streamy");
+    refuse(&h, &st.join("streamy.wasm"), &st.join("wit"), "futures and streams cannot be command parameters or results");
     let zoo = plugin_dir("typezoo");
     refuse(&h, &zoo.join("typezoo.wasm"), &zoo.join("wit"), "plugin `typezoo` is already installed; pass --replace");
 

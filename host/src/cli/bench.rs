@@ -18,7 +18,8 @@ use wasmtime::Store;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::paths::DataDir;
-use crate::runtime::{Host, InstallOptions};
+use crate::runtime::Host;
+use crate::InstallOptions;
 use crate::Caller;
 
 const COMMAND: &str = "text/convert-case";

@@ -1,5 +1,6 @@
 //! The `continuum` command line.
 
+mod artifacts;
 mod bench;
 mod help;
 mod params;
@@ -12,7 +13,8 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use crate::paths::DataDir;
-use crate::runtime::{CallError, Host, InstallOptions};
+use crate::runtime::{CallError, Host};
+use crate::InstallOptions;
 use crate::terminal::strip_control;
 use crate::Caller;
 
@@ -63,6 +65,12 @@ enum Top {
         #[arg(long, default_value_t = 20_000)]
         iterations: u32,
     },
+    /// Signing keys: generate, list, export a public key.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// The trust store: publisher keys whose alloys install without --allow-untrusted.
+    #[command(subcommand)]
+    Trust(TrustCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -71,11 +79,58 @@ enum Top {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum KeyCmd {
+    /// Create a new ed25519 key in the data dir's keys/ (mode 0600) and print its public key.
+    Generate {
+        /// The key's name.
+        name: String,
+    },
+    /// List keys and their public halves (the `node` key is the node's identity).
+    List,
+    /// Print a key's public half, e.g. for `continuum trust add` on another node.
+    Export {
+        /// The key's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TrustCmd {
+    /// Trust a publisher's public key.
+    Add {
+        /// The public key (64 hex digits).
+        public_key: String,
+        /// Your name for this publisher.
+        #[arg(long)]
+        name: String,
+    },
+    /// List trusted publishers.
+    List,
+    /// Stop trusting a publisher (by name or key).
+    Remove {
+        /// Name or public key.
+        key: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AlloyOverrides {
+    /// Install even though the signer is not in the trust store.
+    #[arg(long)]
+    allow_untrusted: bool,
+    /// Install even though the version is older than the installed one.
+    #[arg(long)]
+    allow_downgrade: bool,
+}
+
+#[derive(Debug, Subcommand)]
 enum PluginCmd {
-    /// Install a component: a folder holding `<name>.wasm` and `wit/`, or a .wasm file with --wit.
+    /// Install a signed `.alloy`, or (development) a folder holding `<name>.wasm` and `wit/`, or a .wasm file with --wit.
     Install {
-        /// The plugin folder or .wasm file.
+        /// The .alloy file, plugin folder or .wasm file.
         path: PathBuf,
+        #[command(flatten)]
+        overrides: AlloyOverrides,
         /// The WIT folder describing the component (default: `wit/` beside it).
         #[arg(long, value_name = "DIR")]
         wit: Option<PathBuf>,
@@ -89,15 +144,55 @@ enum PluginCmd {
         #[arg(long)]
         replace: bool,
     },
+    /// Upgrade an installed plugin from a newer signed `.alloy`.
+    Upgrade {
+        /// The .alloy file.
+        path: PathBuf,
+        #[command(flatten)]
+        overrides: AlloyOverrides,
+    },
+    /// Pack a built plugin into a signed `.alloy`: a folder with `<name>.wasm`, `wit/` and `plugin.toml`, or a .wasm with --wit.
+    Pack {
+        /// The plugin folder or .wasm file.
+        path: PathBuf,
+        /// The signing key: a name from `continuum key list`, or a key file.
+        #[arg(long)]
+        key: String,
+        /// The WIT folder (default: `wit/` beside the component).
+        #[arg(long, value_name = "DIR")]
+        wit: Option<PathBuf>,
+        /// The version, when there is no plugin.toml.
+        #[arg(long)]
+        version: Option<String>,
+        /// Where to write the alloy (default: `<name>-<version>.alloy` here).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Check an `.alloy`: digest, signatures, chain of custody, interface, and re-run its proof suite here.
+    Verify {
+        /// The .alloy file.
+        path: PathBuf,
+    },
+    /// Re-run an `.alloy`'s proof suite and append your signed `evaluate` attestation to its chain.
+    Attest {
+        /// The .alloy file.
+        path: PathBuf,
+        /// Your signing key (name or key file).
+        #[arg(long)]
+        key: String,
+        /// Where to write the attested alloy (default: in place).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// List installed plugins.
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Show a plugin: digest, imports, commands and their schemas.
+    /// Show a plugin (installed, or an .alloy file): version, signers, chain, capabilities, commands.
     Inspect {
-        /// The plugin's name.
+        /// The plugin's name, or an .alloy file.
         name: String,
         /// Print JSON.
         #[arg(long)]
@@ -175,11 +270,13 @@ pub fn main() -> Result<(), Exit> {
         }
         Top::Run { output, command, args } => run(&open()?, output, &command, &args),
         Top::Bench { plugin, iterations } => bench::run(&plugin, iterations).map_err(Exit::from),
+        Top::Key(cmd) => artifacts::key(&DataDir::resolve(cli.data_dir.as_deref())?, cmd).map_err(Exit::from),
+        Top::Trust(cmd) => artifacts::trust(&open()?, cmd).map_err(Exit::from),
     }
 }
 
 /// Finds the component and WIT folder of an install argument.
-fn locate(path: &Path, wit: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn locate(path: &Path, wit: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
     if path.is_dir() {
         let wasm: Vec<PathBuf> = std::fs::read_dir(path)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -206,13 +303,22 @@ fn locate(path: &Path, wit: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
 fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        PluginCmd::Install { path, wit, name, world, replace } => {
+        PluginCmd::Install { path, overrides, .. } if path.extension().is_some_and(|e| e == "alloy") => {
+            let record = host.install_alloy(&path, overrides.options(false))?;
+            artifacts::print_installed(&mut out, &record)?;
+        }
+        PluginCmd::Upgrade { path, overrides } => {
+            let record = host.install_alloy(&path, overrides.options(true))?;
+            artifacts::print_installed(&mut out, &record)?;
+        }
+        PluginCmd::Pack { path, key, wit, version, output } => artifacts::pack(host, &path, &key, wit, version, output)?,
+        PluginCmd::Verify { path } => artifacts::verify(host, &path)?,
+        PluginCmd::Attest { path, key, output } => artifacts::attest(host, &path, &key, output)?,
+        PluginCmd::Inspect { name, json } if name.ends_with(".alloy") => artifacts::inspect_file(host, Path::new(&name), json)?,
+        PluginCmd::Install { path, wit, name, world, replace, .. } => {
             let (wasm, wit) = locate(&path, wit)?;
             let record = host.install_component(&wasm, &wit, &InstallOptions { name, world, replace })?;
-            writeln!(out, "installed {} ({} commands, sha256 {})", record.name, record.commands.len(), &record.digest[..12])?;
-            for c in &record.commands {
-                writeln!(out, "  {}", c.name)?;
-            }
+            artifacts::print_installed(&mut out, &record)?;
         }
         PluginCmd::List { json } => {
             let plugins = host.plugins()?;
@@ -222,7 +328,8 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
                 writeln!(out, "no plugins installed; `continuum plugin install <dir>` adds one")?;
             } else {
                 for p in plugins {
-                    writeln!(out, "{:<16} {:>3} commands  {}  {}", p.name, p.commands.len(), &p.digest[..12], p.description.unwrap_or_default())?;
+                    let version = p.version.as_deref().unwrap_or("dev");
+                    writeln!(out, "{:<16} {:<8} {:>3} commands  {}  {}", p.name, version, p.commands.len(), &p.digest[..12], p.description.unwrap_or_default())?;
                 }
             }
         }
@@ -235,7 +342,8 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
                 if let Some(d) = &p.description {
                     writeln!(out, "  about:     {d}")?;
                 }
-                writeln!(out, "  imports:")?;
+                artifacts::print_provenance(host, &mut out, &p)?;
+                writeln!(out, "  capabilities (imports):")?;
                 for i in &p.imports {
                     writeln!(out, "    {i}")?;
                 }

@@ -1,7 +1,7 @@
 //! `continuum:host/events`: plugins append events under their own name. Kept in a plain table
 //! until the signed, hash-chained event log replaces it.
 
-use rusqlite::params;
+use rusqlite::{params, Connection};
 
 use super::continuum::host::events::Host;
 use super::CallState;
@@ -34,6 +34,16 @@ fn check_kind(kind: &str) -> Result<(), String> {
     }
 }
 
+/// Appends an event (also used by the host itself, e.g. `plugin.installed`).
+pub fn append(conn: &Connection, plugin: &str, command: &str, caller: &str, kind: &str, payload_json: &str) -> rusqlite::Result<()> {
+    let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    conn.execute(
+        "INSERT INTO events (at_ms, plugin, command, caller, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![at_ms, plugin, command, caller, kind, payload_json],
+    )?;
+    Ok(())
+}
+
 impl Host for CallState {
     fn emit(&mut self, kind: String, payload_json: String) -> wasmtime::Result<Result<(), String>> {
         if let Err(e) = check_kind(&kind) {
@@ -45,15 +55,9 @@ impl Host for CallState {
         if let Err(e) = serde_json::from_str::<serde_json::Value>(&payload_json) {
             return Ok(Err(format!("payload is not valid JSON: {e}")));
         }
-        let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let call = &self.call;
-        let db = call.core.db();
-        Ok(db
-            .execute(
-                "INSERT INTO events (at_ms, plugin, command, caller, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![at_ms, call.plugin, call.command, call.caller.id, format!("{}.{kind}", call.plugin), payload_json],
-            )
-            .map(|_| ())
+        let kind = format!("{}.{kind}", call.namespace);
+        Ok(append(&call.core.db(), &call.namespace, &call.command, &call.caller.id, &kind, &payload_json)
             .map_err(|e| format!("cannot record the event: {e}")))
     }
 }

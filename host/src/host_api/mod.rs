@@ -43,6 +43,8 @@ pub struct CallContext {
     pub core: Arc<HostCore>,
     /// The plugin being run.
     pub plugin: String,
+    /// Whose store and events the call uses (the plugin's name, or a proof run's scratch space).
+    pub namespace: String,
     /// The full name of the command being run.
     pub command: String,
     /// Who the call runs for.

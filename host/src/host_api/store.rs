@@ -1,6 +1,6 @@
 //! `continuum:host/store`: a key-value store private to each plugin, in the host's SQLite
-//! database. The plugin's name comes from the call, never from the key, so no key can reach
-//! another plugin's entries.
+//! database. The plugin's namespace comes from the call, never from the key, so no key can
+//! reach another plugin's entries.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -42,7 +42,7 @@ impl Host for CallState {
         }
         let db = self.call.core.db();
         Ok(db
-            .query_row("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2", params![self.call.plugin, key], |r| r.get(0))
+            .query_row("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2", params![self.call.namespace, key], |r| r.get(0))
             .optional()
             .map_err(backend))
     }
@@ -56,7 +56,7 @@ impl Host for CallState {
         }
         let db = self.call.core.db();
         Ok(db
-            .execute("INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)", params![self.call.plugin, key, value])
+            .execute("INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)", params![self.call.namespace, key, value])
             .map(|_| ())
             .map_err(backend))
     }
@@ -67,7 +67,7 @@ impl Host for CallState {
         }
         let db = self.call.core.db();
         Ok(db
-            .execute("DELETE FROM kv WHERE plugin = ?1 AND key = ?2", params![self.call.plugin, key])
+            .execute("DELETE FROM kv WHERE plugin = ?1 AND key = ?2", params![self.call.namespace, key])
             .map(|n| n > 0)
             .map_err(backend))
     }
@@ -78,7 +78,7 @@ impl Host for CallState {
             let mut stmt = db.prepare_cached(
                 "SELECT key FROM kv WHERE plugin = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![self.call.plugin, prefix, limit.min(MAX_LIST)], |r| r.get(0))?;
+            let rows = stmt.query_map(params![self.call.namespace, prefix, limit.min(MAX_LIST)], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<Vec<String>>>()
         })();
         Ok(result.map_err(backend))

@@ -69,6 +69,8 @@ pub struct Command {
     pub params: Vec<(String, Type)>,
     /// The result's shape.
     pub result: ResultShape,
+    /// Position among the component's exports.
+    pub order: usize,
 }
 
 /// What a call returned, already converted to JSON.
@@ -256,6 +258,7 @@ fn reflect_function(
         export,
         params,
         result,
+        order: 0,
     })
 }
 
@@ -283,6 +286,9 @@ pub fn reflect(engine: &Engine, component: &Component, plugin: &str, wit: Option
             }
             _ => {}
         }
+    }
+    for (i, c) in commands.iter_mut().enumerate() {
+        c.order = i;
     }
     if commands.is_empty() {
         bail!("the component exports no functions, so it has no commands; export at least one function from its world");

@@ -1,0 +1,220 @@
+//! The CLI for signed artifacts: keys, the trust store, and packing, verifying, attesting and
+//! inspecting alloys.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::{locate, AlloyOverrides, KeyCmd, TrustCmd};
+use crate::alloy::custody::{short, stage_name, Chain, Entry};
+use crate::alloy::manifest::{CaseResult, Manifest, Provenance};
+use crate::alloy::proof::PluginSpec;
+use crate::alloy::Alloy;
+use crate::install::{AlloyOptions, PackInput};
+use crate::keys::{public_hex, KeyStore};
+use crate::paths::DataDir;
+use crate::registry::PluginRecord;
+use crate::runtime::Host;
+
+impl AlloyOverrides {
+    /// The install options these flags ask for.
+    pub(super) fn options(&self, upgrade: bool) -> AlloyOptions {
+        AlloyOptions { allow_untrusted: self.allow_untrusted, allow_downgrade: self.allow_downgrade, upgrade }
+    }
+}
+
+fn keys(data: &DataDir) -> KeyStore {
+    KeyStore::new(data.root().join("keys"))
+}
+
+/// `continuum key …`
+pub(super) fn key(data: &DataDir, cmd: KeyCmd) -> Result<()> {
+    let store = keys(data);
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        KeyCmd::Generate { name } => {
+            let key = store.generate(&name)?;
+            writeln!(out, "{}", public_hex(&key.verifying_key()))?;
+        }
+        KeyCmd::List => {
+            store.node()?;
+            for k in store.list()? {
+                writeln!(out, "{:<20} {}", k.name, k.public)?;
+            }
+        }
+        KeyCmd::Export { name } => {
+            let key = if name == crate::keys::NODE_KEY { store.node()? } else { store.load(&name)? };
+            writeln!(out, "{}", public_hex(&key.verifying_key()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `continuum trust …`
+pub(super) fn trust(host: &Host, cmd: TrustCmd) -> Result<()> {
+    let db = host.core().db();
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        TrustCmd::Add { public_key, name } => {
+            let t = crate::trust::add(&db, &public_key, &name)?;
+            writeln!(out, "trusted {} as `{}`", short(&t.public_key), t.name)?;
+        }
+        TrustCmd::List => {
+            let all = crate::trust::list(&db)?;
+            if all.is_empty() {
+                writeln!(out, "no trusted publishers; `continuum trust add <public key> --name <name>` adds one")?;
+            }
+            for t in all {
+                writeln!(out, "{:<20} {}", t.name, t.public_key)?;
+            }
+        }
+        TrustCmd::Remove { key } => {
+            let t = crate::trust::remove(&db, &key)?;
+            writeln!(out, "no longer trusting `{}` ({})", t.name, short(&t.public_key))?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints what an install did.
+pub(super) fn print_installed(out: &mut impl Write, record: &PluginRecord) -> Result<()> {
+    let version = record.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+    let signer = record.signer.as_deref().map(|s| format!(", signed by {}", short(s))).unwrap_or_default();
+    writeln!(out, "installed {}{version} ({} commands, sha256 {}{signer})", record.name, record.commands.len(), &record.digest[..12])?;
+    for c in &record.commands {
+        writeln!(out, "  {}", c.name)?;
+    }
+    Ok(())
+}
+
+fn trust_label(host: &Host, key: &str) -> String {
+    match crate::trust::find(&host.core().db(), key).ok().flatten() {
+        Some(t) if t.public_key == key => format!("{} (trusted as `{}`)", short(key), t.name),
+        _ => format!("{} (not in the trust store)", short(key)),
+    }
+}
+
+fn print_chain(host: &Host, out: &mut impl Write, entries: &[Entry]) -> Result<()> {
+    writeln!(out, "  chain of custody:")?;
+    for (i, e) in entries.iter().enumerate() {
+        writeln!(out, "    {}. {:<9} by {}  at {}  {}", i + 1, stage_name(e.stage), trust_label(host, &e.actor), e.at, e.statement)?;
+    }
+    Ok(())
+}
+
+fn print_manifest(host: &Host, out: &mut impl Write, m: &Manifest) -> Result<()> {
+    writeln!(out, "  version:   {}", m.identity.version)?;
+    writeln!(out, "  author:    {}", trust_label(host, &m.identity.author))?;
+    let p = &m.provenance;
+    for (label, value) in [("source", &p.source_digest), ("commit", &p.commit), ("toolchain", &p.toolchain), ("built by", &p.command)] {
+        if let Some(v) = value {
+            writeln!(out, "  {label:<10} {v}")?;
+        }
+    }
+    writeln!(out, "  proof suite: {} cases", m.proof.cases.len())?;
+    Ok(())
+}
+
+/// The signed part of an installed plugin, for `plugin inspect`.
+pub(super) fn print_provenance(host: &Host, out: &mut impl Write, record: &PluginRecord) -> Result<()> {
+    let (Some(manifest), Some(custody)) = (&record.manifest, &record.custody) else {
+        writeln!(out, "  signed:    no (development install)")?;
+        return Ok(());
+    };
+    let m: Manifest = serde_json::from_str(manifest).context("stored manifest is corrupt")?;
+    print_manifest(host, out, &m)?;
+    let entries = Chain::parse(custody).verify(manifest.as_bytes())?;
+    print_chain(host, out, &entries)
+}
+
+/// `plugin inspect <file.alloy>`: what the artifact says, after checking its integrity.
+pub(super) fn inspect_file(host: &Host, path: &Path, json: bool) -> Result<()> {
+    let alloy = Alloy::read(path)?;
+    alloy.check_digest()?;
+    let entries = alloy.verify_signatures()?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let manifest: serde_json::Value = serde_json::from_slice(&alloy.manifest_bytes)?;
+        let doc = serde_json::json!({ "manifest": manifest, "custody": entries });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(());
+    }
+    let m = &alloy.manifest;
+    writeln!(out, "{} (from {})", m.identity.name, path.display())?;
+    writeln!(out, "  digest:    {}", m.identity.digest)?;
+    print_manifest(host, &mut out, m)?;
+    print_chain(host, &mut out, &entries)?;
+    writeln!(out, "  capabilities (imports):")?;
+    for c in &m.interface.capabilities {
+        writeln!(out, "    {c}")?;
+    }
+    writeln!(out, "  commands:")?;
+    for c in &m.interface.commands {
+        writeln!(out, "    {:<28} {}", c.name, c.description.as_deref().unwrap_or(""))?;
+    }
+    Ok(())
+}
+
+fn print_results(out: &mut impl Write, results: &[CaseResult]) -> Result<()> {
+    for r in results {
+        let mark = if r.passed { "ok  " } else { "FAIL" };
+        writeln!(out, "  {mark} {} ({:.1} ms){}", r.name, r.duration_ms, r.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+/// `plugin pack`.
+pub(super) fn pack(host: &Host, path: &Path, key: &str, wit: Option<PathBuf>, version: Option<String>, output: Option<PathBuf>) -> Result<()> {
+    let (wasm, wit) = locate(path, wit)?;
+    let folder = wasm.parent().unwrap_or(Path::new("."));
+    let spec_path = folder.join("plugin.toml");
+    let spec = if spec_path.exists() { Some(PluginSpec::read(&spec_path)?) } else { None };
+    let provenance_path = folder.join("provenance.json");
+    let provenance: Provenance = if provenance_path.exists() {
+        serde_json::from_str(&std::fs::read_to_string(&provenance_path)?)
+            .with_context(|| format!("invalid {}", provenance_path.display()))?
+    } else {
+        Provenance::default()
+    };
+    let signing = keys(host.core().data()).load(key)?;
+    let alloy = host.pack(&PackInput { wasm, wit, spec, provenance, version }, &signing)?;
+    let id = &alloy.manifest.identity;
+    let output = output.unwrap_or_else(|| PathBuf::from(format!("{}-{}.alloy", id.name, id.version)));
+    alloy.write(&output)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "packed {} {} → {} ({} proof cases passed, signed by {})", id.name, id.version, output.display(), alloy.manifest.proof.results.len(), short(&id.author))?;
+    Ok(())
+}
+
+/// `plugin verify`.
+pub(super) fn verify(host: &Host, path: &Path) -> Result<()> {
+    let alloy = Alloy::read(path)?;
+    let verified = host.verify_alloy(&alloy)?;
+    let mut out = std::io::stdout().lock();
+    let m = &alloy.manifest;
+    writeln!(out, "{} {}: digest, signatures and chain of custody ({} entries) verified", m.identity.name, m.identity.version, verified.entries.len())?;
+    writeln!(out, "proof suite re-run here:")?;
+    print_results(&mut out, &verified.results)?;
+    match verified.trusted_as {
+        Some(name) => writeln!(out, "signer: trusted as `{name}`")?,
+        None => writeln!(out, "signer: {} is NOT in the trust store (install would need --allow-untrusted)", short(&m.identity.author))?,
+    }
+    Ok(())
+}
+
+/// `plugin attest`.
+pub(super) fn attest(host: &Host, path: &Path, key: &str, output: Option<PathBuf>) -> Result<()> {
+    let signing = keys(host.core().data()).load(key)?;
+    let mut alloy = Alloy::read(path)?;
+    let verified = host.attest(&mut alloy, &signing)?;
+    if verified.results.iter().any(|r| !r.passed) {
+        bail!("a proof case failed; nothing attested");
+    }
+    let output = output.unwrap_or_else(|| path.to_path_buf());
+    alloy.write(&output)?;
+    let mut out = std::io::stdout().lock();
+    print_results(&mut out, &verified.results)?;
+    writeln!(out, "attested {} as {} → {} ({} chain entries)", alloy.manifest.identity.name, short(&public_hex(&signing.verifying_key())), output.display(), alloy.chain.len())?;
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! Installing plugins, and packing, verifying and attesting signed alloys.
+//!
+//! An alloy is installed in the order of SPEC §6, refusing at the first failure:
+//! size limits and parse → digest → signatures and chain → signer trusted → not a rollback →
+//! commands and capabilities match the component → proof suite passes here → precompiled and
+//! cached → registered → `plugin.installed` event. Nothing is written before the last steps.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use ed25519_dalek::SigningKey;
+use serde_json::json;
+use wasmtime::component::Component;
+
+use crate::alloy::custody::{sha256_hex, short, Chain, Entry, Stage};
+use crate::alloy::manifest::{CaseResult, Identity, Interface, Manifest, ProofCase, ProofSuite, Provenance, FORMAT};
+use crate::alloy::proof::{judge, PluginSpec};
+use crate::alloy::{component_imports, Alloy, Reason, Refusal};
+use crate::engine;
+use crate::host_api::events;
+use crate::keys::public_hex;
+use crate::reflect::wit_source::{WitSource, WitWorld};
+use crate::registry::{self, PluginRecord};
+use crate::runtime::{check_component_bytes, check_plugin_name, digest, CallReport, Host};
+use crate::{trust, Caller};
+
+/// What `plugin install` takes besides a development component and its WIT.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// Install under this name instead of the world's name.
+    pub name: Option<String>,
+    /// The world to use when the WIT package has several.
+    pub world: Option<String>,
+    /// Replace an installed plugin of the same name.
+    pub replace: bool,
+}
+
+/// Overrides for installing an alloy.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlloyOptions {
+    /// Install even if the signer is not in the trust store.
+    pub allow_untrusted: bool,
+    /// Install even if the version is older than the installed one.
+    pub allow_downgrade: bool,
+    /// Replace an installed plugin (`plugin upgrade`); without it an installed name is refused.
+    pub upgrade: bool,
+}
+
+/// What `plugin pack` packs.
+#[derive(Debug, Clone, Default)]
+pub struct PackInput {
+    /// The component.
+    pub wasm: PathBuf,
+    /// Its WIT folder.
+    pub wit: PathBuf,
+    /// `plugin.toml`: version, build command, proof cases.
+    pub spec: Option<PluginSpec>,
+    /// Provenance recorded by the build (`provenance.json`), if any.
+    pub provenance: Provenance,
+    /// Version when there is no `plugin.toml`.
+    pub version: Option<String>,
+}
+
+/// What verifying an alloy found.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The chain of custody's entries, verified.
+    pub entries: Vec<Entry>,
+    /// The trust-store name of the signer, if trusted.
+    pub trusted_as: Option<String>,
+    /// The proof suite's results on this host.
+    pub results: Vec<CaseResult>,
+}
+
+/// A component checked against its manifest, compiled, reflected and proven.
+struct Proven {
+    component: Component,
+    results: Vec<CaseResult>,
+}
+
+fn refuse<T>(reason: Reason, message: String) -> Result<T, Refusal> {
+    Err(Refusal::new(reason, message))
+}
+
+/// The capability names a component requests: its imports, read from the bytes.
+fn capabilities(bytes: &[u8]) -> Result<Vec<String>, Refusal> {
+    let mut caps = component_imports(bytes).map_err(|e| Refusal::new(Reason::Malformed, format!("component.wasm cannot be parsed: {e}")))?;
+    caps.sort();
+    Ok(caps)
+}
+
+impl Host {
+    /// Installs a component with the WIT folder that describes it (a development install of
+    /// an unsigned component). Nothing is changed unless every check passes.
+    pub fn install_component(&self, wasm: &Path, wit_dir: &Path, options: &InstallOptions) -> Result<PluginRecord> {
+        let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+        check_component_bytes(&bytes, wasm)?;
+        let wit = WitSource::read_dir(wit_dir)?;
+        let world = wit.resolve(options.world.as_deref())?;
+        let name = options.name.clone().unwrap_or_else(|| world.name().to_string());
+        check_plugin_name(&name)?;
+        if !options.replace && registry::get(&self.core().db(), &name)?.is_some() {
+            bail!("plugin `{name}` is already installed; pass --replace to replace it, or `continuum plugin remove {name}` first");
+        }
+        let digest = digest(&bytes);
+        let component = self.compile(&digest, &bytes, &name)?;
+        let plugin = self.core().prepare(&name, &name, &digest, &component, &world)?;
+        let record = PluginRecord {
+            name: name.clone(),
+            digest,
+            description: world.docs().map(|d| d.trim().to_string()),
+            world: world.name().to_string(),
+            wit,
+            commands: plugin.schemas(),
+            imports: capabilities(&bytes)?,
+            source: wasm.display().to_string(),
+            installed_at: crate::now_secs(),
+            version: None,
+            signer: None,
+            manifest: None,
+            custody: None,
+        };
+        self.register(&record, &bytes, &component)?;
+        Ok(record)
+    }
+
+    /// The compiled component `digest`: from the cache, else compiled from `bytes` (not cached).
+    fn compile(&self, digest: &str, bytes: &[u8], label: &str) -> Result<Component> {
+        let core = self.core();
+        match core.cache().get(core.engine(), digest) {
+            Some(c) => Ok(c),
+            None => engine::compile(core.engine(), bytes, label),
+        }
+    }
+
+    /// The last steps of every install: store the component, cache its compilation, record
+    /// the plugin, and log `plugin.installed`.
+    fn register(&self, record: &PluginRecord, bytes: &[u8], component: &Component) -> Result<()> {
+        let core = self.core();
+        let stored = core.data().components().join(format!("{}.wasm", record.digest));
+        if !stored.exists() {
+            let tmp = stored.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &stored))?;
+        }
+        core.cache().put(&record.digest, component)?;
+        let payload = json!({
+            "name": record.name, "version": record.version, "digest": record.digest, "signer": record.signer,
+        });
+        let mut db = core.db();
+        let tx = db.transaction()?;
+        registry::put(&tx, record)?;
+        events::append(&tx, &record.name, "", &Caller::owner().id, "plugin.installed", &payload.to_string())?;
+        tx.commit()?;
+        drop(db);
+        core.unload(&record.name);
+        Ok(())
+    }
+
+    /// Runs proof `cases` against `component` in a scratch store namespace (removed after),
+    /// so a proof never touches the installed plugin's data.
+    pub fn run_proofs(&self, name: &str, digest: &str, component: &Component, world: &WitWorld, cases: &[ProofCase]) -> Result<Vec<CaseResult>> {
+        let core: &Arc<_> = self.core();
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+        let namespace = format!("proof:{name}:{}", hex::encode(nonce));
+        let plugin = core.prepare(name, &namespace, digest, component, world)?;
+        let results = cases
+            .iter()
+            .map(|case| {
+                let mut report = CallReport { result: Ok(serde_json::Value::Null), stdout: Vec::new(), stderr: Vec::new(), elapsed: Duration::ZERO };
+                let started = Instant::now();
+                let deadline = started + Duration::from_secs(24 * 3600);
+                let outcome = core.execute(&plugin, &Caller::owner(), &case.command, &case.input, 0, deadline, &mut report);
+                judge(case, &outcome, started.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect();
+        let db = core.db();
+        db.execute("DELETE FROM kv WHERE plugin = ?1", [&namespace])?;
+        db.execute("DELETE FROM events WHERE plugin = ?1", [&namespace])?;
+        Ok(results)
+    }
+
+    /// Packs a component into an alloy signed by `key`: reflects it, runs its proof suite
+    /// (refusing to pack if a case fails), and starts the chain of custody.
+    pub fn pack(&self, input: &PackInput, key: &SigningKey) -> Result<Alloy> {
+        let bytes = std::fs::read(&input.wasm).with_context(|| format!("cannot read {}", input.wasm.display()))?;
+        check_component_bytes(&bytes, &input.wasm)?;
+        let wit = WitSource::read_dir(&input.wit)?;
+        let world = wit.resolve(None)?;
+        let name = world.name().to_string();
+        check_plugin_name(&name)?;
+        let version = match (&input.spec, &input.version) {
+            (_, Some(v)) => v.clone(),
+            (Some(spec), None) => spec.plugin.version.clone(),
+            (None, None) => bail!("no version: add a plugin.toml with [plugin] version = \"…\" beside the component, or pass --version"),
+        };
+        semver::Version::parse(&version).with_context(|| format!("version `{version}` is not a semantic version (like 1.2.3)"))?;
+        let digest = digest(&bytes);
+        let component = self.compile(&digest, &bytes, &name)?;
+        let plugin = self.core().prepare(&name, &name, &digest, &component, &world)?;
+        let cases = input.spec.as_ref().map(PluginSpec::cases).transpose()?.unwrap_or_default();
+        let results = self.run_proofs(&name, &digest, &component, &world, &cases)?;
+        if let Some(failed) = results.iter().find(|r| !r.passed) {
+            bail!("proof `{}` failed: {}; fix the plugin or the case before packing", failed.name, failed.detail.as_deref().unwrap_or(""));
+        }
+        let mut provenance = input.provenance.clone();
+        if provenance.command.is_none() {
+            provenance.command = input.spec.as_ref().and_then(|s| s.build.as_ref()).map(|b| b.command.clone());
+        }
+        let description = input.spec.as_ref().and_then(|s| s.plugin.description.clone()).or_else(|| world.docs().map(|d| d.trim().to_string()));
+        let manifest = Manifest {
+            format: FORMAT.into(),
+            identity: Identity {
+                name: name.clone(),
+                version: version.clone(),
+                description,
+                author: public_hex(&key.verifying_key()),
+                digest: format!("sha256:{digest}"),
+                size: bytes.len() as u64,
+            },
+            interface: Interface { world: name.clone(), wit, commands: plugin.schemas(), capabilities: capabilities(&bytes)? },
+            provenance: provenance.clone(),
+            proof: ProofSuite { cases, results },
+        };
+        let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
+        let mut chain = Chain::default();
+        if provenance.source_digest.is_some() || provenance.commit.is_some() {
+            chain.append(key, &manifest_bytes, Stage::Source, json!({
+                "source-digest": provenance.source_digest, "repository": provenance.repository, "commit": provenance.commit,
+            }));
+        }
+        chain.append(key, &manifest_bytes, Stage::Build, json!({
+            "toolchain": provenance.toolchain, "command": provenance.command, "component": format!("sha256:{digest}"),
+        }));
+        chain.append(key, &manifest_bytes, Stage::Sign, json!({ "name": name, "version": version, "digest": format!("sha256:{digest}") }));
+        Ok(Alloy { manifest_bytes, manifest, component: bytes, chain })
+    }
+
+    /// Digest, then signatures and chain.
+    fn verify_integrity(&self, alloy: &Alloy) -> Result<Vec<Entry>, Refusal> {
+        alloy.check_digest()?;
+        alloy.verify_signatures()
+    }
+
+    /// Commands and capabilities match the component, then it compiles, reflects to exactly
+    /// the manifest's commands, and passes its proof suite here.
+    fn verify_contents(&self, alloy: &Alloy) -> Result<Proven, Refusal> {
+        let m = &alloy.manifest;
+        let mut seen = HashSet::new();
+        if let Some(dup) = m.interface.commands.iter().find(|c| !seen.insert(c.name.as_str())) {
+            return refuse(Reason::DuplicateCommand, format!("the manifest lists command `{}` more than once", dup.name));
+        }
+        check_plugin_name(&m.identity.name).map_err(|e| Refusal::new(Reason::Malformed, e.to_string()))?;
+        let mut declared = m.interface.capabilities.clone();
+        declared.sort();
+        let actual = capabilities(&alloy.component)?;
+        if declared != actual {
+            let extra: Vec<_> = actual.iter().filter(|c| !declared.contains(c)).collect();
+            let missing: Vec<_> = declared.iter().filter(|c| !actual.contains(c)).collect();
+            return refuse(
+                Reason::CapabilityMismatch,
+                format!("the manifest's capabilities differ from the component's imports (imported but not declared: {extra:?}; declared but not imported: {missing:?})"),
+            );
+        }
+        let interface = |e: anyhow::Error| Refusal::new(Reason::InterfaceMismatch, format!("{e:#}"));
+        let world = m.interface.wit.resolve(Some(&m.interface.world)).map_err(interface)?;
+        if world.name() != m.identity.name {
+            return refuse(Reason::InterfaceMismatch, format!("the WIT world is `{}` but the plugin is named `{}`", world.name(), m.identity.name));
+        }
+        let digest = sha256_hex(&alloy.component);
+        let component = self
+            .compile(&digest, &alloy.component, &m.identity.name)
+            .map_err(|e| Refusal::new(Reason::Malformed, format!("{e:#}")))?;
+        let plugin = self.core().prepare(&m.identity.name, &m.identity.name, &digest, &component, &world).map_err(interface)?;
+        if plugin.schemas() != m.interface.commands {
+            return refuse(Reason::InterfaceMismatch, "the manifest's commands and schemas differ from what the component and its WIT reflect to".into());
+        }
+        let results = self
+            .run_proofs(&m.identity.name, &digest, &component, &world, &m.proof.cases)
+            .map_err(|e| Refusal::new(Reason::ProofFailed, format!("{e:#}")))?;
+        if let Some(failed) = results.iter().find(|r| !r.passed) {
+            return refuse(
+                Reason::ProofFailed,
+                format!("proof case `{}` failed on this host: {}", failed.name, failed.detail.as_deref().unwrap_or("")),
+            );
+        }
+        Ok(Proven { component, results })
+    }
+
+    /// Verifies an alloy completely (digest, signatures, chain, contents, proof suite) without
+    /// installing it; says whether its signer is trusted.
+    pub fn verify_alloy(&self, alloy: &Alloy) -> Result<Verified, Refusal> {
+        let entries = self.verify_integrity(alloy)?;
+        let proven = self.verify_contents(alloy)?;
+        let trusted_as = self.trusted_name(&alloy.manifest.identity.author);
+        Ok(Verified { entries, trusted_as, results: proven.results })
+    }
+
+    /// Verifies `alloy`, re-running its proof suite, and appends an `evaluate` entry signed
+    /// by `key` recording the results.
+    pub fn attest(&self, alloy: &mut Alloy, key: &SigningKey) -> Result<Verified, Refusal> {
+        let verified = self.verify_alloy(alloy)?;
+        let passed = verified.results.iter().filter(|r| r.passed).count();
+        let statement = json!({
+            "passed": passed,
+            "failed": verified.results.len() - passed,
+            "cases": verified.results.iter().map(|r| json!({ "name": r.name, "passed": r.passed, "duration-ms": r.duration_ms })).collect::<Vec<_>>(),
+            "host": { "continuum": env!("CARGO_PKG_VERSION"), "os": std::env::consts::OS, "arch": std::env::consts::ARCH },
+        });
+        alloy.chain.append(key, &alloy.manifest_bytes, Stage::Evaluate, statement);
+        Ok(verified)
+    }
+
+    fn trusted_name(&self, key: &str) -> Option<String> {
+        trust::find(&self.core().db(), key).ok().flatten().filter(|t| t.public_key == key).map(|t| t.name)
+    }
+
+    /// Installs (or, with `options.upgrade`, upgrades to) the alloy at `path`, checking it in
+    /// SPEC §6's order. A refusal is an error that downcasts to [`Refusal`].
+    pub fn install_alloy(&self, path: &Path, options: AlloyOptions) -> Result<PluginRecord> {
+        let alloy = Alloy::read(path)?;
+        self.verify_integrity(&alloy)?;
+        let m = &alloy.manifest;
+        let author = &m.identity.author;
+        if self.trusted_name(author).is_none() && !options.allow_untrusted {
+            return Err(Refusal::new(
+                Reason::UntrustedSigner,
+                format!(
+                    "`{}` is signed by {} which is not in the trust store; `continuum trust add {author} --name <publisher>` if you trust it, or pass --allow-untrusted",
+                    m.identity.name,
+                    short(author)
+                ),
+            )
+            .into());
+        }
+        let name = &m.identity.name;
+        let version = semver::Version::parse(&m.identity.version)
+            .map_err(|e| Refusal::new(Reason::Malformed, format!("version `{}` is not a semantic version: {e}", m.identity.version)))?;
+        let installed = registry::get(&self.core().db(), name)?;
+        match (&installed, options.upgrade) {
+            (Some(_), false) => {
+                return Err(Refusal::new(
+                    Reason::AlreadyInstalled,
+                    format!("plugin `{name}` is already installed; use `continuum plugin upgrade {}`", path.display()),
+                )
+                .into())
+            }
+            (None, true) => {
+                return Err(Refusal::new(Reason::NotInstalled, format!("plugin `{name}` is not installed; use `continuum plugin install`")).into())
+            }
+            (Some(old), true) => {
+                let old_version = old.version.as_deref().and_then(|v| semver::Version::parse(v).ok());
+                let same_content = old.digest == sha256_hex(&alloy.component);
+                let backwards = match &old_version {
+                    Some(v) => version < *v || (version == *v && !same_content),
+                    None => false,
+                };
+                if backwards && !options.allow_downgrade {
+                    return Err(Refusal::new(
+                        Reason::Rollback,
+                        format!(
+                            "plugin `{name}` {} is installed; {} {} would go backwards — pass --allow-downgrade to do it anyway",
+                            old.version.as_deref().unwrap_or("?"),
+                            if version == *old_version.as_ref().expect("backwards implies a version") { "a different build of" } else { "version" },
+                            m.identity.version
+                        ),
+                    )
+                    .into());
+                }
+            }
+            (None, false) => {}
+        }
+        let proven = self.verify_contents(&alloy)?;
+        let record = PluginRecord {
+            name: name.clone(),
+            digest: sha256_hex(&alloy.component),
+            description: m.identity.description.clone(),
+            world: m.interface.world.clone(),
+            wit: m.interface.wit.clone(),
+            commands: m.interface.commands.clone(),
+            imports: capabilities(&alloy.component)?,
+            source: path.display().to_string(),
+            installed_at: crate::now_secs(),
+            version: Some(m.identity.version.clone()),
+            signer: Some(author.clone()),
+            manifest: Some(String::from_utf8_lossy(&alloy.manifest_bytes).into_owned()),
+            custody: Some(alloy.chain.text()),
+        };
+        self.register(&record, &alloy.component, &proven.component)?;
+        Ok(record)
+    }
+}
