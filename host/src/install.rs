@@ -19,7 +19,6 @@ use crate::alloy::custody::{sha256_hex, short, Chain, Entry, Stage};
 use crate::alloy::manifest::{CaseResult, Identity, Interface, Manifest, ProofCase, ProofSuite, Provenance, FORMAT};
 use crate::alloy::proof::{judge, PluginSpec};
 use crate::alloy::{component_imports, Alloy, Reason, Refusal};
-use crate::engine;
 use crate::host_api::events;
 use crate::keys::public_hex;
 use crate::reflect::wit_source::{WitSource, WitWorld};
@@ -106,7 +105,7 @@ impl Host {
             bail!("plugin `{name}` is already installed; pass --replace to replace it, or `continuum plugin remove {name}` first");
         }
         let digest = digest(&bytes);
-        let component = self.compile(&digest, &bytes, &name)?;
+        let component = self.core().component(&digest, &bytes, &name)?;
         let plugin = self.core().prepare(&name, &name, &digest, &component, &world)?;
         let record = PluginRecord {
             name: name.clone(),
@@ -125,15 +124,6 @@ impl Host {
         };
         self.register(&record, &bytes, &component)?;
         Ok(record)
-    }
-
-    /// The compiled component `digest`: from the cache, else compiled from `bytes` (not cached).
-    fn compile(&self, digest: &str, bytes: &[u8], label: &str) -> Result<Component> {
-        let core = self.core();
-        match core.cache().get(core.engine(), digest) {
-            Some(c) => Ok(c),
-            None => engine::compile(core.engine(), bytes, label),
-        }
     }
 
     /// The last steps of every install: store the component, cache its compilation, record
@@ -199,7 +189,7 @@ impl Host {
         };
         semver::Version::parse(&version).with_context(|| format!("version `{version}` is not a semantic version (like 1.2.3)"))?;
         let digest = digest(&bytes);
-        let component = self.compile(&digest, &bytes, &name)?;
+        let component = self.core().component(&digest, &bytes, &name)?;
         let plugin = self.core().prepare(&name, &name, &digest, &component, &world)?;
         let cases = input.spec.as_ref().map(PluginSpec::cases).transpose()?.unwrap_or_default();
         let results = self.run_proofs(&name, &digest, &component, &world, &cases)?;
@@ -272,7 +262,8 @@ impl Host {
         }
         let digest = sha256_hex(&alloy.component);
         let component = self
-            .compile(&digest, &alloy.component, &m.identity.name)
+            .core()
+            .component(&digest, &alloy.component, &m.identity.name)
             .map_err(|e| Refusal::new(Reason::Malformed, format!("{e:#}")))?;
         let plugin = self.core().prepare(&m.identity.name, &m.identity.name, &digest, &component, &world).map_err(interface)?;
         if plugin.schemas() != m.interface.commands {

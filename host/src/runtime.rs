@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -108,6 +109,7 @@ pub struct HostCore {
     cache: CompiledCache,
     db: Mutex<Connection>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    compilations: AtomicU64,
 }
 
 /// A Continuum host over one data directory.
@@ -182,6 +184,7 @@ impl Host {
                 cache,
                 db: Mutex::new(db),
                 loaded: Mutex::new(HashMap::new()),
+                compilations: AtomicU64::new(0),
             }),
         })
     }
@@ -265,7 +268,7 @@ impl HostCore {
         }
         let record = registry::get(&self.db(), name)?
             .with_context(|| format!("plugin `{name}` is not installed; see `continuum plugin list`"))?;
-        let component: Component = match self.cache.get(&self.engine, &record.digest) {
+        let component = match self.cache.get(&self.engine, &record.digest) {
             Some(c) => c,
             None => {
                 let path = self.data.components().join(format!("{}.wasm", record.digest));
@@ -275,7 +278,7 @@ impl HostCore {
                 if digest(&bytes) != record.digest {
                     bail!("the stored component of plugin `{name}` does not match its digest; re-install the plugin");
                 }
-                let c = engine::compile(&self.engine, &bytes, name)?;
+                let c = self.compile(&bytes, name)?;
                 self.cache.put(&record.digest, &c)?;
                 c
             }
@@ -304,6 +307,25 @@ impl HostCore {
             pre,
             commands,
         })
+    }
+
+    /// The component `digest`, compiled from `bytes` unless the cache has it (the caller
+    /// decides whether to cache a new compilation).
+    pub fn component(&self, digest: &str, bytes: &[u8], label: &str) -> Result<Component> {
+        match self.cache.get(&self.engine, digest) {
+            Some(c) => Ok(c),
+            None => self.compile(bytes, label),
+        }
+    }
+
+    fn compile(&self, bytes: &[u8], label: &str) -> Result<Component> {
+        self.compilations.fetch_add(1, Ordering::Relaxed);
+        engine::compile(&self.engine, bytes, label)
+    }
+
+    /// How many components this host has compiled (not loaded from the cache).
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
     }
 
     /// The compiled cache.

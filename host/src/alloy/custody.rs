@@ -116,7 +116,11 @@ impl Chain {
                 ));
             }
             if entry.manifest != manifest {
-                return Err(Refusal::new(Reason::BrokenChain, format!("custody entry {n} was signed for a different manifest")));
+                return Err(if i == 0 {
+                    Refusal::new(Reason::BadSignature, "the manifest was altered after it was signed: no signature covers its bytes".into())
+                } else {
+                    Refusal::new(Reason::BrokenChain, format!("custody entry {n} was signed for a different artifact"))
+                });
             }
             if entry.prev != prev {
                 return Err(Refusal::new(
@@ -227,7 +231,7 @@ mod tests {
         assert_ne!(line, edited.line(2));
         edited.replace(2, line);
         assert_eq!(edited.verify(m).unwrap_err().reason, Reason::BadSignature);
-        assert_eq!(chain(m).verify(b"other manifest").unwrap_err().reason, Reason::BrokenChain);
+        assert_eq!(chain(m).verify(b"other manifest").unwrap_err().reason, Reason::BadSignature);
         let mut unsigned = Chain::default();
         unsigned.append(&key(1), m, Stage::Build, json!({}));
         assert!(unsigned.verify(m).unwrap_err().message.contains("no `sign` entry"));
