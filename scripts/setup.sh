@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up and runs the main job end to end: toolchain target, host build, plugin
-# builds, plugin install into the data dir ($CONTINUUM_HOME, else ~/.local/share/continuum),
-# a tour of commands, and the call-overhead benchmark.
+# builds, signed alloys of the first-party plugins installed into the data dir
+# ($CONTINUUM_HOME, else ~/.local/share/continuum), a tour of commands, and the call-overhead
+# benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,10 +18,23 @@ continuum=${CARGO_TARGET_DIR:-target}/release/continuum
 step "build the plugins (components for wasm32-wasip2)"
 scripts/build-plugins.sh
 
-step "install the first-party plugins"
+step "sign the first-party plugins: key, trust, pack (runs each proof suite), install"
+# The publisher key lives in the data dir; trusting it lets its alloys install without overrides.
+"$continuum" key list | grep -q '^first-party ' || "$continuum" key generate first-party
+publisher=$("$continuum" key export first-party)
+"$continuum" trust list | grep -q "$publisher" || "$continuum" trust add "$publisher" --name first-party
+mkdir -p build/alloys
 for p in text kv json; do
-  "$continuum" plugin install "build/plugins/$p" --replace
+  "$continuum" plugin pack "build/plugins/$p" --key first-party -o "build/alloys/$p.alloy"
+  if "$continuum" plugin list | grep -q "^$p "; then
+    # Re-running setup re-installs the same version, possibly rebuilt: allow it explicitly.
+    "$continuum" plugin upgrade "build/alloys/$p.alloy" --allow-downgrade
+  else
+    "$continuum" plugin install "build/alloys/$p.alloy"
+  fi
 done
+"$continuum" plugin verify build/alloys/text.alloy
+"$continuum" plugin inspect text
 
 step "what can I call?"
 "$continuum" commands
@@ -30,7 +44,7 @@ step "generated help: continuum run text/summarize --help"
 
 step "run commands"
 set -x
-"$continuum" run text/summarize --text @README.md --max-words 40
+"$continuum" run text/summarize --text @examples/data/grid.txt --max-words 45
 "$continuum" run text/stats --text @README.md --top 3
 "$continuum" run text/find --text "Rust, rust and RUST" --pattern rust --options ignore-case
 "$continuum" run kv/put --key greeting --value '{"text": "hello"}'

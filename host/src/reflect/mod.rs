@@ -30,6 +30,7 @@ pub enum ParamStyle {
 
 /// The JSON Schemas and docs of one command: what the CLI, the HTTP API and peers show.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct CommandSchema {
     /// The full command name, `plugin/function` or `plugin/interface/function`.
     pub name: String,

@@ -21,11 +21,15 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
+/// Splits text into sentences, each ended by `.`, `!` or `?` followed by whitespace (so
+/// `docs/a.md` or `3.14` do not end one), or by the end of the text.
 fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
-    for (i, c) in text.char_indices() {
-        if matches!(c, '.' | '!' | '?') {
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let at_boundary = chars.peek().is_none_or(|(_, next)| next.is_whitespace());
+        if matches!(c, '.' | '!' | '?') && at_boundary {
             let end = i + c.len_utf8();
             let s = text[start..end].trim();
             if !s.is_empty() {
