@@ -190,6 +190,20 @@ fn cases_schema(cases: Vec<CaseSchema>) -> Value {
     json!({ "oneOf": alternatives })
 }
 
+/// A string enum schema, with per-value docs from the WIT when it has any.
+fn names_schema<'a>(names: impl Iterator<Item = &'a str>, wit_docs: Option<Vec<(&String, &Docs)>>) -> Value {
+    let mut out = json!({ "type": "string", "enum": names.collect::<Vec<_>>() });
+    let described: Map<String, Value> = wit_docs
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, d)| docs(d).map(|d| (name.clone(), json!(d))))
+        .collect();
+    if !described.is_empty() {
+        out["x-enum-descriptions"] = Value::Object(described);
+    }
+    out
+}
+
 fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &str) -> Result<Value> {
     let kind: Option<&TypeDefKind> = match node.map(|n| &n.kind) {
         Some(WitKind::Def(k)) => Some(*k),
@@ -201,6 +215,17 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
             _ => Ok(()),
         }
     };
+    // Where the WIT has no counterpart of this node: fine without WIT, a mismatch with it.
+    macro_rules! no_wit {
+        () => {{
+            check(node.is_none())?;
+            None
+        }};
+        ($none:expr) => {{
+            check(node.is_none())?;
+            $none
+        }};
+    }
     Ok(match ty {
         Type::Bool | Type::S8 | Type::U8 | Type::S16 | Type::U16 | Type::S32 | Type::U32 | Type::S64 | Type::U64
         | Type::Float32 | Type::Float64 | Type::Char | Type::String => {
@@ -222,10 +247,7 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
         Type::List(list) => {
             let inner = match kind {
                 Some(TypeDefKind::List(t)) => Some(wit.expect("node implies wit").with(*t)),
-                _ => {
-                    check(node.is_none())?;
-                    None
-                }
+                _ => no_wit!(),
             };
             let item = list.ty();
             if matches!(item, Type::U8) {
@@ -237,10 +259,7 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
         Type::FixedLengthList(list) => {
             let inner = match kind {
                 Some(TypeDefKind::FixedLengthList(t, n)) if *n == list.len() => Some(wit.expect("wit").with(*t)),
-                _ => {
-                    check(node.is_none())?;
-                    None
-                }
+                _ => no_wit!(),
             };
             let n = list.len();
             json!({ "type": "array", "items": schema(&list.ty(), inner, &format!("{at}[]"))?, "minItems": n, "maxItems": n })
@@ -248,10 +267,7 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
         Type::Map(map) => {
             let (k, v) = match kind {
                 Some(TypeDefKind::Map(k, v)) => (Some(wit.expect("wit").with(*k)), Some(wit.expect("wit").with(*v))),
-                _ => {
-                    check(node.is_none())?;
-                    (None, None)
-                }
+                _ => no_wit!((None, None)),
             };
             let value = schema(&map.value(), v, &format!("{at}{{}}"))?;
             if matches!(map.key(), Type::String) {
@@ -267,20 +283,14 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
         Type::Option(opt) => {
             let inner = match kind {
                 Some(TypeDefKind::Option(t)) => Some(wit.expect("wit").with(*t)),
-                _ => {
-                    check(node.is_none())?;
-                    None
-                }
+                _ => no_wit!(),
             };
             json!({ "anyOf": [schema(&opt.ty(), inner, at)?, { "type": "null" }] })
         }
         Type::Record(record) => {
             let wit_fields = match kind {
                 Some(TypeDefKind::Record(r)) if r.fields.len() == record.fields().len() => Some(&r.fields),
-                _ => {
-                    check(node.is_none())?;
-                    None
-                }
+                _ => no_wit!(),
             };
             let mut properties = Map::new();
             let mut required = Vec::new();
@@ -305,10 +315,7 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
         Type::Tuple(tuple) => {
             let wit_types = match kind {
                 Some(TypeDefKind::Tuple(t)) if t.types.len() == tuple.types().len() => Some(&t.types),
-                _ => {
-                    check(node.is_none())?;
-                    None
-                }
+                _ => no_wit!(),
             };
             let items = tuple
                 .types()
@@ -319,48 +326,23 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
             json!({ "type": "array", "prefixItems": items, "minItems": n, "maxItems": n, "items": false })
         }
         Type::Enum(e) => {
-            let wit_cases = match kind {
-                Some(TypeDefKind::Enum(w)) if w.cases.len() == e.names().len() => Some(&w.cases),
-                _ => {
-                    check(node.is_none())?;
-                    None
-                }
+            let wit_docs = match kind {
+                Some(TypeDefKind::Enum(w)) if w.cases.len() == e.names().len() => Some(w.cases.iter().map(|c| (&c.name, &c.docs)).collect()),
+                _ => no_wit!(),
             };
-            let mut out = json!({ "type": "string", "enum": e.names().collect::<Vec<_>>() });
-            if let Some(cases) = wit_cases {
-                let described: Map<String, Value> =
-                    cases.iter().filter_map(|c| docs(&c.docs).map(|d| (c.name.clone(), json!(d)))).collect();
-                if !described.is_empty() {
-                    out["x-enum-descriptions"] = Value::Object(described);
-                }
-            }
-            out
+            names_schema(e.names(), wit_docs)
         }
         Type::Flags(flags) => {
-            let wit_flags = match kind {
-                Some(TypeDefKind::Flags(w)) if w.flags.len() == flags.names().len() => Some(&w.flags),
-                _ => {
-                    check(node.is_none())?;
-                    None
-                }
+            let wit_docs = match kind {
+                Some(TypeDefKind::Flags(w)) if w.flags.len() == flags.names().len() => Some(w.flags.iter().map(|f| (&f.name, &f.docs)).collect()),
+                _ => no_wit!(),
             };
-            let mut item = json!({ "type": "string", "enum": flags.names().collect::<Vec<_>>() });
-            if let Some(fl) = wit_flags {
-                let described: Map<String, Value> =
-                    fl.iter().filter_map(|c| docs(&c.docs).map(|d| (c.name.clone(), json!(d)))).collect();
-                if !described.is_empty() {
-                    item["x-enum-descriptions"] = Value::Object(described);
-                }
-            }
-            json!({ "type": "array", "items": item, "uniqueItems": true })
+            json!({ "type": "array", "items": names_schema(flags.names(), wit_docs), "uniqueItems": true })
         }
         Type::Variant(variant) => {
             let wit_cases = match kind {
                 Some(TypeDefKind::Variant(w)) if w.cases.len() == variant.cases().len() => Some(&w.cases),
-                _ => {
-                    check(node.is_none())?;
-                    None
-                }
+                _ => no_wit!(),
             };
             let cases = variant
                 .cases()
@@ -379,10 +361,7 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
         Type::Result(result) => {
             let (wok, werr) = match kind {
                 Some(TypeDefKind::Result(r)) => (r.ok, r.err),
-                _ => {
-                    check(node.is_none())?;
-                    (None, None)
-                }
+                _ => no_wit!((None, None)),
             };
             let case = |name: &str, t: Option<Type>, w: Option<WitType>| -> Result<CaseSchema> {
                 Ok(CaseSchema {
