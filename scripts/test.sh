@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
 scripts/build-plugins.sh
+cargo fmt --all -- --check
 cargo build --release
 cargo test --release -p continuum -p continuum-tests

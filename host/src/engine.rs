@@ -46,7 +46,8 @@ pub fn build(max_memory_mib: u64) -> Result<Engine> {
         .wasm_component_model_fixed_length_lists(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = Engine::new(&config).map_err(|e| anyhow::Error::from(e).context("cannot configure the WebAssembly engine"))?;
+    let engine =
+        Engine::new(&config).map_err(|e| anyhow::Error::from(e).context("cannot configure the WebAssembly engine"))?;
     start_epoch_ticker(&engine);
     Ok(engine)
 }

@@ -86,7 +86,8 @@ fn refuse<T>(reason: Reason, message: String) -> Result<T, Refusal> {
 
 /// The capability names a component requests: its imports, read from the bytes.
 fn capabilities(bytes: &[u8]) -> Result<Vec<String>, Refusal> {
-    let mut caps = component_imports(bytes).map_err(|e| Refusal::new(Reason::Malformed, format!("component.wasm cannot be parsed: {e}")))?;
+    let mut caps = component_imports(bytes)
+        .map_err(|e| Refusal::new(Reason::Malformed, format!("component.wasm cannot be parsed: {e}")))?;
     caps.sort();
     Ok(caps)
 }
@@ -151,7 +152,14 @@ impl Host {
 
     /// Runs proof `cases` against `component` in a scratch store namespace (removed after),
     /// so a proof never touches the installed plugin's data.
-    pub fn run_proofs(&self, name: &str, digest: &str, component: &Component, world: &WitWorld, cases: &[ProofCase]) -> Result<Vec<CaseResult>> {
+    pub fn run_proofs(
+        &self,
+        name: &str,
+        digest: &str,
+        component: &Component,
+        world: &WitWorld,
+        cases: &[ProofCase],
+    ) -> Result<Vec<CaseResult>> {
         let core: &Arc<_> = self.core();
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
@@ -160,10 +168,16 @@ impl Host {
         let results = cases
             .iter()
             .map(|case| {
-                let mut report = CallReport { result: Ok(serde_json::Value::Null), stdout: Vec::new(), stderr: Vec::new(), elapsed: Duration::ZERO };
+                let mut report = CallReport {
+                    result: Ok(serde_json::Value::Null),
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                    elapsed: Duration::ZERO,
+                };
                 let started = Instant::now();
                 let deadline = started + Duration::from_secs(24 * 3600);
-                let outcome = core.execute(&plugin, &Caller::owner(), &case.command, &case.input, 0, deadline, &mut report);
+                let outcome =
+                    core.execute(&plugin, &Caller::owner(), &case.command, &case.input, 0, deadline, &mut report);
                 judge(case, &outcome, started.elapsed().as_secs_f64() * 1e3)
             })
             .collect();
@@ -185,22 +199,33 @@ impl Host {
         let version = match (&input.spec, &input.version) {
             (_, Some(v)) => v.clone(),
             (Some(spec), None) => spec.plugin.version.clone(),
-            (None, None) => bail!("no version: add a plugin.toml with [plugin] version = \"…\" beside the component, or pass --version"),
+            (None, None) => bail!(
+                "no version: add a plugin.toml with [plugin] version = \"…\" beside the component, or pass --version"
+            ),
         };
-        semver::Version::parse(&version).with_context(|| format!("version `{version}` is not a semantic version (like 1.2.3)"))?;
+        semver::Version::parse(&version)
+            .with_context(|| format!("version `{version}` is not a semantic version (like 1.2.3)"))?;
         let digest = digest(&bytes);
         let component = self.core().component(&digest, &bytes, &name)?;
         let plugin = self.core().prepare(&name, &name, &digest, &component, &world)?;
         let cases = input.spec.as_ref().map(PluginSpec::cases).transpose()?.unwrap_or_default();
         let results = self.run_proofs(&name, &digest, &component, &world, &cases)?;
         if let Some(failed) = results.iter().find(|r| !r.passed) {
-            bail!("proof `{}` failed: {}; fix the plugin or the case before packing", failed.name, failed.detail.as_deref().unwrap_or(""));
+            bail!(
+                "proof `{}` failed: {}; fix the plugin or the case before packing",
+                failed.name,
+                failed.detail.as_deref().unwrap_or("")
+            );
         }
         let mut provenance = input.provenance.clone();
         if provenance.command.is_none() {
             provenance.command = input.spec.as_ref().and_then(|s| s.build.as_ref()).map(|b| b.command.clone());
         }
-        let description = input.spec.as_ref().and_then(|s| s.plugin.description.clone()).or_else(|| world.docs().map(|d| d.trim().to_string()));
+        let description = input
+            .spec
+            .as_ref()
+            .and_then(|s| s.plugin.description.clone())
+            .or_else(|| world.docs().map(|d| d.trim().to_string()));
         let manifest = Manifest {
             format: FORMAT.into(),
             identity: Identity {
@@ -211,7 +236,12 @@ impl Host {
                 digest: format!("sha256:{digest}"),
                 size: bytes.len() as u64,
             },
-            interface: Interface { world: name.clone(), wit, commands: plugin.schemas(), capabilities: capabilities(&bytes)? },
+            interface: Interface {
+                world: name.clone(),
+                wit,
+                commands: plugin.schemas(),
+                capabilities: capabilities(&bytes)?,
+            },
             provenance: provenance.clone(),
             proof: ProofSuite { cases, results },
         };
@@ -225,7 +255,12 @@ impl Host {
         chain.append(key, &manifest_bytes, Stage::Build, json!({
             "toolchain": provenance.toolchain, "command": provenance.command, "component": format!("sha256:{digest}"),
         }));
-        chain.append(key, &manifest_bytes, Stage::Sign, json!({ "name": name, "version": version, "digest": format!("sha256:{digest}") }));
+        chain.append(
+            key,
+            &manifest_bytes,
+            Stage::Sign,
+            json!({ "name": name, "version": version, "digest": format!("sha256:{digest}") }),
+        );
         Ok(Alloy { manifest_bytes, manifest, component: bytes, chain })
     }
 
@@ -241,7 +276,10 @@ impl Host {
         let m = &alloy.manifest;
         let mut seen = HashSet::new();
         if let Some(dup) = m.interface.commands.iter().find(|c| !seen.insert(c.name.as_str())) {
-            return refuse(Reason::DuplicateCommand, format!("the manifest lists command `{}` more than once", dup.name));
+            return refuse(
+                Reason::DuplicateCommand,
+                format!("the manifest lists command `{}` more than once", dup.name),
+            );
         }
         check_plugin_name(&m.identity.name).map_err(|e| Refusal::new(Reason::Malformed, e.to_string()))?;
         let mut declared = m.interface.capabilities.clone();
@@ -258,16 +296,23 @@ impl Host {
         let interface = |e: anyhow::Error| Refusal::new(Reason::InterfaceMismatch, format!("{e:#}"));
         let world = m.interface.wit.resolve(Some(&m.interface.world)).map_err(interface)?;
         if world.name() != m.identity.name {
-            return refuse(Reason::InterfaceMismatch, format!("the WIT world is `{}` but the plugin is named `{}`", world.name(), m.identity.name));
+            return refuse(
+                Reason::InterfaceMismatch,
+                format!("the WIT world is `{}` but the plugin is named `{}`", world.name(), m.identity.name),
+            );
         }
         let digest = sha256_hex(&alloy.component);
         let component = self
             .core()
             .component(&digest, &alloy.component, &m.identity.name)
             .map_err(|e| Refusal::new(Reason::Malformed, format!("{e:#}")))?;
-        let plugin = self.core().prepare(&m.identity.name, &m.identity.name, &digest, &component, &world).map_err(interface)?;
+        let plugin =
+            self.core().prepare(&m.identity.name, &m.identity.name, &digest, &component, &world).map_err(interface)?;
         if plugin.schemas() != m.interface.commands {
-            return refuse(Reason::InterfaceMismatch, "the manifest's commands and schemas differ from what the component and its WIT reflect to".into());
+            return refuse(
+                Reason::InterfaceMismatch,
+                "the manifest's commands and schemas differ from what the component and its WIT reflect to".into(),
+            );
         }
         let results = self
             .run_proofs(&m.identity.name, &digest, &component, &world, &m.proof.cases)
@@ -328,8 +373,9 @@ impl Host {
             .into());
         }
         let name = &m.identity.name;
-        let version = semver::Version::parse(&m.identity.version)
-            .map_err(|e| Refusal::new(Reason::Malformed, format!("version `{}` is not a semantic version: {e}", m.identity.version)))?;
+        let version = semver::Version::parse(&m.identity.version).map_err(|e| {
+            Refusal::new(Reason::Malformed, format!("version `{}` is not a semantic version: {e}", m.identity.version))
+        })?;
         let installed = registry::get(&self.core().db(), name)?;
         match (&installed, options.upgrade) {
             (Some(_), false) => {
@@ -340,7 +386,11 @@ impl Host {
                 .into())
             }
             (None, true) => {
-                return Err(Refusal::new(Reason::NotInstalled, format!("plugin `{name}` is not installed; use `continuum plugin install`")).into())
+                return Err(Refusal::new(
+                    Reason::NotInstalled,
+                    format!("plugin `{name}` is not installed; use `continuum plugin install`"),
+                )
+                .into())
             }
             (Some(old), true) => {
                 let old_version = old.version.as_deref().and_then(|v| semver::Version::parse(v).ok());

@@ -40,7 +40,8 @@ pub struct KeyStore {
 }
 
 fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !ok {
         bail!("key name `{name}` must be 1-64 characters of a-z, A-Z, 0-9, `-`, `_`");
     }

@@ -34,8 +34,7 @@ impl DataDir {
     pub fn at(root: PathBuf) -> Result<Self> {
         let dir = DataDir { root };
         for sub in [dir.components(), dir.compiled()] {
-            std::fs::create_dir_all(&sub)
-                .with_context(|| format!("cannot create data directory {}", sub.display()))?;
+            std::fs::create_dir_all(&sub).with_context(|| format!("cannot create data directory {}", sub.display()))?;
         }
         Ok(dir)
     }

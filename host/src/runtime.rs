@@ -56,7 +56,9 @@ pub enum CallError {
 
 fn fix_hint(plugin: &str, limit: &LimitHit) -> String {
     match limit.setting() {
-        Some(key) => format!("; if the command needs more, raise it under [plugins.{plugin}.limits] {key} in continuum.toml"),
+        Some(key) => {
+            format!("; if the command needs more, raise it under [plugins.{plugin}.limits] {key} in continuum.toml")
+        }
         None => String::new(),
     }
 }
@@ -130,7 +132,12 @@ pub fn digest(bytes: &[u8]) -> String {
 /// Checks that `bytes` are a component, naming what they are otherwise and how to fix it.
 pub fn check_component_bytes(bytes: &[u8], path: &Path) -> Result<()> {
     if bytes.len() > MAX_COMPONENT_BYTES {
-        bail!("{} is {} MiB; components are limited to {} MiB", path.display(), bytes.len() >> 20, MAX_COMPONENT_BYTES >> 20);
+        bail!(
+            "{} is {} MiB; components are limited to {} MiB",
+            path.display(),
+            bytes.len() >> 20,
+            MAX_COMPONENT_BYTES >> 20
+        );
     }
     if wasmparser::Parser::is_core_wasm(bytes) {
         bail!(
@@ -140,7 +147,10 @@ pub fn check_component_bytes(bytes: &[u8], path: &Path) -> Result<()> {
         );
     }
     if !wasmparser::Parser::is_component(bytes) {
-        bail!("{} is not a WebAssembly component (no component header); pass the .wasm file your build produced", path.display());
+        bail!(
+            "{} is not a WebAssembly component (no component header); pass the .wasm file your build produced",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -291,7 +301,14 @@ impl HostCore {
 
     /// Reflects `component` (described by `world`) into a runnable plugin named `name` whose
     /// calls use the store and events of `namespace`.
-    pub fn prepare(&self, name: &str, namespace: &str, digest: &str, component: &Component, world: &WitWorld) -> Result<LoadedPlugin> {
+    pub fn prepare(
+        &self,
+        name: &str,
+        namespace: &str,
+        digest: &str,
+        component: &Component,
+        world: &WitWorld,
+    ) -> Result<LoadedPlugin> {
         let commands = reflect::reflect(&self.engine, component, name, Some(world))?
             .into_iter()
             .map(|c| (c.schema.name.clone(), c))
@@ -357,16 +374,23 @@ impl HostCore {
 
     fn find_schema(&self, name: &str) -> Result<CommandSchema, CallError> {
         let plugin = name.split('/').next().unwrap_or(name);
-        let record = registry::get(&self.db(), plugin).map_err(|e| CallError::Host { command: name.into(), message: format!("{e:#}") })?;
-        record
-            .and_then(|r| r.commands.into_iter().find(|c| c.name == name))
-            .ok_or_else(|| self.unknown(name))
+        let record = registry::get(&self.db(), plugin)
+            .map_err(|e| CallError::Host { command: name.into(), message: format!("{e:#}") })?;
+        record.and_then(|r| r.commands.into_iter().find(|c| c.name == name)).ok_or_else(|| self.unknown(name))
     }
 
     /// Runs one call `depth` levels below the caller's own call, finishing by `deadline`.
-    pub fn call_nested(self: &Arc<Self>, caller: &Caller, name: &str, params: &Value, depth: u32, deadline: Instant) -> CallReport {
+    pub fn call_nested(
+        self: &Arc<Self>,
+        caller: &Caller,
+        name: &str,
+        params: &Value,
+        depth: u32,
+        deadline: Instant,
+    ) -> CallReport {
         let started = Instant::now();
-        let mut report = CallReport { result: Ok(Value::Null), stdout: Vec::new(), stderr: Vec::new(), elapsed: Duration::ZERO };
+        let mut report =
+            CallReport { result: Ok(Value::Null), stdout: Vec::new(), stderr: Vec::new(), elapsed: Duration::ZERO };
         report.result = self.run(caller, name, params, depth, deadline, &mut report);
         report.elapsed = started.elapsed();
         report
@@ -465,7 +489,8 @@ impl HostCore {
                 None => CallError::Trapped { command: name, message: trap_message(&e, &report.stderr) },
             });
         }
-        let outcome = command.outcome(&results).map_err(|e| CallError::Host { command: name.into(), message: e.to_string() })?;
+        let outcome =
+            command.outcome(&results).map_err(|e| CallError::Host { command: name.into(), message: e.to_string() })?;
         let (Outcome::Ok(value) | Outcome::Err(value)) = &outcome;
         let size = serde_json::to_vec(value).map_or(0, |v| v.len());
         if size > limits.output_bytes() {

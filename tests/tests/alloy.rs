@@ -98,20 +98,28 @@ fn round_trip_pack_inspect_verify_install_run() {
 
     // The file reads back byte for byte.
     let read = Alloy::read(&path).unwrap();
-    assert_eq!((read.manifest_bytes, read.component, read.chain), (alloy.manifest_bytes.clone(), alloy.component.clone(), alloy.chain.clone()));
+    assert_eq!(
+        (read.manifest_bytes, read.component, read.chain),
+        (alloy.manifest_bytes.clone(), alloy.component.clone(), alloy.chain.clone())
+    );
 
     let verified = h.host.verify_alloy(&alloy).unwrap();
     assert_eq!(verified.trusted_as.as_deref(), Some("publisher"));
     assert_eq!(verified.results.len(), 4);
 
     let record = h.host.install_alloy(&path, AlloyOptions::default()).unwrap();
-    assert_eq!((record.version.as_deref(), record.signer.as_deref()), (Some("0.1.0"), Some(m.identity.author.as_str())));
+    assert_eq!(
+        (record.version.as_deref(), record.signer.as_deref()),
+        (Some("0.1.0"), Some(m.identity.author.as_str()))
+    );
     // The proof suite ran in a scratch store: the installed plugin starts empty.
     assert_eq!(h.call("kv/get", json!({ "key": "counter" })).unwrap(), json!(null));
     assert_eq!(h.call("kv/incr", json!({ "key": "counter" })).unwrap(), json!(1));
     let db = h.host.core().db();
     let installed: String = db
-        .query_row("SELECT payload FROM events WHERE kind = 'plugin.installed' ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+        .query_row("SELECT payload FROM events WHERE kind = 'plugin.installed' ORDER BY seq DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&installed).unwrap()["version"], "0.1.0");
     let leftovers: i64 = db.query_row("SELECT count(*) FROM kv WHERE plugin LIKE 'proof:%'", [], |r| r.get(0)).unwrap();
@@ -284,7 +292,12 @@ fn the_cli_packs_verifies_attests_installs_and_inspects() {
     let attested = run(&["plugin", "attest", alloy_s, "--key", "auditor"]);
     assert!(attested.contains("4 chain entries"), "{attested}");
     let inspect = run(&["plugin", "inspect", alloy_s]);
-    assert!(inspect.contains("evaluate") && inspect.contains("trusted as `first-party`") && inspect.contains("continuum:host/log@0.1.0"), "{inspect}");
+    assert!(
+        inspect.contains("evaluate")
+            && inspect.contains("trusted as `first-party`")
+            && inspect.contains("continuum:host/log@0.1.0"),
+        "{inspect}"
+    );
 
     assert!(run(&["plugin", "install", alloy_s]).contains("installed text 0.1.0"));
     let inspect = run(&["plugin", "inspect", "text"]);

@@ -21,7 +21,8 @@ fn install_list_inspect_run_remove() {
     assert!(stdout(&out).contains("installed text (4 commands"), "{}", stdout(&out));
     // A .wasm file with an explicit --wit works too.
     let kv = plugin_dir("kv");
-    let out = cli(d, &["plugin", "install", kv.join("kv.wasm").to_str().unwrap(), "--wit", kv.join("wit").to_str().unwrap()]);
+    let out =
+        cli(d, &["plugin", "install", kv.join("kv.wasm").to_str().unwrap(), "--wit", kv.join("wit").to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let list = stdout(&cli(d, &["plugin", "list"]));
@@ -67,12 +68,20 @@ fn errors_are_one_line_with_an_exit_code() {
         (&["run", "text/nope"], 2, "unknown command `text/nope`"),
         (&["run", "text/stats", "--txt", "a"], 2, "unknown flag --txt for text/stats; it takes --text, --top"),
         (&["run", "text/stats"], 2, "missing required flag --text (string)"),
-        (&["run", "text/stats", "--text", "a", "--top", "many"], 2, "--top: expected integer in 0..=4294967295 (u32), got \"many\""),
+        (
+            &["run", "text/stats", "--text", "a", "--top", "many"],
+            2,
+            "--top: expected integer in 0..=4294967295 (u32), got \"many\"",
+        ),
         (&["run", "text/stats", "--text"], 2, "flag --text needs a value"),
         (&["run", "text/stats", "{not json"], 2, "is not a JSON object of params"),
         (&["run", "text/stats", "[1]"], 2, "text/stats: expected an object, got [1]"),
         (&["run", "text/stats", "--text", "@/nonexistent/file"], 2, "cannot read `/nonexistent/file`"),
-        (&["run", "text/find", "--text", "a", "--pattern", "", "--options", "[]"], 3, "text/find returned an error: \"pattern is empty"),
+        (
+            &["run", "text/find", "--text", "a", "--pattern", "", "--options", "[]"],
+            3,
+            "text/find returned an error: \"pattern is empty",
+        ),
         (&["plugin", "install", "/nonexistent"], 1, "no WIT for /nonexistent"),
         (&["plugin", "remove", "ghost"], 1, "plugin `ghost` is not installed"),
     ];
@@ -91,7 +100,14 @@ fn help_and_completions() {
     let d = dir.path();
     install(d, "text");
     let help = stdout(&cli(d, &["run", "text/summarize", "--help"]));
-    for line in ["Summarizes a text", "--text <string>", "(required) The text to summarize.", "--max-words <u32>", "Returns: summary", "Errors: string"] {
+    for line in [
+        "Summarizes a text",
+        "--text <string>",
+        "(required) The text to summarize.",
+        "--max-words <u32>",
+        "Returns: summary",
+        "Errors: string",
+    ] {
         assert!(help.contains(line), "missing `{line}` in:\n{help}");
     }
     assert!(stdout(&cli(d, &["run", "--help"])).contains("Usage: continuum run"));
@@ -146,4 +162,22 @@ fn the_readme_example_builds_installs_and_runs() {
     assert_eq!(stdout(&out).trim(), "\"HELLO, ADA!\"", "{}", stderr(&out));
     let help = stdout(&cli(dir.path(), &["run", "hello/greet", "--help"]));
     assert!(help.contains("--loud <bool>") && help.contains("Shout it (default false)."), "{help}");
+}
+
+#[test]
+fn the_readme_shows_the_example_source_as_it_is() {
+    let readme = std::fs::read_to_string(continuum_tests::repo().join("README.md")).unwrap();
+    let block = |fence: &str| -> String {
+        let start = readme.find(fence).unwrap() + fence.len();
+        let body = &readme[start..][..readme[start..].find("```").unwrap()];
+        body.lines()
+            .filter(|l| !l.starts_with("// examples/"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .trim_start()
+            .to_string()
+    };
+    let example = continuum_tests::repo().join("examples/hello-rust");
+    assert_eq!(block("```rust\n"), std::fs::read_to_string(example.join("src/lib.rs")).unwrap());
+    assert_eq!(block("```wit\n"), std::fs::read_to_string(example.join("wit/hello.wit")).unwrap());
 }

@@ -31,12 +31,17 @@ fn kv_keeps_typed_values_in_the_plugin_store() {
         other => panic!("{other:?}"),
     }
     let listed = h.call("kv/list", json!({ "prefix": "f" })).unwrap();
-    assert_eq!(listed, json!([{ "key": "f", "value": { "flag": true } }, { "key": "fresh", "value": { "integer": 1 } }]));
+    assert_eq!(
+        listed,
+        json!([{ "key": "f", "value": { "flag": true } }, { "key": "fresh", "value": { "integer": 1 } }])
+    );
     assert_eq!(h.call("kv/list", json!({ "limit": 2 })).unwrap().as_array().unwrap().len(), 2);
     assert_eq!(h.call("kv/delete", json!({ "key": "t" })).unwrap(), json!(true));
     assert_eq!(h.call("kv/delete", json!({ "key": "t" })).unwrap(), json!(false));
     match h.call("kv/put", json!({ "key": "", "value": { "flag": true } })) {
-        Err(CallError::CommandFailed { error, .. }) => assert!(error["store"].as_str().unwrap().contains("1 to 1024 bytes"), "{error}"),
+        Err(CallError::CommandFailed { error, .. }) => {
+            assert!(error["store"].as_str().unwrap().contains("1 to 1024 bytes"), "{error}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -72,7 +77,10 @@ fn events_are_recorded_under_the_plugin_name() {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .unwrap();
-    assert_eq!((plugin.as_str(), command.as_str(), caller.as_str(), kind.as_str()), ("kv", "kv/put", "owner", "kv.put"));
+    assert_eq!(
+        (plugin.as_str(), command.as_str(), caller.as_str(), kind.as_str()),
+        ("kv", "kv/put", "owner", "kv.put")
+    );
     assert_eq!(serde_json::from_str::<serde_json::Value>(&payload).unwrap(), json!({ "key": "a" }));
 }
 
@@ -94,15 +102,23 @@ fn composition_runs_other_commands_as_the_same_caller() {
         }
         other => panic!("{other:?}"),
     }
-    match h.call("json/map", json!({ "command": "text/convert-case", "field": "text", "items": ["x"], "extra": "{\"to\":\"loud\"}" })) {
-        Err(CallError::CommandFailed { error, .. }) => assert!(error.as_str().unwrap().contains("params.to: unknown value `loud`"), "{error}"),
+    match h.call(
+        "json/map",
+        json!({ "command": "text/convert-case", "field": "text", "items": ["x"], "extra": "{\"to\":\"loud\"}" }),
+    ) {
+        Err(CallError::CommandFailed { error, .. }) => {
+            assert!(error.as_str().unwrap().contains("params.to: unknown value `loud`"), "{error}")
+        }
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
 fn nesting_is_capped_and_nested_calls_share_the_outer_deadline() {
-    let h = TestHost::with_config(&["misbehave", "typezoo"], "[limits]\nmax-call-depth = 3\n[plugins.misbehave.limits]\ntimeout-ms = 400\n");
+    let h = TestHost::with_config(
+        &["misbehave", "typezoo"],
+        "[limits]\nmax-call-depth = 3\n[plugins.misbehave.limits]\ntimeout-ms = 400\n",
+    );
     let relay = |cmd: &str, params: serde_json::Value| json!({ "command": cmd, "params": params.to_string() });
     assert_eq!(h.call("misbehave/relay", relay("typezoo/divide", json!({ "a": 8, "b": 2 }))).unwrap(), json!("4"));
 
@@ -112,7 +128,9 @@ fn nesting_is_capped_and_nested_calls_share_the_outer_deadline() {
         params = relay("misbehave/relay", params);
     }
     match h.call("misbehave/relay", params) {
-        Err(CallError::CommandFailed { error, .. }) => assert!(error.as_str().unwrap().contains("limited to 3 levels"), "{error}"),
+        Err(CallError::CommandFailed { error, .. }) => {
+            assert!(error.as_str().unwrap().contains("limited to 3 levels"), "{error}")
+        }
         other => panic!("{other:?}"),
     }
 
@@ -130,15 +148,31 @@ fn text_and_json_commands_do_useful_work() {
     let h = TestHost::with(&["json", "text"]);
     let stats = h.call("text/stats", json!({ "text": "The cat. The dog! A bird?\nEnd", "top": 1 })).unwrap();
     assert_eq!(stats, json!({ "chars": 29, "words": 7, "lines": 2, "sentences": 4, "top-words": [["the", 2]] }));
-    let spans = h.call("text/find", json!({ "text": "Cat scatter cat", "pattern": "cat", "options": ["ignore-case", "whole-word"] })).unwrap();
+    let spans = h
+        .call(
+            "text/find",
+            json!({ "text": "Cat scatter cat", "pattern": "cat", "options": ["ignore-case", "whole-word"] }),
+        )
+        .unwrap();
     assert_eq!(spans, json!([{ "start": 0, "end": 3 }, { "start": 12, "end": 15 }]));
     let summary = h
-        .call("text/summarize", json!({ "text": "Rust is fast. Rust is safe and Rust is fun. Cats sleep.", "max-words": 8 }))
+        .call(
+            "text/summarize",
+            json!({ "text": "Rust is fast. Rust is safe and Rust is fun. Cats sleep.", "max-words": 8 }),
+        )
         .unwrap();
     assert_eq!(summary["text"], "Rust is safe and Rust is fun.");
-    assert_eq!(h.call("json/query", json!({ "document": "{\"a\":[{\"b\":true}]}", "path": "a[0].b" })).unwrap(), json!("true"));
-    assert_eq!(h.call("json/query", json!({ "document": "{\"a\":[{\"b\":true}]}", "path": "/a/0" })).unwrap(), json!("{\"b\":true}"));
-    let formatted = h.call("json/format", json!({ "document": "{\"b\":1,\"a\":2}", "options": { "indent": 0, "sort-keys": true } })).unwrap();
+    assert_eq!(
+        h.call("json/query", json!({ "document": "{\"a\":[{\"b\":true}]}", "path": "a[0].b" })).unwrap(),
+        json!("true")
+    );
+    assert_eq!(
+        h.call("json/query", json!({ "document": "{\"a\":[{\"b\":true}]}", "path": "/a/0" })).unwrap(),
+        json!("{\"b\":true}")
+    );
+    let formatted = h
+        .call("json/format", json!({ "document": "{\"b\":1,\"a\":2}", "options": { "indent": 0, "sort-keys": true } }))
+        .unwrap();
     assert_eq!(formatted, json!("{\"a\":2,\"b\":1}"));
     match h.call("json/query", json!({ "document": "{", "path": "a" })) {
         Err(CallError::CommandFailed { error, .. }) => assert!(error["invalid-json"].is_string(), "{error}"),

@@ -45,12 +45,22 @@ fn bad_components_are_refused_with_a_named_reason() {
     let good = std::fs::read(text.join("text.wasm")).unwrap();
     refuse(&h, &write("half.wasm", &good[..good.len() / 2]), &wit, "failed to validate or compile");
     refuse(&h, &write("empty.wasm", b"\0asm\x0d\0\x01\0"), &wit, "exports no functions");
-    refuse(&h, &text.join("text.wasm"), &plugin_dir("json").join("wit"), "the WIT source does not describe this component");
+    refuse(
+        &h,
+        &text.join("text.wasm"),
+        &plugin_dir("json").join("wit"),
+        "the WIT source does not describe this component",
+    );
     refuse(&h, &text.join("text.wasm"), scratch.path(), "no .wit files");
     let rf = plugin_dir("resourceful");
     refuse(&h, &rf.join("resourceful.wasm"), &rf.join("wit"), "exports resource `counter` in `counters`");
     let st = plugin_dir("streamy");
-    refuse(&h, &st.join("streamy.wasm"), &st.join("wit"), "futures and streams cannot be command parameters or results");
+    refuse(
+        &h,
+        &st.join("streamy.wasm"),
+        &st.join("wit"),
+        "futures and streams cannot be command parameters or results",
+    );
     let zoo = plugin_dir("typezoo");
     refuse(&h, &zoo.join("typezoo.wasm"), &zoo.join("wit"), "plugin `typezoo` is already installed; pass --replace");
 
@@ -60,7 +70,11 @@ fn bad_components_are_refused_with_a_named_reason() {
     refuse(&h, &text.join("text.wasm"), &bad_wit, "w.wit");
     let err = h
         .host
-        .install_component(&text.join("text.wasm"), &wit, &InstallOptions { name: Some("Bad_Name".into()), ..Default::default() })
+        .install_component(
+            &text.join("text.wasm"),
+            &wit,
+            &InstallOptions { name: Some("Bad_Name".into()), ..Default::default() },
+        )
         .unwrap_err();
     assert!(err.to_string().contains("must be kebab-case"), "{err}");
 }
@@ -72,7 +86,10 @@ fn install_replace_and_remove() {
     assert_eq!(record.commands.len(), 4);
     assert!(record.imports.iter().any(|i| i.starts_with("continuum:host/log")), "{:?}", record.imports);
     assert!(!record.imports.iter().any(|i| i.starts_with("continuum:host/store")), "unused imports are not requested");
-    assert_eq!(record.description.as_deref(), Some("Text utilities: statistics, case conversion, search and extractive summaries."));
+    assert_eq!(
+        record.description.as_deref(),
+        Some("Text utilities: statistics, case conversion, search and extractive summaries.")
+    );
 
     let d = plugin_dir("text");
     let opts = InstallOptions { replace: true, ..Default::default() };

@@ -34,8 +34,12 @@ fn every_row_round_trips_exactly() {
     let zoo = zoo();
     let cases = [
         sample(),
-        with(json!({ "maybe": null, "single": "NaN", "double": "-Infinity", "form": "empty", "outcome": { "err": "bad" } })),
-        with(json!({ "single": "Infinity", "double": -0.5, "form": { "circle": 1.5 }, "mode": [], "tags": [], "data": "" })),
+        with(
+            json!({ "maybe": null, "single": "NaN", "double": "-Infinity", "form": "empty", "outcome": { "err": "bad" } }),
+        ),
+        with(
+            json!({ "single": "Infinity", "double": -0.5, "form": { "circle": 1.5 }, "mode": [], "tags": [], "data": "" }),
+        ),
         with(json!({ "single": 3.4028235e38, "double": 5e-324, "letter": "a", "name": "" })),
     ];
     for input in cases {
@@ -96,7 +100,10 @@ fn schema_follows_the_mapping_table() {
     assert_eq!(invert.params["properties"]["names"]["additionalProperties"]["format"], "u32");
     assert_eq!(invert.result["items"]["prefixItems"][1]["type"], "string");
     let rgb = zoo.host.command("typezoo/reverse-rgb").unwrap();
-    assert_eq!((rgb.params["properties"]["rgb"]["minItems"].clone(), rgb.result["maxItems"].clone()), (json!(3), json!(3)));
+    assert_eq!(
+        (rgb.params["properties"]["rgb"]["minItems"].clone(), rgb.result["maxItems"].clone()),
+        (json!(3), json!(3))
+    );
 
     let divide = zoo.host.command("typezoo/divide").unwrap();
     assert_eq!(divide.result["format"], "s32");
@@ -107,7 +114,10 @@ fn schema_follows_the_mapping_table() {
 #[test]
 fn maps_and_fixed_length_lists_round_trip() {
     let zoo = zoo();
-    assert_eq!(zoo.call("typezoo/invert", json!({ "names": { "a": 1, "b": 2 } })).unwrap(), json!([[1, "a"], [2, "b"]]));
+    assert_eq!(
+        zoo.call("typezoo/invert", json!({ "names": { "a": 1, "b": 2 } })).unwrap(),
+        json!([[1, "a"], [2, "b"]])
+    );
     assert_eq!(zoo.call("typezoo/reverse-rgb", json!({ "rgb": [1, 2, 3] })).unwrap(), json!([3, 2, 1]));
     let e = zoo.call("typezoo/reverse-rgb", json!({ "rgb": [1, 2] })).unwrap_err().to_string();
     assert!(e.contains("params.rgb: expected an array of exactly 3 items, got [1,2]"), "{e}");
@@ -183,12 +193,55 @@ fn each_row_refuses_wrong_values_with_a_path() {
 fn cli_flags_cover_every_row_and_return_json() {
     let zoo = zoo();
     let args = [
-        "run", "typezoo/echo", "--flag", "--tiny", "-128", "--byte", "255", "--short", "-32768", "--ushort", "65535",
-        "--int", "-2147483648", "--uint", "4294967295", "--long", "-9223372036854775808", "--ulong",
-        "18446744073709551615", "--single", "0.1", "--double", "1e300", "--letter", "🦀", "--name", "héllo",
-        "--data", "AAEC/w==", "--tags", "a", "--tags", "b c", "--maybe", "7", "--origin", r#"{"x":-1,"y":2}"#,
-        "--paint", "green", "--mode", "read", "--mode", "exec", "--form", r#"{"rect":{"x":3,"y":4}}"#,
-        "--pair", r#"["p",9]"#, "--outcome", r#"{"ok":5}"#,
+        "run",
+        "typezoo/echo",
+        "--flag",
+        "--tiny",
+        "-128",
+        "--byte",
+        "255",
+        "--short",
+        "-32768",
+        "--ushort",
+        "65535",
+        "--int",
+        "-2147483648",
+        "--uint",
+        "4294967295",
+        "--long",
+        "-9223372036854775808",
+        "--ulong",
+        "18446744073709551615",
+        "--single",
+        "0.1",
+        "--double",
+        "1e300",
+        "--letter",
+        "🦀",
+        "--name",
+        "héllo",
+        "--data",
+        "AAEC/w==",
+        "--tags",
+        "a",
+        "--tags",
+        "b c",
+        "--maybe",
+        "7",
+        "--origin",
+        r#"{"x":-1,"y":2}"#,
+        "--paint",
+        "green",
+        "--mode",
+        "read",
+        "--mode",
+        "exec",
+        "--form",
+        r#"{"rect":{"x":3,"y":4}}"#,
+        "--pair",
+        r#"["p",9]"#,
+        "--outcome",
+        r#"{"ok":5}"#,
     ];
     let out = zoo.cli(&args);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -206,7 +259,11 @@ fn cli_flags_cover_every_row_and_return_json() {
 
     let out = zoo.cli(&["run", "typezoo/divide", "--a", "x", "--b", "1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--a: expected integer in -2147483648..=2147483647 (s32), got \"x\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--a: expected integer in -2147483648..=2147483647 (s32), got \"x\""),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

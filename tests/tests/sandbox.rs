@@ -93,7 +93,13 @@ fn every_call_gets_a_fresh_instance_even_across_threads() {
     std::thread::scope(|s| {
         let spinner = s.spawn(move || h.call("misbehave/spin", json!({})));
         let workers: Vec<_> = (0..4)
-            .map(|i| s.spawn(move || (0..20).all(|_| h.call("typezoo/divide", json!({ "a": i * 10, "b": 10 })).unwrap() == json!(i)).then_some(())))
+            .map(|i| {
+                s.spawn(move || {
+                    (0..20)
+                        .all(|_| h.call("typezoo/divide", json!({ "a": i * 10, "b": 10 })).unwrap() == json!(i))
+                        .then_some(())
+                })
+            })
             .collect();
         for w in workers {
             assert!(w.join().unwrap().is_some());
@@ -120,5 +126,8 @@ fn limits_exit_with_code_4_and_name_the_setting() {
     let out = h.cli(&["run", "misbehave/spin"]);
     assert_eq!(out.status.code(), Some(4));
     let err = stderr(&out);
-    assert!(err.contains("deadline of 300 ms exceeded") && err.contains("[plugins.misbehave.limits] timeout-ms"), "{err}");
+    assert!(
+        err.contains("deadline of 300 ms exceeded") && err.contains("[plugins.misbehave.limits] timeout-ms"),
+        "{err}"
+    );
 }

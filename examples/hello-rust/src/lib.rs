@@ -9,7 +9,11 @@ impl Guest for Hello {
     fn greet(who: Greeting) -> String {
         continuum_sdk::log::info(&format!("greeting {}", who.name));
         let text = format!("Hello, {}!", who.name);
-        if who.loud.unwrap_or(false) { text.to_uppercase() } else { text }
+        if who.loud.unwrap_or(false) {
+            text.to_uppercase()
+        } else {
+            text
+        }
     }
 }
 export!(Hello);

@@ -83,7 +83,8 @@ impl Chain {
     pub fn append(&mut self, key: &SigningKey, manifest_bytes: &[u8], stage: Stage, statement: Value) {
         let manifest = sha256_hex(manifest_bytes);
         let prev = self.lines.last().map_or_else(|| manifest.clone(), |l| sha256_hex(l.as_bytes()));
-        let entry = Entry { stage, actor: public_hex(&key.verifying_key()), at: crate::now_secs(), manifest, prev, statement };
+        let entry =
+            Entry { stage, actor: public_hex(&key.verifying_key()), at: crate::now_secs(), manifest, prev, statement };
         let entry = serde_json::to_string(&entry).expect("entries serialize");
         let signature = key.sign(&[DOMAIN, entry.as_bytes()].concat());
         let line = Line { entry, signature: hex::encode(signature.to_bytes()) };
@@ -98,26 +99,36 @@ impl Chain {
         let mut entries: Vec<Entry> = Vec::new();
         for (i, raw) in self.lines.iter().enumerate() {
             let n = i + 1;
-            let line: Line = serde_json::from_str(raw)
-                .map_err(|e| Refusal::new(Reason::Malformed, format!("custody entry {n} is not a custody line: {e}")))?;
+            let line: Line = serde_json::from_str(raw).map_err(|e| {
+                Refusal::new(Reason::Malformed, format!("custody entry {n} is not a custody line: {e}"))
+            })?;
             let entry: Entry = serde_json::from_str(&line.entry)
                 .map_err(|e| Refusal::new(Reason::Malformed, format!("custody entry {n} is not an entry: {e}")))?;
-            let actor = parse_public(&entry.actor)
-                .map_err(|e| Refusal::new(Reason::BadSignature, format!("custody entry {n} ({:?}): {e}", entry.stage)))?;
+            let actor = parse_public(&entry.actor).map_err(|e| {
+                Refusal::new(Reason::BadSignature, format!("custody entry {n} ({:?}): {e}", entry.stage))
+            })?;
             let signature = hex::decode(&line.signature)
                 .ok()
                 .and_then(|b| <[u8; 64]>::try_from(b).ok())
                 .map(|b| Signature::from_bytes(&b));
-            let valid = signature.is_some_and(|s| actor.verify_strict(&[DOMAIN, line.entry.as_bytes()].concat(), &s).is_ok());
+            let valid =
+                signature.is_some_and(|s| actor.verify_strict(&[DOMAIN, line.entry.as_bytes()].concat(), &s).is_ok());
             if !valid {
                 return Err(Refusal::new(
                     Reason::BadSignature,
-                    format!("custody entry {n} ({}) does not carry a valid signature by {}", stage_name(entry.stage), short(&entry.actor)),
+                    format!(
+                        "custody entry {n} ({}) does not carry a valid signature by {}",
+                        stage_name(entry.stage),
+                        short(&entry.actor)
+                    ),
                 ));
             }
             if entry.manifest != manifest {
                 return Err(if i == 0 {
-                    Refusal::new(Reason::BadSignature, "the manifest was altered after it was signed: no signature covers its bytes".into())
+                    Refusal::new(
+                        Reason::BadSignature,
+                        "the manifest was altered after it was signed: no signature covers its bytes".into(),
+                    )
                 } else {
                     Refusal::new(Reason::BrokenChain, format!("custody entry {n} was signed for a different artifact"))
                 });

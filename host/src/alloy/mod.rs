@@ -118,13 +118,17 @@ fn malformed(message: String) -> Refusal {
 impl Alloy {
     /// Reads an alloy file, enforcing size limits before reading any part.
     pub fn read(path: &Path) -> Result<Alloy, Refusal> {
-        let size = std::fs::metadata(path)
-            .map_err(|e| malformed(format!("cannot read {}: {e}", path.display())))?
-            .len();
+        let size =
+            std::fs::metadata(path).map_err(|e| malformed(format!("cannot read {}: {e}", path.display())))?.len();
         if size > MAX_ALLOY_BYTES {
             return Err(Refusal::new(
                 Reason::TooLarge,
-                format!("{} is {} MiB; alloys are limited to {} MiB", path.display(), size >> 20, MAX_ALLOY_BYTES >> 20),
+                format!(
+                    "{} is {} MiB; alloys are limited to {} MiB",
+                    path.display(),
+                    size >> 20,
+                    MAX_ALLOY_BYTES >> 20
+                ),
             ));
         }
         let file = std::fs::File::open(path).map_err(|e| malformed(format!("cannot open {}: {e}", path.display())))?;
@@ -140,7 +144,10 @@ impl Alloy {
             let mut entry = entry.map_err(|e| malformed(format!("the file is truncated or corrupt: {e}")))?;
             let name = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
             let Some(expected) = MEMBERS.get(i) else {
-                return Err(malformed(format!("unexpected extra member `{name}`; an alloy holds exactly {}", MEMBERS.join(", "))));
+                return Err(malformed(format!(
+                    "unexpected extra member `{name}`; an alloy holds exactly {}",
+                    MEMBERS.join(", ")
+                )));
             };
             if name != *expected || entry.header().entry_type() != tar::EntryType::Regular {
                 return Err(malformed(format!("member {} is `{name}`, expected the regular file `{expected}`", i + 1)));
@@ -161,12 +168,17 @@ impl Alloy {
             }
             parts.push(bytes);
         }
-        let [manifest_bytes, component, chain]: [Vec<u8>; 3] = parts
-            .try_into()
-            .map_err(|p: Vec<Vec<u8>>| malformed(format!("the file is truncated: it has {} of the 3 members ({})", p.len(), MEMBERS.join(", "))))?;
-        let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| malformed(format!("`alloy.json` is not a valid manifest: {e}")))?;
+        let [manifest_bytes, component, chain]: [Vec<u8>; 3] = parts.try_into().map_err(|p: Vec<Vec<u8>>| {
+            malformed(format!("the file is truncated: it has {} of the 3 members ({})", p.len(), MEMBERS.join(", ")))
+        })?;
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| malformed(format!("`alloy.json` is not a valid manifest: {e}")))?;
         if manifest.format != manifest::FORMAT {
-            return Err(malformed(format!("unknown manifest format `{}`; this host reads `{}`", manifest.format, manifest::FORMAT)));
+            return Err(malformed(format!(
+                "unknown manifest format `{}`; this host reads `{}`",
+                manifest.format,
+                manifest::FORMAT
+            )));
         }
         let chain = String::from_utf8(chain).map_err(|_| malformed("`custody.jsonl` is not UTF-8".into()))?;
         Ok(Alloy { manifest_bytes, manifest, component, chain: Chain::parse(&chain) })
@@ -240,7 +252,10 @@ pub fn component_imports(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
             wasmparser::Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
                     let import = import?;
-                    if matches!(import.ty, wasmparser::ComponentTypeRef::Instance(_) | wasmparser::ComponentTypeRef::Func(_)) {
+                    if matches!(
+                        import.ty,
+                        wasmparser::ComponentTypeRef::Instance(_) | wasmparser::ComponentTypeRef::Func(_)
+                    ) {
                         names.push(import.name.name.to_string());
                     }
                 }

@@ -85,8 +85,9 @@ impl PluginSpec {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let spec: PluginSpec = toml::from_str(&text).with_context(|| format!("invalid {}", path.display()))?;
-        semver::Version::parse(&spec.plugin.version)
-            .with_context(|| format!("{}: version `{}` is not a semantic version (like 1.2.3)", path.display(), spec.plugin.version))?;
+        semver::Version::parse(&spec.plugin.version).with_context(|| {
+            format!("{}: version `{}` is not a semantic version (like 1.2.3)", path.display(), spec.plugin.version)
+        })?;
         spec.cases().with_context(|| format!("in {}", path.display()))?;
         Ok(spec)
     }
@@ -103,9 +104,18 @@ impl PluginSpec {
                     (Some(o), None, None) => Expect::Output(json("expect-output", o)?),
                     (None, Some(e), None) => Expect::Error(json("expect-error", e)?),
                     (None, None, Some(c)) => Expect::Contains(c.clone()),
-                    _ => bail!("proof `{}` must have exactly one of expect-output, expect-error, expect-contains", p.name),
+                    _ => bail!(
+                        "proof `{}` must have exactly one of expect-output, expect-error, expect-contains",
+                        p.name
+                    ),
                 };
-                Ok(ProofCase { name: p.name.clone(), command: p.command.clone(), input: json("input", &p.input)?, expect, max_ms: p.max_ms })
+                Ok(ProofCase {
+                    name: p.name.clone(),
+                    command: p.command.clone(),
+                    input: json("input", &p.input)?,
+                    expect,
+                    max_ms: p.max_ms,
+                })
             })
             .collect()
     }
@@ -117,7 +127,9 @@ pub fn judge(case: &ProofCase, outcome: &Result<Value, crate::CallError>, durati
         (Expect::Output(want), Ok(got)) if want == got => None,
         (Expect::Output(want), Ok(got)) => Some(format!("expected {want}, got {got}")),
         (Expect::Error(want), Err(crate::CallError::CommandFailed { error, .. })) if want == error => None,
-        (Expect::Error(want), Err(crate::CallError::CommandFailed { error, .. })) => Some(format!("expected error {want}, got error {error}")),
+        (Expect::Error(want), Err(crate::CallError::CommandFailed { error, .. })) => {
+            Some(format!("expected error {want}, got error {error}"))
+        }
         (Expect::Error(want), Ok(got)) => Some(format!("expected error {want}, got result {got}")),
         (Expect::Contains(text), Ok(got)) if got.to_string().contains(text.as_str()) => None,
         (Expect::Contains(text), Ok(got)) => Some(format!("expected a result containing `{text}`, got {got}")),

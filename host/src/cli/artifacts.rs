@@ -81,7 +81,13 @@ pub(super) fn trust(host: &Host, cmd: TrustCmd) -> Result<()> {
 pub(super) fn print_installed(out: &mut impl Write, record: &PluginRecord) -> Result<()> {
     let version = record.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
     let signer = record.signer.as_deref().map(|s| format!(", signed by {}", short(s))).unwrap_or_default();
-    writeln!(out, "installed {}{version} ({} commands, sha256 {}{signer})", record.name, record.commands.len(), &record.digest[..12])?;
+    writeln!(
+        out,
+        "installed {}{version} ({} commands, sha256 {}{signer})",
+        record.name,
+        record.commands.len(),
+        &record.digest[..12]
+    )?;
     for c in &record.commands {
         writeln!(out, "  {}", c.name)?;
     }
@@ -98,7 +104,15 @@ fn trust_label(host: &Host, key: &str) -> String {
 fn print_chain(host: &Host, out: &mut impl Write, entries: &[Entry]) -> Result<()> {
     writeln!(out, "  chain of custody:")?;
     for (i, e) in entries.iter().enumerate() {
-        writeln!(out, "    {}. {:<9} by {}  at {}  {}", i + 1, stage_name(e.stage), trust_label(host, &e.actor), e.at, e.statement)?;
+        writeln!(
+            out,
+            "    {}. {:<9} by {}  at {}  {}",
+            i + 1,
+            stage_name(e.stage),
+            trust_label(host, &e.actor),
+            e.at,
+            e.statement
+        )?;
     }
     Ok(())
 }
@@ -107,7 +121,9 @@ fn print_manifest(host: &Host, out: &mut impl Write, m: &Manifest) -> Result<()>
     writeln!(out, "  version:   {}", m.identity.version)?;
     writeln!(out, "  author:    {}", trust_label(host, &m.identity.author))?;
     let p = &m.provenance;
-    for (label, value) in [("source", &p.source_digest), ("commit", &p.commit), ("toolchain", &p.toolchain), ("built by", &p.command)] {
+    for (label, value) in
+        [("source", &p.source_digest), ("commit", &p.commit), ("toolchain", &p.toolchain), ("built by", &p.command)]
+    {
         if let Some(v) = value {
             writeln!(out, "  {label:<10} {v}")?;
         }
@@ -159,13 +175,26 @@ pub(super) fn inspect_file(host: &Host, path: &Path, json: bool) -> Result<()> {
 fn print_results(out: &mut impl Write, results: &[CaseResult]) -> Result<()> {
     for r in results {
         let mark = if r.passed { "ok  " } else { "FAIL" };
-        writeln!(out, "  {mark} {} ({:.1} ms){}", r.name, r.duration_ms, r.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())?;
+        writeln!(
+            out,
+            "  {mark} {} ({:.1} ms){}",
+            r.name,
+            r.duration_ms,
+            r.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+        )?;
     }
     Ok(())
 }
 
 /// `plugin pack`.
-pub(super) fn pack(host: &Host, path: &Path, key: &str, wit: Option<PathBuf>, version: Option<String>, output: Option<PathBuf>) -> Result<()> {
+pub(super) fn pack(
+    host: &Host,
+    path: &Path,
+    key: &str,
+    wit: Option<PathBuf>,
+    version: Option<String>,
+    output: Option<PathBuf>,
+) -> Result<()> {
     let (wasm, wit) = locate(path, wit)?;
     let folder = wasm.parent().unwrap_or(Path::new("."));
     let spec_path = folder.join("plugin.toml");
@@ -183,7 +212,15 @@ pub(super) fn pack(host: &Host, path: &Path, key: &str, wit: Option<PathBuf>, ve
     let output = output.unwrap_or_else(|| PathBuf::from(format!("{}-{}.alloy", id.name, id.version)));
     alloy.write(&output)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "packed {} {} → {} ({} proof cases passed, signed by {})", id.name, id.version, output.display(), alloy.manifest.proof.results.len(), short(&id.author))?;
+    writeln!(
+        out,
+        "packed {} {} → {} ({} proof cases passed, signed by {})",
+        id.name,
+        id.version,
+        output.display(),
+        alloy.manifest.proof.results.len(),
+        short(&id.author)
+    )?;
     Ok(())
 }
 
@@ -193,12 +230,22 @@ pub(super) fn verify(host: &Host, path: &Path) -> Result<()> {
     let verified = host.verify_alloy(&alloy)?;
     let mut out = std::io::stdout().lock();
     let m = &alloy.manifest;
-    writeln!(out, "{} {}: digest, signatures and chain of custody ({} entries) verified", m.identity.name, m.identity.version, verified.entries.len())?;
+    writeln!(
+        out,
+        "{} {}: digest, signatures and chain of custody ({} entries) verified",
+        m.identity.name,
+        m.identity.version,
+        verified.entries.len()
+    )?;
     writeln!(out, "proof suite re-run here:")?;
     print_results(&mut out, &verified.results)?;
     match verified.trusted_as {
         Some(name) => writeln!(out, "signer: trusted as `{name}`")?,
-        None => writeln!(out, "signer: {} is NOT in the trust store (install would need --allow-untrusted)", short(&m.identity.author))?,
+        None => writeln!(
+            out,
+            "signer: {} is NOT in the trust store (install would need --allow-untrusted)",
+            short(&m.identity.author)
+        )?,
     }
     Ok(())
 }
@@ -215,6 +262,13 @@ pub(super) fn attest(host: &Host, path: &Path, key: &str, output: Option<PathBuf
     alloy.write(&output)?;
     let mut out = std::io::stdout().lock();
     print_results(&mut out, &verified.results)?;
-    writeln!(out, "attested {} as {} → {} ({} chain entries)", alloy.manifest.identity.name, short(&public_hex(&signing.verifying_key())), output.display(), alloy.chain.len())?;
+    writeln!(
+        out,
+        "attested {} as {} → {} ({} chain entries)",
+        alloy.manifest.identity.name,
+        short(&public_hex(&signing.verifying_key())),
+        output.display(),
+        alloy.chain.len()
+    )?;
     Ok(())
 }

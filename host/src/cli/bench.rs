@@ -19,8 +19,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::paths::DataDir;
 use crate::runtime::Host;
-use crate::InstallOptions;
 use crate::Caller;
+use crate::InstallOptions;
 
 const COMMAND: &str = "text/convert-case";
 const INPUT: &str = r#"{"text":"hello world","to":"upper"}"#;
@@ -141,11 +141,23 @@ pub fn run(plugin_dir: &Path, iterations: u32) -> Result<()> {
         "cached_load_ms": load_only.as_secs_f64() * 1e3,
     });
     println!("benchmark: {COMMAND} {INPUT} ({iterations} calls each)");
-    println!("  raw wasmtime (instantiate + dynamic call)   p50 {:>8.2} µs   p99 {:>8.2} µs", micros(raw_p50), micros(raw_p99));
-    println!("  reflected call (JSON in → JSON out)         p50 {:>8.2} µs   p99 {:>8.2} µs", micros(ours_p50), micros(ours_p99));
+    println!(
+        "  raw wasmtime (instantiate + dynamic call)   p50 {:>8.2} µs   p99 {:>8.2} µs",
+        micros(raw_p50),
+        micros(raw_p99)
+    );
+    println!(
+        "  reflected call (JSON in → JSON out)         p50 {:>8.2} µs   p99 {:>8.2} µs",
+        micros(ours_p50),
+        micros(ours_p99)
+    );
     println!("  ratio (reflected / raw, p50)                {:>8.2}×", micros(ours_p50) / micros(raw_p50));
     println!("  install → first call, compiling             {:>8.1} ms", cold.as_secs_f64() * 1e3);
-    println!("  open → first call, AOT cache                {:>8.1} ms (load {:.2} ms)", warm.as_secs_f64() * 1e3, load_only.as_secs_f64() * 1e3);
+    println!(
+        "  open → first call, AOT cache                {:>8.1} ms (load {:.2} ms)",
+        warm.as_secs_f64() * 1e3,
+        load_only.as_secs_f64() * 1e3
+    );
     println!("{figures}");
     Ok(())
 }

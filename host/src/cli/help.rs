@@ -23,7 +23,9 @@ pub fn type_label(schema: &Value) -> String {
             Some("string") => "string".into(),
             Some("null") => "nothing".into(),
             Some("array") => match (inner.get("prefixItems"), inner.get("items")) {
-                (Some(Value::Array(items)), _) => format!("tuple<{}>", items.iter().map(type_label).collect::<Vec<_>>().join(", ")),
+                (Some(Value::Array(items)), _) => {
+                    format!("tuple<{}>", items.iter().map(type_label).collect::<Vec<_>>().join(", "))
+                }
                 (_, Some(items)) if inner.get("uniqueItems").is_some() && items.get("enum").is_some() => "flags".into(),
                 (_, Some(items)) => match inner.get("minItems") {
                     Some(n) => format!("list<{}, {n}>", type_label(items)),
@@ -36,10 +38,10 @@ pub fn type_label(schema: &Value) -> String {
                 _ => "record".into(),
             },
             _ if inner.get("oneOf").is_some() => match cases(inner).as_deref() {
-                Some([(ok, okp, _), (err, errp, _)]) if ok == "ok" && err == "err" => format!(
+                Some([ok, err]) if ok.name == "ok" && err.name == "err" => format!(
                     "result<{}, {}>",
-                    okp.as_deref().unwrap_or("_"),
-                    errp.as_deref().unwrap_or("_")
+                    ok.payload.as_deref().unwrap_or("_"),
+                    err.payload.as_deref().unwrap_or("_")
                 ),
                 _ => "variant".into(),
             },
@@ -54,43 +56,55 @@ pub fn type_label(schema: &Value) -> String {
 }
 
 /// The allowed values of an enum or flags schema, with their docs.
-fn choices(schema: &Value) -> Option<(Vec<String>, Option<&serde_json::Map<String, Value>>)> {
+struct Choices<'a> {
+    names: Vec<String>,
+    docs: Option<&'a serde_json::Map<String, Value>>,
+}
+
+fn choices(schema: &Value) -> Option<Choices<'_>> {
     let inner = unwrap_option(schema);
     let holder = if inner.get("uniqueItems").is_some() { inner.get("items")? } else { inner };
     let names = holder.get("enum")?.as_array()?.iter().filter_map(|v| v.as_str().map(String::from)).collect();
-    Some((names, holder.get("x-enum-descriptions").and_then(Value::as_object)))
+    Some(Choices { names, docs: holder.get("x-enum-descriptions").and_then(Value::as_object) })
 }
 
-/// The cases of a variant schema: (name, payload label, docs).
-fn cases(schema: &Value) -> Option<Vec<(String, Option<String>, Option<String>)>> {
+/// One case of a variant schema.
+struct Case {
+    name: String,
+    payload: Option<String>,
+    doc: Option<String>,
+}
+
+fn cases(schema: &Value) -> Option<Vec<Case>> {
     let alts = unwrap_option(schema).get("oneOf")?.as_array()?;
     Some(
         alts.iter()
             .filter_map(|alt| {
                 let doc = alt.get("description").and_then(Value::as_str).map(String::from);
                 if let Some(c) = alt.get("const").and_then(Value::as_str) {
-                    return Some((c.to_string(), None, doc));
+                    return Some(Case { name: c.to_string(), payload: None, doc });
                 }
                 let (name, payload) = alt.get("properties")?.as_object()?.iter().next()?;
-                Some((name.clone(), Some(type_label(payload)), doc))
+                Some(Case { name: name.clone(), payload: Some(type_label(payload)), doc })
             })
             .collect(),
     )
 }
 
 fn describe_values(out: &mut String, schema: &Value, indent: &str) {
-    if let Some((names, docs)) = choices(schema) {
-        for n in names {
-            let doc = docs.and_then(|d| d.get(&n)).and_then(Value::as_str).unwrap_or("");
+    if let Some(choices) = choices(schema) {
+        for n in choices.names {
+            let doc = choices.docs.and_then(|d| d.get(&n)).and_then(Value::as_str).unwrap_or("");
             let _ = writeln!(out, "{indent}{n:<14} {doc}");
         }
     } else if let Some(cases) = cases(schema) {
-        for (name, payload, doc) in cases {
-            let shape = match payload {
+        for case in cases {
+            let name = &case.name;
+            let shape = match case.payload {
                 Some(p) => format!("{{\"{name}\": <{p}>}}"),
                 None => format!("\"{name}\""),
             };
-            let _ = writeln!(out, "{indent}{shape:<24} {}", doc.unwrap_or_default());
+            let _ = writeln!(out, "{indent}{shape:<24} {}", case.doc.unwrap_or_default());
         }
     }
 }
@@ -112,7 +126,10 @@ pub fn render(command: &CommandSchema) -> String {
         let _ = writeln!(out, "\n{d}");
     }
     let name = &command.name;
-    let _ = writeln!(out, "\nUsage: continuum run {name} [--flag <value>]...\n       continuum run {name} '<params as JSON>'");
+    let _ = writeln!(
+        out,
+        "\nUsage: continuum run {name} [--flag <value>]...\n       continuum run {name} '<params as JSON>'"
+    );
     let props = command.params.get("properties").and_then(Value::as_object);
     let required: Vec<&str> = command
         .params

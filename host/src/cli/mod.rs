@@ -14,9 +14,9 @@ use serde_json::Value;
 
 use crate::paths::DataDir;
 use crate::runtime::{CallError, Host};
-use crate::InstallOptions;
 use crate::terminal::strip_control;
 use crate::Caller;
+use crate::InstallOptions;
 
 /// Continuum: run sandboxed, typed WebAssembly commands.
 #[derive(Debug, Parser)]
@@ -283,7 +283,11 @@ pub(crate) fn locate(path: &Path, wit: Option<PathBuf>) -> Result<(PathBuf, Path
             .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("wasm"))
             .collect();
         let [wasm] = wasm.as_slice() else {
-            bail!("{} must hold exactly one .wasm file (found {}); or pass the .wasm file and --wit", path.display(), wasm.len());
+            bail!(
+                "{} must hold exactly one .wasm file (found {}); or pass the .wasm file and --wit",
+                path.display(),
+                wasm.len()
+            );
         };
         return Ok((wasm.clone(), wit.unwrap_or_else(|| path.join("wit"))));
     }
@@ -311,10 +315,14 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
             let record = host.install_alloy(&path, overrides.options(true))?;
             artifacts::print_installed(&mut out, &record)?;
         }
-        PluginCmd::Pack { path, key, wit, version, output } => artifacts::pack(host, &path, &key, wit, version, output)?,
+        PluginCmd::Pack { path, key, wit, version, output } => {
+            artifacts::pack(host, &path, &key, wit, version, output)?
+        }
         PluginCmd::Verify { path } => artifacts::verify(host, &path)?,
         PluginCmd::Attest { path, key, output } => artifacts::attest(host, &path, &key, output)?,
-        PluginCmd::Inspect { name, json } if name.ends_with(".alloy") => artifacts::inspect_file(host, Path::new(&name), json)?,
+        PluginCmd::Inspect { name, json } if name.ends_with(".alloy") => {
+            artifacts::inspect_file(host, Path::new(&name), json)?
+        }
         PluginCmd::Install { path, wit, name, world, replace, .. } => {
             let (wasm, wit) = locate(&path, wit)?;
             let record = host.install_component(&wasm, &wit, &InstallOptions { name, world, replace })?;
@@ -329,7 +337,15 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
             } else {
                 for p in plugins {
                     let version = p.version.as_deref().unwrap_or("dev");
-                    writeln!(out, "{:<16} {:<8} {:>3} commands  {}  {}", p.name, version, p.commands.len(), &p.digest[..12], p.description.unwrap_or_default())?;
+                    writeln!(
+                        out,
+                        "{:<16} {:<8} {:>3} commands  {}  {}",
+                        p.name,
+                        version,
+                        p.commands.len(),
+                        &p.digest[..12],
+                        p.description.unwrap_or_default()
+                    )?;
                 }
             }
         }
@@ -338,7 +354,11 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&p)?)?;
             } else {
-                writeln!(out, "{}\n  world:     {}\n  digest:    sha256:{}\n  source:    {}", p.name, p.world, p.digest, p.source)?;
+                writeln!(
+                    out,
+                    "{}\n  world:     {}\n  digest:    sha256:{}\n  source:    {}",
+                    p.name, p.world, p.digest, p.source
+                )?;
                 if let Some(d) = &p.description {
                     writeln!(out, "  about:     {d}")?;
                 }
@@ -394,12 +414,14 @@ fn run(host: &Host, output: Option<OutputFormat>, name: &str, args: &[String]) -
         }
     }
     let value = report.result.map_err(|e| match e {
-        CallError::InvalidParams { command, message } => {
-            Exit { code: 2, message: format!("{command}: {} (see `continuum run {command} --help`)", params::flag_error(&message)) }
-        }
+        CallError::InvalidParams { command, message } => Exit {
+            code: 2,
+            message: format!("{command}: {} (see `continuum run {command} --help`)", params::flag_error(&message)),
+        },
         e => usage(e),
     })?;
-    let format = output.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Pretty } else { OutputFormat::Json });
+    let format =
+        output.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Pretty } else { OutputFormat::Json });
     let text = match (format, &value) {
         (OutputFormat::Pretty, Value::String(s)) => strip_control(s),
         (OutputFormat::Pretty, v) => serde_json::to_string_pretty(v).context("printing the result")?,

@@ -53,7 +53,8 @@ fn read_value(raw: &str, bytes: bool) -> Result<Value> {
             Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(data)))
         }
         Some(path) => Ok(Value::String(
-            std::fs::read_to_string(path).with_context(|| format!("cannot read `{path}` as UTF-8 text (from `@{path}`)"))?,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read `{path}` as UTF-8 text (from `@{path}`)"))?,
         )),
         None => Ok(Value::String(raw.to_string())),
     }
@@ -182,7 +183,11 @@ mod tests {
 
     #[test]
     fn flags_follow_the_schema() {
-        let p = from_args(&command(), &args(&["--text", "42", "--n=7", "--tags", "a", "--tags", "b", "--on", "--mode", "fast"])).unwrap();
+        let p = from_args(
+            &command(),
+            &args(&["--text", "42", "--n=7", "--tags", "a", "--tags", "b", "--on", "--mode", "fast"]),
+        )
+        .unwrap();
         assert_eq!(p, json!({ "text": "42", "n": 7, "tags": ["a", "b"], "on": true, "mode": "fast" }));
         let p = from_args(&command(), &args(&["--tags", "[\"x\"]", "--text", "@@at"])).unwrap();
         assert_eq!(p, json!({ "tags": ["x"], "text": "@at" }));
@@ -207,7 +212,10 @@ mod tests {
         let e = from_args(&command(), &args(&["--n"])).unwrap_err().to_string();
         assert!(e.contains("--n needs a value"), "{e}");
         assert_eq!(flag_error("params.n: expected integer"), "--n: expected integer");
-        assert_eq!(flag_error("params: missing required field `text` (string)"), "missing required flag --text (string)");
+        assert_eq!(
+            flag_error("params: missing required field `text` (string)"),
+            "missing required flag --text (string)"
+        );
     }
 
     #[test]

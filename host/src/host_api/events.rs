@@ -30,12 +30,22 @@ fn check_kind(kind: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("event kind `{}` must be 1-64 characters of a-z, 0-9, `.`, `-`, `_`", crate::terminal::strip_control(kind)))
+        Err(format!(
+            "event kind `{}` must be 1-64 characters of a-z, 0-9, `.`, `-`, `_`",
+            crate::terminal::strip_control(kind)
+        ))
     }
 }
 
 /// Appends an event (also used by the host itself, e.g. `plugin.installed`).
-pub fn append(conn: &Connection, plugin: &str, command: &str, caller: &str, kind: &str, payload_json: &str) -> rusqlite::Result<()> {
+pub fn append(
+    conn: &Connection,
+    plugin: &str,
+    command: &str,
+    caller: &str,
+    kind: &str,
+    payload_json: &str,
+) -> rusqlite::Result<()> {
     let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     conn.execute(
         "INSERT INTO events (at_ms, plugin, command, caller, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -42,7 +42,9 @@ impl Host for CallState {
         }
         let db = self.call.core.db();
         Ok(db
-            .query_row("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2", params![self.call.namespace, key], |r| r.get(0))
+            .query_row("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2", params![self.call.namespace, key], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(backend))
     }
@@ -56,7 +58,10 @@ impl Host for CallState {
         }
         let db = self.call.core.db();
         Ok(db
-            .execute("INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)", params![self.call.namespace, key, value])
+            .execute(
+                "INSERT OR REPLACE INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)",
+                params![self.call.namespace, key, value],
+            )
             .map(|_| ())
             .map_err(backend))
     }

@@ -45,11 +45,7 @@ fn field_list(names: &[&str]) -> String {
 
 /// Converts the fields of a JSON object into named values, as for a record: option fields may
 /// be absent or null; unknown keys are refused.
-pub fn object_to_fields(
-    fields: &[(&str, Type)],
-    json: &Value,
-    path: &str,
-) -> Result<Vec<(String, Val)>, ConvertError> {
+pub fn object_to_fields(fields: &[(&str, Type)], json: &Value, path: &str) -> Result<Vec<(String, Val)>, ConvertError> {
     let Value::Object(map) = json else {
         return expected(path, "an object", json);
     };
@@ -134,7 +130,9 @@ fn case_to_val<'a>(
         (None, None) => Ok((case, None)),
         (Some(t), Some(v)) => Ok((case, Some(to_val(t, v, &format!("{path}.{name}"))?))),
         (None, Some(_)) => err(path, format!("case `{name}` has no payload; write it as \"{name}\"")),
-        (Some(t), None) => err(path, format!("case `{name}` needs a payload ({}); write it as {{\"{name}\": …}}", type_kind(t))),
+        (Some(t), None) => {
+            err(path, format!("case `{name}` needs a payload ({}); write it as {{\"{name}\": …}}", type_kind(t)))
+        }
     }
 }
 
@@ -165,13 +163,21 @@ pub fn to_val(ty: &Type, json: &Value, path: &str) -> Result<Val, ConvertError> 
             },
             (Type::U8, _) => return expected(path, "a base64 string (bytes)", json),
             (item, Value::Array(items)) => Val::List(
-                items.iter().enumerate().map(|(i, v)| to_val(&item, v, &format!("{path}[{i}]"))).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| to_val(&item, v, &format!("{path}[{i}]")))
+                    .collect::<Result<_, _>>()?,
             ),
             _ => return expected(path, "an array", json),
         },
         Type::FixedLengthList(list) => match json {
             Value::Array(items) if items.len() == list.len() as usize => Val::FixedLengthList(
-                items.iter().enumerate().map(|(i, v)| to_val(&list.ty(), v, &format!("{path}[{i}]"))).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| to_val(&list.ty(), v, &format!("{path}[{i}]")))
+                    .collect::<Result<_, _>>()?,
             ),
             _ => return expected(path, &format!("an array of exactly {} items", list.len()), json),
         },
@@ -224,7 +230,9 @@ pub fn to_val(ty: &Type, json: &Value, path: &str) -> Result<Val, ConvertError> 
             let names: Vec<&str> = e.names().collect();
             match json {
                 Value::String(s) if names.contains(&s.as_str()) => Val::Enum(s.clone()),
-                Value::String(s) => return err(path, format!("unknown value `{s}`; expected one of {}", field_list(&names))),
+                Value::String(s) => {
+                    return err(path, format!("unknown value `{s}`; expected one of {}", field_list(&names)))
+                }
                 _ => return expected(path, &format!("one of {}", field_list(&names)), json),
             }
         }
@@ -237,9 +245,14 @@ pub fn to_val(ty: &Type, json: &Value, path: &str) -> Result<Val, ConvertError> 
             for (i, item) in items.iter().enumerate() {
                 match item {
                     Value::String(s) if !names.contains(&s.as_str()) => {
-                        return err(&format!("{path}[{i}]"), format!("unknown flag `{s}`; expected one of {}", field_list(&names)))
+                        return err(
+                            &format!("{path}[{i}]"),
+                            format!("unknown flag `{s}`; expected one of {}", field_list(&names)),
+                        )
                     }
-                    Value::String(s) if set.contains(s) => return err(&format!("{path}[{i}]"), format!("flag `{s}` given twice")),
+                    Value::String(s) if set.contains(s) => {
+                        return err(&format!("{path}[{i}]"), format!("flag `{s}` given twice"))
+                    }
                     Value::String(s) => set.push(s.clone()),
                     _ => return expected(&format!("{path}[{i}]"), "a flag name", item),
                 }
@@ -302,10 +315,18 @@ pub fn to_json(ty: &Type, val: &Val, path: &str) -> Result<Value, ConvertError> 
             Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
         }
         (Type::List(list), Val::List(items)) => Value::Array(
-            items.iter().enumerate().map(|(i, v)| to_json(&list.ty(), v, &format!("{path}[{i}]"))).collect::<Result<_, _>>()?,
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| to_json(&list.ty(), v, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
         ),
         (Type::FixedLengthList(list), Val::FixedLengthList(items)) => Value::Array(
-            items.iter().enumerate().map(|(i, v)| to_json(&list.ty(), v, &format!("{path}[{i}]"))).collect::<Result<_, _>>()?,
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| to_json(&list.ty(), v, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
         ),
         (Type::Map(map), Val::Map(entries)) if matches!(map.key(), Type::String) => Value::Object(
             entries
@@ -357,6 +378,8 @@ pub fn to_json(ty: &Type, val: &Val, path: &str) -> Result<Value, ConvertError> 
             Ok(v) => case_json("ok", result.ok().as_ref().zip(v.as_deref()), path)?,
             Err(v) => case_json("err", result.err().as_ref().zip(v.as_deref()), path)?,
         },
-        _ => return err(path, format!("the component returned a value that does not match its {} type", type_kind(ty))),
+        _ => {
+            return err(path, format!("the component returned a value that does not match its {} type", type_kind(ty)))
+        }
     })
 }

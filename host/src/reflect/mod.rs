@@ -149,7 +149,9 @@ fn check_type(ty: &Type, at: &str) -> Result<()> {
         }
         Type::Record(r) => r.fields().try_for_each(|f| check_type(&f.ty, &format!("{at}.{}", f.name))),
         Type::Tuple(t) => t.types().enumerate().try_for_each(|(i, t)| check_type(&t, &format!("{at}.{i}"))),
-        Type::Variant(v) => v.cases().try_for_each(|c| c.ty.map_or(Ok(()), |t| check_type(&t, &format!("{at}.{}", c.name)))),
+        Type::Variant(v) => {
+            v.cases().try_for_each(|c| c.ty.map_or(Ok(()), |t| check_type(&t, &format!("{at}.{}", c.name))))
+        }
         Type::Result(r) => {
             r.ok().map_or(Ok(()), |t| check_type(&t, &format!("{at}.ok")))?;
             r.err().map_or(Ok(()), |t| check_type(&t, &format!("{at}.err")))
@@ -211,7 +213,8 @@ fn reflect_function(
         let mut properties = serde_json::Map::new();
         let mut required = Vec::new();
         for (i, (n, t)) in params.iter().enumerate() {
-            properties.insert(n.clone(), schema(t, wit_fn.and_then(|f| wit_ref(f.params[i].ty)), &format!("params.{n}"))?);
+            properties
+                .insert(n.clone(), schema(t, wit_fn.and_then(|f| wit_ref(f.params[i].ty)), &format!("params.{n}"))?);
             if !matches!(t, Type::Option(_)) {
                 required.push(json!(n));
             }
@@ -226,11 +229,15 @@ fn reflect_function(
             let wit_kind = match (wit, wit_result) {
                 (Some(w), Some(wit_parser::Type::Id(id))) => Some(&w.resolve.types[id].kind),
                 (_, None) => None,
-                _ => bail!("the WIT source does not describe this component: `{full}` returns a result in the component only"),
+                _ => bail!(
+                    "the WIT source does not describe this component: `{full}` returns a result in the component only"
+                ),
             };
             let (wok, werr) = match wit_kind {
                 Some(wit_parser::TypeDefKind::Result(wr)) => (wr.ok, wr.err),
-                Some(_) => bail!("the WIT source does not describe this component: `{full}` returns a result in the component only"),
+                Some(_) => bail!(
+                    "the WIT source does not describe this component: `{full}` returns a result in the component only"
+                ),
                 None => (None, None),
             };
             let ok = match r.ok() {
@@ -280,7 +287,8 @@ pub fn reflect(engine: &Engine, component: &Component, plugin: &str, wit: Option
                 let instance_index = component.get_export_index(None, name).context("export vanished")?;
                 for (fname, fitem) in instance.exports(engine) {
                     if let ComponentItem::ComponentFunc(func) = fitem.ty {
-                        let export = component.get_export_index(Some(&instance_index), fname).context("export vanished")?;
+                        let export =
+                            component.get_export_index(Some(&instance_index), fname).context("export vanished")?;
                         commands.push(reflect_function(plugin, Some(name), fname, &func, export, wit)?);
                     }
                 }

@@ -227,9 +227,23 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
         }};
     }
     Ok(match ty {
-        Type::Bool | Type::S8 | Type::U8 | Type::S16 | Type::U16 | Type::S32 | Type::U32 | Type::S64 | Type::U64
-        | Type::Float32 | Type::Float64 | Type::Char | Type::String => {
-            check(matches!(node.map(|n| &n.kind), Some(WitKind::Primitive(p)) if primitive_matches(ty, *p)) || node.is_none())?;
+        Type::Bool
+        | Type::S8
+        | Type::U8
+        | Type::S16
+        | Type::U16
+        | Type::S32
+        | Type::U32
+        | Type::S64
+        | Type::U64
+        | Type::Float32
+        | Type::Float64
+        | Type::Char
+        | Type::String => {
+            check(
+                matches!(node.map(|n| &n.kind), Some(WitKind::Primitive(p)) if primitive_matches(ty, *p))
+                    || node.is_none(),
+            )?;
             match ty {
                 Type::Bool => json!({ "type": "boolean" }),
                 Type::Float32 | Type::Float64 => json!({
@@ -301,7 +315,11 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
                         bail!("the WIT source does not describe this component: at {at} the WIT has field `{}` where the component has `{}`", wf.name, field.name);
                     }
                 }
-                let mut s = schema(&field.ty, wit_field.map(|f| wit.expect("wit").with(f.ty)), &format!("{at}.{}", field.name))?;
+                let mut s = schema(
+                    &field.ty,
+                    wit_field.map(|f| wit.expect("wit").with(f.ty)),
+                    &format!("{at}.{}", field.name),
+                )?;
                 if let Some(d) = wit_field.and_then(|f| docs(&f.docs)) {
                     s["description"] = json!(d);
                 }
@@ -327,14 +345,18 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
         }
         Type::Enum(e) => {
             let wit_docs = match kind {
-                Some(TypeDefKind::Enum(w)) if w.cases.len() == e.names().len() => Some(w.cases.iter().map(|c| (&c.name, &c.docs)).collect()),
+                Some(TypeDefKind::Enum(w)) if w.cases.len() == e.names().len() => {
+                    Some(w.cases.iter().map(|c| (&c.name, &c.docs)).collect())
+                }
                 _ => no_wit!(),
             };
             names_schema(e.names(), wit_docs)
         }
         Type::Flags(flags) => {
             let wit_docs = match kind {
-                Some(TypeDefKind::Flags(w)) if w.flags.len() == flags.names().len() => Some(w.flags.iter().map(|f| (&f.name, &f.docs)).collect()),
+                Some(TypeDefKind::Flags(w)) if w.flags.len() == flags.names().len() => {
+                    Some(w.flags.iter().map(|f| (&f.name, &f.docs)).collect())
+                }
                 _ => no_wit!(),
             };
             json!({ "type": "array", "items": names_schema(flags.names(), wit_docs), "uniqueItems": true })
@@ -350,10 +372,16 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
                 .map(|(i, case)| {
                     let wc = wit_cases.map(|c| &c[i]);
                     let payload = match (&case.ty, wc.and_then(|c| c.ty)) {
-                        (Some(t), w) => Some(schema(t, w.map(|w| wit.expect("wit").with(w)), &format!("{at}.{}", case.name))?),
+                        (Some(t), w) => {
+                            Some(schema(t, w.map(|w| wit.expect("wit").with(w)), &format!("{at}.{}", case.name))?)
+                        }
                         (None, _) => None,
                     };
-                    Ok(CaseSchema { name: case.name.to_string(), payload, docs: wc.and_then(|c| docs(&c.docs)).map(String::from) })
+                    Ok(CaseSchema {
+                        name: case.name.to_string(),
+                        payload,
+                        docs: wc.and_then(|c| docs(&c.docs)).map(String::from),
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
             cases_schema(cases)
@@ -366,7 +394,9 @@ fn shape(ty: &Type, wit: Option<WitRef<'_>>, node: Option<&WitNode<'_>>, at: &st
             let case = |name: &str, t: Option<Type>, w: Option<WitType>| -> Result<CaseSchema> {
                 Ok(CaseSchema {
                     name: name.into(),
-                    payload: t.map(|t| schema(&t, w.map(|w| wit.expect("wit").with(w)), &format!("{at}.{name}"))).transpose()?,
+                    payload: t
+                        .map(|t| schema(&t, w.map(|w| wit.expect("wit").with(w)), &format!("{at}.{name}")))
+                        .transpose()?,
                     docs: None,
                 })
             };

@@ -97,7 +97,10 @@ impl WitSource {
             deps.push(host);
         }
         let mut resolve = Resolve::new();
-        let pkg = resolve.push_groups(main, deps).map_err(|e| anyhow::anyhow!("{e}")).context("cannot resolve the plugin's WIT")?;
+        let pkg = resolve
+            .push_groups(main, deps)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("cannot resolve the plugin's WIT")?;
         let world = match world {
             Some(w) => resolve.select_world(&[pkg], Some(w))?,
             None => {

@@ -51,12 +51,10 @@ fn parse_path(path: &str) -> Result<Vec<Step>, JsonError> {
             steps.push(Step::Key(key.to_string()));
         }
         while !rest.is_empty() {
-            let close = rest
-                .find(']')
-                .ok_or_else(|| JsonError::InvalidPath(format!("unclosed `[` in `{path}`")))?;
-            let index = rest[1..close]
-                .parse()
-                .map_err(|_| JsonError::InvalidPath(format!("`{}` is not an array index in `{path}`", &rest[1..close])))?;
+            let close = rest.find(']').ok_or_else(|| JsonError::InvalidPath(format!("unclosed `[` in `{path}`")))?;
+            let index = rest[1..close].parse().map_err(|_| {
+                JsonError::InvalidPath(format!("`{}` is not an array index in `{path}`", &rest[1..close]))
+            })?;
             steps.push(Step::Index(index));
             rest = &rest[close + 1..];
             if !rest.is_empty() && !rest.starts_with('[') {

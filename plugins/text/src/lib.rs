@@ -10,15 +10,14 @@ wit_bindgen::generate!({
 
 /// Words too common to carry meaning in a summary score.
 const STOP_WORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "in", "is", "it", "its",
-    "of", "on", "or", "that", "the", "this", "to", "was", "were", "will", "with",
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "in", "is", "it", "its", "of", "on", "or",
+    "that", "the", "this", "to", "was", "were", "will", "with",
 ];
 
 struct Text;
 
 fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !c.is_alphanumeric() && c != '\'' && c != '-')
-        .filter(|w| !w.is_empty())
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'' && c != '-').filter(|w| !w.is_empty())
 }
 
 /// Splits text into sentences, each ended by `.`, `!` or `?` followed by whitespace (so
@@ -79,11 +78,9 @@ impl Guest for Text {
             CaseStyle::Title => parts.iter().map(|w| capitalize(w)).collect::<Vec<_>>().join(" "),
             CaseStyle::Kebab => parts.iter().map(|w| w.to_lowercase()).collect::<Vec<_>>().join("-"),
             CaseStyle::Snake => parts.iter().map(|w| w.to_lowercase()).collect::<Vec<_>>().join("_"),
-            CaseStyle::Camel => parts
-                .iter()
-                .enumerate()
-                .map(|(i, w)| if i == 0 { w.to_lowercase() } else { capitalize(w) })
-                .collect(),
+            CaseStyle::Camel => {
+                parts.iter().enumerate().map(|(i, w)| if i == 0 { w.to_lowercase() } else { capitalize(w) }).collect()
+            }
         }
     }
 

@@ -63,9 +63,8 @@ pub mod log {
 
 /// The plugin's private key-value store.
 pub mod store {
-    pub use crate::host::store::StoreError;
     use crate::host::store as raw;
-
+    pub use crate::host::store::StoreError;
 
     /// Returns the bytes stored under `key`.
     pub fn get(key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -92,7 +91,6 @@ pub mod store {
 /// Composition: call other commands as the original caller.
 pub mod commands {
     pub use crate::host::commands::CallError;
-
 
     /// Calls `name` (`plugin/function`) with JSON parameters and returns its JSON result.
     pub fn call(name: &str, params: &serde_json::Value) -> Result<serde_json::Value, CallError> {

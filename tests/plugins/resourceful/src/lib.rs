@@ -4,7 +4,7 @@ use std::cell::Cell;
 
 wit_bindgen::generate!({ path: "wit", world: "resourceful" });
 
-use exports::continuum_tests::resourceful::counters::{Guest, GuestCounter, CounterBorrow};
+use exports::continuum_tests::resourceful::counters::{CounterBorrow, Guest, GuestCounter};
 
 struct Fixture;
 
