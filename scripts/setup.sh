@@ -19,10 +19,12 @@ step "build the plugins (components for wasm32-wasip2)"
 scripts/build-plugins.sh
 
 step "sign the first-party plugins: key, trust, pack (runs each proof suite), install"
-# The publisher key lives in the data dir; trusting it lets its alloys install without overrides.
+# The publisher key lives in the data dir; trusting it lets its alloys install without overrides,
+# and pre-approves the host capabilities first-party plugins use (each import is a capability).
 "$continuum" key list | grep -q '^first-party ' || "$continuum" key generate first-party
 publisher=$("$continuum" key export first-party)
-"$continuum" trust list | grep -q "$publisher" || "$continuum" trust add "$publisher" --name first-party
+"$continuum" trust list | grep -q "$publisher" || \
+  "$continuum" trust add "$publisher" --name first-party --approve host:log,host:store,host:commands,host:events
 mkdir -p build/alloys
 for p in text kv json; do
   "$continuum" plugin pack "build/plugins/$p" --key first-party -o "build/alloys/$p.alloy"

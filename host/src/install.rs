@@ -19,7 +19,7 @@ use crate::alloy::custody::{sha256_hex, short, Chain, Entry, Stage};
 use crate::alloy::manifest::{CaseResult, Identity, Interface, Manifest, ProofCase, ProofSuite, Provenance, FORMAT};
 use crate::alloy::proof::{judge, PluginSpec};
 use crate::alloy::{component_imports, Alloy, Reason, Refusal};
-use crate::host_api::events;
+use crate::host_api::{self, events, NotApproved, HOST_CAPABILITIES};
 use crate::keys::public_hex;
 use crate::reflect::wit_source::{WitSource, WitWorld};
 use crate::registry::{self, PluginRecord};
@@ -35,11 +35,15 @@ pub struct InstallOptions {
     pub world: Option<String>,
     /// Replace an installed plugin of the same name.
     pub replace: bool,
+    /// Host capabilities the operator approves (`all`: everything the plugin requests).
+    pub allow: Vec<String>,
 }
 
 /// Overrides for installing an alloy.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AlloyOptions {
+    /// Host capabilities the operator approves (`all`: everything the plugin requests).
+    pub allow: Vec<String>,
     /// Install even if the signer is not in the trust store.
     pub allow_untrusted: bool,
     /// Install even if the version is older than the installed one.
@@ -84,6 +88,26 @@ fn refuse<T>(reason: Reason, message: String) -> Result<T, Refusal> {
     Err(Refusal::new(reason, message))
 }
 
+/// Decides which of the capabilities a plugin requests are approved: by `allow` (`all` means
+/// every requested host capability), or by `also` (its publisher's pre-approval and, on
+/// upgrade, what was approved before). Anything left over refuses the install.
+fn approve(name: &str, imports: &[String], allow: &[String], also: &[String]) -> Result<Vec<String>> {
+    if let Some(unknown) = allow.iter().find(|a| *a != "all" && !HOST_CAPABILITIES.contains(&a.as_str())) {
+        bail!("unknown capability `{unknown}`; the host offers {} (or `all`)", HOST_CAPABILITIES.join(", "));
+    }
+    let requested = host_api::requested(imports);
+    if let Some(foreign) = requested.iter().find(|c| !HOST_CAPABILITIES.contains(&c.as_str())) {
+        bail!("plugin `{name}` imports `{foreign}`, which this host does not provide; a command may import only WASI 0.2 and continuum:host interfaces");
+    }
+    let all = allow.iter().any(|a| a == "all");
+    let (approved, missing): (Vec<String>, Vec<String>) =
+        requested.into_iter().partition(|c| all || allow.contains(c) || also.contains(c));
+    if !missing.is_empty() {
+        return Err(NotApproved { plugin: name.to_string(), missing, installed: false }.into());
+    }
+    Ok(approved)
+}
+
 /// The capability names a component requests: its imports, read from the bytes.
 fn capabilities(bytes: &[u8]) -> Result<Vec<String>, Refusal> {
     let mut caps = component_imports(bytes)
@@ -105,9 +129,11 @@ impl Host {
         if !options.replace && registry::get(&self.core().db(), &name)?.is_some() {
             bail!("plugin `{name}` is already installed; pass --replace to replace it, or `continuum plugin remove {name}` first");
         }
+        let imports = capabilities(&bytes)?;
+        let approved = approve(&name, &imports, &options.allow, &[])?;
         let digest = digest(&bytes);
         let component = self.core().component(&digest, &bytes, &name)?;
-        let plugin = self.core().prepare(&name, &name, &digest, &component, &world)?;
+        let plugin = self.core().prepare(&name, &name, &digest, &component, &world, &approved)?;
         let record = PluginRecord {
             name: name.clone(),
             digest,
@@ -115,13 +141,14 @@ impl Host {
             world: world.name().to_string(),
             wit,
             commands: plugin.schemas(),
-            imports: capabilities(&bytes)?,
+            imports,
             source: wasm.display().to_string(),
             installed_at: crate::now_secs(),
             version: None,
             signer: None,
             manifest: None,
             custody: None,
+            approved,
         };
         self.register(&record, &bytes, &component)?;
         Ok(record)
@@ -164,7 +191,9 @@ impl Host {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
         let namespace = format!("proof:{name}:{}", hex::encode(nonce));
-        let plugin = core.prepare(name, &namespace, digest, component, world)?;
+        let imports: Vec<String> =
+            component.component_type().imports(core.engine()).map(|(n, _)| n.to_string()).collect();
+        let plugin = core.prepare(name, &namespace, digest, component, world, &host_api::requested(&imports))?;
         let results = cases
             .iter()
             .map(|case| {
@@ -207,7 +236,14 @@ impl Host {
             .with_context(|| format!("version `{version}` is not a semantic version (like 1.2.3)"))?;
         let digest = digest(&bytes);
         let component = self.core().component(&digest, &bytes, &name)?;
-        let plugin = self.core().prepare(&name, &name, &digest, &component, &world)?;
+        let plugin = self.core().prepare(
+            &name,
+            &name,
+            &digest,
+            &component,
+            &world,
+            &host_api::requested(&capabilities(&bytes)?),
+        )?;
         let cases = input.spec.as_ref().map(PluginSpec::cases).transpose()?.unwrap_or_default();
         let results = self.run_proofs(&name, &digest, &component, &world, &cases)?;
         if let Some(failed) = results.iter().find(|r| !r.passed) {
@@ -306,8 +342,10 @@ impl Host {
             .core()
             .component(&digest, &alloy.component, &m.identity.name)
             .map_err(|e| Refusal::new(Reason::Malformed, format!("{e:#}")))?;
-        let plugin =
-            self.core().prepare(&m.identity.name, &m.identity.name, &digest, &component, &world).map_err(interface)?;
+        let plugin = self
+            .core()
+            .prepare(&m.identity.name, &m.identity.name, &digest, &component, &world, &host_api::requested(&actual))
+            .map_err(interface)?;
         if plugin.schemas() != m.interface.commands {
             return refuse(
                 Reason::InterfaceMismatch,
@@ -348,6 +386,52 @@ impl Host {
         });
         alloy.chain.append(key, &alloy.manifest_bytes, Stage::Evaluate, statement);
         Ok(verified)
+    }
+
+    /// The capabilities the trust store pre-approves for publisher `key`.
+    fn pre_approved(&self, key: &str) -> Vec<String> {
+        trust::find(&self.core().db(), key)
+            .ok()
+            .flatten()
+            .filter(|t| t.public_key == key)
+            .map(|t| t.approves)
+            .unwrap_or_default()
+    }
+
+    /// Approves `caps` for installed plugin `name` (they take effect on its next load).
+    pub fn allow(&self, name: &str, caps: &[String]) -> Result<Vec<String>> {
+        let record = self.plugin(name)?;
+        let mut approved =
+            approve(name, &record.imports, caps, &record.approved).or_else(|e| match e.downcast::<NotApproved>() {
+                // Approving some of what is requested is fine; the rest stays unapproved.
+                Ok(partial) => Ok(host_api::requested(&record.imports)
+                    .into_iter()
+                    .filter(|c| !partial.missing.contains(c))
+                    .collect()),
+                Err(e) => Err(e),
+            })?;
+        if let Some(unrequested) =
+            caps.iter().find(|c| *c != "all" && !host_api::requested(&record.imports).contains(c))
+        {
+            bail!(
+                "plugin `{name}` does not request `{unrequested}`; it requests {}",
+                host_api::requested(&record.imports).join(", ")
+            );
+        }
+        approved.sort();
+        registry::set_approved(&self.core().db(), name, &approved)?;
+        self.core().unload(name);
+        Ok(approved)
+    }
+
+    /// Withdraws `caps` from installed plugin `name`; its commands that need them stop working.
+    pub fn deny(&self, name: &str, caps: &[String]) -> Result<Vec<String>> {
+        let record = self.plugin(name)?;
+        let approved: Vec<String> =
+            record.approved.into_iter().filter(|c| !caps.contains(c) && !caps.iter().any(|a| a == "all")).collect();
+        registry::set_approved(&self.core().db(), name, &approved)?;
+        self.core().unload(name);
+        Ok(approved)
     }
 
     fn trusted_name(&self, key: &str) -> Option<String> {
@@ -414,6 +498,9 @@ impl Host {
             }
             (None, false) => {}
         }
+        let mut also = self.pre_approved(author);
+        also.extend(installed.iter().flat_map(|old| old.approved.iter().cloned()));
+        let approved = approve(name, &m.interface.capabilities, &options.allow, &also)?;
         let proven = self.verify_contents(&alloy)?;
         let record = PluginRecord {
             name: name.clone(),
@@ -429,6 +516,7 @@ impl Host {
             signer: Some(author.clone()),
             manifest: Some(String::from_utf8_lossy(&alloy.manifest_bytes).into_owned()),
             custody: Some(alloy.chain.text()),
+            approved,
         };
         self.register(&record, &alloy.component, &proven.component)?;
         Ok(record)

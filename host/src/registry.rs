@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS plugins (
     version      TEXT,
     signer       TEXT,
     manifest     TEXT,
-    custody      TEXT
+    custody      TEXT,
+    approved     TEXT NOT NULL
 ) STRICT;
 ";
 
@@ -58,9 +59,13 @@ pub struct PluginRecord {
     /// The chain of custody as installed.
     #[serde(skip)]
     pub custody: Option<String>,
+    /// The host capabilities the operator approved (only these are linked).
+    pub approved: Vec<String>,
 }
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(PluginRecord, String, String, String)> {
+type Row = (PluginRecord, [String; 4]);
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
         PluginRecord {
             name: row.get(0)?,
@@ -76,27 +81,28 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(PluginRecord, String, 
             signer: row.get(10)?,
             manifest: row.get(11)?,
             custody: row.get(12)?,
+            approved: Vec::new(),
         },
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
+        [row.get(4)?, row.get(5)?, row.get(6)?, row.get(13)?],
     ))
 }
 
-fn decode((mut rec, wit, commands, imports): (PluginRecord, String, String, String)) -> Result<PluginRecord> {
+fn decode((mut rec, [wit, commands, imports, approved]): Row) -> Result<PluginRecord> {
     let ctx = || format!("registry entry of plugin `{}` is corrupt; remove and re-install it", rec.name);
     rec.wit = serde_json::from_str(&wit).with_context(ctx)?;
     rec.commands = serde_json::from_str(&commands).with_context(ctx)?;
     rec.imports = serde_json::from_str(&imports).with_context(ctx)?;
+    rec.approved = serde_json::from_str(&approved).with_context(ctx)?;
     Ok(rec)
 }
 
-const COLUMNS: &str = "name, digest, description, world, wit, commands, imports, source, installed_at, version, signer, manifest, custody";
+const COLUMNS: &str =
+    "name, digest, description, world, wit, commands, imports, source, installed_at, version, signer, manifest, custody, approved";
 
 /// Records `plugin`, replacing any earlier install of the same name.
 pub fn put(conn: &Connection, plugin: &PluginRecord) -> Result<()> {
     conn.execute(
-        &format!("INSERT OR REPLACE INTO plugins ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+        &format!("INSERT OR REPLACE INTO plugins ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
         params![
             plugin.name,
             plugin.digest,
@@ -111,6 +117,7 @@ pub fn put(conn: &Connection, plugin: &PluginRecord) -> Result<()> {
             plugin.signer,
             plugin.manifest,
             plugin.custody,
+            serde_json::to_string(&plugin.approved)?,
         ],
     )?;
     Ok(())
@@ -139,4 +146,11 @@ pub fn remove(conn: &Connection, name: &str) -> Result<bool> {
 /// Whether any installed plugin still uses the component with `digest`.
 pub fn digest_in_use(conn: &Connection, digest: &str) -> Result<bool> {
     Ok(conn.query_row("SELECT EXISTS(SELECT 1 FROM plugins WHERE digest = ?1)", [digest], |r| r.get(0))?)
+}
+
+/// Replaces the approved capabilities of plugin `name`; returns whether it is installed.
+pub fn set_approved(conn: &Connection, name: &str, approved: &[String]) -> Result<bool> {
+    Ok(conn
+        .execute("UPDATE plugins SET approved = ?2 WHERE name = ?1", params![name, serde_json::to_string(approved)?])?
+        > 0)
 }

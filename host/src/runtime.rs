@@ -18,7 +18,7 @@ use wasmtime_wasi::WasiCtx;
 
 use crate::config::Config;
 use crate::engine::{self, CompiledCache};
-use crate::host_api::{self, CallContext, CallState, Caller};
+use crate::host_api::{self, CallContext, CallState, Caller, NotApproved};
 use crate::paths::DataDir;
 use crate::reflect::wit_source::WitWorld;
 use crate::reflect::{self, Command, CommandSchema, Outcome};
@@ -102,10 +102,9 @@ pub struct LoadedPlugin {
     commands: HashMap<String, Command>,
 }
 
-/// The shared core behind a [`Host`]: engine, linker, database, loaded plugins.
+/// The shared core behind a [`Host`]: engine, database, loaded plugins.
 pub struct HostCore {
     engine: Engine,
-    linker: Linker<CallState>,
     data: DataDir,
     config: Config,
     cache: CompiledCache,
@@ -181,14 +180,11 @@ impl Host {
     pub fn open(data: DataDir) -> Result<Self> {
         let config = Config::load(&data.config_file())?;
         let engine = engine::build(config.max_memory_mib())?;
-        let mut linker = Linker::new(&engine);
-        host_api::add_to_linker(&mut linker)?;
         let db = crate::db::open(&data.database())?;
         let cache = CompiledCache::new(&engine, &data.compiled());
         Ok(Host {
             core: Arc::new(HostCore {
                 engine,
-                linker,
                 data,
                 config,
                 cache,
@@ -267,11 +263,6 @@ impl HostCore {
         &self.engine
     }
 
-    /// The linker with WASI and every host interface.
-    pub fn linker(&self) -> &Linker<CallState> {
-        &self.linker
-    }
-
     fn load(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
         if let Some(p) = lock(&self.loaded).get(name) {
             return Ok(p.clone());
@@ -294,13 +285,14 @@ impl HostCore {
             }
         };
         let world: WitWorld = record.wit.resolve(Some(&record.world))?;
-        let plugin = Arc::new(self.prepare(name, name, &record.digest, &component, &world)?);
+        let plugin = Arc::new(self.prepare(name, name, &record.digest, &component, &world, &record.approved)?);
         lock(&self.loaded).insert(name.to_string(), plugin.clone());
         Ok(plugin)
     }
 
     /// Reflects `component` (described by `world`) into a runnable plugin named `name` whose
-    /// calls use the store and events of `namespace`.
+    /// calls use the store and events of `namespace`, linked with only the `approved` host
+    /// interfaces; refuses if it requests capabilities outside `approved`.
     pub fn prepare(
         &self,
         name: &str,
@@ -308,12 +300,22 @@ impl HostCore {
         digest: &str,
         component: &Component,
         world: &WitWorld,
+        approved: &[String],
     ) -> Result<LoadedPlugin> {
         let commands = reflect::reflect(&self.engine, component, name, Some(world))?
             .into_iter()
             .map(|c| (c.schema.name.clone(), c))
             .collect();
-        let pre = self.linker.instantiate_pre(component).map_err(|e| {
+        let imports: Vec<String> =
+            component.component_type().imports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let missing: Vec<String> =
+            host_api::requested(&imports).into_iter().filter(|c| !approved.contains(c)).collect();
+        if !missing.is_empty() {
+            return Err(NotApproved { plugin: name.to_string(), missing, installed: true }.into());
+        }
+        let mut linker = Linker::new(&self.engine);
+        host_api::add_to_linker(&mut linker, approved)?;
+        let pre = linker.instantiate_pre(component).map_err(|e| {
             anyhow::anyhow!("the component needs imports this host does not provide: {e:#}; a command may import only WASI 0.2 and continuum:host interfaces")
         })?;
         Ok(LoadedPlugin {

@@ -11,7 +11,8 @@ pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS trust (
     public_key TEXT PRIMARY KEY,
     name       TEXT NOT NULL UNIQUE,
-    added_at   INTEGER NOT NULL
+    added_at   INTEGER NOT NULL,
+    approves   TEXT NOT NULL
 ) STRICT;
 ";
 
@@ -24,10 +25,25 @@ pub struct Trusted {
     pub name: String,
     /// When it was added, seconds since the Unix epoch.
     pub added_at: i64,
+    /// Host capabilities pre-approved for this publisher's plugins.
+    pub approves: Vec<String>,
 }
 
-/// Trusts `public_key` under `name`.
-pub fn add(conn: &Connection, public_key: &str, name: &str) -> Result<Trusted> {
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trusted> {
+    let approves: String = r.get(3)?;
+    Ok(Trusted {
+        public_key: r.get(0)?,
+        name: r.get(1)?,
+        added_at: r.get(2)?,
+        approves: serde_json::from_str(&approves).unwrap_or_default(),
+    })
+}
+
+/// Trusts `public_key` under `name`, pre-approving host capabilities `approves` for its plugins.
+pub fn add(conn: &Connection, public_key: &str, name: &str, approves: &[String]) -> Result<Trusted> {
+    if let Some(unknown) = approves.iter().find(|a| !crate::host_api::HOST_CAPABILITIES.contains(&a.as_str())) {
+        bail!("unknown capability `{unknown}`; the host offers {}", crate::host_api::HOST_CAPABILITIES.join(", "));
+    }
     let key = public_hex(&parse_public(public_key)?);
     if let Some(existing) = find(conn, &key)? {
         bail!("key {} is already trusted as `{}`", &key[..16], existing.name);
@@ -36,25 +52,28 @@ pub fn add(conn: &Connection, public_key: &str, name: &str) -> Result<Trusted> {
         bail!("the name `{name}` is already used in the trust store; choose another or remove it first");
     }
     let added_at = crate::now_secs();
-    conn.execute("INSERT INTO trust (public_key, name, added_at) VALUES (?1, ?2, ?3)", params![key, name, added_at])?;
-    Ok(Trusted { public_key: key, name: name.to_string(), added_at })
+    conn.execute(
+        "INSERT INTO trust (public_key, name, added_at, approves) VALUES (?1, ?2, ?3, ?4)",
+        params![key, name, added_at, serde_json::to_string(approves)?],
+    )?;
+    Ok(Trusted { public_key: key, name: name.to_string(), added_at, approves: approves.to_vec() })
 }
 
 /// The trusted entry whose key or name is `key_or_name`.
 pub fn find(conn: &Connection, key_or_name: &str) -> Result<Option<Trusted>> {
     Ok(conn
         .query_row(
-            "SELECT public_key, name, added_at FROM trust WHERE public_key = ?1 OR name = ?1",
+            "SELECT public_key, name, added_at, approves FROM trust WHERE public_key = ?1 OR name = ?1",
             [key_or_name.trim()],
-            |r| Ok(Trusted { public_key: r.get(0)?, name: r.get(1)?, added_at: r.get(2)? }),
+            row,
         )
         .optional()?)
 }
 
 /// Every trusted key, by name.
 pub fn list(conn: &Connection) -> Result<Vec<Trusted>> {
-    let mut stmt = conn.prepare("SELECT public_key, name, added_at FROM trust ORDER BY name")?;
-    let rows = stmt.query_map([], |r| Ok(Trusted { public_key: r.get(0)?, name: r.get(1)?, added_at: r.get(2)? }))?;
+    let mut stmt = conn.prepare("SELECT public_key, name, added_at, approves FROM trust ORDER BY name")?;
+    let rows = stmt.query_map([], row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -45,7 +45,7 @@ impl TestHost {
         let host = Host::open(DataDir::at(dir.path().to_path_buf()).expect("data dir")).expect("open host");
         for p in plugins {
             let d = plugin_dir(p);
-            host.install_component(&d.join(format!("{p}.wasm")), &d.join("wit"), &InstallOptions::default())
+            host.install_component(&d.join(format!("{p}.wasm")), &d.join("wit"), &allow_all())
                 .unwrap_or_else(|e| panic!("install {p}: {e:#}"));
         }
         TestHost { dir, host }
@@ -60,6 +60,11 @@ impl TestHost {
     pub fn cli(&self, args: &[&str]) -> Output {
         cli(self.dir.path(), args)
     }
+}
+
+/// Install options approving every host capability the plugin requests.
+pub fn allow_all() -> InstallOptions {
+    InstallOptions { allow: vec!["all".into()], ..Default::default() }
 }
 
 /// The `continuum` binary built beside the test binaries.

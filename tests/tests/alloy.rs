@@ -32,7 +32,8 @@ fn pack_input(plugin: &str, version: Option<&str>) -> PackInput {
 /// A host that trusts `key(1)`, and a folder for artifacts.
 fn setup() -> (TestHost, tempfile::TempDir) {
     let h = TestHost::with(&[]);
-    continuum::trust::add(&h.host.core().db(), &public_hex(&key(1).verifying_key()), "publisher").unwrap();
+    let caps: Vec<String> = ["host:log", "host:store", "host:commands", "host:events"].map(String::from).to_vec();
+    continuum::trust::add(&h.host.core().db(), &public_hex(&key(1).verifying_key()), "publisher", &caps).unwrap();
     (h, tempfile::tempdir().unwrap())
 }
 
@@ -68,10 +69,10 @@ fn snapshot(h: &TestHost) -> (Vec<(String, Option<String>, String)>, usize) {
 
 /// Installing `path` is refused for `reason`; nothing changes; with `before_compile`, the
 /// component was not even compiled.
-fn refused(h: &TestHost, path: &Path, options: AlloyOptions, reason: Reason, before_compile: bool) -> String {
+fn refused(h: &TestHost, path: &Path, options: &AlloyOptions, reason: Reason, before_compile: bool) -> String {
     let before = snapshot(h);
     let compiled = h.host.core().compilations();
-    let err = h.host.install_alloy(path, options).expect_err("must be refused");
+    let err = h.host.install_alloy(path, options.clone()).expect_err("must be refused");
     let refusal = err.downcast_ref::<Refusal>().unwrap_or_else(|| panic!("not a refusal: {err:#}"));
     assert_eq!(refusal.reason, reason, "{refusal}");
     assert_eq!(snapshot(h), before, "a refused install changed the host");
@@ -168,61 +169,61 @@ fn every_bad_artifact_is_refused_with_its_reason() {
     let mut component = good.clone();
     let mid = component.component.len() / 2;
     component.component[mid] ^= 0x01;
-    let msg = refused(&h, &write(d, "component.alloy", &component), no, Reason::DigestMismatch, true);
+    let msg = refused(&h, &write(d, "component.alloy", &component), &no, Reason::DigestMismatch, true);
     assert!(msg.contains("component.wasm is sha256:"), "{msg}");
 
     let mut manifest = good.clone();
     let text = String::from_utf8(manifest.manifest_bytes.clone()).unwrap().replacen("Text utilities", "Text tools", 1);
     manifest.manifest_bytes = text.into_bytes();
-    let msg = refused(&h, &write(d, "manifest.alloy", &manifest), no, Reason::BadSignature, true);
+    let msg = refused(&h, &write(d, "manifest.alloy", &manifest), &no, Reason::BadSignature, true);
     assert!(msg.contains("altered after it was signed"), "{msg}");
 
     let stranger = resign(&good, &key(3), |m| m.identity.author = public_hex(&key(3).verifying_key()));
-    let msg = refused(&h, &write(d, "stranger.alloy", &stranger), no, Reason::UntrustedSigner, true);
+    let msg = refused(&h, &write(d, "stranger.alloy", &stranger), &no, Reason::UntrustedSigner, true);
     assert!(msg.contains("continuum trust add"), "{msg}");
 
     let wrong_key = resign(&good, &key(3), |_| {});
-    let msg = refused(&h, &write(d, "wrongkey.alloy", &wrong_key), no, Reason::WrongSigner, true);
+    let msg = refused(&h, &write(d, "wrongkey.alloy", &wrong_key), &no, Reason::WrongSigner, true);
     assert!(msg.contains("signed by"), "{msg}");
 
     let bytes = std::fs::read(&good_path).unwrap();
     let truncated = d.join("truncated.alloy");
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
-    let msg = refused(&h, &truncated, no, Reason::Malformed, true);
+    let msg = refused(&h, &truncated, &no, Reason::Malformed, true);
     assert!(msg.contains("truncated"), "{msg}");
     let junk = d.join("junk.alloy");
     std::fs::write(&junk, b"definitely not a tar file").unwrap();
-    refused(&h, &junk, no, Reason::Malformed, true);
+    refused(&h, &junk, &no, Reason::Malformed, true);
 
     let oversized = d.join("oversized.alloy");
     std::fs::File::create(&oversized).unwrap().set_len(continuum::alloy::MAX_ALLOY_BYTES + 1).unwrap();
-    let msg = refused(&h, &oversized, no, Reason::TooLarge, true);
+    let msg = refused(&h, &oversized, &no, Reason::TooLarge, true);
     assert!(msg.contains("limited to 300 MiB"), "{msg}");
 
     let digest = resign(&good, &key(1), |m| m.identity.digest = format!("sha256:{}", "0".repeat(64)));
-    refused(&h, &write(d, "digest.alloy", &digest), no, Reason::DigestMismatch, true);
+    refused(&h, &write(d, "digest.alloy", &digest), &no, Reason::DigestMismatch, true);
 
     let dup = resign(&good, &key(1), |m| {
         let first = m.interface.commands[0].clone();
         m.interface.commands.push(first);
     });
-    let msg = refused(&h, &write(d, "dup.alloy", &dup), no, Reason::DuplicateCommand, true);
+    let msg = refused(&h, &write(d, "dup.alloy", &dup), &no, Reason::DuplicateCommand, true);
     assert!(msg.contains("`text/stats` more than once"), "{msg}");
 
     let caps = resign(&good, &key(1), |m| m.interface.capabilities.retain(|c| !c.starts_with("continuum:host/log")));
-    let msg = refused(&h, &write(d, "caps.alloy", &caps), no, Reason::CapabilityMismatch, true);
+    let msg = refused(&h, &write(d, "caps.alloy", &caps), &no, Reason::CapabilityMismatch, true);
     assert!(msg.contains("continuum:host/log"), "{msg}");
 
     let iface = resign(&good, &key(1), |m| m.interface.commands[0].description = Some("Does something else.".into()));
-    refused(&h, &write(d, "iface.alloy", &iface), no, Reason::InterfaceMismatch, false);
+    refused(&h, &write(d, "iface.alloy", &iface), &no, Reason::InterfaceMismatch, false);
 
     let failing = resign(&good, &key(1), |m| m.proof.cases[1].expect = Expect::Output(json!("HELLO-BIG-WORLD")));
-    let msg = refused(&h, &write(d, "failing.alloy", &failing), no, Reason::ProofFailed, false);
+    let msg = refused(&h, &write(d, "failing.alloy", &failing), &no, Reason::ProofFailed, false);
     assert!(msg.contains("convert-case makes kebab-case") && msg.contains("\"hello-big-world\""), "{msg}");
 
     // The good artifact still installs after all of that.
-    h.host.install_alloy(&good_path, no).unwrap();
-    refused(&h, &good_path, no, Reason::AlreadyInstalled, true);
+    h.host.install_alloy(&good_path, no.clone()).unwrap();
+    refused(&h, &good_path, &no, Reason::AlreadyInstalled, true);
 }
 
 #[test]
@@ -231,10 +232,10 @@ fn upgrades_move_forward_and_rollbacks_need_an_override() {
     let (_, v1) = packed(&h, dir.path(), "json", Some("1.0.0"));
     let (_, v2) = packed(&h, dir.path(), "json", Some("1.1.0"));
     let upgrade = AlloyOptions { upgrade: true, ..Default::default() };
-    refused(&h, &v2, upgrade, Reason::NotInstalled, true);
+    refused(&h, &v2, &upgrade, Reason::NotInstalled, true);
     h.host.install_alloy(&v1, AlloyOptions::default()).unwrap();
-    assert_eq!(h.host.install_alloy(&v2, upgrade).unwrap().version.as_deref(), Some("1.1.0"));
-    let msg = refused(&h, &v1, upgrade, Reason::Rollback, true);
+    assert_eq!(h.host.install_alloy(&v2, upgrade.clone()).unwrap().version.as_deref(), Some("1.1.0"));
+    let msg = refused(&h, &v1, &upgrade, Reason::Rollback, true);
     assert!(msg.contains("1.1.0 is installed") && msg.contains("--allow-downgrade"), "{msg}");
     let back = h.host.install_alloy(&v1, AlloyOptions { allow_downgrade: true, ..upgrade }).unwrap();
     assert_eq!(back.version.as_deref(), Some("1.0.0"));
@@ -247,8 +248,13 @@ fn untrusted_signers_install_only_with_the_override() {
     let alloy = h.host.pack(&pack_input("text", None), &key(9)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "text.alloy", &alloy);
-    refused(&h, &path, AlloyOptions::default(), Reason::UntrustedSigner, true);
-    let record = h.host.install_alloy(&path, AlloyOptions { allow_untrusted: true, ..Default::default() }).unwrap();
+    refused(&h, &path, &AlloyOptions::default(), Reason::UntrustedSigner, true);
+    let err = h.host.install_alloy(&path, AlloyOptions { allow_untrusted: true, ..Default::default() }).unwrap_err();
+    let needed =
+        err.downcast_ref::<continuum::host_api::NotApproved>().expect("untrusted publishers get no pre-approval");
+    assert_eq!(needed.missing, ["host:log"]);
+    let options = AlloyOptions { allow_untrusted: true, allow: vec!["host:log".into()], ..Default::default() };
+    let record = h.host.install_alloy(&path, options).unwrap();
     assert_eq!(record.signer.unwrap(), public_hex(&key(9).verifying_key()));
     match h.call("text/find", json!({ "text": "a", "pattern": "", "options": [] })) {
         Err(CallError::CommandFailed { .. }) => {}
@@ -286,7 +292,7 @@ fn the_cli_packs_verifies_attests_installs_and_inspects() {
 
     let verify = run(&["plugin", "verify", alloy_s]);
     assert!(verify.contains("verified") && verify.contains("NOT in the trust store"), "{verify}");
-    run(&["trust", "add", &publisher, "--name", "first-party"]);
+    run(&["trust", "add", &publisher, "--name", "first-party", "--approve", "host:log"]);
     assert!(run(&["trust", "list"]).contains("first-party"));
     run(&["key", "generate", "auditor"]);
     let attested = run(&["plugin", "attest", alloy_s, "--key", "auditor"]);
@@ -306,4 +312,39 @@ fn the_cli_packs_verifies_attests_installs_and_inspects() {
     assert_eq!(run(&["run", "text/convert-case", "--text", "a b", "--to", "upper"]).trim(), "\"A B\"");
     run(&["trust", "remove", "first-party"]);
     assert!(run(&["trust", "list"]).contains("no trusted publishers"));
+}
+
+#[test]
+fn capabilities_need_approval_and_upgrades_keep_only_what_was_approved() {
+    let h = TestHost::with(&[]);
+    // A trusted publisher without pre-approvals: trust alone grants no capabilities.
+    continuum::trust::add(&h.host.core().db(), &public_hex(&key(1).verifying_key()), "publisher", &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, v1) = packed(&h, dir.path(), "kv", Some("1.0.0"));
+    let (_, v2) = packed(&h, dir.path(), "kv", Some("1.1.0"));
+    let err = h.host.install_alloy(&v1, AlloyOptions::default()).unwrap_err();
+    let needed = err.downcast_ref::<continuum::host_api::NotApproved>().unwrap();
+    assert_eq!(needed.missing, ["host:events", "host:store"]);
+    assert!(h.host.plugins().unwrap().is_empty());
+
+    let allow = AlloyOptions { allow: vec!["host:store".into(), "host:events".into()], ..Default::default() };
+    h.host.install_alloy(&v1, allow).unwrap();
+    assert_eq!(h.call("kv/incr", json!({ "key": "n" })).unwrap(), json!(1));
+    // An upgrade keeps earlier approvals…
+    let upgrade = AlloyOptions { upgrade: true, ..Default::default() };
+    h.host.install_alloy(&v2, upgrade.clone()).unwrap();
+    // …but a capability the operator withdrew must be approved again.
+    h.host.deny("kv", &["host:events".into()]).unwrap();
+    match h.call("kv/put", json!({ "key": "a", "value": { "flag": true } })) {
+        Err(CallError::Host { message, .. }) => assert!(message.contains("plugin allow kv host:events"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let err = h.host.install_alloy(&v2, upgrade.clone()).unwrap_err();
+    assert_eq!(err.downcast_ref::<continuum::host_api::NotApproved>().unwrap().missing, ["host:events"]);
+    h.host.allow("kv", &["host:events".into()]).unwrap();
+    h.call("kv/put", json!({ "key": "a", "value": { "flag": true } })).unwrap();
+    let e = h.host.allow("kv", &["host:commands".into()]).unwrap_err().to_string();
+    assert!(e.contains("does not request `host:commands`"), "{e}");
+    let e = h.host.allow("kv", &["host:everything".into()]).unwrap_err().to_string();
+    assert!(e.contains("unknown capability `host:everything`"), "{e}");
 }

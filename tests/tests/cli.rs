@@ -5,7 +5,7 @@ use continuum_tests::{binary, cli, plugin_dir, stderr, stdout};
 use serde_json::Value;
 
 fn install(dir: &std::path::Path, plugin: &str) {
-    let out = cli(dir, &["plugin", "install", plugin_dir(plugin).to_str().unwrap()]);
+    let out = cli(dir, &["plugin", "install", plugin_dir(plugin).to_str().unwrap(), "--allow", "all"]);
     assert!(out.status.success(), "install {plugin}: {}", stderr(&out));
 }
 
@@ -16,14 +16,34 @@ fn install_list_inspect_run_remove() {
     let out = cli(d, &["plugin", "list"]);
     assert!(stdout(&out).contains("no plugins installed"));
 
-    let out = cli(d, &["plugin", "install", plugin_dir("text").to_str().unwrap()]);
+    let out = cli(d, &["plugin", "install", plugin_dir("text").to_str().unwrap(), "--allow", "host:log"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("installed text (4 commands"), "{}", stdout(&out));
     // A .wasm file with an explicit --wit works too.
+    // Capabilities must be approved: kv's imports of host:store and host:events are refused until allowed.
     let kv = plugin_dir("kv");
-    let out =
-        cli(d, &["plugin", "install", kv.join("kv.wasm").to_str().unwrap(), "--wit", kv.join("wit").to_str().unwrap()]);
+    let (kv_wasm, kv_wit) = (kv.join("kv.wasm"), kv.join("wit"));
+    let install_kv = |extra: &[&str]| {
+        let mut args = vec!["plugin", "install", kv_wasm.to_str().unwrap(), "--wit", kv_wit.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        cli(d, &args)
+    };
+    let out = install_kv(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("plugin `kv` needs host:events, host:store which are not approved"), "{err}");
+    assert!(err.contains("--allow host:events --allow host:store"), "{err}");
+    let out = install_kv(&["--allow", "host:store,host:events"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let permissions = stdout(&cli(d, &["plugin", "permissions", "kv"]));
+    assert!(permissions.contains("host:store") && permissions.contains("approved"), "{permissions}");
+    // Denying a capability stops the commands that need it, with the fix in the message.
+    assert!(stdout(&cli(d, &["plugin", "deny", "kv", "host:events"])).contains("kv may use: host:store"));
+    let out = cli(d, &["run", "kv/put", "--key", "k", "--value", r#"{"flag":true}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("`continuum plugin allow kv host:events`"), "{}", stderr(&out));
+    assert!(stdout(&cli(d, &["plugin", "permissions", "kv"])).contains("NOT approved"));
+    cli(d, &["plugin", "allow", "kv", "host:events"]);
 
     let list = stdout(&cli(d, &["plugin", "list"]));
     assert!(list.contains("text") && list.contains("kv"), "{list}");
@@ -119,7 +139,7 @@ fn help_and_completions() {
 fn the_data_dir_comes_from_continuum_home() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(binary())
-        .args(["plugin", "install", plugin_dir("text").to_str().unwrap()])
+        .args(["plugin", "install", plugin_dir("text").to_str().unwrap(), "--allow", "all"])
         .env("CONTINUUM_HOME", dir.path())
         .output()
         .unwrap();

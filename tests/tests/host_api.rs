@@ -50,7 +50,7 @@ fn kv_keeps_typed_values_in_the_plugin_store() {
 fn stores_are_private_to_each_plugin() {
     let h = TestHost::with(&["kv"]);
     let d = plugin_dir("kv");
-    let other = InstallOptions { name: Some("vault".into()), ..Default::default() };
+    let other = InstallOptions { name: Some("vault".into()), ..continuum_tests::allow_all() };
     h.host.install_component(&d.join("kv.wasm"), &d.join("wit"), &other).unwrap();
     h.call("kv/put", json!({ "key": "secret", "value": { "text": "kv's" } })).unwrap();
     assert_eq!(h.call("vault/get", json!({ "key": "secret" })).unwrap(), json!(null));

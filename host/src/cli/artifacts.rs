@@ -11,6 +11,7 @@ use crate::alloy::custody::{short, stage_name, Chain, Entry};
 use crate::alloy::manifest::{CaseResult, Manifest, Provenance};
 use crate::alloy::proof::PluginSpec;
 use crate::alloy::Alloy;
+use crate::host_api::NotApproved;
 use crate::install::{AlloyOptions, PackInput};
 use crate::keys::{public_hex, KeyStore};
 use crate::paths::DataDir;
@@ -18,10 +19,47 @@ use crate::registry::PluginRecord;
 use crate::runtime::Host;
 
 impl AlloyOverrides {
-    /// The install options these flags ask for.
-    pub(super) fn options(&self, upgrade: bool) -> AlloyOptions {
-        AlloyOptions { allow_untrusted: self.allow_untrusted, allow_downgrade: self.allow_downgrade, upgrade }
+    /// The install options these flags ask for, approving `allow`.
+    pub(super) fn options(&self, allow: Vec<String>, upgrade: bool) -> AlloyOptions {
+        AlloyOptions { allow, allow_untrusted: self.allow_untrusted, allow_downgrade: self.allow_downgrade, upgrade }
     }
+}
+
+/// Runs an install with `allow`; if it needs capabilities nobody approved and we are on a
+/// terminal, asks the operator and tries once more with their answer.
+pub(super) fn with_approval<T>(allow: Vec<String>, mut install: impl FnMut(Vec<String>) -> Result<T>) -> Result<T> {
+    use std::io::IsTerminal;
+    let err = match install(allow.clone()) {
+        Ok(done) => return Ok(done),
+        Err(e) => e,
+    };
+    let Some(needed) = err.downcast_ref::<NotApproved>() else { return Err(err) };
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(err);
+    }
+    eprint!("plugin `{}` requests {}. Allow? [y/N] ", needed.plugin, needed.missing.join(", "));
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        return Err(err);
+    }
+    let mut allow = allow;
+    allow.extend(needed.missing.iter().cloned());
+    install(allow)
+}
+
+/// `plugin permissions`.
+pub(super) fn permissions(host: &Host, out: &mut impl Write, name: &str) -> Result<()> {
+    let record = host.plugin(name)?;
+    let requested = crate::host_api::requested(&record.imports);
+    if requested.is_empty() {
+        writeln!(out, "{name} requests no host capabilities (WASI only: no files, environment or network)")?;
+    }
+    for cap in requested {
+        let state = if record.approved.contains(&cap) { "approved" } else { "NOT approved" };
+        writeln!(out, "{cap:<16} {state}")?;
+    }
+    Ok(())
 }
 
 fn keys(data: &DataDir) -> KeyStore {
@@ -56,9 +94,14 @@ pub(super) fn trust(host: &Host, cmd: TrustCmd) -> Result<()> {
     let db = host.core().db();
     let mut out = std::io::stdout().lock();
     match cmd {
-        TrustCmd::Add { public_key, name } => {
-            let t = crate::trust::add(&db, &public_key, &name)?;
-            writeln!(out, "trusted {} as `{}`", short(&t.public_key), t.name)?;
+        TrustCmd::Add { public_key, name, approve } => {
+            let t = crate::trust::add(&db, &public_key, &name, &approve)?;
+            let pre = if t.approves.is_empty() {
+                String::new()
+            } else {
+                format!(", pre-approving {}", t.approves.join(", "))
+            };
+            writeln!(out, "trusted {} as `{}`{pre}", short(&t.public_key), t.name)?;
         }
         TrustCmd::List => {
             let all = crate::trust::list(&db)?;
@@ -66,7 +109,7 @@ pub(super) fn trust(host: &Host, cmd: TrustCmd) -> Result<()> {
                 writeln!(out, "no trusted publishers; `continuum trust add <public key> --name <name>` adds one")?;
             }
             for t in all {
-                writeln!(out, "{:<20} {}", t.name, t.public_key)?;
+                writeln!(out, "{:<20} {}  {}", t.name, t.public_key, t.approves.join(","))?;
             }
         }
         TrustCmd::Remove { key } => {

@@ -103,6 +103,9 @@ pub(crate) enum TrustCmd {
         /// Your name for this publisher.
         #[arg(long)]
         name: String,
+        /// Pre-approve a host capability for this publisher's plugins; repeat or comma-separate.
+        #[arg(long, value_delimiter = ',', value_name = "CAPABILITY")]
+        approve: Vec<String>,
     },
     /// List trusted publishers.
     List,
@@ -115,6 +118,10 @@ pub(crate) enum TrustCmd {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct AlloyOverrides {
+    /// Approve a host capability the plugin requests (host:log, host:store, host:commands,
+    /// host:events, or `all`); repeat or comma-separate. On a terminal you are asked instead.
+    #[arg(long, value_delimiter = ',', value_name = "CAPABILITY")]
+    allow: Vec<String>,
     /// Install even though the signer is not in the trust store.
     #[arg(long)]
     allow_untrusted: bool,
@@ -183,6 +190,27 @@ enum PluginCmd {
         /// Where to write the attested alloy (default: in place).
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Show the host capabilities a plugin requests and which are approved.
+    Permissions {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Approve host capabilities for an installed plugin (`all` for everything it requests).
+    Allow {
+        /// The plugin's name.
+        name: String,
+        /// Capabilities, e.g. host:store.
+        #[arg(required = true)]
+        capabilities: Vec<String>,
+    },
+    /// Withdraw host capabilities from an installed plugin (`all` for every one).
+    Deny {
+        /// The plugin's name.
+        name: String,
+        /// Capabilities, e.g. host:events.
+        #[arg(required = true)]
+        capabilities: Vec<String>,
     },
     /// List installed plugins.
     List {
@@ -308,12 +336,33 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
         PluginCmd::Install { path, overrides, .. } if path.extension().is_some_and(|e| e == "alloy") => {
-            let record = host.install_alloy(&path, overrides.options(false))?;
+            let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
+                host.install_alloy(&path, overrides.options(allow, false))
+            })?;
             artifacts::print_installed(&mut out, &record)?;
         }
         PluginCmd::Upgrade { path, overrides } => {
-            let record = host.install_alloy(&path, overrides.options(true))?;
+            let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
+                host.install_alloy(&path, overrides.options(allow, true))
+            })?;
             artifacts::print_installed(&mut out, &record)?;
+        }
+        PluginCmd::Permissions { name } => artifacts::permissions(host, &mut out, &name)?,
+        PluginCmd::Allow { name, capabilities } => {
+            let approved = host.allow(&name, &capabilities)?;
+            writeln!(
+                out,
+                "{name} may use: {}",
+                if approved.is_empty() { "nothing".into() } else { approved.join(", ") }
+            )?;
+        }
+        PluginCmd::Deny { name, capabilities } => {
+            let approved = host.deny(&name, &capabilities)?;
+            writeln!(
+                out,
+                "{name} may use: {}",
+                if approved.is_empty() { "nothing".into() } else { approved.join(", ") }
+            )?;
         }
         PluginCmd::Pack { path, key, wit, version, output } => {
             artifacts::pack(host, &path, &key, wit, version, output)?
@@ -323,9 +372,15 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
         PluginCmd::Inspect { name, json } if name.ends_with(".alloy") => {
             artifacts::inspect_file(host, Path::new(&name), json)?
         }
-        PluginCmd::Install { path, wit, name, world, replace, .. } => {
+        PluginCmd::Install { path, wit, name, world, replace, overrides } => {
             let (wasm, wit) = locate(&path, wit)?;
-            let record = host.install_component(&wasm, &wit, &InstallOptions { name, world, replace })?;
+            let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
+                host.install_component(
+                    &wasm,
+                    &wit,
+                    &InstallOptions { name: name.clone(), world: world.clone(), replace, allow },
+                )
+            })?;
             artifacts::print_installed(&mut out, &record)?;
         }
         PluginCmd::List { json } => {
@@ -363,6 +418,8 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
                     writeln!(out, "  about:     {d}")?;
                 }
                 artifacts::print_provenance(host, &mut out, &p)?;
+                let approved = if p.approved.is_empty() { "none".to_string() } else { p.approved.join(", ") };
+                writeln!(out, "  approved:  {approved}")?;
                 writeln!(out, "  capabilities (imports):")?;
                 for i in &p.imports {
                     writeln!(out, "    {i}")?;

@@ -73,12 +73,71 @@ impl WasiView for CallState {
     }
 }
 
-/// Links WASI (sandboxed per call by its context) and every `continuum:host` interface.
-pub fn add_to_linker(linker: &mut Linker<CallState>) -> Result<()> {
+/// The host capabilities a plugin can be granted, one per `continuum:host` interface.
+pub const HOST_CAPABILITIES: [&str; 4] = ["host:log", "host:store", "host:commands", "host:events"];
+
+/// The capability an import requests: `continuum:host/store@0.1.0` → `host:store`. WASI
+/// imports need none (WASI is always linked, sandboxed by each call's context: no files, no
+/// environment, no network); any other import is its own name, which can never be granted.
+pub fn capability_of(import: &str) -> Option<String> {
+    if import.starts_with("wasi:") {
+        return None;
+    }
+    match import.strip_prefix("continuum:host/") {
+        Some(rest) => Some(format!("host:{}", rest.split('@').next().unwrap_or(rest))),
+        None => Some(import.to_string()),
+    }
+}
+
+/// The capabilities `imports` request, sorted, without repeats.
+pub fn requested(imports: &[String]) -> Vec<String> {
+    let mut caps: Vec<String> = imports.iter().filter_map(|i| capability_of(i)).collect();
+    caps.sort();
+    caps.dedup();
+    caps
+}
+
+/// Links WASI (sandboxed per call by its context) and the `continuum:host` interfaces whose
+/// capabilities are in `approved`; nothing else, so an unapproved import cannot instantiate.
+pub fn add_to_linker(linker: &mut Linker<CallState>, approved: &[String]) -> Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
-    continuum::host::log::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
-    continuum::host::store::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
-    continuum::host::commands::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
-    continuum::host::events::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    let granted = |cap: &str| approved.iter().any(|a| a == cap);
+    if granted("host:log") {
+        continuum::host::log::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    }
+    if granted("host:store") {
+        continuum::host::store::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    }
+    if granted("host:commands") {
+        continuum::host::commands::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    }
+    if granted("host:events") {
+        continuum::host::events::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    }
     Ok(())
+}
+
+/// A plugin asks for capabilities the operator has not approved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "plugin `{plugin}` needs {} which {} not approved; approve with {}",
+    missing.join(", "),
+    if missing.len() == 1 { "is" } else { "are" },
+    approve_hint(plugin, missing, *installed)
+)]
+pub struct NotApproved {
+    /// The plugin.
+    pub plugin: String,
+    /// The capabilities it requests without approval.
+    pub missing: Vec<String>,
+    /// Whether it is already installed (the fix is `plugin allow`, not `--allow`).
+    pub installed: bool,
+}
+
+fn approve_hint(plugin: &str, missing: &[String], installed: bool) -> String {
+    if installed {
+        format!("`continuum plugin allow {plugin} {}`", missing.join(" "))
+    } else {
+        format!("--allow {} at install (or trust its publisher with --approve)", missing.join(" --allow "))
+    }
 }
