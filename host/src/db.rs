@@ -21,5 +21,6 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.execute_batch(crate::host_api::store::SCHEMA)?;
     conn.execute_batch(crate::host_api::events::SCHEMA)?;
     conn.execute_batch(crate::trust::SCHEMA)?;
+    conn.execute_batch(crate::grants::SCHEMA)?;
     Ok(conn)
 }

@@ -149,6 +149,7 @@ impl Host {
             manifest: None,
             custody: None,
             approved,
+            access: Default::default(),
         };
         self.register(&record, &bytes, &component)?;
         Ok(record)
@@ -170,7 +171,7 @@ impl Host {
         let mut db = core.db();
         let tx = db.transaction()?;
         registry::put(&tx, record)?;
-        events::append(&tx, &record.name, "", &Caller::owner().id, "plugin.installed", &payload.to_string())?;
+        events::append(&tx, &record.name, "", &Caller::owner().id(), "plugin.installed", &payload.to_string())?;
         tx.commit()?;
         drop(db);
         core.unload(&record.name);
@@ -253,6 +254,10 @@ impl Host {
                 failed.detail.as_deref().unwrap_or("")
             );
         }
+        let access = input.spec.as_ref().map(|s| s.access.clone()).unwrap_or_default();
+        if let Some(unknown) = access.keys().find(|c| !plugin.schemas().iter().any(|s| &s.name == *c)) {
+            bail!("[access] names `{unknown}`, which is not a command of `{name}`");
+        }
         let mut provenance = input.provenance.clone();
         if provenance.command.is_none() {
             provenance.command = input.spec.as_ref().and_then(|s| s.build.as_ref()).map(|b| b.command.clone());
@@ -277,6 +282,7 @@ impl Host {
                 wit,
                 commands: plugin.schemas(),
                 capabilities: capabilities(&bytes)?,
+                access,
             },
             provenance: provenance.clone(),
             proof: ProofSuite { cases, results },
@@ -346,6 +352,12 @@ impl Host {
             .core()
             .prepare(&m.identity.name, &m.identity.name, &digest, &component, &world, &host_api::requested(&actual))
             .map_err(interface)?;
+        if let Some(unknown) = m.interface.access.keys().find(|c| !m.interface.commands.iter().any(|s| &s.name == *c)) {
+            return refuse(
+                Reason::InterfaceMismatch,
+                format!("the access list names `{unknown}`, which is not one of the plugin's commands"),
+            );
+        }
         if plugin.schemas() != m.interface.commands {
             return refuse(
                 Reason::InterfaceMismatch,
@@ -517,6 +529,7 @@ impl Host {
             manifest: Some(String::from_utf8_lossy(&alloy.manifest_bytes).into_owned()),
             custody: Some(alloy.chain.text()),
             approved,
+            access: m.interface.access.clone(),
         };
         self.register(&record, &alloy.component, &proven.component)?;
         Ok(record)

@@ -12,11 +12,13 @@
 //! - [`engine`] configures wasmtime and caches precompiled components;
 //! - [`registry`], [`db`], [`config`], [`paths`] keep the node's state on disk.
 
+pub mod access;
 pub mod alloy;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod engine;
+pub mod grants;
 pub mod host_api;
 pub mod install;
 pub mod keys;
@@ -28,7 +30,7 @@ pub mod sandbox;
 pub mod terminal;
 pub mod trust;
 
-pub use host_api::Caller;
+pub use access::Caller;
 pub use install::{AlloyOptions, InstallOptions};
 pub use runtime::{CallError, CallReport, Host};
 

@@ -1,9 +1,12 @@
 //! The registry of installed plugins (SQLite table `plugins`).
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::access::Access;
 use crate::reflect::wit_source::WitSource;
 use crate::reflect::CommandSchema;
 
@@ -23,7 +26,8 @@ CREATE TABLE IF NOT EXISTS plugins (
     signer       TEXT,
     manifest     TEXT,
     custody      TEXT,
-    approved     TEXT NOT NULL
+    approved     TEXT NOT NULL,
+    access       TEXT NOT NULL
 ) STRICT;
 ";
 
@@ -61,9 +65,11 @@ pub struct PluginRecord {
     pub custody: Option<String>,
     /// The host capabilities the operator approved (only these are linked).
     pub approved: Vec<String>,
+    /// Access level per command (unlisted: `granted`).
+    pub access: BTreeMap<String, Access>,
 }
 
-type Row = (PluginRecord, [String; 4]);
+type Row = (PluginRecord, [String; 5]);
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
@@ -82,27 +88,29 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             manifest: row.get(11)?,
             custody: row.get(12)?,
             approved: Vec::new(),
+            access: BTreeMap::new(),
         },
-        [row.get(4)?, row.get(5)?, row.get(6)?, row.get(13)?],
+        [row.get(4)?, row.get(5)?, row.get(6)?, row.get(13)?, row.get(14)?],
     ))
 }
 
-fn decode((mut rec, [wit, commands, imports, approved]): Row) -> Result<PluginRecord> {
+fn decode((mut rec, [wit, commands, imports, approved, access]): Row) -> Result<PluginRecord> {
     let ctx = || format!("registry entry of plugin `{}` is corrupt; remove and re-install it", rec.name);
     rec.wit = serde_json::from_str(&wit).with_context(ctx)?;
     rec.commands = serde_json::from_str(&commands).with_context(ctx)?;
     rec.imports = serde_json::from_str(&imports).with_context(ctx)?;
     rec.approved = serde_json::from_str(&approved).with_context(ctx)?;
+    rec.access = serde_json::from_str(&access).with_context(ctx)?;
     Ok(rec)
 }
 
 const COLUMNS: &str =
-    "name, digest, description, world, wit, commands, imports, source, installed_at, version, signer, manifest, custody, approved";
+    "name, digest, description, world, wit, commands, imports, source, installed_at, version, signer, manifest, custody, approved, access";
 
 /// Records `plugin`, replacing any earlier install of the same name.
 pub fn put(conn: &Connection, plugin: &PluginRecord) -> Result<()> {
     conn.execute(
-        &format!("INSERT OR REPLACE INTO plugins ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+        &format!("INSERT OR REPLACE INTO plugins ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
         params![
             plugin.name,
             plugin.digest,
@@ -118,6 +126,7 @@ pub fn put(conn: &Connection, plugin: &PluginRecord) -> Result<()> {
             plugin.manifest,
             plugin.custody,
             serde_json::to_string(&plugin.approved)?,
+            serde_json::to_string(&plugin.access)?,
         ],
     )?;
     Ok(())

@@ -1,13 +1,14 @@
 //! The runtime core: installs plugins, loads them (from the AOT cache when possible) and runs
 //! commands, each call in a fresh sandboxed instance.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use ed25519_dalek::SigningKey;
 use rusqlite::Connection;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -16,9 +17,12 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtx;
 
+use crate::access::{self, Access, Caller};
 use crate::config::Config;
 use crate::engine::{self, CompiledCache};
-use crate::host_api::{self, CallContext, CallState, Caller, NotApproved};
+use crate::grants::{GrantError, Grants};
+use crate::host_api::{self, CallContext, CallState, NotApproved};
+use crate::keys::{parse_public, public_hex, KeyStore};
 use crate::paths::DataDir;
 use crate::reflect::wit_source::WitWorld;
 use crate::reflect::{self, Command, CommandSchema, Outcome};
@@ -46,6 +50,9 @@ pub enum CallError {
     /// The plugin trapped (crashed).
     #[error("{command} trapped: {message}")]
     Trapped { command: String, message: String },
+    /// The caller may not call this command (no grant confers it, or it is owner-only).
+    #[error("{command}: permission denied: {reason}")]
+    Denied { command: String, reason: String },
     /// `commands.call` nested deeper than allowed.
     #[error("{command}: nested calls are limited to {max} levels (max-call-depth)")]
     DepthExceeded { command: String, max: u32 },
@@ -71,6 +78,7 @@ impl CallError {
             CallError::CommandFailed { .. } => 3,
             CallError::Limit { .. } | CallError::Trapped { .. } | CallError::DepthExceeded { .. } => 4,
             CallError::Host { .. } => 1,
+            CallError::Denied { .. } => 5,
         }
     }
 }
@@ -98,6 +106,8 @@ pub struct LoadedPlugin {
     pub digest: String,
     /// The limits its calls run under.
     pub limits: Limits,
+    /// Access level per command.
+    pub access: BTreeMap<String, Access>,
     pre: InstancePre<CallState>,
     commands: HashMap<String, Command>,
 }
@@ -111,6 +121,8 @@ pub struct HostCore {
     db: Mutex<Connection>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
     compilations: AtomicU64,
+    node_key: SigningKey,
+    grants: Grants,
 }
 
 /// A Continuum host over one data directory.
@@ -119,7 +131,9 @@ pub struct Host {
     core: Arc<HostCore>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `m`, recovering from a panic in another holder (the data stays consistent: every
+/// critical section here is a single insert, lookup or SQLite call).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -182,6 +196,8 @@ impl Host {
         let engine = engine::build(config.max_memory_mib())?;
         let db = crate::db::open(&data.database())?;
         let cache = CompiledCache::new(&engine, &data.compiled());
+        let node_key = KeyStore::new(data.root().join("keys")).node()?;
+        let grants = Grants::load(&db, node_key.verifying_key())?;
         Ok(Host {
             core: Arc::new(HostCore {
                 engine,
@@ -191,6 +207,8 @@ impl Host {
                 db: Mutex::new(db),
                 loaded: Mutex::new(HashMap::new()),
                 compilations: AtomicU64::new(0),
+                node_key,
+                grants,
             }),
         })
     }
@@ -233,7 +251,62 @@ impl Host {
 
     /// Every command of every installed plugin (from the registry; nothing is compiled).
     pub fn commands(&self) -> Result<Vec<CommandSchema>> {
-        Ok(self.plugins()?.into_iter().flat_map(|p| p.commands).collect())
+        self.commands_for(&Caller::Owner)
+    }
+
+    /// The commands `caller` may call — exactly those, so listed equals callable.
+    pub fn commands_for(&self, caller: &Caller) -> Result<Vec<CommandSchema>> {
+        Ok(self
+            .plugins()?
+            .into_iter()
+            .flat_map(|p| {
+                let access = p.access;
+                p.commands
+                    .into_iter()
+                    .filter(move |c| access::check(caller, &c.name, access::level(&access, &c.name)).is_ok())
+            })
+            .collect())
+    }
+
+    /// The caller presenting grant `token` with key `presenter` (hex), after full verification:
+    /// issuer, signatures, key binding, expiry, epoch.
+    pub fn caller_presenting(&self, token: &str, presenter: &str) -> Result<Caller, GrantError> {
+        let grant = self.core.grants.verify(&self.core.db(), token, presenter, crate::now_secs())?;
+        Ok(Caller::Key { key: presenter.to_string(), grant: Some(grant) })
+    }
+
+    /// A caller for `--as`: a grant token (presented by the key it is bound to) or a bare
+    /// public key (no grant).
+    pub fn caller_for(&self, spec: &str) -> Result<Caller> {
+        if spec.starts_with(crate::grants::PREFIX) {
+            let holder = crate::grants::verify_signed(spec, self.core.grants.owner())?.holder;
+            return Ok(self.caller_presenting(spec, &holder)?);
+        }
+        let key = public_hex(&parse_public(spec)?);
+        if self.core.grants.watermark(&key).is_some_and(|(_, revoked)| revoked) {
+            anyhow::bail!("grants to {} were revoked: it may call nothing", crate::alloy::custody::short(&key));
+        }
+        Ok(Caller::Key { key, grant: None })
+    }
+
+    /// Issues a grant of `caps` to `grantee` until `expires`, superseding earlier grants to it.
+    pub fn issue_grant(&self, grantee: &str, caps: &[String], expires: i64) -> Result<String> {
+        if caps.is_empty() {
+            anyhow::bail!("a grant needs at least one --cap (to take grants away, use `continuum grant revoke`)");
+        }
+        let grantee = parse_public(grantee)?;
+        self.core.grants.issue(&self.core.db(), &self.core.node_key, &grantee, caps, expires)
+    }
+
+    /// Revokes every grant to `grantee`; returns the new epoch.
+    pub fn revoke_grants(&self, grantee: &str) -> Result<u64> {
+        let grantee = parse_public(grantee)?;
+        self.core.grants.revoke(&self.core.db(), &self.core.node_key, &grantee)
+    }
+
+    /// The node's identity (grant issuer) public key, hex.
+    pub fn node_id(&self) -> String {
+        public_hex(&self.core.node_key.verifying_key())
     }
 
     /// The schema of command `name`.
@@ -285,7 +358,9 @@ impl HostCore {
             }
         };
         let world: WitWorld = record.wit.resolve(Some(&record.world))?;
-        let plugin = Arc::new(self.prepare(name, name, &record.digest, &component, &world, &record.approved)?);
+        let mut plugin = self.prepare(name, name, &record.digest, &component, &world, &record.approved)?;
+        plugin.access = record.access;
+        let plugin = Arc::new(plugin);
         lock(&self.loaded).insert(name.to_string(), plugin.clone());
         Ok(plugin)
     }
@@ -323,6 +398,7 @@ impl HostCore {
             namespace: namespace.to_string(),
             digest: digest.to_string(),
             limits: self.config.limits_for(name),
+            access: BTreeMap::new(),
             pre,
             commands,
         })
@@ -436,6 +512,8 @@ impl HostCore {
         report: &mut CallReport,
     ) -> Result<Value, CallError> {
         let command = plugin.commands.get(name).ok_or_else(|| self.unknown(name))?;
+        access::check(caller, name, access::level(&plugin.access, name))
+            .map_err(|reason| CallError::Denied { command: name.into(), reason })?;
         let args = command
             .params_to_vals(params)
             .map_err(|e| CallError::InvalidParams { command: name.into(), message: e.to_string() })?;

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
+
+use crate::access::Access;
 
 use crate::reflect::wit_source::WitSource;
 use crate::reflect::CommandSchema;
@@ -57,6 +60,9 @@ pub struct Interface {
     pub commands: Vec<CommandSchema>,
     /// The component's imports: the capabilities it requests.
     pub capabilities: Vec<String>,
+    /// Access level per command (`owner`, `granted`, `public`); unlisted commands are `granted`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub access: BTreeMap<String, Access>,
 }
 
 /// How the component was made.

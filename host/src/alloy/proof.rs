@@ -16,6 +16,9 @@
 //! max-ms = 1000
 //! ```
 //!
+//! `[access]` sets who may call each command: `"text/stats" = "public"` (any caller),
+//! `"kv/put" = "owner"` (never granted to others); unlisted commands need a grant.
+//!
 //! Each case names exactly one of `expect-output` (JSON equal), `expect-error` (the command's
 //! error value, JSON equal) or `expect-contains` (a substring of the result's JSON text).
 
@@ -39,6 +42,9 @@ pub struct PluginSpec {
     /// Proof cases.
     #[serde(default)]
     pub proof: Vec<ProofSpec>,
+    /// Access level per command: `"text/stats" = "public"`; unlisted commands are `granted`.
+    #[serde(default)]
+    pub access: std::collections::BTreeMap<String, crate::access::Access>,
 }
 
 /// `[plugin]`.

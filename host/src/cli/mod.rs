@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod bench;
+mod grant;
 mod help;
 mod params;
 
@@ -37,18 +38,27 @@ enum Top {
     /// Install, list, inspect and remove plugins.
     #[command(subcommand)]
     Plugin(PluginCmd),
-    /// List the commands you may call.
+    /// List the commands you may call (or, with --as, that another caller may call).
     Commands {
         /// Print JSON (names, descriptions, schemas).
         #[arg(long)]
         json: bool,
+        /// List for this caller: a public key, or a grant token.
+        #[arg(long = "as", value_name = "KEY|TOKEN")]
+        as_caller: Option<String>,
     },
+    /// Capability grants: who may call what, until when.
+    #[command(subcommand)]
+    Grant(GrantCmd),
     /// Run a command: `continuum run text/stats --text "…"`; `--help` after the name shows its parameters.
     #[command(disable_help_flag = true)]
     Run {
         /// How to print the result (default: pretty on a terminal, json otherwise).
         #[arg(long, value_enum)]
         output: Option<OutputFormat>,
+        /// Run as this caller: a public key (no grant), or a grant token.
+        #[arg(long = "as", value_name = "KEY|TOKEN")]
+        as_caller: Option<String>,
         /// The command, `plugin/function`.
         #[arg(allow_hyphen_values = true)]
         command: String,
@@ -91,6 +101,50 @@ pub(crate) enum KeyCmd {
     Export {
         /// The key's name.
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GrantCmd {
+    /// Issue a grant (signed by this node's key) and print its token.
+    Issue {
+        /// The grantee's public key.
+        #[arg(long)]
+        to: String,
+        /// A command or prefix it may call (`text/summarize`, `kv/`); repeat for more.
+        #[arg(long = "cap", required = true)]
+        caps: Vec<String>,
+        /// How long it lasts (`90s`, `30m`, `24h`, `7days`).
+        #[arg(long, default_value = "24h")]
+        expires: String,
+    },
+    /// List the grants this node issued.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke every grant to a key (a higher epoch with no capabilities).
+    Revoke {
+        /// The grantee's public key.
+        grantee: String,
+    },
+    /// As a grantee, derive a narrower, shorter token for someone else.
+    Attenuate {
+        /// Your token.
+        token: String,
+        /// Your key (the token's grantee): a key name or key file.
+        #[arg(long)]
+        key: String,
+        /// Who receives the narrower token.
+        #[arg(long)]
+        to: String,
+        /// Capabilities (each within yours); repeat for more.
+        #[arg(long = "cap", required = true)]
+        caps: Vec<String>,
+        /// How long it lasts (capped at your token's expiry).
+        #[arg(long, default_value = "1h")]
+        expires: String,
     },
 }
 
@@ -288,7 +342,8 @@ pub fn main() -> Result<(), Exit> {
             Ok(())
         }
         Top::Plugin(cmd) => plugin(&open()?, cmd).map_err(Exit::from),
-        Top::Commands { json } => list_commands(&open()?, json).map_err(Exit::from),
+        Top::Commands { json, as_caller } => list_commands(&open()?, json, as_caller.as_deref()).map_err(Exit::from),
+        Top::Grant(cmd) => grant::run(&open()?, &DataDir::resolve(cli.data_dir.as_deref())?, cmd).map_err(Exit::from),
         Top::Run { command, .. } if command == "--help" || command == "-h" => {
             let mut cli = Cli::command();
             let run = cli.find_subcommand_mut("run").expect("run subcommand");
@@ -296,7 +351,7 @@ pub fn main() -> Result<(), Exit> {
             run.print_long_help().map_err(anyhow::Error::from)?;
             Ok(())
         }
-        Top::Run { output, command, args } => run(&open()?, output, &command, &args),
+        Top::Run { output, as_caller, command, args } => run(&open()?, output, as_caller.as_deref(), &command, &args),
         Top::Bench { plugin, iterations } => bench::run(&plugin, iterations).map_err(Exit::from),
         Top::Key(cmd) => artifacts::key(&DataDir::resolve(cli.data_dir.as_deref())?, cmd).map_err(Exit::from),
         Top::Trust(cmd) => artifacts::trust(&open()?, cmd).map_err(Exit::from),
@@ -438,8 +493,12 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
     Ok(())
 }
 
-fn list_commands(host: &Host, json: bool) -> Result<()> {
-    let commands = host.commands()?;
+fn list_commands(host: &Host, json: bool, as_caller: Option<&str>) -> Result<()> {
+    let caller = match as_caller {
+        Some(spec) => host.caller_for(spec)?,
+        None => Caller::owner(),
+    };
+    let commands = host.commands_for(&caller)?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&commands)?)?;
@@ -454,7 +513,17 @@ fn list_commands(host: &Host, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn run(host: &Host, output: Option<OutputFormat>, name: &str, args: &[String]) -> Result<(), Exit> {
+fn run(
+    host: &Host,
+    output: Option<OutputFormat>,
+    as_caller: Option<&str>,
+    name: &str,
+    args: &[String],
+) -> Result<(), Exit> {
+    let caller = match as_caller {
+        Some(spec) => host.caller_for(spec).map_err(|e| Exit { code: 5, message: format!("{e:#}") })?,
+        None => Caller::owner(),
+    };
     let usage = |e: CallError| Exit { code: e.exit_code(), message: e.to_string() };
     let schema = host.command(name).map_err(usage)?;
     if args.iter().any(|a| a == "--help" || a == "-h") {
@@ -462,7 +531,7 @@ fn run(host: &Host, output: Option<OutputFormat>, name: &str, args: &[String]) -
         return Ok(());
     }
     let params = params::from_args(&schema, args).map_err(|e| Exit { code: 2, message: format!("{name}: {e:#}") })?;
-    let report = host.call(&Caller::owner(), name, &params);
+    let report = host.call(&caller, name, &params);
     // Plugin output goes to stderr, stripped of escape sequences, so stdout holds only the result.
     let mut err = std::io::stderr().lock();
     for (stream, bytes) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {

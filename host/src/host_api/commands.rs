@@ -19,7 +19,7 @@ impl Host for CallState {
                 CallError::UnknownCommand { .. } => WitCallError::UnknownCommand(e.to_string()),
                 CallError::InvalidParams { .. } => WitCallError::InvalidParams(e.to_string()),
                 CallError::CommandFailed { error, .. } => WitCallError::CommandFailed(error.to_string()),
-                CallError::DepthExceeded { .. } => WitCallError::Denied(e.to_string()),
+                CallError::DepthExceeded { .. } | CallError::Denied { .. } => WitCallError::Denied(e.to_string()),
                 CallError::Limit { .. } | CallError::Trapped { .. } | CallError::Host { .. } => {
                     WitCallError::Aborted(e.to_string())
                 }

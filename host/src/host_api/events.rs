@@ -67,7 +67,7 @@ impl Host for CallState {
         }
         let call = &self.call;
         let kind = format!("{}.{kind}", call.namespace);
-        Ok(append(&call.core.db(), &call.namespace, &call.command, &call.caller.id, &kind, &payload_json)
+        Ok(append(&call.core.db(), &call.namespace, &call.command, &call.caller.id(), &kind, &payload_json)
             .map_err(|e| format!("cannot record the event: {e}")))
     }
 }

@@ -14,6 +14,7 @@ use anyhow::Result;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::access::Caller;
 use crate::runtime::HostCore;
 use crate::sandbox::MemoryGuard;
 
@@ -22,20 +23,6 @@ wasmtime::component::bindgen!({
     world: "continuum:host/command",
     imports: { default: trappable },
 });
-
-/// Who a call runs for. Nested calls (`commands.call`) keep the original caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// A stable id: `owner` for the local operator.
-    pub id: String,
-}
-
-impl Caller {
-    /// The local owner of this node (CLI, local socket).
-    pub fn owner() -> Self {
-        Caller { id: "owner".into() }
-    }
-}
 
 /// What every host interface knows about the call it serves.
 pub struct CallContext {

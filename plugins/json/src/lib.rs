@@ -139,7 +139,7 @@ impl Guest for Json {
                 params.insert(request.field.clone(), Value::String(item));
                 continuum_sdk::commands::call(&request.command, &Value::Object(params))
                     .map(|v| v.to_string())
-                    .map_err(|e| format!("item {i}: {e}"))
+                    .map_err(|e| format!("item {i}: {}", continuum_sdk::commands::message(&e)))
             })
             .collect()
     }

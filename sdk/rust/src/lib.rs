@@ -92,6 +92,17 @@ pub mod store {
 pub mod commands {
     pub use crate::host::commands::CallError;
 
+    /// The host's message inside a call error (it names the command and what went wrong).
+    pub fn message(error: &CallError) -> &str {
+        match error {
+            CallError::UnknownCommand(m)
+            | CallError::InvalidParams(m)
+            | CallError::CommandFailed(m)
+            | CallError::Aborted(m)
+            | CallError::Denied(m) => m,
+        }
+    }
+
     /// Calls `name` (`plugin/function`) with JSON parameters and returns its JSON result.
     pub fn call(name: &str, params: &serde_json::Value) -> Result<serde_json::Value, CallError> {
         let raw = crate::host::commands::call(name, &params.to_string())?;

@@ -66,7 +66,9 @@ impl Guest for Misbehave {
 
     fn relay(command: String, params: String) -> Result<String, String> {
         let params: serde_json::Value = serde_json::from_str(&params).map_err(|e| e.to_string())?;
-        continuum_sdk::commands::call(&command, &params).map(|v| v.to_string()).map_err(|e| e.to_string())
+        continuum_sdk::commands::call(&command, &params)
+            .map(|v| v.to_string())
+            .map_err(|e| continuum_sdk::commands::message(&e).to_string())
     }
 }
 
