@@ -59,5 +59,18 @@ set -x
 "$continuum" run text/stats --text hi --top -1 || true
 set +x
 
-step "benchmark: raw wasmtime vs the reflected call"
+step "grants: who may call what"
+# A caller identified by a key sees only public commands until the owner grants it more.
+"$continuum" key list | grep -q '^demo-caller ' || "$continuum" key generate demo-caller >/dev/null
+caller=$("$continuum" key export demo-caller)
+"$continuum" commands --as "$caller"
+token=$("$continuum" grant issue --to "$caller" --cap kv/get --cap kv/incr --expires 1h)
+show() { echo "+ continuum $*" | sed "s/$token/\$token/"; "$continuum" "$@"; }
+show commands --as "$token"
+show run --as "$token" kv/incr --key runs
+show run --as "$token" kv/delete --key runs || true   # owner-only, never granted
+show grant revoke "$caller"
+show run --as "$token" kv/get --key runs || true      # revoked
+
+step "benchmark: raw wasmtime vs the reflected call, grants"
 "$continuum" bench --iterations 5000

@@ -12,6 +12,11 @@ use crate::grants::{confers, Grant};
 pub enum Caller {
     /// The node's local owner (CLI, local socket): may call everything.
     Owner,
+    /// A key whose grants were revoked: it may call nothing until granted again.
+    Blocked {
+        /// The caller's public key, hex.
+        key: String,
+    },
     /// A remote key, with the verified grant it presented, if any.
     Key {
         /// The caller's public key, hex.
@@ -25,7 +30,7 @@ pub enum Caller {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tier {
-    /// A key whose grants were revoked (its calls are refused before this point).
+    /// A key whose grants were revoked: nothing.
     Blocked,
     /// A known key without a grant: public commands only.
     Provisional,
@@ -45,7 +50,7 @@ impl Caller {
     pub fn id(&self) -> String {
         match self {
             Caller::Owner => "owner".into(),
-            Caller::Key { key, .. } => key.clone(),
+            Caller::Blocked { key } | Caller::Key { key, .. } => key.clone(),
         }
     }
 
@@ -53,6 +58,7 @@ impl Caller {
     pub fn tier(&self) -> Tier {
         match self {
             Caller::Owner => Tier::Owner,
+            Caller::Blocked { .. } => Tier::Blocked,
             Caller::Key { grant: Some(_), .. } => Tier::Trusted,
             Caller::Key { grant: None, .. } => Tier::Provisional,
         }
@@ -82,6 +88,10 @@ pub fn level(access: &BTreeMap<String, Access>, command: &str) -> Access {
 pub fn check(caller: &Caller, command: &str, access: Access) -> Result<(), String> {
     match (caller, access) {
         (Caller::Owner, _) => Ok(()),
+        (Caller::Blocked { key }, _) => Err(format!(
+            "the caller {} is blocked: its grants were revoked (a new grant unblocks it)",
+            crate::alloy::custody::short(key)
+        )),
         (Caller::Key { .. }, Access::Owner) => {
             Err(format!("`{command}` is owner-only and is never granted to other callers"))
         }

@@ -111,7 +111,7 @@ fn approve(name: &str, imports: &[String], allow: &[String], also: &[String]) ->
 /// The capability names a component requests: its imports, read from the bytes.
 fn capabilities(bytes: &[u8]) -> Result<Vec<String>, Refusal> {
     let mut caps = component_imports(bytes)
-        .map_err(|e| Refusal::new(Reason::Malformed, format!("component.wasm cannot be parsed: {e}")))?;
+        .map_err(|e| Refusal::new(Reason::Malformed, format!("the component is truncated or corrupt: {e}")))?;
     caps.sort();
     Ok(caps)
 }

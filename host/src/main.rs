@@ -2,7 +2,9 @@
 
 fn main() {
     if let Err(exit) = continuum::cli::main() {
-        eprintln!("error: {}", exit.message);
+        if !exit.is_broken_pipe() {
+            eprintln!("error: {}", exit.message);
+        }
         std::process::exit(exit.code);
     }
 }

@@ -284,7 +284,7 @@ impl Host {
         }
         let key = public_hex(&parse_public(spec)?);
         if self.core.grants.watermark(&key).is_some_and(|(_, revoked)| revoked) {
-            anyhow::bail!("grants to {} were revoked: it may call nothing", crate::alloy::custody::short(&key));
+            return Ok(Caller::Blocked { key });
         }
         Ok(Caller::Key { key, grant: None })
     }

@@ -89,7 +89,17 @@ fn every_bad_grant_is_refused_with_its_reason() {
     // Revoked: a higher epoch with no capabilities.
     h.host.revoke_grants(&alice).unwrap();
     assert_eq!(refused(&h, &newer, &alice), GrantError::Revoked(3));
-    assert!(h.host.caller_for(&alice).unwrap_err().to_string().contains("revoked"));
+    // A revoked key is blocked: it may call nothing, not even public commands…
+    let blocked = h.host.caller_for(&alice).unwrap();
+    assert!(h.host.commands_for(&blocked).unwrap().is_empty());
+    match h.host.call(&blocked, "text/stats", &json!({ "text": "x" })).result {
+        Err(CallError::Denied { reason, .. }) => assert!(reason.contains("blocked"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // …until the owner grants it again (a higher epoch).
+    let fresh = h.host.issue_grant(&alice, &["kv/get".into()], later()).unwrap();
+    assert!(h.host.caller_presenting(&fresh, &alice).is_ok());
+    assert!(!h.host.commands_for(&h.host.caller_for(&alice).unwrap()).unwrap().is_empty());
 }
 
 #[test]
@@ -167,7 +177,7 @@ fn composition_cannot_escalate() {
             let e = error.as_str().unwrap();
             assert!(
                 e.contains("kv/get: permission denied")
-                    && e.contains("needs a grant") == false
+                    && !e.contains("needs a grant")
                     && e.contains("does not confer `kv/get`"),
                 "{e}"
             );

@@ -6,7 +6,8 @@
 //!    `Func::call` with ready-made values, per call;
 //! 2. the full reflected call: JSON text in → schema check → values → fresh sandboxed instance
 //!    with limits and captured stdio → values → JSON text out;
-//! 3. install-to-first-call with an empty AOT cache (compile) and with the cache (mmap).
+//! 3. install-to-first-call with an empty AOT cache (compile) and with the cache (mmap);
+//! 4. grant verification cold (signatures) and cached, and what the cached check adds to a call.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,6 +46,20 @@ fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// The (p50, p99) of `f`.
+fn measure_one(iterations: u32, mut f: impl FnMut() -> Result<()>) -> Result<(Duration, Duration)> {
+    for _ in 0..iterations / 10 {
+        f()?;
+    }
+    let mut samples = Vec::with_capacity(iterations as usize);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed());
+    }
+    Ok(percentiles(&mut samples))
 }
 
 /// Times `a` and `b` alternately, so both see the same machine conditions; returns the
@@ -131,6 +146,33 @@ pub fn run(plugin_dir: &Path, iterations: u32) -> Result<()> {
     };
     let [(raw_p50, raw_p99), (ours_p50, ours_p99)] = measure_pair(iterations, raw, reflected)?;
 
+    // Grants: full signature verification (cold) vs the cached check, and what the cached
+    // check adds to a reflected call (owner call vs verify-then-call as a grantee).
+    let grantee = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+    let grantee_hex = crate::keys::public_hex(&grantee);
+    let token = host.issue_grant(&grantee_hex, &["text/".into()], crate::now_secs() + 3600)?;
+    let owner_key = crate::keys::parse_public(&host.node_id())?;
+    let (cold_p50, _) = measure_one(iterations, || {
+        std::hint::black_box(crate::grants::verify_signed(&token, &owner_key)?);
+        Ok(())
+    })?;
+    let (cached_p50, _) = measure_one(iterations, || {
+        std::hint::black_box(host.caller_presenting(&token, &grantee_hex)?);
+        Ok(())
+    })?;
+    let owner_call = || {
+        let report = host.call(&caller, COMMAND, &serde_json::from_str(INPUT)?);
+        std::hint::black_box(report.result.map_err(|e| anyhow::anyhow!("{e}"))?);
+        Ok(())
+    };
+    let granted_call = || {
+        let as_grantee = host.caller_presenting(&token, &grantee_hex)?;
+        let report = host.call(&as_grantee, COMMAND, &serde_json::from_str(INPUT)?);
+        std::hint::black_box(report.result.map_err(|e| anyhow::anyhow!("{e}"))?);
+        Ok(())
+    };
+    let [(owner_p50, _), (granted_p50, _)] = measure_pair(iterations, owner_call, granted_call)?;
+
     let figures = json!({
         "command": COMMAND,
         "iterations": iterations,
@@ -139,6 +181,8 @@ pub fn run(plugin_dir: &Path, iterations: u32) -> Result<()> {
         "ratio_p50": micros(ours_p50) / micros(raw_p50),
         "install_to_first_call_ms": { "compile": cold.as_secs_f64() * 1e3, "aot_cache": warm.as_secs_f64() * 1e3 },
         "cached_load_ms": load_only.as_secs_f64() * 1e3,
+        "grant_verify_us": { "cold_p50": micros(cold_p50), "cached_p50": micros(cached_p50) },
+        "call_p50_us": { "owner": micros(owner_p50), "with_cached_grant": micros(granted_p50) },
     });
     println!("benchmark: {COMMAND} {INPUT} ({iterations} calls each)");
     println!(
@@ -157,6 +201,14 @@ pub fn run(plugin_dir: &Path, iterations: u32) -> Result<()> {
         "  open → first call, AOT cache                {:>8.1} ms (load {:.2} ms)",
         warm.as_secs_f64() * 1e3,
         load_only.as_secs_f64() * 1e3
+    );
+    println!("  grant verification, cold (signatures)       p50 {:>8.2} µs", micros(cold_p50));
+    println!("  grant verification, cached                  p50 {:>8.2} µs", micros(cached_p50));
+    println!(
+        "  call as owner / as grantee (cached grant)   p50 {:>8.2} µs / {:.2} µs (+{:.2} µs)",
+        micros(owner_p50),
+        micros(granted_p50),
+        micros(granted_p50) - micros(owner_p50)
     );
     println!("{figures}");
     Ok(())

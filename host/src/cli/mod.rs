@@ -308,9 +308,20 @@ pub struct Exit {
     pub message: String,
 }
 
+impl Exit {
+    /// Whether the failure is only that stdout was closed early (`continuum … | head`),
+    /// which is not an error for a command-line tool.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.code == 0
+    }
+}
+
 impl From<anyhow::Error> for Exit {
     fn from(e: anyhow::Error) -> Self {
-        Exit { code: 1, message: format!("{e:#}") }
+        let broken_pipe = e
+            .chain()
+            .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe));
+        Exit { code: if broken_pipe { 0 } else { 1 }, message: format!("{e:#}") }
     }
 }
 
