@@ -1,6 +1,7 @@
 //! Caller → command: who a call runs for, each command's access level, and the decision.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +23,7 @@ pub enum Caller {
         /// The caller's public key, hex.
         key: String,
         /// Its verified grant.
-        grant: Option<Grant>,
+        grant: Option<Arc<Grant>>,
     },
 }
 

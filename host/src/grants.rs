@@ -7,7 +7,7 @@
 //! signature is ed25519 over [`DOMAIN`] followed by the payload's exact bytes.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -264,7 +264,7 @@ pub fn verify_signed(token: &str, owner: &VerifyingKey) -> Result<Grant, GrantEr
 pub struct Grants {
     owner: VerifyingKey,
     watermarks: Mutex<HashMap<String, (u64, bool)>>,
-    verified: Mutex<HashMap<String, Grant>>,
+    verified: Mutex<HashMap<String, Arc<Grant>>>,
 }
 
 impl Grants {
@@ -304,12 +304,12 @@ impl Grants {
 
     /// Full verification in order — issuer, signatures, key binding, expiry, epoch — for a
     /// token presented by `presenter` at `now`. Signature checks are cached per token.
-    pub fn verify(&self, conn: &Connection, token: &str, presenter: &str, now: i64) -> Result<Grant, GrantError> {
+    pub fn verify(&self, conn: &Connection, token: &str, presenter: &str, now: i64) -> Result<Arc<Grant>, GrantError> {
         let cached = crate::runtime::lock(&self.verified).get(token).cloned();
         let grant = match cached {
             Some(g) => g,
             None => {
-                let g = verify_signed(token, &self.owner)?;
+                let g = Arc::new(verify_signed(token, &self.owner)?);
                 crate::runtime::lock(&self.verified).insert(token.to_string(), g.clone());
                 g
             }

@@ -106,14 +106,14 @@ fn every_bad_grant_is_refused_with_its_reason() {
 fn matching_is_boundary_aware_and_owner_commands_are_never_conferred() {
     let grant = |caps: &[&str]| Caller::Key {
         key: hex_of(2),
-        grant: Some(Grant {
+        grant: Some(std::sync::Arc::new(Grant {
             id: "x".into(),
             root: hex_of(2),
             holder: hex_of(2),
             caps: caps.iter().map(|c| c.to_string()).collect(),
             expires: later(),
             epoch: 1,
-        }),
+        })),
     };
     let summarize = grant(&["text/summarize"]);
     assert!(check(&summarize, "text/summarize", Access::Granted).is_ok());
