@@ -60,10 +60,22 @@ pub struct PluginSection {
     pub limits: LimitsOverride,
 }
 
+/// `[log]`: the event log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `process` (default: survives a killed process) or `fsync` (survives power loss).
+    #[serde(default)]
+    pub durability: crate::eventlog::Durability,
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The event log.
+    #[serde(default)]
+    pub log: LogSection,
     /// Default limits for every plugin.
     #[serde(default)]
     pub limits: LimitsOverride,

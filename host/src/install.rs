@@ -19,7 +19,7 @@ use crate::alloy::custody::{sha256_hex, short, Chain, Entry, Stage};
 use crate::alloy::manifest::{CaseResult, Identity, Interface, Manifest, ProofCase, ProofSuite, Provenance, FORMAT};
 use crate::alloy::proof::{judge, PluginSpec};
 use crate::alloy::{component_imports, Alloy, Reason, Refusal};
-use crate::host_api::{self, events, NotApproved, HOST_CAPABILITIES};
+use crate::host_api::{self, NotApproved, HOST_CAPABILITIES};
 use crate::keys::public_hex;
 use crate::reflect::wit_source::{WitSource, WitWorld};
 use crate::registry::{self, PluginRecord};
@@ -168,13 +168,9 @@ impl Host {
         let payload = json!({
             "name": record.name, "version": record.version, "digest": record.digest, "signer": record.signer,
         });
-        let mut db = core.db();
-        let tx = db.transaction()?;
-        registry::put(&tx, record)?;
-        events::append(&tx, &record.name, "", &Caller::owner().id(), "plugin.installed", &payload.to_string())?;
-        tx.commit()?;
-        drop(db);
+        registry::put(&core.db(), record)?;
         core.unload(&record.name);
+        core.log().append("plugin.installed", &record.name, &payload)?;
         Ok(())
     }
 
@@ -213,7 +209,6 @@ impl Host {
             .collect();
         let db = core.db();
         db.execute("DELETE FROM kv WHERE plugin = ?1", [&namespace])?;
-        db.execute("DELETE FROM events WHERE plugin = ?1", [&namespace])?;
         Ok(results)
     }
 

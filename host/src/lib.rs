@@ -10,6 +10,7 @@
 //! - [`sandbox`] holds the per-call limits and how a broken limit is reported;
 //! - [`host_api`] implements the `continuum:host` interfaces offered to commands;
 //! - [`engine`] configures wasmtime and caches precompiled components;
+//! - [`eventlog`] is the signed, hash-chained record of everything the node does;
 //! - [`registry`], [`db`], [`config`], [`paths`] keep the node's state on disk.
 
 pub mod access;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod engine;
+pub mod eventlog;
 pub mod grants;
 pub mod host_api;
 pub mod install;

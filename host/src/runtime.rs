@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
 use rusqlite::Connection;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Val};
 use wasmtime::{Engine, Store};
@@ -18,8 +18,10 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtx;
 
 use crate::access::{self, Access, Caller};
+use crate::alloy::custody::sha256_hex;
 use crate::config::Config;
 use crate::engine::{self, CompiledCache};
+use crate::eventlog::EventLog;
 use crate::grants::{GrantError, Grants};
 use crate::host_api::{self, CallContext, CallState, NotApproved};
 use crate::keys::{parse_public, public_hex, KeyStore};
@@ -71,6 +73,25 @@ fn fix_hint(plugin: &str, limit: &LimitHit) -> String {
 }
 
 impl CallError {
+    /// A short name of the outcome, for the audit log.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CallError::UnknownCommand { .. } => "unknown-command",
+            CallError::InvalidParams { .. } => "invalid-params",
+            CallError::CommandFailed { .. } => "command-error",
+            CallError::Limit { limit, .. } => match limit {
+                LimitHit::Deadline { .. } => "deadline",
+                LimitHit::Memory { .. } => "memory-limit",
+                LimitHit::Output { .. } => "output-limit",
+                LimitHit::Stack => "stack-overflow",
+            },
+            CallError::Trapped { .. } => "trap",
+            CallError::Denied { .. } => "denied",
+            CallError::DepthExceeded { .. } => "depth-exceeded",
+            CallError::Host { .. } => "host-error",
+        }
+    }
+
     /// The process exit code the CLI uses for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -123,6 +144,8 @@ pub struct HostCore {
     compilations: AtomicU64,
     node_key: SigningKey,
     grants: Grants,
+    log: EventLog,
+    audit: AtomicBool,
 }
 
 /// A Continuum host over one data directory.
@@ -198,6 +221,7 @@ impl Host {
         let cache = CompiledCache::new(&engine, &data.compiled());
         let node_key = KeyStore::new(data.root().join("keys")).node()?;
         let grants = Grants::load(&db, node_key.verifying_key())?;
+        let log = EventLog::open(&data.database(), node_key.clone(), config.log.durability)?;
         Ok(Host {
             core: Arc::new(HostCore {
                 engine,
@@ -209,6 +233,8 @@ impl Host {
                 compilations: AtomicU64::new(0),
                 node_key,
                 grants,
+                log,
+                audit: AtomicBool::new(true),
             }),
         })
     }
@@ -235,6 +261,7 @@ impl Host {
             core.cache.evict(&record.digest);
         }
         lock(&core.loaded).remove(name);
+        core.log.append("plugin.removed", name, &json!({ "digest": record.digest, "purged-store": purge }))?;
         Ok(record)
     }
 
@@ -295,13 +322,33 @@ impl Host {
             anyhow::bail!("a grant needs at least one --cap (to take grants away, use `continuum grant revoke`)");
         }
         let grantee = parse_public(grantee)?;
-        self.core.grants.issue(&self.core.db(), &self.core.node_key, &grantee, caps, expires)
+        let token = self.core.grants.issue(&self.core.db(), &self.core.node_key, &grantee, caps, expires)?;
+        let epoch = self.core.grants.watermark(&public_hex(&grantee)).map_or(0, |(e, _)| e);
+        let payload = json!({ "grantee": public_hex(&grantee), "caps": caps, "expires": expires, "epoch": epoch });
+        self.core.log.append("grant.issued", &public_hex(&grantee), &payload)?;
+        Ok(token)
     }
 
     /// Revokes every grant to `grantee`; returns the new epoch.
     pub fn revoke_grants(&self, grantee: &str) -> Result<u64> {
         let grantee = parse_public(grantee)?;
-        self.core.grants.revoke(&self.core.db(), &self.core.node_key, &grantee)
+        let epoch = self.core.grants.revoke(&self.core.db(), &self.core.node_key, &grantee)?;
+        self.core.log.append("grant.revoked", &public_hex(&grantee), &json!({ "epoch": epoch }))?;
+        Ok(epoch)
+    }
+
+    /// Trusts publisher `public_key` as `name`, pre-approving `approves`; logged.
+    pub fn trust_add(&self, public_key: &str, name: &str, approves: &[String]) -> Result<crate::trust::Trusted> {
+        let t = crate::trust::add(&self.core.db(), public_key, name, approves)?;
+        self.core.log.append("trust.added", &t.public_key, &json!({ "name": t.name, "approves": t.approves }))?;
+        Ok(t)
+    }
+
+    /// Stops trusting a publisher; logged.
+    pub fn trust_remove(&self, key_or_name: &str) -> Result<crate::trust::Trusted> {
+        let t = crate::trust::remove(&self.core.db(), key_or_name)?;
+        self.core.log.append("trust.removed", &t.public_key, &json!({ "name": t.name }))?;
+        Ok(t)
     }
 
     /// The node's identity (grant issuer) public key, hex.
@@ -329,6 +376,11 @@ impl HostCore {
     /// The database connection (one per host; SQLite handles other processes).
     pub fn db(&self) -> MutexGuard<'_, Connection> {
         lock(&self.db)
+    }
+
+    /// The node's event log.
+    pub fn log(&self) -> &EventLog {
+        &self.log
     }
 
     /// The engine.
@@ -457,7 +509,10 @@ impl HostCore {
         record.and_then(|r| r.commands.into_iter().find(|c| c.name == name)).ok_or_else(|| self.unknown(name))
     }
 
-    /// Runs one call `depth` levels below the caller's own call, finishing by `deadline`.
+    /// Runs one call `depth` levels below the caller's own call, finishing by `deadline`, and
+    /// audits it: a `call.invoked` entry before, a `call.completed` or `call.failed` entry
+    /// committed before the result is returned (a result whose audit cannot be committed is
+    /// withheld).
     pub fn call_nested(
         self: &Arc<Self>,
         caller: &Caller,
@@ -469,9 +524,62 @@ impl HostCore {
         let started = Instant::now();
         let mut report =
             CallReport { result: Ok(Value::Null), stdout: Vec::new(), stderr: Vec::new(), elapsed: Duration::ZERO };
+        let audit = self.audit.load(Ordering::Relaxed);
+        let input = audit.then(|| params.to_string());
+        if let Some(input) = &input {
+            let invoked = json!({ "caller": caller.id(), "depth": depth, "input-hash": sha256_hex(input.as_bytes()) });
+            if let Err(e) = self.log.append_later("call.invoked", name, &invoked) {
+                report.result = Err(CallError::Host { command: name.into(), message: format!("{e:#}") });
+                return report;
+            }
+        }
         report.result = self.run(caller, name, params, depth, deadline, &mut report);
         report.elapsed = started.elapsed();
+        if let Some(input) = input {
+            if let Err(e) = self.audit(caller, name, depth, &input, &report) {
+                report.result = Err(CallError::Host {
+                    command: name.into(),
+                    message: format!(
+                        "the call ran but its audit entry could not be committed, so its result is withheld: {e:#}"
+                    ),
+                });
+            }
+        }
         report
+    }
+
+    /// Commits the audit entry of a finished call.
+    fn audit(&self, caller: &Caller, name: &str, depth: u32, input: &str, report: &CallReport) -> Result<u64> {
+        let (kind, outcome, output) = match &report.result {
+            Ok(v) => ("call.completed", "ok".to_string(), v.to_string()),
+            Err(CallError::CommandFailed { error, .. }) => ("call.failed", "command-error".into(), error.to_string()),
+            Err(e) => ("call.failed", e.outcome().into(), e.to_string()),
+        };
+        let grant = match caller {
+            Caller::Key { grant: Some(g), .. } => Some(g.id.clone()),
+            _ => None,
+        };
+        let plugin = name.split('/').next().unwrap_or(name);
+        let digest = crate::runtime::lock(&self.loaded).get(plugin).map(|p| p.digest.clone());
+        let payload = json!({
+            "caller": caller.id(),
+            "grant": grant,
+            "command": name,
+            "plugin-digest": digest,
+            "depth": depth,
+            "input-hash": sha256_hex(input.as_bytes()),
+            "input-bytes": input.len(),
+            "output-hash": sha256_hex(output.as_bytes()),
+            "output-bytes": output.len(),
+            "duration-us": report.elapsed.as_micros() as u64,
+            "outcome": outcome,
+        });
+        self.log.append(kind, name, &payload)
+    }
+
+    /// Turns call auditing off or on (for `continuum bench`, to measure what it costs).
+    pub fn set_audit(&self, on: bool) {
+        self.audit.store(on, Ordering::Relaxed);
     }
 
     fn run(

@@ -172,6 +172,9 @@ fn two_processes_share_one_data_dir_safely() {
     let listed: Value = serde_json::from_str(&stdout(&cli(d, &["run", "kv/list", "--limit", "1000"]))).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 30);
     assert!(stdout(&cli(d, &["plugin", "list"])).contains("text"));
+    // Both processes extended one chain of the event log.
+    let verified = stdout(&cli(d, &["events", "verify"]));
+    assert!(verified.contains("verified"), "{verified}");
 }
 
 #[test]

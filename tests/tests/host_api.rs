@@ -71,17 +71,10 @@ fn stores_are_private_to_each_plugin() {
 fn events_are_recorded_under_the_plugin_name() {
     let h = TestHost::with(&["kv"]);
     h.call("kv/put", json!({ "key": "a", "value": { "flag": false } })).unwrap();
-    let db = h.host.core().db();
-    let (plugin, command, caller, kind, payload): (String, String, String, String, String) = db
-        .query_row("SELECT plugin, command, caller, kind, payload FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .unwrap();
-    assert_eq!(
-        (plugin.as_str(), command.as_str(), caller.as_str(), kind.as_str()),
-        ("kv", "kv/put", "owner", "kv.put")
-    );
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&payload).unwrap(), json!({ "key": "a" }));
+    let log = continuum::eventlog::entries(&h.host.core().db(), 0, Some("kv.put"), 10).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].kind.as_str(), log[0].subject.as_str()), ("kv.put", "kv/put"));
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&log[0].payload).unwrap(), json!({ "key": "a" }));
 }
 
 #[test]

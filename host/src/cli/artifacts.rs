@@ -91,11 +91,10 @@ pub(super) fn key(data: &DataDir, cmd: KeyCmd) -> Result<()> {
 
 /// `continuum trust …`
 pub(super) fn trust(host: &Host, cmd: TrustCmd) -> Result<()> {
-    let db = host.core().db();
     let mut out = std::io::stdout().lock();
     match cmd {
         TrustCmd::Add { public_key, name, approve } => {
-            let t = crate::trust::add(&db, &public_key, &name, &approve)?;
+            let t = host.trust_add(&public_key, &name, &approve)?;
             let pre = if t.approves.is_empty() {
                 String::new()
             } else {
@@ -104,7 +103,7 @@ pub(super) fn trust(host: &Host, cmd: TrustCmd) -> Result<()> {
             writeln!(out, "trusted {} as `{}`{pre}", short(&t.public_key), t.name)?;
         }
         TrustCmd::List => {
-            let all = crate::trust::list(&db)?;
+            let all = crate::trust::list(&host.core().db())?;
             if all.is_empty() {
                 writeln!(out, "no trusted publishers; `continuum trust add <public key> --name <name>` adds one")?;
             }
@@ -113,7 +112,7 @@ pub(super) fn trust(host: &Host, cmd: TrustCmd) -> Result<()> {
             }
         }
         TrustCmd::Remove { key } => {
-            let t = crate::trust::remove(&db, &key)?;
+            let t = host.trust_remove(&key)?;
             writeln!(out, "no longer trusting `{}` ({})", t.name, short(&t.public_key))?;
         }
     }

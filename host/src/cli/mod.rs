@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod bench;
+mod events;
 mod grant;
 mod help;
 mod params;
@@ -46,6 +47,21 @@ enum Top {
         /// List for this caller: a public key, or a grant token.
         #[arg(long = "as", value_name = "KEY|TOKEN")]
         as_caller: Option<String>,
+    },
+    /// The event log: tail, verify, export, import.
+    #[command(subcommand)]
+    Events(EventsCmd),
+    /// Metering from the event log: calls, failures, time and bytes per grantee or command.
+    Usage {
+        /// Group by `grantee` (default) or `command`.
+        #[arg(long, value_enum, default_value = "grantee")]
+        by: UsageBy,
+        /// Only calls in this window before now (`24h`, `7days`); default: all.
+        #[arg(long)]
+        since: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Capability grants: who may call what, until when.
     #[command(subcommand)]
@@ -102,6 +118,50 @@ pub(crate) enum KeyCmd {
         /// The key's name.
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCmd {
+    /// Show the last entries (`--follow` keeps printing new ones).
+    Tail {
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u64,
+        /// Only this kind, or a prefix ending in `.` (`call.`).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Keep waiting for new entries.
+        #[arg(long)]
+        follow: bool,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the chain and check every checkpoint signature; names the first bad entry.
+    Verify,
+    /// Write the log (entries after --since) as JSONL.
+    Export {
+        /// Only entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Output file (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Import another node's export (verified first; Lamport clock merged).
+    Import {
+        /// The export file.
+        file: PathBuf,
+    },
+}
+
+/// How `continuum usage` groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum UsageBy {
+    /// By caller (grantee key, or `owner`).
+    Grantee,
+    /// By command.
+    Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +414,8 @@ pub fn main() -> Result<(), Exit> {
         }
         Top::Plugin(cmd) => plugin(&open()?, cmd).map_err(Exit::from),
         Top::Commands { json, as_caller } => list_commands(&open()?, json, as_caller.as_deref()).map_err(Exit::from),
+        Top::Events(cmd) => events::run(&open()?, cmd).map_err(Exit::from),
+        Top::Usage { by, since, json } => events::usage(&open()?, by, since.as_deref(), json).map_err(Exit::from),
         Top::Grant(cmd) => grant::run(&open()?, &DataDir::resolve(cli.data_dir.as_deref())?, cmd).map_err(Exit::from),
         Top::Run { command, .. } if command == "--help" || command == "-h" => {
             let mut cli = Cli::command();

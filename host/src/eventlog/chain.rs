@@ -1,0 +1,190 @@
+//! How entries are hashed and checkpoints signed, and how a chain is verified.
+//!
+//! An entry's hash is sha256 over its fields in order — seq, lamport, node, kind, subject,
+//! payload, prev — each as an 8-byte little-endian length followed by its bytes (numbers in
+//! decimal), so no two different entries share an encoding. A checkpoint signs
+//! `continuum-log-checkpoint-v1\0` ‖ node ‖ seq (8 bytes LE) ‖ head hash (32 bytes) with the
+//! node's key.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The hash before the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Domain separation for checkpoint signatures.
+pub const CHECKPOINT_DOMAIN: &[u8] = b"continuum-log-checkpoint-v1\0";
+
+/// One log entry as stored and exported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Position in the node's log, from 1, without gaps.
+    pub seq: u64,
+    /// Lamport time.
+    pub lamport: u64,
+    /// The writing node's id (public key hex).
+    pub node: String,
+    /// What happened (`call.completed`, `plugin.installed`, `kv.put`, …).
+    pub kind: String,
+    /// What it happened to (a command, a plugin, a key).
+    pub subject: String,
+    /// Details, JSON text.
+    pub payload: String,
+    /// The previous entry's hash ([`GENESIS`] for seq 1).
+    pub prev: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+/// A signed statement that the log had `seq` entries ending in `head`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// The last entry covered.
+    pub seq: u64,
+    /// Its hash.
+    pub head: String,
+    /// ed25519 signature by the node, hex.
+    pub signature: String,
+}
+
+fn field(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// The hash of an entry's fields.
+pub fn entry_hash(seq: u64, lamport: u64, node: &str, kind: &str, subject: &str, payload: &str, prev: &str) -> String {
+    let mut h = Sha256::new();
+    field(&mut h, seq.to_string().as_bytes());
+    field(&mut h, lamport.to_string().as_bytes());
+    for f in [node, kind, subject, payload, prev] {
+        field(&mut h, f.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+fn checkpoint_message(node: &str, seq: u64, head: &str) -> Vec<u8> {
+    let mut m = CHECKPOINT_DOMAIN.to_vec();
+    m.extend_from_slice(node.as_bytes());
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.extend_from_slice(&hex::decode(head).unwrap_or_default());
+    m
+}
+
+/// Signs a checkpoint of `node`'s log at `seq` / `head`.
+pub fn sign_checkpoint(key: &SigningKey, node: &str, seq: u64, head: &str) -> Checkpoint {
+    let signature = key.sign(&checkpoint_message(node, seq, head));
+    Checkpoint { seq, head: head.to_string(), signature: hex::encode(signature.to_bytes()) }
+}
+
+/// Whether `cp` is a valid checkpoint of `node`'s log by `key`.
+pub fn checkpoint_valid(key: &VerifyingKey, node: &str, cp: &Checkpoint) -> bool {
+    let sig =
+        hex::decode(&cp.signature).ok().and_then(|b| <[u8; 64]>::try_from(b).ok()).map(|b| Signature::from_bytes(&b));
+    sig.is_some_and(|s| key.verify_strict(&checkpoint_message(node, cp.seq, &cp.head), &s).is_ok())
+}
+
+/// The first problem found in a chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {seq}: {problem}")]
+pub struct Broken {
+    /// The first bad sequence number.
+    pub seq: u64,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Walks a chain in order: contiguous sequence numbers, each `prev` the previous hash, each
+/// hash recomputed, and each signed checkpoint against the entry it covers. Memory stays
+/// constant however long the log is.
+pub struct ChainCheck {
+    node: String,
+    key: VerifyingKey,
+    expected_seq: u64,
+    prev: String,
+    checkpoints: std::collections::VecDeque<Checkpoint>,
+    checked_checkpoints: u64,
+    last_checkpointed: u64,
+}
+
+impl ChainCheck {
+    /// A check of `node`'s chain (signed by `key`) from its first entry, with its checkpoints.
+    pub fn new(node: &str, key: VerifyingKey, mut checkpoints: Vec<Checkpoint>) -> Self {
+        checkpoints.sort_by_key(|c| c.seq);
+        ChainCheck {
+            node: node.to_string(),
+            key,
+            expected_seq: 1,
+            prev: GENESIS.to_string(),
+            checkpoints: checkpoints.into(),
+            checked_checkpoints: 0,
+            last_checkpointed: 0,
+        }
+    }
+
+    /// A check that continues a chain after entry `first_seq - 1`, whose hash was `prev`.
+    pub fn resume(node: &str, key: VerifyingKey, checkpoints: Vec<Checkpoint>, first_seq: u64, prev: &str) -> Self {
+        let mut check = Self::new(node, key, checkpoints);
+        check.expected_seq = first_seq;
+        check.prev = prev.to_string();
+        check.last_checkpointed = first_seq - 1;
+        check
+    }
+
+    /// Checks the next entry, and any checkpoint that covers it.
+    pub fn next(&mut self, e: &Entry) -> Result<(), Broken> {
+        let bad = |problem: String| Err(Broken { seq: self.expected_seq, problem });
+        if e.seq != self.expected_seq {
+            return bad(format!("missing (the next stored entry is {}): an entry was deleted or reordered", e.seq));
+        }
+        if e.node != self.node {
+            return bad(format!("written by node {} in the log of {}", e.node, self.node));
+        }
+        if e.prev != self.prev {
+            return bad("does not link to the entry before it (prev hash differs)".into());
+        }
+        let hash = entry_hash(e.seq, e.lamport, &e.node, &e.kind, &e.subject, &e.payload, &e.prev);
+        if hash != e.hash {
+            return bad("its contents do not match its hash (the entry was altered)".into());
+        }
+        while self.checkpoints.front().is_some_and(|c| c.seq == e.seq) {
+            let cp = self.checkpoints.pop_front().expect("front exists");
+            if cp.head != e.hash {
+                return bad("the signed checkpoint names a different head hash".into());
+            }
+            if !checkpoint_valid(&self.key, &self.node, &cp) {
+                return bad("the checkpoint's signature is invalid".into());
+            }
+            self.checked_checkpoints += 1;
+            self.last_checkpointed = e.seq;
+        }
+        if let Some(cp) = self.checkpoints.front().filter(|c| c.seq < e.seq) {
+            return Err(Broken { seq: cp.seq, problem: "a checkpoint covers an entry that is not in the log".into() });
+        }
+        self.prev = e.hash.clone();
+        self.expected_seq += 1;
+        Ok(())
+    }
+
+    /// Finishes the walk: every checkpoint must have been matched, and the last entry must be
+    /// covered by one (so every entry is under a signature).
+    pub fn finish(self) -> Result<(u64, u64), Broken> {
+        if let Some(cp) = self.checkpoints.front() {
+            return Err(Broken {
+                seq: cp.seq,
+                problem: "a checkpoint covers an entry that is not in the log (entries were deleted from the end)"
+                    .into(),
+            });
+        }
+        let count = self.expected_seq - 1;
+        if count > self.last_checkpointed {
+            return Err(Broken {
+                seq: self.last_checkpointed + 1,
+                problem: "not covered by any signed checkpoint (entries were added outside the log writer)".into(),
+            });
+        }
+        Ok((count, self.checked_checkpoints))
+    }
+}

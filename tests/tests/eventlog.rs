@@ -1,0 +1,228 @@
+//! The event log: every call audited, tampering named by sequence number, no acknowledged entry
+//! lost to SIGKILL, failed writes leave nothing half-written, export/import with the Lamport merge.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use continuum::eventlog::{self, transfer, EventLog};
+use continuum::keys::KeyStore;
+use continuum::paths::DataDir;
+use continuum::{Caller, Host};
+use continuum_tests::{cli, stderr, stdout, TestHost};
+use serde_json::{json, Value};
+
+fn entries(h: &Host) -> Vec<eventlog::chain::Entry> {
+    eventlog::entries(&h.core().db(), 0, None, u64::MAX).unwrap()
+}
+
+fn verify(h: &Host) -> Result<eventlog::Verified, eventlog::chain::Broken> {
+    eventlog::verify(&h.core().db(), h.core().log().node()).unwrap()
+}
+
+#[test]
+fn every_call_install_and_grant_is_recorded_and_the_chain_verifies() {
+    let h = TestHost::with(&["kv", "typezoo"]);
+    h.call("kv/put", json!({ "key": "a", "value": { "flag": true } })).unwrap();
+    h.call("typezoo/divide", json!({ "a": 1, "b": 0 })).unwrap_err();
+    let grantee = continuum::keys::public_hex(&ed25519_dalek::SigningKey::from_bytes(&[5; 32]).verifying_key());
+    let token = h.host.issue_grant(&grantee, &["kv/get".into()], continuum::now_secs() + 60).unwrap();
+    let caller = h.host.caller_presenting(&token, &grantee).unwrap();
+    assert!(h.host.call(&caller, "typezoo/nothing", &json!({})).result.is_err());
+    let log = entries(&h.host);
+    let kinds: Vec<&str> = log.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "plugin.installed",
+            "plugin.installed",
+            "call.invoked",
+            "kv.put",
+            "call.completed",
+            "call.invoked",
+            "call.failed",
+            "grant.issued",
+            "call.invoked",
+            "call.failed",
+        ]
+    );
+    let completed: Value = serde_json::from_str(&log[4].payload).unwrap();
+    assert_eq!(completed["caller"], "owner");
+    assert_eq!(completed["command"], "kv/put");
+    assert_eq!(completed["outcome"], "ok");
+    assert_eq!(completed["plugin-digest"].as_str().unwrap(), h.host.plugin("kv").unwrap().digest);
+    assert_eq!(completed["input-hash"].as_str().unwrap().len(), 64);
+    assert!(completed["duration-us"].as_u64().is_some());
+    let failed: Value = serde_json::from_str(&log[6].payload).unwrap();
+    assert_eq!(failed["outcome"], "command-error");
+    let denied: Value = serde_json::from_str(&log[9].payload).unwrap();
+    assert_eq!((denied["outcome"].as_str(), denied["grant"].is_string()), (Some("denied"), true));
+    // Lamport times increase along the chain.
+    assert!(log.windows(2).all(|w| w[1].lamport > w[0].lamport && w[1].prev == w[0].hash));
+    assert_eq!(verify(&h.host).unwrap().entries, 10);
+
+    let usage = transfer::usage(&h.host.core().db(), false, 0).unwrap();
+    let owner = usage.iter().find(|u| u.key == "owner").unwrap();
+    assert_eq!((owner.calls, owner.failed), (2, 1));
+}
+
+/// A host with a few entries, and a way to reopen it after editing the database directly.
+fn tampered(edit: &str) -> eventlog::chain::Broken {
+    let h = TestHost::with(&["typezoo"]);
+    for a in 0..3 {
+        h.call("typezoo/divide", json!({ "a": a, "b": 1 })).unwrap();
+    }
+    assert!(verify(&h.host).is_ok());
+    h.host.core().db().execute_batch(edit).unwrap();
+    verify(&h.host).unwrap_err()
+}
+
+#[test]
+fn tampering_names_the_first_bad_entry() {
+    let payload = tampered("UPDATE log SET payload = '{\"caller\":\"mallory\"}' WHERE seq = 3");
+    assert_eq!(payload.seq, 3);
+    assert!(payload.problem.contains("altered"), "{payload}");
+    let hash = tampered("UPDATE log SET hash = '00' || substr(hash, 3) WHERE seq = 4");
+    assert_eq!(hash.seq, 4);
+    let order = tampered("UPDATE log SET seq = 100 WHERE seq = 3; UPDATE log SET seq = 3 WHERE seq = 5; UPDATE log SET seq = 5 WHERE seq = 100;");
+    assert_eq!(order.seq, 3);
+    let deleted = tampered("DELETE FROM log WHERE seq = 4");
+    assert_eq!(deleted.seq, 4);
+    assert!(deleted.problem.contains("missing"), "{deleted}");
+    let truncated = tampered("DELETE FROM log WHERE seq >= 6");
+    assert_eq!(truncated.seq, 6, "{truncated}");
+    assert!(truncated.problem.contains("deleted from the end"), "{truncated}");
+    let forged = tampered("UPDATE log_checkpoints SET signature = replace(signature, substr(signature, 1, 2), 'ff') WHERE seq = (SELECT MAX(seq) FROM log_checkpoints)");
+    assert!(forged.problem.contains("signature"), "{forged}");
+    // The CLI names it too, with a non-zero exit.
+    let h = TestHost::with(&["typezoo"]);
+    h.call("typezoo/nothing", json!({})).unwrap();
+    h.host.core().db().execute("UPDATE log SET kind = 'x' WHERE seq = 2", []).unwrap();
+    let out = h.cli(&["events", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("entry 2:"), "{}", stderr(&out));
+}
+
+#[test]
+fn sigkill_during_a_write_burst_loses_no_acknowledged_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_log_burst");
+    let mut total_acked = 0;
+    for round in 0..10u64 {
+        let mut child = Command::new(bin).arg(dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| l.parse::<u64>().ok())
+                .collect::<Vec<u64>>()
+        });
+        std::thread::sleep(Duration::from_millis(80 + round * 23));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let acked = reader.join().unwrap();
+        assert!(!acked.is_empty(), "round {round}: nothing was acknowledged before the kill");
+        total_acked += acked.len();
+
+        let host = Host::open(DataDir::at(dir.path().to_path_buf()).unwrap()).unwrap();
+        let db = host.core().db();
+        let v =
+            eventlog::verify(&db, host.core().log().node()).unwrap().unwrap_or_else(|b| panic!("round {round}: {b}"));
+        let max_acked = *acked.iter().max().unwrap();
+        assert!(
+            v.entries >= max_acked,
+            "round {round}: acknowledged entry {max_acked} is missing ({} stored)",
+            v.entries
+        );
+        let stored: i64 =
+            db.query_row("SELECT count(*) FROM log WHERE kind = 'burst.write'", [], |r| r.get(0)).unwrap();
+        assert!(stored as u64 >= acked.len() as u64);
+    }
+    assert!(total_acked > 100, "only {total_acked} entries were acknowledged in 10 rounds");
+}
+
+#[test]
+fn a_failing_write_reports_clearly_and_leaves_nothing_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::at(dir.path().to_path_buf()).unwrap();
+    let key = KeyStore::new(data.root().join("keys")).node().unwrap();
+    let conn = continuum::db::open(&data.database()).unwrap();
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    // The same error a full disk gives: SQLITE_FULL once the file may not grow.
+    conn.pragma_update(None, "max_page_count", pages + 4).unwrap();
+    let log = EventLog::with_connection(conn, key).unwrap();
+    let big = json!({ "blob": "y".repeat(3000) });
+    let mut acked = 0;
+    let err = loop {
+        match log.append("fill", "disk", &big) {
+            Ok(_) => acked += 1,
+            Err(e) => break e,
+        }
+        assert!(acked < 1000, "the size limit never hit");
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("could not commit") && msg.contains("full"), "{msg}");
+    let check = continuum::db::open(&data.database()).unwrap();
+    let stored: i64 = check.query_row("SELECT count(*) FROM log", [], |r| r.get(0)).unwrap();
+    assert_eq!(stored, acked);
+    let v = eventlog::verify(&check, log.node()).unwrap().unwrap();
+    assert_eq!(v.entries, acked as u64);
+}
+
+#[test]
+fn export_and_import_keep_the_remote_chain_and_merge_lamport_time() {
+    let a = TestHost::with(&["typezoo"]);
+    for i in 0..5 {
+        a.call("typezoo/divide", json!({ "a": i, "b": 1 })).unwrap();
+    }
+    let b = TestHost::with(&[]);
+    let export = a.dir.path().join("a.jsonl");
+    let out = a.cli(&["events", "export", "-o", export.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let remote_max = entries(&a.host).last().unwrap().lamport;
+
+    let file = || std::io::BufReader::new(std::fs::File::open(&export).unwrap());
+    let done = transfer::import(&mut b.host.core().db(), b.host.core().log(), file()).unwrap();
+    assert_eq!(done.entries, remote_max);
+    assert!(done.lamport > remote_max, "Lamport time is max(local, remote) + 1");
+    assert_eq!(transfer::import(&mut b.host.core().db(), b.host.core().log(), file()).unwrap().known, remote_max);
+    // B's own entries after the import keep counting from the merged time.
+    let grantee = continuum::keys::public_hex(&ed25519_dalek::SigningKey::from_bytes(&[6; 32]).verifying_key());
+    b.host.issue_grant(&grantee, &["x".into()], continuum::now_secs() + 5).unwrap();
+    assert!(entries(&b.host).last().unwrap().lamport > done.lamport);
+    assert!(verify(&b.host).is_ok());
+
+    // A tampered export is refused, naming the entry; so is a node's own log.
+    let text = std::fs::read_to_string(&export).unwrap().replacen("typezoo/divide", "typezoo/DIVIDE", 1);
+    let bad = a.dir.path().join("bad.jsonl");
+    std::fs::write(&bad, text).unwrap();
+    let c = TestHost::with(&[]);
+    let err = transfer::import(
+        &mut c.host.core().db(),
+        c.host.core().log(),
+        std::io::BufReader::new(std::fs::File::open(&bad).unwrap()),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("does not verify: entry"), "{err}");
+    let err = transfer::import(&mut a.host.core().db(), a.host.core().log(), file()).unwrap_err();
+    assert!(err.to_string().contains("own log"), "{err}");
+}
+
+#[test]
+fn the_cli_tails_and_meters() {
+    let h = TestHost::with(&["typezoo"]);
+    for _ in 0..3 {
+        h.host.call(&Caller::owner(), "typezoo/nothing", &json!({})).result.unwrap();
+    }
+    let out = h.cli(&["events", "tail", "-n", "2", "--kind", "call.", "--json"]);
+    let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l["kind"].as_str().unwrap().starts_with("call.")));
+    let out = h.cli(&["usage", "--by", "command", "--json"]);
+    let rows: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows[0]["key"], "typezoo/nothing");
+    assert_eq!(rows[0]["calls"], 3);
+    assert!(stdout(&h.cli(&["events", "verify"])).contains("verified"));
+    let _ = cli;
+}
