@@ -2,9 +2,10 @@
 //! group commit, in SQLite.
 //!
 //! One writer thread owns the log's connection. Appenders queue entries; the writer takes
-//! everything queued (up to [`MAX_BATCH`]) as one group, chains and inserts it, signs a
-//! checkpoint of the new head, and commits — one transaction per group — before answering any
-//! appender of that group. So when [`EventLog::append`] returns, the entry is committed.
+//! everything queued (up to [`MAX_BATCH`]; a group of only fire-and-forget entries lingers up
+//! to [`LINGER`] for more) as one group, chains and inserts it, signs a checkpoint of the new
+//! head, and commits — one transaction per group — before answering any appender of that
+//! group. So when [`EventLog::append`] returns, the entry is committed.
 //!
 //! Durability: the database runs in WAL mode with `synchronous = NORMAL` by default, so a
 //! committed entry survives the process being killed (`kill -9`) at any point; an operating
@@ -28,6 +29,8 @@ use chain::{entry_hash, sign_checkpoint, Broken, ChainCheck, Checkpoint, Entry, 
 
 /// Most entries in one group commit.
 pub const MAX_BATCH: usize = 4096;
+/// Longest a group of only fire-and-forget entries waits for company before committing.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Tables of the log.
 pub const SCHEMA: &str = "
@@ -191,10 +194,21 @@ fn write_group(conn: &mut Connection, key: &SigningKey, node: &str, group: &[Req
 fn writer(mut conn: Connection, key: SigningKey, node: String, rx: Receiver<Request>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
+        let linger_until = std::time::Instant::now() + LINGER;
         while group.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => group.push(r),
-                Err(_) => break,
+            // Take what is queued; if nobody in the group is waiting yet (only fire-and-forget
+            // entries, like a call's `call.invoked`), linger briefly for the entry that will be
+            // waited on, so both commit in one group under one signature.
+            let next = match rx.try_recv() {
+                Ok(r) => Some(r),
+                Err(_) if group.iter().all(|r| r.done.is_none()) => {
+                    rx.recv_timeout(linger_until.saturating_duration_since(std::time::Instant::now())).ok()
+                }
+                Err(_) => None,
+            };
+            match next {
+                Some(r) => group.push(r),
+                None => break,
             }
         }
         let result = write_group(&mut conn, &key, &node, &group).map_err(|e| {
