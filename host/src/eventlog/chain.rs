@@ -175,11 +175,13 @@ impl ChainCheck {
         if let Some(seq) = first_bad_signature(&self.key, &self.node, &self.signed) {
             return Err(Broken { seq, problem: "the checkpoint's signature is invalid".into() });
         }
-        if let Some(cp) = self.checkpoints.front() {
+        if let Some(cp) = self.checkpoints.back() {
             return Err(Broken {
-                seq: cp.seq,
-                problem: "a checkpoint covers an entry that is not in the log (entries were deleted from the end)"
-                    .into(),
+                seq: self.expected_seq,
+                problem: format!(
+                    "missing: entries were deleted from the end (a signed checkpoint covers entry {})",
+                    cp.seq
+                ),
             });
         }
         let count = self.expected_seq - 1;
