@@ -72,5 +72,10 @@ show run --as "$token" kv/delete --key runs || true   # owner-only, never grante
 show grant revoke "$caller"
 show run --as "$token" kv/get --key runs || true      # revoked
 
-step "benchmark: raw wasmtime vs the reflected call, grants"
+step "the event log: every call above is recorded, chained and signed"
+"$continuum" events tail -n 6
+"$continuum" events verify
+"$continuum" usage --by command
+
+step "benchmark: raw wasmtime vs the reflected call, grants, the event log"
 "$continuum" bench --iterations 5000

@@ -34,12 +34,15 @@ pub(super) fn run(host: &Host, cmd: EventsCmd) -> Result<()> {
                 after =
                     core.db().query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get::<_, i64>(0))? as u64;
             }
-            while follow {
-                out.flush()?;
-                std::thread::sleep(std::time::Duration::from_millis(200));
-                for e in eventlog::entries(&core.db(), after, kind.as_deref(), 1000)? {
-                    after = e.seq;
-                    print(&mut out, &e, json)?;
+            // --follow polls for new entries until interrupted.
+            if follow {
+                loop {
+                    out.flush()?;
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    for e in eventlog::entries(&core.db(), after, kind.as_deref(), 1000)? {
+                        after = e.seq;
+                        print(&mut out, &e, json)?;
+                    }
                 }
             }
         }
