@@ -31,6 +31,8 @@ pub struct LimitsOverride {
     pub output_kib: Option<u64>,
     /// How deep `commands.call` may nest.
     pub max_call_depth: Option<u32>,
+    /// Most host-interface calls per call.
+    pub max_host_calls: Option<u64>,
 }
 
 impl LimitsOverride {
@@ -46,6 +48,9 @@ impl LimitsOverride {
         }
         if let Some(v) = self.max_call_depth {
             base.max_call_depth = v;
+        }
+        if let Some(v) = self.max_host_calls {
+            base.max_host_calls = v;
         }
         base
     }

@@ -84,6 +84,7 @@ impl CallError {
                 LimitHit::Memory { .. } => "memory-limit",
                 LimitHit::Output { .. } => "output-limit",
                 LimitHit::Stack => "stack-overflow",
+                LimitHit::HostCalls { .. } => "host-call-limit",
             },
             CallError::Trapped { .. } => "trap",
             CallError::Denied { .. } => "denied",
@@ -644,6 +645,7 @@ impl HostCore {
             wasi,
             table: ResourceTable::new(),
             memory: MemoryGuard::new(limits.memory_bytes()),
+            host_calls: (0, limits.max_host_calls),
             call: CallContext {
                 core: self.clone(),
                 plugin: plugin.name.clone(),

@@ -25,11 +25,13 @@ pub struct Limits {
     pub output_kib: u64,
     /// How deep `commands.call` may nest.
     pub max_call_depth: u32,
+    /// Most calls into `continuum:host` interfaces (log, store, commands, events) per call.
+    pub max_host_calls: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { timeout_ms: 10_000, memory_mib: 256, output_kib: 4096, max_call_depth: 8 }
+        Limits { timeout_ms: 10_000, memory_mib: 256, output_kib: 4096, max_call_depth: 8, max_host_calls: 100_000 }
     }
 }
 
@@ -47,6 +49,9 @@ impl Limits {
         }
         if self.max_call_depth == 0 || self.max_call_depth > 64 {
             bail!("max-call-depth must be between 1 and 64, got {}", self.max_call_depth);
+        }
+        if self.max_host_calls == 0 || self.max_host_calls > 1_000_000_000 {
+            bail!("max-host-calls must be between 1 and 1000000000, got {}", self.max_host_calls);
         }
         Ok(())
     }
@@ -78,7 +83,14 @@ pub enum LimitHit {
     Output { cap_kib: u64, what: &'static str },
     /// The instance overflowed its stack (runaway recursion).
     Stack,
+    /// The call made more host-interface calls than allowed (a flood of log/store/events).
+    HostCalls { max: u64 },
 }
+
+/// The trap a host interface raises when a call exceeds its host-call budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("host call limit of {0} exceeded")]
+pub struct HostCallLimit(pub u64);
 
 impl LimitHit {
     /// The `continuum.toml` key that raises this limit, if one does.
@@ -88,6 +100,7 @@ impl LimitHit {
             LimitHit::Memory { .. } => Some("memory-mib"),
             LimitHit::Output { .. } => Some("output-kib"),
             LimitHit::Stack => None,
+            LimitHit::HostCalls { .. } => Some("max-host-calls"),
         }
     }
 }
@@ -103,6 +116,7 @@ impl fmt::Display for LimitHit {
             ),
             LimitHit::Output { cap_kib, what } => write!(f, "output limit of {cap_kib} KiB exceeded by {what}"),
             LimitHit::Stack => write!(f, "stack overflow (recursion too deep)"),
+            LimitHit::HostCalls { max } => write!(f, "host call limit of {max} calls exceeded"),
         }
     }
 }
@@ -149,6 +163,9 @@ impl wasmtime::ResourceLimiter for MemoryGuard {
 pub fn classify(error: &wasmtime::Error, limits: &Limits, memory: &MemoryGuard, output_full: bool) -> Option<LimitHit> {
     if let Some(requested_bytes) = memory.refused() {
         return Some(LimitHit::Memory { cap_mib: limits.memory_mib, requested_bytes });
+    }
+    if let Some(HostCallLimit(max)) = error.downcast_ref::<HostCallLimit>() {
+        return Some(LimitHit::HostCalls { max: *max });
     }
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => return Some(LimitHit::Deadline { timeout_ms: limits.timeout_ms }),

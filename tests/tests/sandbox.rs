@@ -8,7 +8,8 @@ use continuum::CallError;
 use continuum_tests::{stderr, stdout, TestHost};
 use serde_json::json;
 
-const LIMITS: &str = "[plugins.misbehave.limits]\ntimeout-ms = 300\nmemory-mib = 32\noutput-kib = 64\n";
+const LIMITS: &str =
+    "[plugins.misbehave.limits]\ntimeout-ms = 300\nmemory-mib = 32\noutput-kib = 64\nmax-host-calls = 1000\n";
 
 fn host() -> TestHost {
     TestHost::with_config(&["misbehave", "typezoo"], LIMITS)
@@ -83,6 +84,19 @@ fn huge_results_and_output_floods_hit_the_output_cap() {
     let report = h.host.call(&continuum::Caller::owner(), "misbehave/chatter", &json!({ "bytes": 10 }));
     assert!(report.result.is_ok());
     assert_eq!(report.stdout, b"xxxxxxxxxx");
+    still_serves(&h);
+}
+
+#[test]
+fn a_host_call_flood_hits_the_host_call_cap() {
+    let h = host();
+    match h.call("misbehave/flood", json!({ "times": 5000 })) {
+        Err(e @ CallError::Limit { limit: LimitHit::HostCalls { max: 1000 }, .. }) => {
+            assert!(e.to_string().contains("max-host-calls"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.call("misbehave/flood", json!({ "times": 999 })).unwrap(), json!(999));
     still_serves(&h);
 }
 

@@ -7,6 +7,7 @@ use crate::runtime::CallError;
 
 impl Host for CallState {
     fn call(&mut self, name: String, params_json: String) -> wasmtime::Result<Result<String, WitCallError>> {
+        self.host_call()?;
         let call = &self.call;
         let params: serde_json::Value = match serde_json::from_str(&params_json) {
             Ok(v) => v,

@@ -24,6 +24,7 @@ fn check_kind(kind: &str) -> Result<(), String> {
 
 impl Host for CallState {
     fn emit(&mut self, kind: String, payload_json: String) -> wasmtime::Result<Result<(), String>> {
+        self.host_call()?;
         if let Err(e) = check_kind(&kind) {
             return Ok(Err(e));
         }

@@ -10,6 +10,7 @@ const MAX_MESSAGE: usize = 8 * 1024;
 
 impl Host for CallState {
     fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        self.host_call()?;
         let mut message = strip_control(&message);
         if message.len() > MAX_MESSAGE {
             let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);

@@ -16,7 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::access::Caller;
 use crate::runtime::HostCore;
-use crate::sandbox::MemoryGuard;
+use crate::sandbox::{HostCallLimit, MemoryGuard};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -50,8 +50,22 @@ pub struct CallState {
     pub table: ResourceTable,
     /// The linear-memory cap.
     pub memory: MemoryGuard,
+    /// Host-interface calls made so far, and the most allowed.
+    pub host_calls: (u64, u64),
     /// The call.
     pub call: CallContext,
+}
+
+impl CallState {
+    /// Counts one host-interface call; past the budget, traps with [`HostCallLimit`].
+    pub fn host_call(&mut self) -> wasmtime::Result<()> {
+        let (made, max) = &mut self.host_calls;
+        *made += 1;
+        if *made > *max {
+            return Err(wasmtime::Error::new(HostCallLimit(*max)));
+        }
+        Ok(())
+    }
 }
 
 impl WasiView for CallState {

@@ -37,6 +37,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 
 impl Host for CallState {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, StoreError>> {
+        self.host_call()?;
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
@@ -50,6 +51,7 @@ impl Host for CallState {
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), StoreError>> {
+        self.host_call()?;
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
@@ -67,6 +69,7 @@ impl Host for CallState {
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, StoreError>> {
+        self.host_call()?;
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
@@ -78,6 +81,7 @@ impl Host for CallState {
     }
 
     fn keys(&mut self, prefix: String, limit: u32) -> wasmtime::Result<Result<Vec<String>, StoreError>> {
+        self.host_call()?;
         let db = self.call.core.db();
         let result = (|| {
             let mut stmt = db.prepare_cached(

@@ -1,19 +1,17 @@
-//! Test helper: appends to the event log of the data dir given as the argument from several
-//! threads as fast as it can, printing each sequence number once its entry is committed.
-//! The crash test kills it with SIGKILL and checks every printed entry survived.
+//! Test helper: a host process that appends to its event log (the data dir given as the
+//! argument) from several threads as fast as it can, printing each sequence number once its
+//! entry is committed. The crash test kills it with SIGKILL and checks every printed entry
+//! survived.
 
 use std::io::Write;
 
-use continuum::eventlog::{Durability, EventLog};
-use continuum::keys::KeyStore;
 use continuum::paths::DataDir;
+use continuum::Host;
 
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).expect("usage: log_burst <data dir>");
-    let data = DataDir::at(dir.into())?;
-    let key = KeyStore::new(data.root().join("keys")).node()?;
-    continuum::db::open(&data.database())?;
-    let log = EventLog::open(&data.database(), key, Durability::Process)?;
+    let host = Host::open(DataDir::at(dir.into())?)?;
+    let log = host.core().log().clone();
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let log = log.clone();

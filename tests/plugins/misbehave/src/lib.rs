@@ -56,6 +56,13 @@ impl Guest for Misbehave {
         "\x1b[32mgreen\x1b[0m".to_string()
     }
 
+    fn flood(times: u32) -> u32 {
+        for i in 0..times {
+            continuum_sdk::log::debug(&format!("flood {i}"));
+        }
+        times
+    }
+
     fn recurse(depth: u32) -> u32 {
         if depth == 0 {
             0
