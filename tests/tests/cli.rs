@@ -52,6 +52,7 @@ fn install_list_inspect_run_remove() {
     assert_eq!(inspect["digest"].as_str().unwrap().len(), 64);
     let human = stdout(&cli(d, &["plugin", "inspect", "kv"]));
     assert!(human.contains("continuum:host/store@0.1.0") && human.contains("kv/incr"), "{human}");
+    assert!(human.contains("(key: string, by: option<s64>) -> s64 ! kv-error [granted]"), "{human}");
 
     let commands: Value = serde_json::from_str(&stdout(&cli(d, &["commands", "--json"]))).unwrap();
     let names: Vec<&str> = commands.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();

@@ -209,7 +209,15 @@ pub(super) fn inspect_file(host: &Host, path: &Path, json: bool) -> Result<()> {
     }
     writeln!(out, "  commands:")?;
     for c in &m.interface.commands {
+        let access = crate::access::level(&m.interface.access, &c.name);
         writeln!(out, "    {:<28} {}", c.name, c.description.as_deref().unwrap_or(""))?;
+        writeln!(
+            out,
+            "    {:<28} {} [{}]",
+            "",
+            super::help::signature(c),
+            serde_json::to_value(access)?.as_str().unwrap_or("")
+        )?;
     }
     Ok(())
 }

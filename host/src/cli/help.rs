@@ -118,6 +118,20 @@ fn describe_record(out: &mut String, schema: &Value, indent: &str) {
     }
 }
 
+/// One line describing a command's signature: `(text: string, top: option<u32>) -> text-stats`.
+pub fn signature(command: &CommandSchema) -> String {
+    let params = command
+        .params
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| {
+            p.iter().map(|(name, schema)| format!("{name}: {}", type_label(schema))).collect::<Vec<_>>().join(", ")
+        })
+        .unwrap_or_default();
+    let error = command.error.as_ref().map(|e| format!(" ! {}", type_label(e))).unwrap_or_default();
+    format!("({params}) -> {}{error}", type_label(&command.result))
+}
+
 /// Renders the help page of `command`.
 pub fn render(command: &CommandSchema) -> String {
     let mut out = String::new();

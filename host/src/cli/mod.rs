@@ -4,7 +4,7 @@ mod artifacts;
 mod bench;
 mod events;
 mod grant;
-mod help;
+pub(crate) mod help;
 mod params;
 
 use std::io::{IsTerminal, Write};
@@ -554,7 +554,15 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
                 }
                 writeln!(out, "  commands:")?;
                 for c in &p.commands {
+                    let access = crate::access::level(&p.access, &c.name);
                     writeln!(out, "    {:<28} {}", c.name, c.description.as_deref().unwrap_or(""))?;
+                    writeln!(
+                        out,
+                        "    {:<28} {} [{}]",
+                        "",
+                        help::signature(c),
+                        serde_json::to_value(access)?.as_str().unwrap_or("")
+                    )?;
                 }
             }
         }
