@@ -205,6 +205,11 @@ pub fn check_plugin_name(name: &str) -> Result<()> {
 }
 
 impl LoadedPlugin {
+    /// The reflected command `name` (`plugin/function`).
+    pub fn command(&self, name: &str) -> Option<&Command> {
+        self.commands.get(name)
+    }
+
     /// The schemas of its commands, in export order.
     pub fn schemas(&self) -> Vec<CommandSchema> {
         let mut commands: Vec<&Command> = self.commands.values().collect();

@@ -161,8 +161,12 @@ impl Alloy {
             if size > limit {
                 return Err(Refusal::new(Reason::TooLarge, format!("`{name}` is {size} bytes; the limit is {limit}")));
             }
-            let mut bytes = Vec::with_capacity(size as usize);
-            entry.read_to_end(&mut bytes).map_err(|e| malformed(format!("the file is truncated: `{name}`: {e}")))?;
+            // Grow with the data actually read, not with what the header claims.
+            let mut bytes = Vec::new();
+            (&mut entry)
+                .take(size)
+                .read_to_end(&mut bytes)
+                .map_err(|e| malformed(format!("the file is truncated: `{name}`: {e}")))?;
             if bytes.len() as u64 != size {
                 return Err(malformed(format!("the file is truncated: `{name}` is shorter than its header says")));
             }
