@@ -581,8 +581,14 @@ fn list_commands(host: &Host, json: bool, as_caller: Option<&str>) -> Result<()>
     };
     let commands = host.commands_for(&caller)?;
     let mut out = std::io::stdout().lock();
+    if as_caller.is_some() && !json {
+        let tier = serde_json::to_value(caller.tier())?;
+        eprintln!("commands {} may call (tier: {}):", crate::alloy::custody::short(&caller.id()), tier.as_str().unwrap_or(""));
+    }
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&commands)?)?;
+    } else if commands.is_empty() && as_caller.is_some() {
+        writeln!(out, "none")?;
     } else if commands.is_empty() {
         writeln!(out, "no commands: install a plugin with `continuum plugin install <dir>`")?;
     } else {
