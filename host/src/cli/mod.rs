@@ -583,7 +583,11 @@ fn list_commands(host: &Host, json: bool, as_caller: Option<&str>) -> Result<()>
     let mut out = std::io::stdout().lock();
     if as_caller.is_some() && !json {
         let tier = serde_json::to_value(caller.tier())?;
-        eprintln!("commands {} may call (tier: {}):", crate::alloy::custody::short(&caller.id()), tier.as_str().unwrap_or(""));
+        eprintln!(
+            "commands {} may call (tier: {}):",
+            crate::alloy::custody::short(&caller.id()),
+            tier.as_str().unwrap_or("")
+        );
     }
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&commands)?)?;
