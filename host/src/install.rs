@@ -82,6 +82,8 @@ pub struct Verified {
 struct Proven {
     component: Component,
     results: Vec<CaseResult>,
+    /// The component's imports, sorted (equal to the manifest's capabilities).
+    imports: Vec<String>,
 }
 
 fn refuse<T>(reason: Reason, message: String) -> Result<T, Refusal> {
@@ -230,16 +232,10 @@ impl Host {
         };
         semver::Version::parse(&version)
             .with_context(|| format!("version `{version}` is not a semantic version (like 1.2.3)"))?;
+        let imports = capabilities(&bytes)?;
         let digest = digest(&bytes);
         let component = self.core().component(&digest, &bytes, &name)?;
-        let plugin = self.core().prepare(
-            &name,
-            &name,
-            &digest,
-            &component,
-            &world,
-            &host_api::requested(&capabilities(&bytes)?),
-        )?;
+        let plugin = self.core().prepare(&name, &name, &digest, &component, &world, &host_api::requested(&imports))?;
         let cases = input.spec.as_ref().map(PluginSpec::cases).transpose()?.unwrap_or_default();
         let results = self.run_proofs(&name, &digest, &component, &world, &cases)?;
         if let Some(failed) = results.iter().find(|r| !r.passed) {
@@ -276,7 +272,7 @@ impl Host {
                 world: name.clone(),
                 wit,
                 commands: plugin.schemas(),
-                capabilities: capabilities(&bytes)?,
+                capabilities: imports,
                 access,
             },
             provenance: provenance.clone(),
@@ -368,7 +364,7 @@ impl Host {
                 format!("proof case `{}` failed on this host: {}", failed.name, failed.detail.as_deref().unwrap_or("")),
             );
         }
-        Ok(Proven { component, results })
+        Ok(Proven { component, results, imports: actual })
     }
 
     /// Verifies an alloy completely (digest, signatures, chain, contents, proof suite) without
@@ -516,7 +512,7 @@ impl Host {
             world: m.interface.world.clone(),
             wit: m.interface.wit.clone(),
             commands: m.interface.commands.clone(),
-            imports: capabilities(&alloy.component)?,
+            imports: proven.imports,
             source: path.display().to_string(),
             installed_at: crate::now_secs(),
             version: Some(m.identity.version.clone()),

@@ -280,25 +280,25 @@ fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     })
 }
 
+/// The columns of an entry, and the filter on an optional kind (or kind prefix ending in `.`).
+const SELECT_ENTRY: &str = "SELECT seq, lamport, node, kind, subject, payload, prev, hash FROM log
+     WHERE (?1 IS NULL OR kind = ?1 OR (substr(?1, -1) = '.' AND substr(kind, 1, length(?1)) = ?1))";
+
 /// Entries of this node's log after `after`, optionally of one kind (or kind prefix ending in
 /// `.`), at most `limit`, in order.
 pub fn entries(conn: &Connection, after: u64, kind: Option<&str>, limit: u64) -> Result<Vec<Entry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, lamport, node, kind, subject, payload, prev, hash FROM log
-         WHERE seq > ?1 AND (?2 IS NULL OR kind = ?2 OR (substr(?2, -1) = '.' AND substr(kind, 1, length(?2)) = ?2))
-         ORDER BY seq LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![after as i64, kind, limit.min(i64::MAX as u64) as i64], entry_row)?;
+    let mut stmt = conn.prepare_cached(&format!("{SELECT_ENTRY} AND seq > ?2 ORDER BY seq LIMIT ?3"))?;
+    let rows = stmt.query_map(params![kind, after as i64, limit.min(i64::MAX as u64) as i64], entry_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The last `n` entries, oldest first.
+/// The last `n` entries (optionally of one kind), oldest first.
 pub fn tail(conn: &Connection, n: u64, kind: Option<&str>) -> Result<Vec<Entry>> {
-    let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))?;
-    let mut all =
-        entries(conn, (last as u64).saturating_sub(if kind.is_some() { last as u64 } else { n }), kind, u64::MAX)?;
-    let skip = all.len().saturating_sub(n as usize);
-    Ok(all.split_off(skip))
+    let mut stmt = conn.prepare_cached(&format!("{SELECT_ENTRY} ORDER BY seq DESC LIMIT ?2"))?;
+    let rows = stmt.query_map(params![kind, n.min(i64::MAX as u64) as i64], entry_row)?;
+    let mut last: Vec<Entry> = rows.collect::<rusqlite::Result<_>>()?;
+    last.reverse();
+    Ok(last)
 }
 
 /// The checkpoints of this node's log.
