@@ -1,0 +1,139 @@
+//! The resident engines: models are loaded from the catalog on first use, stay loaded, and are
+//! shared by every caller; every computation waits its turn in one [`Queue`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::catalog::{Catalog, ModelEntry, ModelKind};
+use crate::embed::Embedder;
+use crate::llm::{Completion, GenerateRequest, Llm};
+use crate::queue::Queue;
+use crate::textstream::Piece;
+use crate::{InferenceError, ModelError};
+
+/// How the engines use the machine.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// CPU threads per computation.
+    pub threads: u32,
+    /// Computations allowed at once.
+    pub slots: u32,
+    /// Context window per generation request, in tokens (capped by the model's own).
+    pub context: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let threads = cores.min(8);
+        EngineConfig { threads, slots: (cores / threads).max(1), context: 4096 }
+    }
+}
+
+/// Loaded models and the queue in front of them.
+pub struct Engines {
+    catalog: Catalog,
+    config: EngineConfig,
+    llms: Mutex<HashMap<String, Arc<Llm>>>,
+    embedders: Mutex<HashMap<String, Arc<Embedder>>>,
+    queue: Queue,
+}
+
+impl Engines {
+    /// Engines over the models in `catalog`.
+    pub fn new(catalog: Catalog, config: EngineConfig) -> Self {
+        Engines {
+            catalog,
+            queue: Queue::new(config.slots),
+            config,
+            llms: Mutex::default(),
+            embedders: Mutex::default(),
+        }
+    }
+
+    /// The model catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The engine settings.
+    pub fn config(&self) -> EngineConfig {
+        self.config
+    }
+
+    /// The catalog entry for `id` of `kind`; an empty id means the first model of that kind.
+    pub fn resolve(&self, id: &str, kind: ModelKind) -> Result<ModelEntry, ModelError> {
+        let entry = if id.is_empty() {
+            self.catalog.default_of(kind).ok_or_else(|| ModelError::Unknown {
+                id: format!("(any {kind} model)"),
+                available: self.catalog.list().unwrap_or_default().into_iter().map(|m| m.id).collect(),
+            })?
+        } else {
+            self.catalog.get(id)?
+        };
+        if entry.kind != kind {
+            return Err(ModelError::WrongKind { id: entry.id, kind: entry.kind, wanted: kind });
+        }
+        Ok(entry)
+    }
+
+    /// Ids of the models loaded now.
+    pub fn loaded(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.llms).keys().chain(lock(&self.embedders).keys()).cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The language model `id`, loading it (after checking its digests) on first use.
+    pub fn llm(&self, id: &str) -> Result<(ModelEntry, Arc<Llm>), InferenceError> {
+        let entry = self.resolve(id, ModelKind::Llm)?;
+        let mut llms = lock(&self.llms);
+        if let Some(llm) = llms.get(&entry.id) {
+            return Ok((entry, llm.clone()));
+        }
+        self.catalog.verify(&entry)?;
+        let path = self.catalog.dir(&entry.id).join(crate::catalog::LLM_FILE);
+        let llm = Arc::new(Llm::load(&path, self.config.context, self.config.threads)?);
+        llms.insert(entry.id.clone(), llm.clone());
+        Ok((entry, llm))
+    }
+
+    /// The embedding model `id`, loading it on first use.
+    pub fn embedder(&self, id: &str) -> Result<(ModelEntry, Arc<Embedder>), InferenceError> {
+        let entry = self.resolve(id, ModelKind::Embedding)?;
+        let mut embedders = lock(&self.embedders);
+        if let Some(e) = embedders.get(&entry.id) {
+            return Ok((entry, e.clone()));
+        }
+        self.catalog.verify(&entry)?;
+        let embedder = Embedder::load(&self.catalog.dir(&entry.id))
+            .map_err(|e| ModelError::Unusable { id: entry.id.clone(), reason: format!("{e:#}") })?;
+        let embedder = Arc::new(embedder);
+        embedders.insert(entry.id.clone(), embedder.clone());
+        Ok((entry, embedder))
+    }
+
+    /// Generates with model `id` once a compute slot is free.
+    pub fn generate(
+        &self,
+        id: &str,
+        request: &GenerateRequest,
+        on_piece: &mut dyn FnMut(&Piece) -> bool,
+    ) -> Result<Completion, InferenceError> {
+        let (_, llm) = self.llm(id)?;
+        let _slot = self.queue.acquire(request.deadline)?;
+        llm.generate(request, on_piece)
+    }
+
+    /// Embeds `texts` with model `id` once a compute slot is free.
+    pub fn embed(&self, id: &str, texts: &[String], deadline: Option<Instant>) -> Result<Vec<Vec<f32>>, InferenceError> {
+        let (_, embedder) = self.embedder(id)?;
+        let _slot = self.queue.acquire(deadline)?;
+        embedder.embed(texts).map_err(|e| InferenceError::Backend(format!("{e:#}")))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
