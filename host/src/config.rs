@@ -8,6 +8,14 @@
 //!
 //! [plugins.text.limits]   # overrides for one plugin
 //! timeout-ms = 2000
+//!
+//! [inference]         # the resident models (see docs/inference.md)
+//! threads = 2                 # CPU threads per computation
+//! max-tokens-per-call = 4096  # tokens one command call may generate in all
+//!
+//! [plugins.llm.inference]     # per-plugin policy
+//! models = ["smollm2"]        # the models it may use (default: all)
+//! max-tokens-per-call = 512
 //! ```
 
 use std::collections::BTreeMap;
@@ -63,6 +71,83 @@ pub struct PluginSection {
     /// Limit overrides for this plugin.
     #[serde(default)]
     pub limits: LimitsOverride,
+    /// Which models it may use and its budgets.
+    #[serde(default)]
+    pub inference: PluginInference,
+}
+
+/// `[plugins.X.inference]`: one plugin's model policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PluginInference {
+    /// The model ids it may use; absent means every installed model.
+    pub models: Option<Vec<String>>,
+    /// Tokens one call may generate, overriding `[inference]`.
+    pub max_tokens_per_call: Option<u32>,
+    /// Seconds one call may spend in inference and training, overriding `[inference]`.
+    pub max_seconds_per_call: Option<u64>,
+}
+
+/// `[inference]`: the engines and the default per-call budgets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct InferenceSection {
+    /// CPU threads per computation (default: the cores, at most 8).
+    pub threads: Option<u32>,
+    /// Computations at once (default: cores / threads).
+    pub slots: Option<u32>,
+    /// Context window per generation, in tokens (capped by the model's).
+    pub context: u32,
+    /// Tokens one command call may generate in all.
+    pub max_tokens_per_call: u32,
+    /// Seconds one call may spend in inference and training (within its own deadline).
+    pub max_seconds_per_call: u64,
+}
+
+impl Default for InferenceSection {
+    fn default() -> Self {
+        InferenceSection { threads: None, slots: None, context: 4096, max_tokens_per_call: 4096, max_seconds_per_call: 300 }
+    }
+}
+
+/// The model policy of one plugin, resolved from both sections.
+#[derive(Debug, Clone)]
+pub struct ModelPolicy {
+    /// The model ids it may use; `None` for all.
+    pub models: Option<Vec<String>>,
+    /// Tokens one call may generate.
+    pub max_tokens_per_call: u32,
+    /// Seconds one call may spend in inference.
+    pub max_seconds_per_call: u64,
+}
+
+impl ModelPolicy {
+    /// Whether model `id` is allowed.
+    pub fn allows(&self, id: &str) -> bool {
+        self.models.as_ref().is_none_or(|m| m.iter().any(|x| x == id))
+    }
+}
+
+impl InferenceSection {
+    /// The engine settings this section asks for.
+    pub fn engine_config(&self) -> continuum_gpu::EngineConfig {
+        let auto = continuum_gpu::EngineConfig::default();
+        let threads = self.threads.unwrap_or(auto.threads).max(1);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        continuum_gpu::EngineConfig {
+            threads,
+            slots: self.slots.unwrap_or((cores / threads).max(1)).max(1),
+            context: self.context,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        anyhow::ensure!((64..=131_072).contains(&self.context), "context must be 64 to 131072 tokens");
+        anyhow::ensure!(self.max_tokens_per_call >= 1, "max-tokens-per-call must be at least 1");
+        anyhow::ensure!(self.max_seconds_per_call >= 1, "max-seconds-per-call must be at least 1");
+        anyhow::ensure!(self.threads.is_none_or(|t| (1..=256).contains(&t)), "threads must be 1 to 256");
+        Ok(())
+    }
 }
 
 /// `[log]`: the event log.
@@ -87,6 +172,9 @@ pub struct Config {
     /// Per-plugin sections, keyed by plugin name.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginSection>,
+    /// The inference engines and budgets.
+    #[serde(default)]
+    pub inference: InferenceSection,
 }
 
 impl Config {
@@ -104,6 +192,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self> {
         let config: Config = toml::from_str(text)?;
         config.default_limits().validate().context("in [limits]")?;
+        config.inference.validate().context("in [inference]")?;
         for (name, section) in &config.plugins {
             section
                 .limits
@@ -125,6 +214,16 @@ impl Config {
         match self.plugins.get(name) {
             Some(section) => section.limits.apply(base),
             None => base,
+        }
+    }
+
+    /// The model policy of plugin `name`.
+    pub fn model_policy(&self, name: &str) -> ModelPolicy {
+        let own = self.plugins.get(name).map(|p| p.inference.clone()).unwrap_or_default();
+        ModelPolicy {
+            models: own.models,
+            max_tokens_per_call: own.max_tokens_per_call.unwrap_or(self.inference.max_tokens_per_call),
+            max_seconds_per_call: own.max_seconds_per_call.unwrap_or(self.inference.max_seconds_per_call),
         }
     }
 

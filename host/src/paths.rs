@@ -63,4 +63,9 @@ impl DataDir {
     pub fn compiled(&self) -> PathBuf {
         self.root.join("compiled")
     }
+
+    /// The model catalog (`continuum model add`), one folder per model.
+    pub fn models(&self) -> PathBuf {
+        self.root.join("models")
+    }
 }

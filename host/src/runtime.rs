@@ -147,6 +147,7 @@ pub struct HostCore {
     grants: Grants,
     log: EventLog,
     audit: AtomicBool,
+    engines: continuum_gpu::Engines,
 }
 
 /// A Continuum host over one data directory.
@@ -228,6 +229,9 @@ impl Host {
         let node_key = KeyStore::new(data.root().join("keys")).node()?;
         let grants = Grants::load(&db, node_key.verifying_key())?;
         let log = EventLog::open(&data.database(), node_key.clone(), config.log.durability)?;
+        // Models load on first use; opening the host costs nothing for a host that never infers.
+        let engines =
+            continuum_gpu::Engines::new(continuum_gpu::Catalog::new(data.models()), config.inference.engine_config());
         Ok(Host {
             core: Arc::new(HostCore {
                 engine,
@@ -241,6 +245,7 @@ impl Host {
                 grants,
                 log,
                 audit: AtomicBool::new(true),
+                engines,
             }),
         })
     }
@@ -379,6 +384,16 @@ impl Host {
 }
 
 impl HostCore {
+    /// The resident models.
+    pub fn engines(&self) -> &continuum_gpu::Engines {
+        &self.engines
+    }
+
+    /// The operator's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The database connection (one per host; SQLite handles other processes).
     pub fn db(&self) -> MutexGuard<'_, Connection> {
         lock(&self.db)
@@ -651,6 +666,7 @@ impl HostCore {
             table: ResourceTable::new(),
             memory: MemoryGuard::new(limits.memory_bytes()),
             host_calls: (0, limits.max_host_calls),
+            inference: Default::default(),
             call: CallContext {
                 core: self.clone(),
                 plugin: plugin.name.clone(),

@@ -4,8 +4,10 @@
 
 pub mod commands;
 pub mod events;
+pub mod inference;
 pub mod log;
 pub mod store;
+pub mod training;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +24,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "continuum:host/command",
     imports: { default: trappable },
+    with: { "continuum:host/inference.generation": inference::Generation },
 });
 
 /// What every host interface knows about the call it serves.
@@ -52,6 +55,8 @@ pub struct CallState {
     pub memory: MemoryGuard,
     /// Host-interface calls made so far, and the most allowed.
     pub host_calls: (u64, u64),
+    /// What the call has spent on inference.
+    pub inference: inference::Usage,
     /// The call.
     pub call: CallContext,
 }
@@ -75,7 +80,8 @@ impl WasiView for CallState {
 }
 
 /// The host capabilities a plugin can be granted, one per `continuum:host` interface.
-pub const HOST_CAPABILITIES: [&str; 4] = ["host:log", "host:store", "host:commands", "host:events"];
+pub const HOST_CAPABILITIES: [&str; 6] =
+    ["host:log", "host:store", "host:commands", "host:events", "host:inference", "host:training"];
 
 /// The capability an import requests: `continuum:host/store@0.1.0` → `host:store`. WASI
 /// imports need none (WASI is always linked, sandboxed by each call's context: no files, no
@@ -114,6 +120,12 @@ pub fn add_to_linker(linker: &mut Linker<CallState>, approved: &[String]) -> Res
     }
     if granted("host:events") {
         continuum::host::events::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    }
+    if granted("host:inference") {
+        continuum::host::inference::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    }
+    if granted("host:training") {
+        continuum::host::training::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
     }
     Ok(())
 }

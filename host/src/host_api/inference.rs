@@ -1,0 +1,254 @@
+//! `continuum:host/inference`: text generation (streamed through a `generation` resource) and
+//! embeddings on the resident models. Policy lives here: which models the calling plugin may
+//! use (`[plugins.X.inference] models`), and the per-call token and time budgets.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use continuum_gpu::llm::{ChatMessage, Completion, FinishReason as GpuFinish, GenerateRequest as GpuRequest, Prompt as GpuPrompt};
+use continuum_gpu::textstream::Piece;
+use continuum_gpu::{ModelEntry, ModelError, ModelKind as GpuKind};
+use wasmtime::component::Resource;
+
+use super::continuum::host::inference::{
+    Chunk, Completion as WitCompletion, FinishReason, GenerateRequest, Host, HostGeneration, InferenceError,
+    ModelInfo, ModelKind, Prompt,
+};
+use super::CallState;
+
+/// What one command call has spent on inference so far.
+#[derive(Debug)]
+pub struct Usage {
+    /// Tokens reserved by `generate` requests.
+    pub tokens: u32,
+    /// When the call started (the time budget runs from here).
+    pub started: Instant,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Usage { tokens: 0, started: Instant::now() }
+    }
+}
+
+enum Event {
+    Piece(Piece),
+    Done(Result<Completion, continuum_gpu::InferenceError>),
+}
+
+/// A generation running on a worker thread, read by the plugin through the resource.
+pub struct Generation {
+    events: Receiver<Event>,
+    cancel: Arc<AtomicBool>,
+    outcome: Option<Result<Completion, InferenceError>>,
+    deadline: Instant,
+}
+
+/// The engines' error as the WIT variant.
+pub fn to_wit(e: continuum_gpu::InferenceError) -> InferenceError {
+    use continuum_gpu::InferenceError as E;
+    let text = e.to_string();
+    match e {
+        E::Model(ModelError::Unknown { .. } | ModelError::WrongKind { .. }) => InferenceError::UnknownModel(text),
+        E::InvalidRequest(_) => InferenceError::InvalidRequest(text),
+        E::PromptTooLong { .. } => InferenceError::PromptTooLong(text),
+        E::BudgetExceeded(_) => InferenceError::BudgetExceeded(text),
+        E::Model(ModelError::Unusable { .. }) | E::InvalidModel(_) | E::Backend(_) => InferenceError::Backend(text),
+    }
+}
+
+impl CallState {
+    /// When this call's inference must end: its own deadline or its time budget, if sooner.
+    pub fn inference_deadline(&self) -> Instant {
+        let policy = self.call.core.config().model_policy(&self.call.plugin);
+        self.call.deadline.min(self.inference.started + Duration::from_secs(policy.max_seconds_per_call))
+    }
+
+    /// Resolves model `id` of `kind` for the calling plugin: the model must exist and be allowed.
+    /// An empty id picks the first model of that kind the plugin may use.
+    pub fn allowed_model(&self, id: &str, kind: GpuKind) -> Result<ModelEntry, InferenceError> {
+        let policy = self.call.core.config().model_policy(&self.call.plugin);
+        let engines = self.call.core.engines();
+        let entry = if id.is_empty() && policy.models.is_some() {
+            let all = engines.catalog().list().map_err(|e| InferenceError::Backend(e.to_string()))?;
+            all.into_iter().find(|m| m.kind == kind && policy.allows(&m.id)).ok_or_else(|| {
+                InferenceError::ModelNotAllowed(format!(
+                    "plugin `{}` may use no installed {kind} model; allow one in continuum.toml under \
+                     [plugins.{}.inference] models",
+                    self.call.plugin, self.call.plugin
+                ))
+            })?
+        } else {
+            engines.resolve(id, kind).map_err(|e| to_wit(e.into()))?
+        };
+        if !policy.allows(&entry.id) {
+            return Err(InferenceError::ModelNotAllowed(format!(
+                "plugin `{}` may not use model `{}`; add it to [plugins.{}.inference] models in continuum.toml",
+                self.call.plugin, entry.id, self.call.plugin
+            )));
+        }
+        Ok(entry)
+    }
+
+    fn start_generation(&mut self, request: GenerateRequest) -> Result<Generation, InferenceError> {
+        let entry = self.allowed_model(&request.model, GpuKind::Llm)?;
+        let policy = self.call.core.config().model_policy(&self.call.plugin);
+        let left = policy.max_tokens_per_call.saturating_sub(self.inference.tokens);
+        if request.max_tokens > left {
+            return Err(InferenceError::BudgetExceeded(format!(
+                "max-tokens {} is more than the {left} tokens left of this call's budget of {} \
+                 (raise max-tokens-per-call under [inference] or [plugins.{}.inference] in continuum.toml)",
+                request.max_tokens, policy.max_tokens_per_call, self.call.plugin
+            )));
+        }
+        let deadline = self.inference_deadline();
+        let gpu_request = GpuRequest {
+            prompt: match request.prompt {
+                Prompt::Text(t) => GpuPrompt::Text(t),
+                Prompt::Chat(messages) => GpuPrompt::Chat(
+                    messages.into_iter().map(|m| ChatMessage { role: m.role, content: m.content }).collect(),
+                ),
+            },
+            max_tokens: request.max_tokens,
+            temperature: request.temperature,
+            top_p: request.top_p,
+            seed: request.seed,
+            stop: request.stop,
+            deadline: Some(deadline),
+        };
+        // Load (or find) the model before reserving budget, so a bad model costs nothing.
+        let engines = self.call.core.clone();
+        engines.engines().llm(&entry.id).map_err(to_wit)?;
+        self.inference.tokens += request.max_tokens;
+        let (tx, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
+        std::thread::Builder::new()
+            .name(format!("generate-{}", entry.id))
+            .spawn(move || {
+                let result = engines.engines().generate(&entry.id, &gpu_request, &mut |piece| {
+                    !stop.load(Ordering::Relaxed) && tx.send(Event::Piece(piece.clone())).is_ok()
+                });
+                let _ = tx.send(Event::Done(result));
+            })
+            .map_err(|e| InferenceError::Backend(format!("cannot start a generation thread: {e}")))?;
+        Ok(Generation { events: rx, cancel, outcome: None, deadline })
+    }
+}
+
+impl Generation {
+    /// The next event, waiting at most until the deadline.
+    fn recv(&mut self) -> Option<Piece> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        let wait = self.deadline.saturating_duration_since(Instant::now());
+        match self.events.recv_timeout(wait) {
+            Ok(Event::Piece(p)) => return Some(p),
+            Ok(Event::Done(result)) => self.outcome = Some(result.map_err(to_wit)),
+            Err(RecvTimeoutError::Timeout) => {
+                self.cancel.store(true, Ordering::Relaxed);
+                self.outcome =
+                    Some(Err(InferenceError::BudgetExceeded("the call's time budget ran out while generating".into())));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                self.outcome = Some(Err(InferenceError::Backend("the generation stopped unexpectedly".into())));
+            }
+        }
+        None
+    }
+}
+
+fn finish_reason(f: GpuFinish) -> FinishReason {
+    match f {
+        GpuFinish::EndOfText => FinishReason::EndOfText,
+        GpuFinish::MaxTokens => FinishReason::MaxTokens,
+        GpuFinish::StopSequence => FinishReason::StopSequence,
+        GpuFinish::ContextFull => FinishReason::ContextFull,
+        GpuFinish::Cancelled => FinishReason::Cancelled,
+    }
+}
+
+impl HostGeneration for CallState {
+    fn next(&mut self, generation: Resource<Generation>) -> wasmtime::Result<Result<Option<Chunk>, InferenceError>> {
+        self.host_call()?;
+        let generation = self.table.get_mut(&generation)?;
+        Ok(match generation.recv() {
+            Some(Piece::Answer(text)) => Ok(Some(Chunk { text, reasoning: false })),
+            Some(Piece::Reasoning(text)) => Ok(Some(Chunk { text, reasoning: true })),
+            None => match &generation.outcome {
+                Some(Err(e)) => Err(e.clone()),
+                _ => Ok(None),
+            },
+        })
+    }
+
+    fn finish(&mut self, generation: Resource<Generation>) -> wasmtime::Result<Result<WitCompletion, InferenceError>> {
+        self.host_call()?;
+        let generation = self.table.get_mut(&generation)?;
+        while generation.recv().is_some() {}
+        Ok(match generation.outcome.clone() {
+            Some(Ok(c)) => Ok(WitCompletion {
+                tokens_per_second: c.tokens_per_second() as f32,
+                text: c.answer,
+                reasoning: c.reasoning,
+                finish: finish_reason(c.finish),
+                prompt_tokens: c.prompt_tokens,
+                completion_tokens: c.completion_tokens,
+            }),
+            Some(Err(e)) => Err(e),
+            None => Err(InferenceError::Backend("the generation ended without a result".into())),
+        })
+    }
+
+    fn drop(&mut self, generation: Resource<Generation>) -> wasmtime::Result<()> {
+        let generation = self.table.delete(generation)?;
+        generation.cancel.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Host for CallState {
+    fn generate(&mut self, request: GenerateRequest) -> wasmtime::Result<Result<Resource<Generation>, InferenceError>> {
+        self.host_call()?;
+        match self.start_generation(request) {
+            Ok(generation) => Ok(Ok(self.table.push(generation)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    fn embed(&mut self, model: String, texts: Vec<String>) -> wasmtime::Result<Result<Vec<Vec<f32>>, InferenceError>> {
+        self.host_call()?;
+        let entry = match self.allowed_model(&model, GpuKind::Embedding) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(e)),
+        };
+        let deadline = self.inference_deadline();
+        Ok(self.call.core.engines().embed(&entry.id, &texts, Some(deadline)).map_err(to_wit))
+    }
+
+    fn models(&mut self) -> wasmtime::Result<Vec<ModelInfo>> {
+        self.host_call()?;
+        let policy = self.call.core.config().model_policy(&self.call.plugin);
+        let engines = self.call.core.engines();
+        let loaded = engines.loaded();
+        let all = engines.catalog().list().unwrap_or_default();
+        Ok(all
+            .into_iter()
+            .filter(|m| policy.allows(&m.id))
+            .map(|m| ModelInfo {
+                kind: match m.kind {
+                    GpuKind::Llm => ModelKind::Llm,
+                    GpuKind::Embedding => ModelKind::Embedding,
+                },
+                context_length: m.context_length.min(u32::MAX as u64) as u32,
+                dimensions: m.dimensions as u32,
+                size_bytes: m.bytes(),
+                loaded: loaded.contains(&m.id),
+                id: m.id,
+            })
+            .collect())
+    }
+}
