@@ -10,6 +10,7 @@ use crate::embed::Embedder;
 use crate::llm::{Completion, GenerateRequest, Llm};
 use crate::queue::Queue;
 use crate::textstream::Piece;
+use crate::train::{Head, Metrics, Prediction, Targets, TrainConfig};
 use crate::{InferenceError, ModelError};
 
 /// How the engines use the machine.
@@ -131,6 +132,38 @@ impl Engines {
         let (_, embedder) = self.embedder(id)?;
         let _slot = self.queue.acquire(deadline)?;
         embedder.embed(texts).map_err(|e| InferenceError::Backend(format!("{e:#}")))
+    }
+
+    /// Embeds `texts` with `embedding_model` and trains a head on them, in one compute slot.
+    /// Errors in the data or settings come back as [`InferenceError::InvalidRequest`].
+    pub fn train(
+        &self,
+        embedding_model: &str,
+        texts: &[String],
+        targets: &Targets,
+        config: &TrainConfig,
+    ) -> Result<(Head, Metrics), InferenceError> {
+        let (_, embedder) = self.embedder(embedding_model)?;
+        let _slot = self.queue.acquire(config.deadline)?;
+        let features = embedder.embed(texts).map_err(|e| InferenceError::Backend(format!("{e:#}")))?;
+        crate::train::train(config, &features, targets).map_err(|e| match e.downcast::<InferenceError>() {
+            Ok(budget) => budget,
+            Err(other) => InferenceError::InvalidRequest(format!("{other:#}")),
+        })
+    }
+
+    /// Predicts for `texts` with `head`, embedding them with `embedding_model`.
+    pub fn predict(
+        &self,
+        embedding_model: &str,
+        head: &Head,
+        texts: &[String],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Prediction>, InferenceError> {
+        let (_, embedder) = self.embedder(embedding_model)?;
+        let _slot = self.queue.acquire(deadline)?;
+        let features = embedder.embed(texts).map_err(|e| InferenceError::Backend(format!("{e:#}")))?;
+        head.predict(&features).map_err(|e| InferenceError::InvalidRequest(format!("{e:#}")))
     }
 }
 

@@ -44,6 +44,8 @@ pub struct TrainConfig {
     pub validation_fraction: f32,
     /// Seed for the split, the shuffles and the initial weights: same seed, same head.
     pub seed: u64,
+    /// When to give up (checked after each epoch).
+    pub deadline: Option<Instant>,
 }
 
 /// Training targets, one per example.
@@ -162,7 +164,14 @@ pub fn train(config: &TrainConfig, features: &[Vec<f32>], targets: &Targets) -> 
 
     let (mut steps, mut train_loss) = (0u32, 0f32);
     let mut epoch_order = training.to_vec();
-    for _ in 0..config.epochs {
+    for epoch in 0..config.epochs {
+        if config.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(crate::InferenceError::BudgetExceeded(format!(
+                "the time budget ran out after {epoch} of {} epochs; train fewer epochs or raise the budget",
+                config.epochs
+            ))
+            .into());
+        }
         epoch_order.shuffle(&mut rng);
         let (mut total, mut batches) = (0f32, 0u32);
         for batch in epoch_order.chunks(BATCH) {
@@ -375,6 +384,7 @@ mod tests {
             hidden: 0,
             validation_fraction: 0.25,
             seed: 7,
+            deadline: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.execute_batch(crate::registry::SCHEMA)?;
     conn.execute_batch(crate::host_api::store::SCHEMA)?;
     conn.execute_batch(crate::host_api::training::SCHEMA)?;
+    conn.execute_batch(crate::discovery::SCHEMA)?;
     conn.execute_batch(crate::eventlog::SCHEMA)?;
     conn.execute_batch(crate::trust::SCHEMA)?;
     conn.execute_batch(crate::grants::SCHEMA)?;

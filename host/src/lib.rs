@@ -8,7 +8,9 @@
 //!   trusted publishers;
 //! - [`reflect`] turns a component's WIT types into commands with JSON Schemas;
 //! - [`sandbox`] holds the per-call limits and how a broken limit is reported;
-//! - [`host_api`] implements the `continuum:host` interfaces offered to commands;
+//! - [`host_api`] implements the `continuum:host` interfaces offered to commands (inference
+//!   and training run on the `continuum-gpu` engines);
+//! - [`discovery`] finds commands by meaning (embeddings) or by words;
 //! - [`engine`] configures wasmtime and caches precompiled components;
 //! - [`eventlog`] is the signed, hash-chained record of everything the node does;
 //! - [`registry`], [`db`], [`config`], [`paths`] keep the node's state on disk.
@@ -18,6 +20,7 @@ pub mod alloy;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod discovery;
 pub mod engine;
 pub mod eventlog;
 pub mod grants;

@@ -5,6 +5,7 @@ mod bench;
 mod events;
 mod grant;
 pub(crate) mod help;
+mod models;
 mod params;
 
 use std::io::{IsTerminal, Write};
@@ -39,15 +40,20 @@ enum Top {
     /// Install, list, inspect and remove plugins.
     #[command(subcommand)]
     Plugin(PluginCmd),
-    /// List the commands you may call (or, with --as, that another caller may call).
+    /// List the commands you may call (or, with --as, that another caller may call); `search` finds them by meaning.
     Commands {
         /// Print JSON (names, descriptions, schemas).
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
         /// List for this caller: a public key, or a grant token.
-        #[arg(long = "as", value_name = "KEY|TOKEN")]
+        #[arg(long = "as", value_name = "KEY|TOKEN", global = true)]
         as_caller: Option<String>,
+        #[command(subcommand)]
+        action: Option<CommandsCmd>,
     },
+    /// The models behind `continuum:host/inference` and `training`: add, list, remove.
+    #[command(subcommand)]
+    Model(ModelCmd),
     /// The event log: tail, verify, export, import.
     #[command(subcommand)]
     Events(EventsCmd),
@@ -101,6 +107,42 @@ enum Top {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CommandsCmd {
+    /// Find commands by what they do: `continuum commands search "count words in a text"`.
+    Search {
+        /// What you need, in plain words.
+        query: String,
+        /// How many to show.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ModelCmd {
+    /// Add a model from a local path: a .gguf language model, or a folder with an embedding
+    /// model (model.safetensors, tokenizer.json, config.json). Validated before it is added.
+    Add {
+        /// The .gguf file or the embedding model folder.
+        path: PathBuf,
+        /// The id commands use to name it (default: from the file or folder name).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List installed models.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a model and its files.
+    Remove {
+        /// The model id.
+        id: String,
     },
 }
 
@@ -413,7 +455,13 @@ pub fn main() -> Result<(), Exit> {
             Ok(())
         }
         Top::Plugin(cmd) => plugin(&open()?, cmd).map_err(Exit::from),
-        Top::Commands { json, as_caller } => list_commands(&open()?, json, as_caller.as_deref()).map_err(Exit::from),
+        Top::Commands { json, as_caller, action: None } => {
+            list_commands(&open()?, json, as_caller.as_deref()).map_err(Exit::from)
+        }
+        Top::Commands { json, as_caller, action: Some(CommandsCmd::Search { query, top }) } => {
+            models::search(&open()?, as_caller.as_deref(), &query, top, json).map_err(Exit::from)
+        }
+        Top::Model(cmd) => models::run(&open()?, cmd).map_err(Exit::from),
         Top::Events(cmd) => events::run(&open()?, cmd).map_err(Exit::from),
         Top::Usage { by, since, json } => events::usage(&open()?, by, since.as_deref(), json).map_err(Exit::from),
         Top::Grant(cmd) => grant::run(&open()?, &DataDir::resolve(cli.data_dir.as_deref())?, cmd).map_err(Exit::from),

@@ -120,6 +120,14 @@ pub fn from_args(command: &CommandSchema, args: &[String]) -> Result<Value> {
             None => bail!("flag --{name} needs a value"),
         };
         i += 1;
+        // A list flag given `@file` holding a JSON array takes the whole array.
+        let raw = match raw.strip_prefix('@') {
+            Some(path) if kind(schema) == Kind::List && !path.starts_with('@') => match read_value(&raw, false)? {
+                Value::String(text) if text.trim_start().starts_with('[') => text,
+                _ => raw,
+            },
+            _ => raw,
+        };
         if kind(schema) == Kind::List && !raw.trim_start().starts_with('[') {
             let items = unwrap_option(schema).get("items").cloned().unwrap_or(Value::Null);
             let item = parse_value(&raw, &items)?;
@@ -201,6 +209,13 @@ mod tests {
         let at = format!("@{}", f.display());
         let p = from_args(&command(), &args(&["--text", &at, "--data", &at])).unwrap();
         assert_eq!(p, json!({ "text": "hi", "data": "aGk=" }));
+        // A list flag takes a file's JSON array whole, or a file's text as one item.
+        let list = dir.path().join("list.json");
+        std::fs::write(&list, r#"["a", "b"]"#).unwrap();
+        let p = from_args(&command(), &args(&["--tags", &format!("@{}", list.display())])).unwrap();
+        assert_eq!(p["tags"], json!(["a", "b"]));
+        let p = from_args(&command(), &args(&["--tags", &at, "--tags", "x"])).unwrap();
+        assert_eq!(p["tags"], json!(["hi", "x"]));
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod bindings {
 
 /// The generated bindings of the `continuum:host` interfaces (for `with` in your own bindings).
 pub mod host {
-    pub use crate::bindings::continuum::host::{commands, events, log, store};
+    pub use crate::bindings::continuum::host::{commands, events, inference, log, store, training};
 }
 
 /// Structured logging into the host's tracing (tagged with your plugin and command).
@@ -115,5 +115,85 @@ pub mod events {
     /// Appends an event of `kind` (namespaced by your plugin) with a JSON payload.
     pub fn emit(kind: &str, payload: &serde_json::Value) -> Result<(), String> {
         crate::host::events::emit(kind, &payload.to_string())
+    }
+}
+
+/// Text generation and embeddings on the host's models.
+pub mod inference {
+    pub use crate::host::inference::{
+        Chunk, Completion, FinishReason, GenerateRequest, Generation, InferenceError, Message, ModelInfo, ModelKind,
+        Prompt,
+    };
+
+    /// The host's message inside an inference error (it says what to fix).
+    pub fn message(error: &InferenceError) -> &str {
+        match error {
+            InferenceError::UnknownModel(m)
+            | InferenceError::ModelNotAllowed(m)
+            | InferenceError::InvalidRequest(m)
+            | InferenceError::PromptTooLong(m)
+            | InferenceError::BudgetExceeded(m)
+            | InferenceError::Backend(m) => m,
+        }
+    }
+
+    /// A request with the usual defaults: greedy decoding, no stop sequences, the default model.
+    pub fn request(prompt: Prompt, max_tokens: u32) -> GenerateRequest {
+        GenerateRequest { model: String::new(), prompt, max_tokens, temperature: 0.0, top_p: 1.0, seed: 0, stop: Vec::new() }
+    }
+
+    /// Starts a generation; read it with `next()` or wait for it with `finish()`.
+    pub fn generate(request: &GenerateRequest) -> Result<Generation, InferenceError> {
+        crate::host::inference::generate(request)
+    }
+
+    /// Generates and reads the stream to the end, handing each piece to `on_chunk`.
+    pub fn stream(request: &GenerateRequest, mut on_chunk: impl FnMut(&Chunk)) -> Result<Completion, InferenceError> {
+        let generation = generate(request)?;
+        while let Some(chunk) = generation.next()? {
+            on_chunk(&chunk);
+        }
+        generation.finish()
+    }
+
+    /// Embeds `texts` (L2-normalized vectors); an empty `model` picks the default.
+    pub fn embed(model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, InferenceError> {
+        crate::host::inference::embed(model, texts)
+    }
+
+    /// The models this plugin may use.
+    pub fn models() -> Vec<ModelInfo> {
+        crate::host::inference::models()
+    }
+
+    /// Cosine similarity of two vectors (0 when either is zero).
+    pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let (na, nb) = (norm(a), norm(b));
+        if na == 0.0 || nb == 0.0 {
+            0.0
+        } else {
+            dot / (na * nb)
+        }
+    }
+}
+
+/// Training heads over sentence embeddings; heads are kept by the host under your plugin.
+pub mod training {
+    pub use crate::host::training::{
+        delete, heads, predict, train, weights, Example, HeadInfo, Metrics, Prediction, Target, Task, TrainRequest,
+        TrainingError,
+    };
+
+    /// The host's message inside a training error.
+    pub fn message(error: &TrainingError) -> &str {
+        match error {
+            TrainingError::UnknownHead(m)
+            | TrainingError::UnknownModel(m)
+            | TrainingError::InvalidRequest(m)
+            | TrainingError::BudgetExceeded(m)
+            | TrainingError::Backend(m) => m,
+        }
     }
 }
