@@ -176,7 +176,10 @@ impl Catalog {
             if sha256 != file.sha256 {
                 return Err(crate::ModelError::Unusable {
                     id: entry.id.clone(),
-                    reason: format!("{} changed since it was added (sha256 {sha256}, expected {})", file.name, file.sha256),
+                    reason: format!(
+                        "{} changed since it was added (sha256 {sha256}, expected {})",
+                        file.name, file.sha256
+                    ),
                 });
             }
         }

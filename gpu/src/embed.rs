@@ -87,10 +87,8 @@ impl Embedder {
 
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(anyhow::Error::msg)?;
-        let ids: Vec<Tensor> = encodings
-            .iter()
-            .map(|e| Tensor::new(e.get_ids(), &self.device))
-            .collect::<candle_core::Result<_>>()?;
+        let ids: Vec<Tensor> =
+            encodings.iter().map(|e| Tensor::new(e.get_ids(), &self.device)).collect::<candle_core::Result<_>>()?;
         let masks: Vec<Tensor> = encodings
             .iter()
             .map(|e| Tensor::new(e.get_attention_mask(), &self.device))

@@ -128,7 +128,12 @@ impl Engines {
     }
 
     /// Embeds `texts` with model `id` once a compute slot is free.
-    pub fn embed(&self, id: &str, texts: &[String], deadline: Option<Instant>) -> Result<Vec<Vec<f32>>, InferenceError> {
+    pub fn embed(
+        &self,
+        id: &str,
+        texts: &[String],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Vec<f32>>, InferenceError> {
         let (_, embedder) = self.embedder(id)?;
         let _slot = self.queue.acquire(deadline)?;
         embedder.embed(texts).map_err(|e| InferenceError::Backend(format!("{e:#}")))

@@ -131,9 +131,8 @@ impl Llm {
         let summary = crate::gguf::validate(path).map_err(|e| InferenceError::InvalidModel(e.to_string()))?;
         let backend = backend()?;
         let params = LlamaModelParams::default().with_n_gpu_layers(if cfg!(feature = "cuda") { 999 } else { 0 });
-        let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
-            InferenceError::InvalidModel(format!("llama.cpp could not load {}: {e}", path.display()))
-        })?;
+        let model = LlamaModel::load_from_file(backend, path, &params)
+            .map_err(|e| InferenceError::InvalidModel(format!("llama.cpp could not load {}: {e}", path.display())))?;
         let trained = summary.context_length.unwrap_or(u64::from(model.n_ctx_train())) as u32;
         let context_length = context.min(trained.max(1));
         Ok(Llm { model, context_lock: Mutex::new(()), context_length, threads: threads.max(1) as i32 })

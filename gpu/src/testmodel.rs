@@ -44,7 +44,8 @@ fn vocabulary() -> (Vec<String>, Vec<f32>, Vec<i32>) {
         types.push(1);
     }
     // Longer pieces score higher, so the tokenizer prefers whole words.
-    let scores = tokens.iter().zip(&types).map(|(t, ty)| if *ty == 1 { t.chars().count() as f32 } else { 0.0 }).collect();
+    let scores =
+        tokens.iter().zip(&types).map(|(t, ty)| if *ty == 1 { t.chars().count() as f32 } else { 0.0 }).collect();
     (tokens, scores, types)
 }
 

@@ -33,8 +33,7 @@ fn request(prompt: &str, max_tokens: u32) -> GenerateRequest {
 
 fn real_models() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/models");
-    if dir.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").is_file() && dir.join("minilm/model.safetensors").is_file()
-    {
+    if dir.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").is_file() && dir.join("minilm/model.safetensors").is_file() {
         Some(dir)
     } else {
         eprintln!("skipped: the real models are not in build/models (run scripts/fetch-models.sh)");
@@ -175,7 +174,8 @@ fn smollm2_answers_a_chat_question() {
     let engines = engines(dir.path());
     engines.catalog().add("smollm2", &models.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
     let mut chat = request("", 24);
-    chat.prompt = Prompt::Chat(vec![ChatMessage { role: "user".into(), content: "What is the capital of France?".into() }]);
+    chat.prompt =
+        Prompt::Chat(vec![ChatMessage { role: "user".into(), content: "What is the capital of France?".into() }]);
     let done = engines.generate("smollm2", &chat, &mut |_| true).unwrap();
     assert!(done.answer.contains("Paris"), "{:?}", done.answer);
     assert!(!done.answer.contains("<|im_end|>"));
@@ -200,4 +200,3 @@ fn minilm_matches_the_published_reference_embedding() {
     let alone = engines.embed("minilm", &texts[..1], None).unwrap();
     assert!(continuum_gpu::embed::cosine(&alone[0], &vectors[0]) > 0.9999);
 }
-

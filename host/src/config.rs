@@ -106,7 +106,13 @@ pub struct InferenceSection {
 
 impl Default for InferenceSection {
     fn default() -> Self {
-        InferenceSection { threads: None, slots: None, context: 4096, max_tokens_per_call: 4096, max_seconds_per_call: 300 }
+        InferenceSection {
+            threads: None,
+            slots: None,
+            context: 4096,
+            max_tokens_per_call: 4096,
+            max_seconds_per_call: 300,
+        }
     }
 }
 

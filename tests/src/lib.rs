@@ -95,3 +95,19 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The real models fetched by `scripts/fetch-models.sh` (SmolLM2 GGUF, MiniLM folder), or
+/// `None` after printing why the caller skips.
+pub fn real_models() -> Option<(PathBuf, PathBuf)> {
+    let dir = repo().join("build/models");
+    let (llm, embed) = (dir.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"), dir.join("minilm"));
+    if llm.is_file() && embed.join("model.safetensors").is_file() {
+        Some((llm, embed))
+    } else {
+        eprintln!("skipped: the real models are not in build/models (run scripts/fetch-models.sh)");
+        None
+    }
+}
+
+/// One inference thread: tests run in parallel on few cores.
+pub const ONE_THREAD: &str = "[inference]\nthreads = 1\n";

@@ -49,7 +49,14 @@ pub(super) fn run(host: &Host, cmd: ModelCmd) -> Result<()> {
                         continuum_gpu::ModelKind::Llm => format!("context {}", m.context_length),
                         continuum_gpu::ModelKind::Embedding => format!("{} dimensions", m.dimensions),
                     };
-                    writeln!(out, "{:<16} {:<10} {:<8} {:>9}  {shape}", m.id, m.kind.to_string(), m.architecture, megabytes(m.bytes()))?;
+                    writeln!(
+                        out,
+                        "{:<16} {:<10} {:<8} {:>9}  {shape}",
+                        m.id,
+                        m.kind.to_string(),
+                        m.architecture,
+                        megabytes(m.bytes())
+                    )?;
                 }
             }
         }

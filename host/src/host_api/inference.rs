@@ -7,14 +7,16 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use continuum_gpu::llm::{ChatMessage, Completion, FinishReason as GpuFinish, GenerateRequest as GpuRequest, Prompt as GpuPrompt};
+use continuum_gpu::llm::{
+    ChatMessage, Completion, FinishReason as GpuFinish, GenerateRequest as GpuRequest, Prompt as GpuPrompt,
+};
 use continuum_gpu::textstream::Piece;
 use continuum_gpu::{ModelEntry, ModelError, ModelKind as GpuKind};
 use wasmtime::component::Resource;
 
 use super::continuum::host::inference::{
-    Chunk, Completion as WitCompletion, FinishReason, GenerateRequest, Host, HostGeneration, InferenceError,
-    ModelInfo, ModelKind, Prompt,
+    Chunk, Completion as WitCompletion, FinishReason, GenerateRequest, Host, HostGeneration, InferenceError, ModelInfo,
+    ModelKind, Prompt,
 };
 use super::CallState;
 

@@ -96,7 +96,10 @@ impl CallState {
         .optional()
         .map_err(backend)?
         .ok_or_else(|| {
-            TrainingError::UnknownHead(format!("plugin `{}` has no head named `{name}`; train it first", self.call.plugin))
+            TrainingError::UnknownHead(format!(
+                "plugin `{}` has no head named `{name}`; train it first",
+                self.call.plugin
+            ))
         })
     }
 
@@ -141,7 +144,8 @@ impl CallState {
             engines.train(&model.id, &texts, &targets, &config).map_err(|e| from_inference(to_wit(e)))?;
         let weights = head.to_safetensors().map_err(backend)?;
         let metrics_json = serde_json::to_string(&metrics).map_err(backend)?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         self.call
             .core
             .db()
@@ -163,12 +167,8 @@ impl CallState {
         self.allowed_model(&model, ModelKind::Embedding).map_err(from_inference)?;
         let head = Head::from_safetensors(&weights).map_err(backend)?;
         let deadline = Some(self.inference_deadline());
-        let predictions = self
-            .call
-            .core
-            .engines()
-            .predict(&model, &head, &texts, deadline)
-            .map_err(|e| from_inference(to_wit(e)))?;
+        let predictions =
+            self.call.core.engines().predict(&model, &head, &texts, deadline).map_err(|e| from_inference(to_wit(e)))?;
         Ok(predictions.into_iter().map(|p| Prediction { label: p.label, score: p.score }).collect())
     }
 }
@@ -179,7 +179,11 @@ impl Host for CallState {
         Ok(self.train_head(request))
     }
 
-    fn predict(&mut self, head: String, texts: Vec<String>) -> wasmtime::Result<Result<Vec<Prediction>, TrainingError>> {
+    fn predict(
+        &mut self,
+        head: String,
+        texts: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Prediction>, TrainingError>> {
         self.host_call()?;
         Ok(self.predict_with(&head, texts))
     }
@@ -188,10 +192,10 @@ impl Host for CallState {
         self.host_call()?;
         let rows: Vec<(String, Row)> = {
             let db = self.call.core.db();
-            let mut stmt = db.prepare(
-                "SELECT name, embedding_model, metrics, weights FROM heads WHERE plugin = ?1 ORDER BY name",
-            )?;
-            let rows = stmt.query_map(params![self.call.namespace], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?;
+            let mut stmt = db
+                .prepare("SELECT name, embedding_model, metrics, weights FROM heads WHERE plugin = ?1 ORDER BY name")?;
+            let rows =
+                stmt.query_map(params![self.call.namespace], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?;
             rows.collect::<Result<_, _>>()?
         };
         // A head that no longer parses is left out rather than failing the whole list.

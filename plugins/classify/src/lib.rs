@@ -34,7 +34,11 @@ fn predict_texts(name: &str, texts: Vec<String>) -> Result<Vec<Prediction>, Stri
         return Ok(Vec::new());
     }
     let predictions = training::predict(name, &texts).map_err(error)?;
-    Ok(texts.into_iter().zip(predictions).map(|(text, p)| Prediction { text, label: p.label, score: p.score }).collect())
+    Ok(texts
+        .into_iter()
+        .zip(predictions)
+        .map(|(text, p)| Prediction { text, label: p.label, score: p.score })
+        .collect())
 }
 
 impl Guest for Classify {

@@ -1,7 +1,9 @@
 //! `llm`: text generation and chat over the host's `inference` interface. The answer is read
 //! from the host's token stream piece by piece; reasoning (`<think>…</think>`) is kept apart.
 
-use continuum_sdk::inference::{self, Completion, FinishReason, GenerateRequest, InferenceError, Message as HostMessage, Prompt};
+use continuum_sdk::inference::{
+    self, Completion, FinishReason, GenerateRequest, InferenceError, Message as HostMessage, Prompt,
+};
 
 wit_bindgen::generate!({
     path: ["../../wit", "wit"],
@@ -36,11 +38,7 @@ fn run(request: GenerateRequest) -> Result<Answer, String> {
     .map_err(error)?;
     debug_assert_eq!(streamed, done.text);
     let model = if request.model.is_empty() {
-        inference::models()
-            .into_iter()
-            .find(|m| m.kind == inference::ModelKind::Llm)
-            .map(|m| m.id)
-            .unwrap_or_default()
+        inference::models().into_iter().find(|m| m.kind == inference::ModelKind::Llm).map(|m| m.id).unwrap_or_default()
     } else {
         request.model
     };

@@ -53,6 +53,15 @@ fn passages(text: &str, words: usize) -> Vec<String> {
     out
 }
 
+/// `text` cut after its last full stop, when it has one (a generation cut short by max-tokens
+/// otherwise ends mid-sentence).
+fn whole_sentences(text: &str) -> String {
+    match text.rfind(['.', '!', '?']) {
+        Some(i) => text[..=i].to_string(),
+        None => text.to_string(),
+    }
+}
+
 fn encode(vector: &[f32], text: &str) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(4 + vector.len() * 4 + text.len());
     bytes.extend_from_slice(&(vector.len() as u32).to_le_bytes());
@@ -116,7 +125,8 @@ impl Guest for Rag {
         let (mut passages_stored, mut dimensions) = (0u32, 0u32);
         for d in &documents {
             let parts = passages(&d.text, words);
-            let vectors = if parts.is_empty() { Vec::new() } else { inference::embed("", &parts).map_err(inference_err)? };
+            let vectors =
+                if parts.is_empty() { Vec::new() } else { inference::embed("", &parts).map_err(inference_err)? };
             forget_document(&d.id)?;
             for (n, (text, vector)) in parts.iter().zip(&vectors).enumerate() {
                 dimensions = vector.len() as u32;
@@ -136,24 +146,19 @@ impl Guest for Rag {
         if question.trim().is_empty() {
             return Err("the question is empty".into());
         }
-        let sources = search_passages(&question, top.unwrap_or(3))?;
+        let sources = search_passages(&question, top.unwrap_or(2))?;
         if sources.is_empty() {
             return Err("nothing is indexed yet; add documents with rag/index first".into());
         }
-        let context: Vec<String> = sources.iter().map(|h| format!("[{}] {}", h.document, h.text)).collect();
-        let messages = vec![
-            Message {
-                role: "system".into(),
-                content: "Answer the question using only the context. Be brief.".into(),
-            },
-            Message {
-                role: "user".into(),
-                content: format!("Context:\n{}\n\nQuestion: {question}", context.join("\n")),
-            },
-        ];
-        let request = inference::request(Prompt::Chat(messages), max_tokens.unwrap_or(96));
+        let context: Vec<&str> = sources.iter().map(|h| h.text.as_str()).collect();
+        // Small models answer best with the text first and one plain instruction.
+        let prompt =
+            format!("Read this text and answer the question.\n\nText: {}\n\nQuestion: {question}", context.join("\n"));
+        let messages = vec![Message { role: "user".into(), content: prompt }];
+        let mut request = inference::request(Prompt::Chat(messages), max_tokens.unwrap_or(64));
+        request.stop = vec!["\n\n".into()];
         let done = inference::stream(&request, |_| {}).map_err(inference_err)?;
-        Ok(Answer { text: done.text.trim().to_string(), sources, tokens: done.completion_tokens })
+        Ok(Answer { text: whole_sentences(done.text.trim()), sources, tokens: done.completion_tokens })
     }
 
     fn documents() -> Result<Vec<String>, String> {

@@ -139,7 +139,15 @@ pub mod inference {
 
     /// A request with the usual defaults: greedy decoding, no stop sequences, the default model.
     pub fn request(prompt: Prompt, max_tokens: u32) -> GenerateRequest {
-        GenerateRequest { model: String::new(), prompt, max_tokens, temperature: 0.0, top_p: 1.0, seed: 0, stop: Vec::new() }
+        GenerateRequest {
+            model: String::new(),
+            prompt,
+            max_tokens,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+            stop: Vec::new(),
+        }
     }
 
     /// Starts a generation; read it with `next()` or wait for it with `finish()`.
