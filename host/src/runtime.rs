@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -148,7 +148,11 @@ pub struct HostCore {
     log: EventLog,
     audit: AtomicBool,
     engines: continuum_gpu::Engines,
+    token_sink: RwLock<Option<TokenSink>>,
 }
+
+/// Receives each generated piece as it is produced: (command, piece). The CLI shows them live.
+pub type TokenSink = Arc<dyn Fn(&str, &continuum_gpu::textstream::Piece) + Send + Sync>;
 
 /// A Continuum host over one data directory.
 #[derive(Clone)]
@@ -246,6 +250,7 @@ impl Host {
                 log,
                 audit: AtomicBool::new(true),
                 engines,
+                token_sink: RwLock::new(None),
             }),
         })
     }
@@ -384,6 +389,18 @@ impl Host {
 }
 
 impl HostCore {
+    /// Sets (or clears) the receiver of generated pieces.
+    pub fn set_token_sink(&self, sink: Option<TokenSink>) {
+        *self.token_sink.write().unwrap_or_else(|p| p.into_inner()) = sink;
+    }
+
+    /// Hands a generated piece to the token sink, if one is set.
+    pub fn observe_token(&self, command: &str, piece: &continuum_gpu::textstream::Piece) {
+        if let Some(sink) = self.token_sink.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            sink(command, piece);
+        }
+    }
+
     /// The resident models.
     pub fn engines(&self) -> &continuum_gpu::Engines {
         &self.engines

@@ -683,6 +683,28 @@ fn list_commands(host: &Host, json: bool, as_caller: Option<&str>) -> Result<()>
     Ok(())
 }
 
+/// On a terminal, shows generated text on stderr as it is produced (reasoning dimmed), before
+/// the result is printed; returns whether anything was shown.
+fn stream_tokens_to_terminal(host: &Host) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let shown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if std::io::stderr().is_terminal() {
+        let flag = shown.clone();
+        host.core().set_token_sink(Some(std::sync::Arc::new(
+            move |_command: &str, piece: &continuum_gpu::textstream::Piece| {
+                use continuum_gpu::textstream::Piece;
+                let mut err = std::io::stderr().lock();
+                let _ = match piece {
+                    Piece::Answer(t) => write!(err, "{}", strip_control(t)),
+                    Piece::Reasoning(t) => write!(err, "\x1b[2m{}\x1b[0m", strip_control(t)),
+                };
+                let _ = err.flush();
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            },
+        )));
+    }
+    shown
+}
+
 fn run(
     host: &Host,
     output: Option<OutputFormat>,
@@ -701,7 +723,11 @@ fn run(
         return Ok(());
     }
     let params = params::from_args(&schema, args).map_err(|e| Exit { code: 2, message: format!("{name}: {e:#}") })?;
+    let streamed = stream_tokens_to_terminal(host);
     let report = host.call(&caller, name, &params);
+    if streamed.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!();
+    }
     // Plugin output goes to stderr, stripped of escape sequences, so stdout holds only the result.
     let mut err = std::io::stderr().lock();
     for (stream, bytes) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {

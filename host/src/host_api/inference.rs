@@ -173,11 +173,23 @@ fn finish_reason(f: GpuFinish) -> FinishReason {
     }
 }
 
+impl CallState {
+    /// The generation's next piece, also shown to the host's token sink.
+    fn pull(&mut self, generation: &Resource<Generation>) -> wasmtime::Result<Option<Piece>> {
+        let piece = self.table.get_mut(generation)?.recv();
+        if let Some(p) = &piece {
+            self.call.core.observe_token(&self.call.command, p);
+        }
+        Ok(piece)
+    }
+}
+
 impl HostGeneration for CallState {
     fn next(&mut self, generation: Resource<Generation>) -> wasmtime::Result<Result<Option<Chunk>, InferenceError>> {
         self.host_call()?;
-        let generation = self.table.get_mut(&generation)?;
-        Ok(match generation.recv() {
+        let piece = self.pull(&generation)?;
+        let generation = self.table.get(&generation)?;
+        Ok(match piece {
             Some(Piece::Answer(text)) => Ok(Some(Chunk { text, reasoning: false })),
             Some(Piece::Reasoning(text)) => Ok(Some(Chunk { text, reasoning: true })),
             None => match &generation.outcome {
@@ -189,9 +201,8 @@ impl HostGeneration for CallState {
 
     fn finish(&mut self, generation: Resource<Generation>) -> wasmtime::Result<Result<WitCompletion, InferenceError>> {
         self.host_call()?;
-        let generation = self.table.get_mut(&generation)?;
-        while generation.recv().is_some() {}
-        Ok(match generation.outcome.clone() {
+        while self.pull(&generation)?.is_some() {}
+        Ok(match self.table.get(&generation)?.outcome.clone() {
             Some(Ok(c)) => Ok(WitCompletion {
                 tokens_per_second: c.tokens_per_second() as f32,
                 text: c.answer,
