@@ -4,6 +4,7 @@
 //! - [`runtime`] loads plugins and runs their commands, one fresh instance per call;
 //! - [`install`] installs plugins (development components and signed alloys), packs,
 //!   verifies and attests alloys;
+//! - [`authoring`] scaffolds and builds command projects in Rust, Python and JavaScript;
 //! - [`alloy`] is the signed artifact format; [`keys`] and [`trust`] hold signing keys and
 //!   trusted publishers;
 //! - [`reflect`] turns a component's WIT types into commands with JSON Schemas;
@@ -17,6 +18,7 @@
 
 pub mod access;
 pub mod alloy;
+pub mod authoring;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -184,3 +184,36 @@ fn command_search_ranks_by_meaning_with_an_embedding_model() {
     assert_eq!(found["ranking"], json!({ "method": "embedding", "model": "minilm" }));
     assert_eq!(found["matches"][0]["name"], "text/stats", "{found}");
 }
+
+#[test]
+fn concurrent_generations_wait_their_turn_and_all_finish() {
+    let h = with_tiny(&["llm"], "[inference]\nslots = 1\n");
+    let params = json!({ "prompt": "the grid", "raw": true, "max-tokens": 20 });
+    let expected = h.call("llm/generate", params.clone()).unwrap();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4).map(|_| s.spawn(|| h.call("llm/generate", params.clone()))).collect();
+        for run in runs {
+            assert_eq!(run.join().unwrap().unwrap()["text"], expected["text"]);
+        }
+    });
+}
+
+#[test]
+fn a_generation_past_the_call_deadline_is_stopped_with_a_named_error() {
+    let Some((llm, _)) = real_models() else { return };
+    let h = TestHost::with_config(&["llm"], &format!("{ONE_THREAD}[plugins.llm.limits]\ntimeout-ms = 300\n"));
+    h.host.core().engines().catalog().add("smollm2", &llm).unwrap();
+    let params =
+        json!({ "prompt": "Once upon a time, in a small village by the sea,", "raw": true, "max-tokens": 3000 });
+    match h.call("llm/generate", params) {
+        Err(CallError::CommandFailed { error, .. }) => {
+            assert!(error.as_str().unwrap().contains("time budget ran out"), "{error}")
+        }
+        Err(CallError::Limit { .. }) => {}
+        other => panic!("expected the deadline to stop the generation, got {other:?}"),
+    }
+    // The host and the model are still there for the next call.
+    let ok = h.call("llm/generate", json!({ "prompt": "Hi", "max-tokens": 4 })).unwrap();
+    assert!(ok["tokens"].as_u64().unwrap() <= 4);
+    assert_eq!(h.host.core().engines().loaded(), vec!["smollm2".to_string()]);
+}

@@ -64,6 +64,9 @@ pub struct PluginMeta {
 pub struct BuildMeta {
     /// The command that builds the component.
     pub command: String,
+    /// The source language (`rust`, `python`, `js`), for `continuum plugin build`.
+    #[serde(default)]
+    pub lang: Option<String>,
 }
 
 /// One `[[proof]]` table.

@@ -314,6 +314,25 @@ pub(crate) struct AlloyOverrides {
 
 #[derive(Debug, Subcommand)]
 enum PluginCmd {
+    /// Create a command project: `continuum plugin new word-count --lang python` (WIT world, source,
+    /// proof cases, README) that builds, packs and installs as it is.
+    New {
+        /// The plugin's name, kebab-case (also its folder, WIT world and command prefix).
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum)]
+        lang: crate::authoring::Language,
+        /// Create it inside this folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build a command project into `<project>/build/` (cargo, componentize-py or componentize-js),
+    /// ready for `continuum plugin pack <project>/build --key K`.
+    Build {
+        /// The project folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Install a signed `.alloy`, or (development) a folder holding `<name>.wasm` and `wit/`, or a .wasm file with --wit.
     Install {
         /// The .alloy file, plugin folder or .wasm file.
@@ -644,6 +663,26 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
                     )?;
                 }
             }
+        }
+        PluginCmd::New { name, lang, dir } => {
+            let project = crate::authoring::scaffold::new_project(&dir, &name, lang)?;
+            writeln!(out, "created {} ({} plugin `{name}`); next:", project.display(), lang.as_str())?;
+            writeln!(out, "  cd {} && continuum plugin build", project.display())?;
+            writeln!(out, "  continuum plugin pack build --key <your key> -o {name}.alloy")?;
+        }
+        PluginCmd::Build { dir } => {
+            let started = std::time::Instant::now();
+            let built = crate::authoring::toolchain::build(&dir)?;
+            writeln!(
+                out,
+                "built {} ({}, {:.1} MB) into {} in {:.1} s; pack it with `continuum plugin pack {} --key <key>`",
+                built.name,
+                built.lang.as_str(),
+                built.bytes as f64 / 1e6,
+                built.dir.display(),
+                started.elapsed().as_secs_f64(),
+                built.dir.display()
+            )?;
         }
         PluginCmd::Remove { name, purge } => {
             let r = host.remove(&name, purge)?;

@@ -270,6 +270,10 @@ fn reflect_function(
     })
 }
 
+/// Exports that guest toolchains add for themselves, never commands: skipped when the plugin's
+/// WIT does not declare them. componentize-py exports `exports#init` (its pre-initialization hook).
+const TOOLCHAIN_HOOKS: [(&str, &str); 1] = [("exports", "init")];
+
 /// Reflects every exported function of `component` into a command named under `plugin`.
 ///
 /// Refuses components that export no functions and signatures that cannot be commands, and,
@@ -286,6 +290,10 @@ pub fn reflect(engine: &Engine, component: &Component, plugin: &str, wit: Option
             ComponentItem::ComponentInstance(instance) => {
                 let instance_index = component.get_export_index(None, name).context("export vanished")?;
                 for (fname, fitem) in instance.exports(engine) {
+                    let undeclared = wit.is_some_and(|w| w.export_function(Some(name), fname).is_none());
+                    if undeclared && TOOLCHAIN_HOOKS.contains(&(name, fname)) {
+                        continue;
+                    }
                     if let ComponentItem::ComponentFunc(func) = fitem.ty {
                         let export =
                             component.get_export_index(Some(&instance_index), fname).context("export vanished")?;
