@@ -743,8 +743,17 @@ fn trap_message(error: &wasmtime::Error, stderr: &[u8]) -> String {
         None => error.root_cause().to_string().lines().next().unwrap_or_default().to_string(),
     };
     let text = crate::terminal::strip_control(&String::from_utf8_lossy(stderr));
-    match text.lines().rev().find(|l| !l.trim().is_empty() && !l.contains("note: run with")) {
-        Some(last) => format!("{reason} (plugin stderr: {})", last.trim()),
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    // A Python traceback's cause is its last `SomethingError: …` line (componentize-py then
+    // panics with a generic message); otherwise the last line says it (a Rust panic message).
+    let python_error = lines.iter().rev().find(|l| {
+        l.split_once(": ").is_some_and(|(kind, _)| {
+            (kind.ends_with("Error") || kind.ends_with("Exception")) && !kind.contains(' ')
+        })
+    });
+    let last = lines.iter().rev().find(|l| !l.contains("note: run with"));
+    match python_error.or(last) {
+        Some(line) => format!("{reason} (plugin stderr: {line})"),
         None => reason,
     }
 }
