@@ -747,9 +747,8 @@ fn trap_message(error: &wasmtime::Error, stderr: &[u8]) -> String {
     // A Python traceback's cause is its last `SomethingError: …` line (componentize-py then
     // panics with a generic message); otherwise the last line says it (a Rust panic message).
     let python_error = lines.iter().rev().find(|l| {
-        l.split_once(": ").is_some_and(|(kind, _)| {
-            (kind.ends_with("Error") || kind.ends_with("Exception")) && !kind.contains(' ')
-        })
+        l.split_once(": ")
+            .is_some_and(|(kind, _)| (kind.ends_with("Error") || kind.ends_with("Exception")) && !kind.contains(' '))
     });
     let last = lines.iter().rev().find(|l| !l.contains("note: run with"));
     match python_error.or(last) {

@@ -16,7 +16,11 @@ fn tidy(answer: &str, max_words: usize) -> String {
     let line = answer.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
     let line = line.trim_start_matches(['#', '*', ' ']).trim_start_matches("Headline:").trim();
     let words: Vec<&str> = line.split_whitespace().take(max_words).collect();
-    words.join(" ").trim_matches(|c: char| c == '"' || c == '*' || c == '\'').trim_end_matches(['.', ',', ';', ':']).to_string()
+    words
+        .join(" ")
+        .trim_matches(|c: char| c == '"' || c == '*' || c == '\'')
+        .trim_end_matches(['.', ',', ';', ':'])
+        .to_string()
 }
 
 impl Guest for Plugin {

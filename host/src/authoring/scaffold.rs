@@ -17,6 +17,8 @@ const RUST_CARGO: &str = include_str!("templates/rust/Cargo.toml");
 const RUST_LIB: &str = include_str!("templates/rust/lib.rs");
 const PYTHON_APP: &str = include_str!("templates/python/app.py");
 const JS_APP: &str = include_str!("templates/js/app.js");
+const PYTHON_SDK: &str = include_str!("../../../sdk/python/continuum_sdk.py");
+const JS_TYPES: &str = include_str!("../../../sdk/js/continuum-host.d.ts");
 
 /// Checks a plugin name: kebab-case, as WIT names and command names need.
 pub fn check_name(name: &str) -> Result<()> {
@@ -64,8 +66,14 @@ pub fn new_project(parent: &Path, name: &str, lang: Language) -> Result<PathBuf>
             files.push(("Cargo.toml", fill(RUST_CARGO, name, lang)));
             files.push(("src/lib.rs", fill(RUST_LIB, name, lang)));
         }
-        Language::Python => files.push(("app.py", fill(PYTHON_APP, name, lang))),
-        Language::Js => files.push(("app.js", fill(JS_APP, name, lang))),
+        Language::Python => {
+            files.push(("app.py", fill(PYTHON_APP, name, lang)));
+            files.push(("continuum_sdk.py", PYTHON_SDK.to_string()));
+        }
+        Language::Js => {
+            files.push(("app.js", fill(JS_APP, name, lang)));
+            files.push(("continuum-host.d.ts", JS_TYPES.to_string()));
+        }
     }
     for (path, text) in files {
         let path = dir.join(path);

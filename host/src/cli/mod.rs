@@ -3,6 +3,7 @@
 mod artifacts;
 mod bench;
 mod bench_inference;
+mod bench_languages;
 mod events;
 mod grant;
 pub(crate) mod help;
@@ -90,7 +91,8 @@ enum Top {
         args: Vec<String>,
     },
     /// Benchmarks: `calls` (default) measures call overhead against raw wasmtime, install-to-first-call,
-    /// grants and the event log; `inference` measures llama.cpp and candle direct vs through WIT.
+    /// grants and the event log; `inference` measures llama.cpp and candle direct vs through WIT;
+    /// `languages` the same command built from Rust, Python and JavaScript.
     Bench {
         /// Which benchmark.
         #[arg(value_enum, default_value = "calls")]
@@ -134,6 +136,8 @@ enum BenchSuite {
     Calls,
     /// Generation tok/s and embeddings/s, direct vs through WIT.
     Inference,
+    /// The same command in Rust, Python and JavaScript: build, compile, second load, call p50.
+    Languages,
 }
 
 #[derive(Debug, Subcommand)]
@@ -472,9 +476,10 @@ impl From<anyhow::Error> for Exit {
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, plugin_logs: bool) {
     let default = match verbose {
-        0 => "warn,plugin=info",
+        0 if plugin_logs => "warn,plugin=info",
+        0 => "warn",
         1 => "debug,cranelift_codegen=info,wasmtime=info",
         _ => "trace",
     };
@@ -492,7 +497,8 @@ fn init_tracing(verbose: u8) {
 /// Parses the command line and runs it.
 pub fn main() -> Result<(), Exit> {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    // Benchmarks call plugins thousands of times: their log lines would drown the figures.
+    init_tracing(cli.verbose, !matches!(cli.command, Top::Bench { .. }));
     let open = || -> Result<Host> { Host::open(DataDir::resolve(cli.data_dir.as_deref())?) };
     match cli.command {
         Top::Completions { shell } => {
@@ -520,6 +526,9 @@ pub fn main() -> Result<(), Exit> {
         Top::Run { output, as_caller, command, args } => run(&open()?, output, as_caller.as_deref(), &command, &args),
         Top::Bench { suite: BenchSuite::Calls, plugin, iterations, .. } => {
             bench::run(&plugin, iterations).map_err(Exit::from)
+        }
+        Top::Bench { suite: BenchSuite::Languages, iterations, .. } => {
+            bench_languages::run(iterations.min(2_000)).map_err(Exit::from)
         }
         Top::Bench { suite: BenchSuite::Inference, models, tokens, rounds, threads, .. } => {
             bench_inference::run(&models, Path::new("build/plugins/llm"), tokens, rounds, threads).map_err(Exit::from)
