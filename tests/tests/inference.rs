@@ -187,7 +187,7 @@ fn command_search_ranks_by_meaning_with_an_embedding_model() {
 
 #[test]
 fn concurrent_generations_wait_their_turn_and_all_finish() {
-    let h = with_tiny(&["llm"], "[inference]\nslots = 1\n");
+    let h = with_tiny(&["llm"], "slots = 1\n"); // continues ONE_THREAD's [inference] table
     let params = json!({ "prompt": "the grid", "raw": true, "max-tokens": 20 });
     let expected = h.call("llm/generate", params.clone()).unwrap();
     std::thread::scope(|s| {
