@@ -175,3 +175,26 @@ impl Engines {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Loads the model at `path` (a .gguf file or an embedding folder) and runs it once. Meant to
+/// run in a throwaway child process before a model joins the catalog: llama.cpp aborts the
+/// process on some malformed models that pass [`crate::gguf::validate`], and a probe that dies
+/// takes only itself down.
+pub fn probe(path: &std::path::Path) -> Result<(), InferenceError> {
+    if path.is_dir() {
+        let embedder = Embedder::load(path).map_err(|e| InferenceError::InvalidModel(format!("{e:#}")))?;
+        embedder.embed(&["probe".to_string()]).map_err(|e| InferenceError::Backend(format!("{e:#}")))?;
+        return Ok(());
+    }
+    let llm = Llm::load(path, 64, 1)?;
+    let request = GenerateRequest {
+        prompt: crate::llm::Prompt::Text("a".into()),
+        max_tokens: 1,
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 0,
+        stop: Vec::new(),
+        deadline: None,
+    };
+    llm.generate(&request, &mut |_| true).map(|_| ())
+}

@@ -150,6 +150,47 @@ enum Meta {
     Other,
 }
 
+/// Reads the vocabulary (an array of strings), refusing repeated tokens: llama.cpp asserts
+/// that every token maps back to one id. Returns the token count.
+fn unique_strings<R: Read>(r: &mut Reader<R>) -> Result<u64, String> {
+    let what = "`tokenizer.ggml.tokens`";
+    let elem = r.u32(what)?;
+    if elem != 8 {
+        return Err(format!("{what} must be an array of strings, not of type {elem}"));
+    }
+    let count = r.u64(what)?;
+    if count > r.len.saturating_sub(r.pos) / 8 {
+        return Err(format!("{what} claims {count} tokens, more than the file holds"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..count {
+        let token = r.string(what)?;
+        if !seen.insert(token) {
+            return Err(format!("{what} repeats token #{i}; every token must be unique"));
+        }
+    }
+    Ok(count)
+}
+
+/// The per-token arrays must match the vocabulary, and special token ids must lie inside it.
+fn check_vocabulary(arrays: &HashMap<String, u64>, ints: &HashMap<String, u64>) -> Result<(), String> {
+    let Some(&tokens) = arrays.get("tokenizer.ggml.tokens") else { return Ok(()) };
+    for key in ["tokenizer.ggml.scores", "tokenizer.ggml.token_type"] {
+        if let Some(&n) = arrays.get(key) {
+            if n != tokens {
+                return Err(format!("`{key}` has {n} entries but the vocabulary has {tokens} tokens"));
+            }
+        }
+    }
+    for (key, id) in ints.iter().filter(|(k, _)| k.starts_with("tokenizer.ggml.") && k.ends_with("_token_id")) {
+        // -1 (as u32 or u64) means "none" in some converters.
+        if *id >= tokens && *id != u64::from(u32::MAX) && *id != u64::MAX {
+            return Err(format!("`{key}` is {id}, outside the vocabulary of {tokens} tokens"));
+        }
+    }
+    Ok(())
+}
+
 /// Checks `path` as a GGUF model and summarizes it.
 pub fn validate(path: &Path) -> Result<GgufSummary, GgufError> {
     let fail = |reason: String| GgufError { path: path.display().to_string(), reason };
@@ -176,6 +217,10 @@ fn check<R: Read>(r: &mut Reader<R>) -> Result<GgufSummary, String> {
     for i in 0..kvs {
         let key = r.string(&format!("metadata key #{i}"))?;
         let ty = r.u32(&format!("type of `{key}`"))?;
+        if key == "tokenizer.ggml.tokens" && ty == 9 {
+            arrays.insert(key, unique_strings(r)?);
+            continue;
+        }
         match r.value(ty, &format!("`{key}`"), 0)? {
             Meta::Str(s) => {
                 strings.insert(key, s);
@@ -191,6 +236,7 @@ fn check<R: Read>(r: &mut Reader<R>) -> Result<GgufSummary, String> {
     }
     let architecture =
         strings.get("general.architecture").cloned().ok_or("it has no `general.architecture` metadata")?;
+    check_vocabulary(&arrays, &ints)?;
     let alignment = ints.get("general.alignment").copied().unwrap_or(32);
     if alignment == 0 || !alignment.is_power_of_two() {
         return Err(format!("`general.alignment` is {alignment}, not a power of two"));

@@ -217,3 +217,27 @@ fn a_generation_past_the_call_deadline_is_stopped_with_a_named_error() {
     assert!(ok["tokens"].as_u64().unwrap() <= 4);
     assert_eq!(h.host.core().engines().loaded(), vec!["smollm2".to_string()]);
 }
+
+#[test]
+fn a_model_the_engine_aborts_on_is_refused_by_a_probe_and_the_host_lives_on() {
+    // A structurally valid GGUF that llama.cpp aborts on (zero layers): the validator cannot
+    // know every hyperparameter rule, so `model add` loads it in a child process first.
+    let h = TestHost::with_config(&[], ONE_THREAD);
+    let good = h.dir.path().join("tiny.gguf");
+    continuum_gpu::testmodel::write_tiny_llama(&good, 5).unwrap();
+    let mut bytes = std::fs::read(&good).unwrap();
+    let key = b"llama.block_count";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    assert_eq!(&bytes[at..at + 4], &4u32.to_le_bytes(), "a u32 value follows the key");
+    bytes[at + 4..at + 8].copy_from_slice(&0u32.to_le_bytes());
+    let bad = h.dir.path().join("zero-layers.gguf");
+    std::fs::write(&bad, bytes).unwrap();
+    assert!(continuum_gpu::gguf::validate(&bad).is_ok(), "the file is structurally valid");
+
+    let out = h.cli(&["model", "add", bad.to_str().unwrap(), "--id", "bad"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("crashed while loading it"), "{}", stderr(&out));
+    assert!(stdout(&h.cli(&["model", "list"])).contains("no models"));
+    let out = h.cli(&["model", "add", good.to_str().unwrap(), "--id", "good"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -174,6 +174,12 @@ pub(crate) enum ModelCmd {
         /// The model id.
         id: String,
     },
+    /// Load a model and run it once (what `add` runs in a child process first).
+    #[command(hide = true)]
+    Probe {
+        /// The .gguf file or the embedding model folder.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

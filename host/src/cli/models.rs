@@ -26,6 +26,7 @@ pub(super) fn run(host: &Host, cmd: ModelCmd) -> Result<()> {
     match cmd {
         ModelCmd::Add { path, id } => {
             let id = id.unwrap_or_else(|| default_id(&path));
+            probe_in_child(&path)?;
             let entry = catalog.add(&id, &path)?;
             writeln!(
                 out,
@@ -60,12 +61,48 @@ pub(super) fn run(host: &Host, cmd: ModelCmd) -> Result<()> {
                 }
             }
         }
+        ModelCmd::Probe { path } => continuum_gpu::engines::probe(&path)?,
         ModelCmd::Remove { id } => {
             let entry = catalog.remove(&id)?;
             writeln!(out, "removed model `{}`", entry.id)?;
         }
     }
     Ok(())
+}
+
+/// Loads and runs the model in a child `continuum model probe`, so that a model llama.cpp
+/// aborts on is refused with a message instead of taking this process (or later a serving
+/// node) down.
+fn probe_in_child(path: &std::path::Path) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let output = std::process::Command::new(exe)
+        .args(["model", "probe"])
+        .arg(path)
+        .env("CONTINUUM_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = crate::terminal::strip_control(&String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    match output.status.code() {
+        // The probe returned an error: its message is the reason.
+        Some(_) => {
+            let message = lines.iter().find_map(|l| l.strip_prefix("error: ")).unwrap_or("the probe failed");
+            anyhow::bail!("{message}")
+        }
+        None => {
+            let assert = lines.iter().find(|l| l.contains("GGML_ASSERT") || l.contains("error")).or(lines.last());
+            anyhow::bail!(
+                "{} is not a usable model: the engine crashed while loading it ({}){}; it was not added",
+                path.display(),
+                std::os::unix::process::ExitStatusExt::signal(&output.status)
+                    .map_or("killed".to_string(), |s| format!("signal {s}")),
+                assert.map_or(String::new(), |a| format!(": {a}"))
+            )
+        }
+    }
 }
 
 /// `continuum commands search`: the commands the caller may call, ranked by meaning.
