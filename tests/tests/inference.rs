@@ -212,10 +212,20 @@ fn a_generation_past_the_call_deadline_is_stopped_with_a_named_error() {
         Err(CallError::Limit { .. }) => {}
         other => panic!("expected the deadline to stop the generation, got {other:?}"),
     }
-    // The host and the model are still there for the next call.
-    let ok = h.call("llm/generate", json!({ "prompt": "Hi", "max-tokens": 4 })).unwrap();
-    assert!(ok["tokens"].as_u64().unwrap() <= 4);
+    // The model stays loaded and usable (directly: a 300 ms call deadline is at the mercy of
+    // the other tests' load).
     assert_eq!(h.host.core().engines().loaded(), vec!["smollm2".to_string()]);
+    let request = continuum_gpu::llm::GenerateRequest {
+        prompt: continuum_gpu::llm::Prompt::Text("Hi".into()),
+        max_tokens: 4,
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 0,
+        stop: Vec::new(),
+        deadline: None,
+    };
+    let done = h.host.core().engines().generate("smollm2", &request, &mut |_| true).unwrap();
+    assert!(done.completion_tokens <= 4);
 }
 
 #[test]
