@@ -111,14 +111,22 @@ fn sigkill_during_a_write_burst_loses_no_acknowledged_entry() {
     for round in 0..10u64 {
         let mut child = Command::new(bin).arg(dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first, first_acked) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.parse::<u64>().ok())
-                .collect::<Vec<u64>>()
+            let mut acked = Vec::new();
+            for n in std::io::BufReader::new(stdout).lines().map_while(Result::ok).filter_map(|l| l.parse::<u64>().ok())
+            {
+                if acked.is_empty() {
+                    let _ = first.send(());
+                }
+                acked.push(n);
+            }
+            acked
         });
-        std::thread::sleep(Duration::from_millis(80 + round * 23));
+        // Kill mid-burst: after the first acknowledgement (a loaded machine may take a while to
+        // start the writer), then a little later each round.
+        let _ = first_acked.recv_timeout(Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20 + round * 23));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let acked = reader.join().unwrap();
