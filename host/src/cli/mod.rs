@@ -707,11 +707,16 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
     Ok(())
 }
 
+/// The caller an `--as KEY|TOKEN` flag names; the owner without one.
+pub(crate) fn caller_from_flag(host: &Host, as_caller: Option<&str>) -> Result<Caller> {
+    match as_caller {
+        Some(spec) => host.caller_for(spec),
+        None => Ok(Caller::owner()),
+    }
+}
+
 fn list_commands(host: &Host, json: bool, as_caller: Option<&str>) -> Result<()> {
-    let caller = match as_caller {
-        Some(spec) => host.caller_for(spec)?,
-        None => Caller::owner(),
-    };
+    let caller = caller_from_flag(host, as_caller)?;
     let commands = host.commands_for(&caller)?;
     let mut out = std::io::stdout().lock();
     if as_caller.is_some() && !json {
@@ -766,10 +771,7 @@ fn run(
     name: &str,
     args: &[String],
 ) -> Result<(), Exit> {
-    let caller = match as_caller {
-        Some(spec) => host.caller_for(spec).map_err(|e| Exit { code: 5, message: format!("{e:#}") })?,
-        None => Caller::owner(),
-    };
+    let caller = caller_from_flag(host, as_caller).map_err(|e| Exit { code: 5, message: format!("{e:#}") })?;
     let usage = |e: CallError| Exit { code: e.exit_code(), message: e.to_string() };
     let schema = host.command(name).map_err(usage)?;
     if args.iter().any(|a| a == "--help" || a == "-h") {

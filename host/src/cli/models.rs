@@ -6,7 +6,6 @@ use anyhow::Result;
 
 use super::ModelCmd;
 use crate::runtime::Host;
-use crate::Caller;
 
 /// A model id derived from a path: `SmolLM2-135M-Instruct.Q4_1.gguf` → `smollm2-135m-instruct.q4_1`.
 fn default_id(path: &std::path::Path) -> String {
@@ -107,10 +106,7 @@ fn probe_in_child(path: &std::path::Path) -> Result<()> {
 
 /// `continuum commands search`: the commands the caller may call, ranked by meaning.
 pub(super) fn search(host: &Host, as_caller: Option<&str>, query: &str, top: usize, json: bool) -> Result<()> {
-    let caller = match as_caller {
-        Some(spec) => host.caller_for(spec)?,
-        None => Caller::owner(),
-    };
+    let caller = super::caller_from_flag(host, as_caller)?;
     let (method, matches) = crate::discovery::search(host, &caller, query, top)?;
     let mut out = std::io::stdout().lock();
     if json {
