@@ -48,13 +48,15 @@ fn read_config(dir: &Path) -> Result<Config> {
 impl Embedder {
     /// Loads the model in `dir` on the CPU (or the first CUDA device with the `cuda` feature).
     pub fn load(dir: &Path) -> Result<Self> {
-        check_files(dir)?;
         let device = crate::device();
         let config = read_config(dir)?;
-        let weights = std::fs::read(dir.join("model.safetensors"))?;
+        let weights = std::fs::read(dir.join("model.safetensors")).context("reading model.safetensors")?;
+        safetensors::SafeTensors::deserialize(&weights)
+            .map_err(|e| anyhow::anyhow!("model.safetensors is not a valid safetensors file: {e}"))?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
         let model = BertModel::load(vb, &config).context("loading the BERT weights")?;
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(anyhow::Error::msg)?;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| anyhow::anyhow!("tokenizer.json cannot be read: {e}"))?;
         // The file's fixed padding would pad every batch to 128 tokens: pad to the longest instead.
         tokenizer.with_padding(Some(PaddingParams::default()));
         tokenizer
