@@ -181,6 +181,18 @@ pub struct Config {
     /// The inference engines and budgets.
     #[serde(default)]
     pub inference: InferenceSection,
+    /// What this node offers the grid.
+    #[serde(default)]
+    pub grid: GridSection,
+}
+
+/// `[grid]`: terms of this node's offer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridSection {
+    /// Price per call by command (`"text/summarize" = "2 credits"`), shown in offers.
+    #[serde(default)]
+    pub prices: BTreeMap<String, String>,
 }
 
 impl Config {
@@ -207,6 +219,11 @@ impl Config {
                 .with_context(|| format!("in [plugins.{name}.limits]"))?;
         }
         Ok(config)
+    }
+
+    /// Prices per command for this node's offer.
+    pub fn prices(&self) -> BTreeMap<String, String> {
+        self.grid.prices.clone()
     }
 
     /// The limits every plugin gets unless its own section overrides them.

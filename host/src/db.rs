@@ -24,5 +24,7 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.execute_batch(crate::eventlog::SCHEMA)?;
     conn.execute_batch(crate::trust::SCHEMA)?;
     conn.execute_batch(crate::grants::SCHEMA)?;
+    conn.execute_batch(crate::grid::peers::SCHEMA)?;
+    conn.execute_batch(crate::node::auth::SCHEMA)?;
     Ok(conn)
 }

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS command_embeddings (
 ";
 
 /// How the ranking was made.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case", tag = "method")]
 pub enum Method {
     /// Cosine similarity of embeddings from this model.
@@ -76,36 +76,103 @@ fn text_score(query: &[String], text: &str) -> f32 {
     query.iter().filter(|q| have.iter().any(|w| w.starts_with(q.as_str()))).count() as f32 / query.len() as f32
 }
 
-/// Ranks the commands `caller` may call by similarity to `query`; at most `top` of them.
-pub fn search(host: &Host, caller: &Caller, query: &str, top: usize) -> Result<(Method, Vec<Match>)> {
-    let commands = host.commands_for(caller)?;
-    let texts: Vec<String> = commands.iter().map(command_text).collect();
+/// Scores `texts` against `query`: by embedding similarity when a model is installed, else by
+/// shared words.
+fn scores(host: &Host, texts: &[String], query: &str) -> Result<(Method, Vec<f32>)> {
     let engines = host.core().engines();
-    let (method, scores) = match engines.resolve("", continuum_gpu::ModelKind::Embedding) {
+    Ok(match engines.resolve("", continuum_gpu::ModelKind::Embedding) {
         Ok(model) => {
-            let vectors = cached_embeddings(host, &model.id, &texts)?;
+            let vectors = cached_embeddings(host, &model.id, texts)?;
             let q = engines.embed(&model.id, &[query.to_string()], None)?.remove(0);
             let scores = vectors.iter().map(|v| continuum_gpu::embed::cosine(&q, v)).collect();
             (Method::Embedding { model: model.id }, scores)
         }
         Err(_) => {
             let q = words(query);
-            (Method::Text, texts.iter().map(|t| text_score(&q, t)).collect::<Vec<f32>>())
+            (Method::Text, texts.iter().map(|t| text_score(&q, t)).collect())
         }
-    };
-    let mut matches: Vec<Match> = commands
-        .iter()
-        .zip(scores)
-        .filter(|(_, s)| method != Method::Text || *s > 0.0)
-        .map(|(c, score)| Match {
-            name: c.name.clone(),
-            about: c.description.as_deref().and_then(|d| d.lines().next()).unwrap_or("").to_string(),
-            score,
+    })
+}
+
+/// Keeps the best `top` of `items` by score (dropping zero word-overlap scores).
+fn best<T>(method: &Method, items: Vec<T>, scores: Vec<f32>, top: usize, score_of: impl Fn(&mut T, f32)) -> Vec<T> {
+    let mut ranked: Vec<(T, f32)> =
+        items.into_iter().zip(scores).filter(|(_, s)| *method != Method::Text || *s > 0.0).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked.truncate(top);
+    ranked
+        .into_iter()
+        .map(|(mut item, s)| {
+            score_of(&mut item, s);
+            item
         })
+        .collect()
+}
+
+fn first_line(description: &Option<String>) -> String {
+    description.as_deref().and_then(|d| d.lines().next()).unwrap_or("").to_string()
+}
+
+/// Ranks the commands `caller` may call by similarity to `query`; at most `top` of them.
+pub fn search(host: &Host, caller: &Caller, query: &str, top: usize) -> Result<(Method, Vec<Match>)> {
+    let commands = host.commands_for(caller)?;
+    let texts: Vec<String> = commands.iter().map(command_text).collect();
+    let (method, scores) = scores(host, &texts, query)?;
+    let matches = commands
+        .iter()
+        .map(|c| Match { name: c.name.clone(), about: first_line(&c.description), score: 0.0 })
         .collect();
-    matches.sort_by(|a, b| b.score.total_cmp(&a.score));
-    matches.truncate(top);
+    let matches = best(&method, matches, scores, top, |m, s| m.score = s);
     Ok((method, matches))
+}
+
+/// A command offered on the grid, ranked.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GridMatch {
+    /// The offering node.
+    pub node: String,
+    /// The command.
+    pub name: String,
+    /// Its description's first line.
+    pub about: String,
+    /// Who may call it there (`public`, `granted`, `owner`).
+    pub access: String,
+    /// Similarity to the query.
+    pub score: f32,
+}
+
+/// Ranks every command in `offers` (one entry per offering node) by similarity to `query`.
+pub fn search_offers(
+    host: &Host,
+    offers: &[crate::grid::KnownOffer],
+    query: &str,
+    top: usize,
+) -> Result<(Method, Vec<GridMatch>)> {
+    let mut items = Vec::new();
+    let mut texts = Vec::new();
+    for known in offers {
+        for command in known.offer.plugins.iter().flat_map(|p| &p.commands) {
+            let schema = CommandSchema {
+                name: command.name.clone(),
+                description: command.description.clone(),
+                param_style: crate::reflect::ParamStyle::Named,
+                params: command.params.clone(),
+                result: command.result.clone(),
+                error: None,
+            };
+            texts.push(command_text(&schema));
+            let access = serde_json::to_value(command.access).ok().and_then(|v| v.as_str().map(String::from));
+            items.push(GridMatch {
+                node: known.offer.node.clone(),
+                name: command.name.clone(),
+                about: first_line(&command.description),
+                access: access.unwrap_or_default(),
+                score: 0.0,
+            });
+        }
+    }
+    let (method, scores) = scores(host, &texts, query)?;
+    Ok((method.clone(), best(&method, items, scores, top, |m, s| m.score = s)))
 }
 
 /// Embeddings of `texts` with `model`, computing only those not cached yet.

@@ -176,6 +176,22 @@ impl Host {
         Ok(())
     }
 
+    /// The signed alloy a plugin was installed from, rebuilt byte for byte from what the
+    /// registry kept (manifest, component, chain of custody); none for a development install.
+    pub fn shipped_alloy(&self, record: &PluginRecord) -> Result<Option<Alloy>> {
+        let (Some(manifest), Some(custody)) = (&record.manifest, &record.custody) else { return Ok(None) };
+        let path = self.core().data().components().join(format!("{}.wasm", record.digest));
+        let component = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let manifest_bytes = manifest.as_bytes().to_vec();
+        let parsed = serde_json::from_slice(&manifest_bytes).context("the stored manifest is corrupt")?;
+        Ok(Some(Alloy {
+            manifest_bytes,
+            manifest: parsed,
+            component,
+            chain: crate::alloy::custody::Chain::parse(custody),
+        }))
+    }
+
     /// Runs proof `cases` against `component` in a scratch store namespace (removed after),
     /// so a proof never touches the installed plugin's data.
     pub fn run_proofs(

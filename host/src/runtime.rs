@@ -389,6 +389,11 @@ impl Host {
 }
 
 impl HostCore {
+    /// The node's signing key: its identity in grants, the event log and on the grid.
+    pub(crate) fn node_key(&self) -> &SigningKey {
+        &self.node_key
+    }
+
     /// Sets (or clears) the receiver of generated pieces.
     pub fn set_token_sink(&self, sink: Option<TokenSink>) {
         *self.token_sink.write().unwrap_or_else(|p| p.into_inner()) = sink;

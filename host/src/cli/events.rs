@@ -84,6 +84,7 @@ pub(super) fn run(host: &Host, cmd: EventsCmd) -> Result<()> {
                 done.lamport
             )?;
         }
+        EventsCmd::Pull { .. } => anyhow::bail!("`events pull` needs a running node; start one with `continuum serve`"),
     }
     Ok(())
 }

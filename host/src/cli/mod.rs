@@ -6,6 +6,7 @@ mod bench_inference;
 mod bench_languages;
 mod events;
 mod grant;
+mod grid;
 pub(crate) mod help;
 mod models;
 mod params;
@@ -83,6 +84,8 @@ enum Top {
         /// Run as this caller: a public key (no grant), or a grant token.
         #[arg(long = "as", value_name = "KEY|TOKEN")]
         as_caller: Option<String>,
+        #[command(flatten)]
+        remote: grid::RemoteArgs,
         /// The command, `plugin/function`.
         #[arg(allow_hyphen_values = true)]
         command: String,
@@ -116,6 +119,26 @@ enum Top {
         #[arg(long, default_value_t = 0)]
         threads: u32,
     },
+    /// Run this node: the HTTP API (loopback and a unix socket) and the grid endpoint, until stopped.
+    Serve(grid::ServeArgs),
+    /// The running node: info, stop.
+    #[command(subcommand)]
+    Node(grid::NodeCmd),
+    /// Grid peers: add, list, remove (needs a running node).
+    #[command(subcommand)]
+    Peer(grid::PeerCmd),
+    /// What peers offer: plugins, commands, terms (`--search` ranks commands by meaning).
+    Offers {
+        /// Rank offered commands by what they do.
+        #[arg(long)]
+        search: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// API keys for HTTP clients, each mapped to a grantee.
+    #[command(subcommand)]
+    Apikey(grid::ApiKeyCmd),
     /// Signing keys: generate, list, export a public key.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -149,6 +172,9 @@ pub(crate) enum CommandsCmd {
         /// How many to show.
         #[arg(long, default_value_t = 5)]
         top: usize,
+        /// Search the commands peers offer (needs a running node) instead of the local ones.
+        #[arg(long)]
+        grid: bool,
     },
 }
 
@@ -230,6 +256,11 @@ pub(crate) enum EventsCmd {
     Import {
         /// The export file.
         file: PathBuf,
+    },
+    /// Replicate a peer's log: pull its entries after the last one held here (needs a running node).
+    Pull {
+        /// The peer (id, prefix or name).
+        peer: String,
     },
 }
 
@@ -343,10 +374,14 @@ enum PluginCmd {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
-    /// Install a signed `.alloy`, or (development) a folder holding `<name>.wasm` and `wit/`, or a .wasm file with --wit.
+    /// Install a signed `.alloy`, or (development) a folder holding `<name>.wasm` and `wit/`, or a .wasm file with --wit;
+    /// with --from, a plugin a peer offers (by name or digest).
     Install {
-        /// The .alloy file, plugin folder or .wasm file.
+        /// The .alloy file, plugin folder or .wasm file (with --from: the plugin's name or digest).
         path: PathBuf,
+        /// Fetch from a peer (id, prefix, name) or `any`; verified exactly like a local alloy.
+        #[arg(long, value_name = "PEER|any")]
+        from: Option<String>,
         #[command(flatten)]
         overrides: AlloyOverrides,
         /// The WIT folder describing the component (default: `wit/` beside it).
@@ -511,14 +546,20 @@ pub fn main() -> Result<(), Exit> {
             clap_complete::generate(shell, &mut Cli::command(), "continuum", &mut std::io::stdout());
             Ok(())
         }
-        Top::Plugin(cmd) => plugin(&open()?, cmd).map_err(Exit::from),
+        Top::Plugin(cmd) => plugin(&open()?, cmd).map_err(grid::api_exit),
         Top::Commands { json, as_caller, action: None } => {
             list_commands(&open()?, json, as_caller.as_deref()).map_err(Exit::from)
         }
-        Top::Commands { json, as_caller, action: Some(CommandsCmd::Search { query, top }) } => {
+        Top::Commands { json, action: Some(CommandsCmd::Search { query, grid: true, .. }), .. } => {
+            grid::offers(DataDir::resolve(cli.data_dir.as_deref())?.root(), Some(&query), json).map_err(grid::api_exit)
+        }
+        Top::Commands { json, as_caller, action: Some(CommandsCmd::Search { query, top, .. }) } => {
             models::search(&open()?, as_caller.as_deref(), &query, top, json).map_err(Exit::from)
         }
         Top::Model(cmd) => models::run(&open()?, cmd).map_err(Exit::from),
+        Top::Events(EventsCmd::Pull { peer }) => {
+            grid::pull_events(DataDir::resolve(cli.data_dir.as_deref())?.root(), &peer).map_err(grid::api_exit)
+        }
         Top::Events(cmd) => events::run(&open()?, cmd).map_err(Exit::from),
         Top::Usage { by, since, json } => events::usage(&open()?, by, since.as_deref(), json).map_err(Exit::from),
         Top::Grant(cmd) => grant::run(&open()?, &DataDir::resolve(cli.data_dir.as_deref())?, cmd).map_err(Exit::from),
@@ -529,7 +570,25 @@ pub fn main() -> Result<(), Exit> {
             run.print_long_help().map_err(anyhow::Error::from)?;
             Ok(())
         }
-        Top::Run { output, as_caller, command, args } => run(&open()?, output, as_caller.as_deref(), &command, &args),
+        Top::Run { output, as_caller, remote, command, args } => {
+            let data = DataDir::resolve(cli.data_dir.as_deref())?;
+            match crate::node::client::NodeClient::find(data.root()) {
+                Some(client) => grid::run(&client, &remote, output, as_caller.as_deref(), &command, &args),
+                None if remote.is_remote() => Err(Exit {
+                    code: 6,
+                    message: "running on peers (--on) needs a running node; start one with `continuum serve`".into(),
+                }),
+                None => run(&Host::open(data)?, output, as_caller.as_deref(), &command, &args),
+            }
+        }
+        Top::Serve(args) => grid::serve(open()?, args).map_err(Exit::from),
+        Top::Node(cmd) => grid::node(DataDir::resolve(cli.data_dir.as_deref())?.root(), cmd).map_err(grid::api_exit),
+        Top::Peer(cmd) => grid::peer(DataDir::resolve(cli.data_dir.as_deref())?.root(), cmd).map_err(grid::api_exit),
+        Top::Offers { search, json } => {
+            grid::offers(DataDir::resolve(cli.data_dir.as_deref())?.root(), search.as_deref(), json)
+                .map_err(grid::api_exit)
+        }
+        Top::Apikey(cmd) => grid::apikey(&open()?, cmd).map_err(Exit::from),
         Top::Bench { suite: BenchSuite::Calls, plugin, iterations, .. } => {
             bench::run(&plugin, iterations).map_err(Exit::from)
         }
@@ -576,6 +635,10 @@ pub(crate) fn locate(path: &Path, wit: Option<PathBuf>) -> Result<(PathBuf, Path
 fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
+        PluginCmd::Install { path, from: Some(from), overrides, .. } => {
+            let what = path.to_string_lossy();
+            grid::install_from(host.core().data().root(), &what, &from, &overrides.allow, overrides.allow_untrusted)?;
+        }
         PluginCmd::Install { path, overrides, .. } if path.extension().is_some_and(|e| e == "alloy") => {
             let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
                 host.install_alloy(&path, overrides.options(allow, false))
@@ -613,7 +676,7 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
         PluginCmd::Inspect { name, json } if name.ends_with(".alloy") => {
             artifacts::inspect_file(host, Path::new(&name), json)?
         }
-        PluginCmd::Install { path, wit, name, world, replace, overrides } => {
+        PluginCmd::Install { path, wit, name, world, replace, overrides, from: None } => {
             let (wasm, wit) = locate(&path, wit)?;
             let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
                 host.install_component(

@@ -16,7 +16,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub const CHECKPOINT_DOMAIN: &[u8] = b"continuum-log-checkpoint-v1\0";
 
 /// One log entry as stored and exported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Position in the node's log, from 1, without gaps.

@@ -284,6 +284,12 @@ fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
 const SELECT_ENTRY: &str = "SELECT seq, lamport, node, kind, subject, payload, prev, hash FROM log
      WHERE (?1 IS NULL OR kind = ?1 OR (substr(?1, -1) = '.' AND substr(kind, 1, length(?1)) = ?1))";
 
+/// The log's head: (last sequence number, Lamport time including imported entries).
+pub fn head(conn: &Connection) -> Result<(u64, u64)> {
+    let h = read_head(conn)?;
+    Ok((h.seq, h.lamport))
+}
+
 /// Entries of this node's log after `after`, optionally of one kind (or kind prefix ending in
 /// `.`), at most `limit`, in order.
 pub fn entries(conn: &Connection, after: u64, kind: Option<&str>, limit: u64) -> Result<Vec<Entry>> {

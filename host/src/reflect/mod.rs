@@ -19,7 +19,7 @@ use schema::{schema, type_kind, WitRef};
 use wit_source::WitWorld;
 
 /// How a command's JSON parameters map onto its WIT parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ParamStyle {
     /// One record parameter: the JSON params are that record.
@@ -29,7 +29,7 @@ pub enum ParamStyle {
 }
 
 /// The JSON Schemas and docs of one command: what the CLI, the HTTP API and peers show.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct CommandSchema {
     /// The full command name, `plugin/function` or `plugin/interface/function`.
@@ -40,11 +40,14 @@ pub struct CommandSchema {
     /// How JSON params map onto WIT parameters.
     pub param_style: ParamStyle,
     /// Schema of the params object.
+    #[schema(value_type = Object)]
     pub params: Value,
     /// Schema of a successful result.
+    #[schema(value_type = Object)]
     pub result: Value,
     /// Schema of the error value, for functions returning `result<T, E>`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub error: Option<Value>,
 }
 

@@ -1,0 +1,118 @@
+//! The `continuum/grid/1` protocol: one JSON request and one JSON response per QUIC stream.
+//!
+//! The stream's end delimits each message, and each side reads at most a fixed number of
+//! bytes, so a peer cannot make the other buffer without bound. The peer's identity is the
+//! key QUIC authenticated (iroh dials by key), never a field of the request.
+
+use anyhow::{Context, Result};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::Value;
+
+/// The ALPN of the Continuum grid protocol.
+pub const ALPN: &[u8] = b"continuum/grid/1";
+/// Largest request a node accepts from a peer.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+/// Largest response a node accepts from a peer (a log export can be long).
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// What one peer asks another.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Run a command as the calling peer (its key, and the grant it presents).
+    Call {
+        /// The command, `plugin/function`.
+        command: String,
+        /// Its JSON parameters.
+        params: Value,
+        /// A grant token issued by the executing node to the calling node's key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant: Option<String>,
+        /// How long the caller waits, in milliseconds (the executing side stops no later).
+        deadline_ms: u64,
+    },
+    /// The node's current signed offer.
+    Offer,
+    /// The node's own log entries after `since`, as an export (JSONL).
+    Events {
+        /// Only entries after this sequence number.
+        since: u64,
+    },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Response {
+    /// The call's result.
+    Ok {
+        /// The JSON result.
+        value: Value,
+        /// Time the executing node spent, in microseconds.
+        elapsed_us: u64,
+    },
+    /// The request failed; `outcome` names the kind (`denied`, `unknown-command`, …).
+    Failed {
+        /// The kind of failure, as in the event log.
+        outcome: String,
+        /// What went wrong, for a person.
+        message: String,
+    },
+    /// A signed offer.
+    Offer {
+        /// The offer.
+        offer: crate::grid::offers::SignedOffer,
+    },
+    /// A log export.
+    Events {
+        /// JSONL as written by `continuum events export`.
+        export: String,
+    },
+}
+
+/// Parses a message of at most `limit` bytes; the error names what was wrong.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize, what: &str) -> Result<T> {
+    if bytes.len() > limit {
+        anyhow::bail!("the {what} is {} bytes; the limit is {limit}", bytes.len());
+    }
+    serde_json::from_slice(bytes).with_context(|| format!("malformed {what}"))
+}
+
+/// Writes `message` and finishes the stream.
+pub async fn send<T: Serialize>(stream: &mut iroh::endpoint::SendStream, message: &T) -> Result<()> {
+    let bytes = serde_json::to_vec(message)?;
+    stream.write_all(&bytes).await.context("the peer closed the stream")?;
+    stream.finish().context("the peer closed the stream")?;
+    Ok(())
+}
+
+/// Reads a whole message of at most `limit` bytes.
+pub async fn receive<T: DeserializeOwned>(
+    stream: &mut iroh::endpoint::RecvStream,
+    limit: usize,
+    what: &str,
+) -> Result<T> {
+    let bytes = stream.read_to_end(limit).await.with_context(|| format!("reading the {what} (limit {limit} bytes)"))?;
+    decode(&bytes, limit, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_unknown_fields_are_refused() {
+        let r = Request::Call {
+            command: "text/stats".into(),
+            params: serde_json::json!({"text": "a"}),
+            grant: None,
+            deadline_ms: 5,
+        };
+        let bytes = serde_json::to_vec(&r).unwrap();
+        assert_eq!(decode::<Request>(&bytes, 1 << 10, "request").unwrap(), r);
+        let err = decode::<Request>(br#"{"op":"offer","extra":1}"#, 1 << 10, "request").unwrap_err();
+        assert!(format!("{err:#}").contains("malformed request"), "{err:#}");
+        let err = decode::<Request>(&bytes, 8, "request").unwrap_err();
+        assert!(err.to_string().contains("limit is 8"), "{err}");
+    }
+}

@@ -1,0 +1,120 @@
+//! The CLI's side of a running node: requests over `<data>/node.sock` (the owner's socket).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::Value;
+
+use super::http::ErrorBody;
+use super::NodeFile;
+
+/// A failed API request: HTTP status, error code and message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiFailure {
+    /// HTTP status.
+    pub status: u16,
+    /// The error code (`denied`, `unknown-command`, …).
+    pub code: String,
+    /// The message.
+    pub message: String,
+    /// Extra detail (a command's error value, a grid call's attempts).
+    pub value: Option<Value>,
+}
+
+/// The running node's description, if `<data>/node.json` exists and parses.
+pub fn running(root: &Path) -> Option<NodeFile> {
+    let text = std::fs::read_to_string(root.join("node.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// A connection to the node serving a data directory.
+pub struct NodeClient {
+    socket: PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl NodeClient {
+    /// The node serving `root`, if one is running and answers on its socket.
+    pub fn find(root: &Path) -> Option<NodeClient> {
+        let socket = root.join("node.sock");
+        if !socket.exists() {
+            return None;
+        }
+        std::os::unix::net::UnixStream::connect(&socket).ok()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        Some(NodeClient { socket, runtime })
+    }
+
+    /// Like [`find`](Self::find), but an error saying how to start one.
+    pub fn require(root: &Path) -> Result<NodeClient> {
+        Self::find(root).with_context(|| {
+            format!(
+                "no node is running on {}; start one with `continuum serve` (the grid needs a running node)",
+                root.display()
+            )
+        })
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Result<Value> {
+        self.send("GET", path, None, &[])
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.send("POST", path, Some(body), &[])
+    }
+
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> Result<Value> {
+        self.send("DELETE", path, None, &[])
+    }
+
+    /// Sends a request with extra headers; a non-2xx answer becomes an [`ApiFailure`].
+    pub fn send(&self, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Result<Value> {
+        self.runtime.block_on(async {
+            let stream = tokio::net::UnixStream::connect(&self.socket)
+                .await
+                .with_context(|| format!("cannot reach the node at {}", self.socket.display()))?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let bytes = body.map(|b| serde_json::to_vec(b)).transpose()?.unwrap_or_default();
+            let mut request = hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", "continuum")
+                .header("content-type", "application/json");
+            for (k, v) in headers {
+                request = request.header(*k, *v);
+            }
+            let response = sender.send_request(request.body(Full::new(Bytes::from(bytes)))?).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            if status.is_success() {
+                if body.is_empty() {
+                    return Ok(Value::Null);
+                }
+                return serde_json::from_slice(&body).context("the node sent malformed JSON");
+            }
+            let failure = match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(e) => ApiFailure {
+                    status: status.as_u16(),
+                    code: e.error.code,
+                    message: e.error.message,
+                    value: e.error.value,
+                },
+                Err(_) => ApiFailure {
+                    status: status.as_u16(),
+                    code: "http".into(),
+                    message: format!("the node answered {status}: {}", String::from_utf8_lossy(&body)),
+                    value: None,
+                },
+            };
+            Err(failure.into())
+        })
+    }
+}

@@ -1,0 +1,759 @@
+//! The node's HTTP API (SPEC §8), versioned under `/v1`, with its OpenAPI document generated
+//! from these handlers (`/v1/openapi.json`).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use super::auth;
+use crate::grid::dispatch::{GridCall, GridError, GridResult};
+use crate::grid::fetch::Fetched;
+use crate::grid::offers::PluginOffer;
+use crate::grid::peers::Peer;
+use crate::grid::{Grid, KnownOffer};
+use crate::reflect::CommandSchema;
+use crate::runtime::{CallError, Host};
+use crate::Caller;
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The node's unix socket (only the owner can open it).
+    Socket,
+    /// TCP.
+    Tcp,
+}
+
+/// Who is calling, after authentication.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// The local owner.
+    Owner,
+    /// A client (API key) or a peer (signed request).
+    Caller(Caller),
+}
+
+impl Principal {
+    fn caller(&self) -> Caller {
+        match self {
+            Principal::Owner => Caller::owner(),
+            Principal::Caller(c) => c.clone(),
+        }
+    }
+
+    fn require_owner(&self) -> Result<(), ApiError> {
+        match self {
+            Principal::Owner => Ok(()),
+            Principal::Caller(c) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "denied",
+                format!("only the node owner may do this (the caller is {})", crate::grid::short(&c.id())),
+            )),
+        }
+    }
+}
+
+/// Shared state of the HTTP API.
+#[derive(Clone)]
+pub struct App {
+    /// The host.
+    pub host: Host,
+    /// The grid endpoint.
+    pub grid: Grid,
+    /// The owner token (TCP owner access).
+    pub owner_token: Arc<String>,
+    /// When the node started.
+    pub started: Instant,
+    /// Requests handled at once; more wait, then get 503.
+    pub slots: Arc<Semaphore>,
+    /// Largest request body.
+    pub max_body: usize,
+    /// Ends the node gracefully.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The HTTP address, as served.
+    pub http_addr: String,
+}
+
+/// An error answer: `{"error": {"code", "message", "value"?}}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A short name (`denied`, `unknown-command`, `invalid-params`, `command-error`, …).
+    pub code: String,
+    /// For a person: what was wrong and how to fix it.
+    pub message: String,
+    /// The command's own error value, for `command-error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Value>,
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: String) -> Self {
+        ApiError { status, body: ErrorBody { error: ErrorDetail { code: code.into(), message, value: None } } }
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "host-error", e.to_string())
+    }
+
+    fn bad(e: anyhow::Error) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", format!("{e:#}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        let status = match &e {
+            CallError::UnknownCommand { .. } => StatusCode::NOT_FOUND,
+            CallError::InvalidParams { .. } => StatusCode::BAD_REQUEST,
+            CallError::Denied { .. } => StatusCode::FORBIDDEN,
+            CallError::CommandFailed { .. } | CallError::Limit { .. } | CallError::DepthExceeded { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            CallError::Trapped { .. } => StatusCode::BAD_GATEWAY,
+            CallError::Host { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let value = match &e {
+            CallError::CommandFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        };
+        ApiError {
+            status,
+            body: ErrorBody { error: ErrorDetail { code: e.outcome().into(), message: e.to_string(), value } },
+        }
+    }
+}
+
+impl From<GridError> for ApiError {
+    fn from(e: GridError) -> Self {
+        let status = match &e {
+            GridError::Invalid(_) => StatusCode::BAD_REQUEST,
+            GridError::NoPeer { .. } => StatusCode::NOT_FOUND,
+            GridError::Peer { error, .. } if error.outcome() == "denied" => StatusCode::FORBIDDEN,
+            GridError::Peer { error, .. } if matches!(error.outcome(), "unreachable" | "timeout") => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            GridError::Peer { .. } | GridError::Quorum { .. } => StatusCode::BAD_GATEWAY,
+        };
+        let value = match &e {
+            GridError::Peer { attempts, .. } | GridError::Quorum { attempts, .. } => {
+                serde_json::to_value(attempts).ok()
+            }
+            _ => None,
+        };
+        ApiError { status, body: ErrorBody { error: ErrorDetail { code: e.outcome(), message: e.to_string(), value } } }
+    }
+}
+
+/// The node.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeInfo {
+    /// The node id (its public key, hex).
+    pub id: String,
+    /// The host version.
+    pub version: String,
+    /// The HTTP API address.
+    pub http: String,
+    /// The grid endpoint's UDP addresses.
+    pub grid: Vec<String>,
+    /// Installed plugins.
+    pub plugins: usize,
+    /// Known peers.
+    pub peers: usize,
+    /// Seconds since the node started.
+    pub uptime_s: u64,
+}
+
+/// A call's result.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CallResponse {
+    /// The command's JSON result.
+    #[schema(value_type = Object)]
+    pub result: Value,
+    /// Call time in microseconds.
+    pub elapsed_us: u64,
+    /// What the plugin wrote to stdout/stderr (control characters stripped), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+/// Filters for the event list and stream.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventQuery {
+    /// Only entries after this sequence number.
+    after: Option<u64>,
+    /// Only this kind, or a prefix ending in `.`.
+    kind: Option<String>,
+    /// At most this many (list only; default 100, at most 1000).
+    limit: Option<u64>,
+}
+
+/// A peer to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddPeer {
+    /// `<node-id>@<ip:port>`.
+    pub address: String,
+    /// A nickname.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A grant token the peer issued to this node.
+    #[serde(default)]
+    pub grant: Option<String>,
+}
+
+/// An offer search.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct OfferQuery {
+    /// What the command should do, in plain words.
+    query: String,
+    /// How many matches (default 10).
+    top: Option<usize>,
+}
+
+/// Ranked commands on offer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfferSearch {
+    /// How they were ranked.
+    pub ranking: crate::discovery::Method,
+    /// Best first.
+    pub matches: Vec<crate::discovery::GridMatch>,
+}
+
+/// A plugin to install from a peer.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallFrom {
+    /// Plugin name or component digest.
+    pub plugin: String,
+    /// `any`, or a peer.
+    #[serde(default = "any_peer")]
+    pub from: String,
+    /// Host capabilities to approve.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Install even if the signer is not trusted.
+    #[serde(default)]
+    pub allow_untrusted: bool,
+}
+
+fn any_peer() -> String {
+    "any".into()
+}
+
+/// A log pull.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pull {
+    /// The peer.
+    pub peer: String,
+}
+
+/// What a log pull imported.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Pulled {
+    /// The peer's node id.
+    pub node: String,
+    /// Entries newly stored.
+    pub entries: u64,
+    /// The local Lamport time after the pull.
+    pub lamport: u64,
+}
+
+/// The OpenAPI document of this API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Continuum node API",
+        version = "1",
+        description = "Commands, plugins, events and the grid of one Continuum node."
+    ),
+    paths(
+        node_info,
+        openapi,
+        list_commands,
+        command_schema,
+        call_command,
+        list_plugins,
+        plugin_alloy,
+        list_events,
+        stream_events,
+        list_peers,
+        add_peer,
+        remove_peer,
+        list_offers,
+        search_offers,
+        grid_call,
+        grid_install,
+        grid_pull,
+        shutdown
+    ),
+    components(schemas(
+        NodeInfo,
+        CallResponse,
+        ErrorBody,
+        ErrorDetail,
+        CommandSchema,
+        PluginOffer,
+        Peer,
+        AddPeer,
+        KnownOffer,
+        GridCall,
+        GridResult,
+        InstallFrom,
+        Fetched,
+        Pull,
+        Pulled,
+        OfferSearch,
+        crate::discovery::GridMatch,
+        crate::discovery::Method,
+        crate::eventlog::chain::Entry
+    ))
+)]
+pub struct ApiDoc;
+
+/// The router, with authentication, body and concurrency limits.
+pub fn router(app: App) -> Router<()> {
+    Router::new()
+        .route("/v1/node", get(node_info))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/commands", get(list_commands))
+        .route("/v1/commands/{*name}", get(command_schema).post(call_command))
+        .route("/v1/plugins", get(list_plugins))
+        .route("/v1/plugins/{digest}/alloy", get(plugin_alloy))
+        .route("/v1/events", get(list_events))
+        .route("/v1/events/stream", get(stream_events))
+        .route("/v1/peers", get(list_peers).post(add_peer))
+        .route("/v1/peers/{key}", axum::routing::delete(remove_peer))
+        .route("/v1/offers", get(list_offers))
+        .route("/v1/offers/search", get(search_offers))
+        .route("/v1/grid/call", post(grid_call))
+        .route("/v1/grid/install", post(grid_install))
+        .route("/v1/grid/events/pull", post(grid_pull))
+        .route("/v1/shutdown", post(shutdown))
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(app.clone(), limit_concurrency))
+        .layer(DefaultBodyLimit::max(app.max_body))
+        .with_state(app)
+}
+
+async fn limit_concurrency(State(app): State<App>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(Duration::from_secs(10), app.slots.clone().acquire_owned()).await {
+        Ok(Ok(_permit)) => next.run(request).await,
+        _ => {
+            let mut r = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the node is at its concurrent request limit; retry shortly".into(),
+            )
+            .into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        }
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Resolves the principal: socket → owner; bearer owner token → owner; bearer API key →
+/// its grantee; signed request → the signing peer (with its grant, if it presents one).
+async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Result<Response, ApiError> {
+    let transport = request.extensions().get::<Transport>().copied().unwrap_or(Transport::Tcp);
+    let headers = request.headers().clone();
+    let bearer = header_text(&headers, "authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+    let (principal, request) = if transport == Transport::Socket {
+        (Principal::Owner, request)
+    } else if let Some(token) = bearer {
+        if constant_time_eq(token.as_bytes(), app.owner_token.as_bytes()) {
+            (Principal::Owner, request)
+        } else if token.starts_with(auth::API_KEY_PREFIX) {
+            let host = app.host.clone();
+            let token = token.to_string();
+            let caller = tokio::task::spawn_blocking(move || auth::caller_for_api_key(&host, &token))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", format!("{e:#}")))?;
+            (Principal::Caller(caller), request)
+        } else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "the bearer token is neither the owner token nor an API key".into(),
+            ));
+        }
+    } else if let Some(key) = header_text(&headers, auth::KEY_HEADER) {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, app.max_body).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                format!("the body is over {} bytes", app.max_body),
+            )
+        })?;
+        let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
+        let signer = auth::verify_request(
+            key,
+            header_text(&headers, auth::DATE_HEADER).unwrap_or(""),
+            header_text(&headers, auth::SIGNATURE_HEADER).unwrap_or(""),
+            parts.method.as_str(),
+            path,
+            &bytes,
+            crate::now_secs(),
+        )
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", format!("{e:#}")))?;
+        let host = app.host.clone();
+        let grant = header_text(&headers, auth::GRANT_HEADER).map(String::from);
+        let caller = tokio::task::spawn_blocking(move || match grant {
+            Some(token) => host.caller_presenting(&token, &signer).map_err(anyhow::Error::from),
+            None => host.caller_for(&signer),
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "denied", format!("grant refused: {e:#}")))?;
+        (Principal::Caller(caller), Request::from_parts(parts, Body::from(bytes)))
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "send `Authorization: Bearer <owner token or API key>`, or sign the request with your node key (x-continuum-key, x-continuum-date, x-continuum-signature)".into(),
+        ));
+    };
+    let mut request = request;
+    // The owner may act as another caller (`continuum run --as`), as on the CLI.
+    let principal = match (&principal, header_text(&headers, "x-continuum-as")) {
+        (Principal::Owner, Some(spec)) => {
+            let host = app.host.clone();
+            let spec = spec.to_string();
+            let caller = tokio::task::spawn_blocking(move || host.caller_for(&spec))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "denied", format!("{e:#}")))?;
+            Principal::Caller(caller)
+        }
+        _ => principal,
+    };
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)
+}
+
+/// The node's id, addresses and counts.
+#[utoipa::path(get, path = "/v1/node", responses((status = 200, body = NodeInfo), (status = 401, body = ErrorBody)))]
+async fn node_info(State(app): State<App>) -> Result<Json<NodeInfo>, ApiError> {
+    let host = app.host.clone();
+    let (plugins, peers) = blocking(move || -> anyhow::Result<(usize, usize)> {
+        Ok((host.plugins()?.len(), crate::grid::peers::list(&host.core().db())?.len()))
+    })
+    .await?
+    .map_err(ApiError::internal)?;
+    Ok(Json(NodeInfo {
+        id: app.grid.id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        http: app.http_addr.clone(),
+        grid: app.grid.addrs().iter().map(|a| a.to_string()).collect(),
+        plugins,
+        peers,
+        uptime_s: app.started.elapsed().as_secs(),
+    }))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// The commands the caller may call, with their schemas.
+#[utoipa::path(get, path = "/v1/commands", responses((status = 200, body = [CommandSchema]), (status = 401, body = ErrorBody)))]
+async fn list_commands(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Vec<CommandSchema>>, ApiError> {
+    let host = app.host.clone();
+    let commands = blocking(move || host.commands_for(&p.caller())).await?.map_err(ApiError::internal)?;
+    Ok(Json(commands))
+}
+
+/// One command's schema.
+#[utoipa::path(get, path = "/v1/commands/{name}", params(("name" = String, Path, description = "plugin/function")),
+    responses((status = 200, body = CommandSchema), (status = 404, body = ErrorBody)))]
+async fn command_schema(State(app): State<App>, Path(name): Path<String>) -> Result<Json<CommandSchema>, ApiError> {
+    Ok(Json(app.host.command(&name)?))
+}
+
+/// Calls a command with its JSON parameters as the authenticated caller.
+#[utoipa::path(post, path = "/v1/commands/{name}", params(("name" = String, Path, description = "plugin/function")),
+    request_body(content = Object, description = "The command's parameters"),
+    responses((status = 200, body = CallResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn call_command(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<CallResponse>, ApiError> {
+    let params: Value = if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid-params", format!("the body is not JSON: {e}"))
+        })?
+    };
+    let host = app.host.clone();
+    let report = blocking(move || host.call(&p.caller(), &name, &params)).await?;
+    let mut output = String::new();
+    for bytes in [&report.stdout, &report.stderr] {
+        output.push_str(&crate::terminal::strip_control(&String::from_utf8_lossy(bytes)));
+    }
+    Ok(Json(CallResponse {
+        result: report.result?,
+        elapsed_us: report.elapsed.as_micros() as u64,
+        output: (!output.is_empty()).then_some(output),
+    }))
+}
+
+/// The plugins this node ships (signed alloys), as in its offer.
+#[utoipa::path(get, path = "/v1/plugins", responses((status = 200, body = [PluginOffer])))]
+async fn list_plugins(State(app): State<App>) -> Json<Vec<PluginOffer>> {
+    let own = app.grid.offers().into_iter().find(|k| k.via == "self");
+    Json(own.map(|k| k.offer.plugins).unwrap_or_default())
+}
+
+/// A shipped plugin's alloy, by component digest (or a prefix of at least 8 digits).
+#[utoipa::path(get, path = "/v1/plugins/{digest}/alloy", params(("digest" = String, Path, description = "component sha256")),
+    responses((status = 200, description = "The alloy archive", content_type = "application/x-continuum-alloy"), (status = 404, body = ErrorBody)))]
+async fn plugin_alloy(State(app): State<App>, Path(digest): Path<String>) -> Result<Response, ApiError> {
+    let host = app.host.clone();
+    let digest = digest.trim_start_matches("sha256:").to_string();
+    let bytes = blocking(move || -> anyhow::Result<Option<Vec<u8>>> {
+        let record = host.plugins()?.into_iter().find(|p| digest.len() >= 8 && p.digest.starts_with(&digest));
+        match record {
+            Some(r) => Ok(host.shipped_alloy(&r)?.map(|a| a.to_bytes()).transpose()?),
+            None => Ok(None),
+        }
+    })
+    .await?
+    .map_err(ApiError::internal)?
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no shipped plugin has that digest; GET /v1/plugins lists them".into(),
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/x-continuum-alloy")], bytes).into_response())
+}
+
+fn kind_matches(filter: &Option<String>, kind: &str) -> bool {
+    match filter {
+        None => true,
+        Some(f) if f.ends_with('.') => kind.starts_with(f.as_str()),
+        Some(f) => kind == f,
+    }
+}
+
+/// This node's log entries (owner only).
+#[utoipa::path(get, path = "/v1/events", params(EventQuery), responses((status = 200, body = [crate::eventlog::chain::Entry]), (status = 403, body = ErrorBody)))]
+async fn list_events(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<EventQuery>,
+) -> Result<Json<Vec<crate::eventlog::chain::Entry>>, ApiError> {
+    p.require_owner()?;
+    let host = app.host.clone();
+    let limit = q.limit.unwrap_or(100).min(1000);
+    let entries =
+        blocking(move || crate::eventlog::entries(&host.core().db(), q.after.unwrap_or(0), q.kind.as_deref(), limit))
+            .await?
+            .map_err(ApiError::internal)?;
+    Ok(Json(entries))
+}
+
+/// New log entries as server-sent events, one `entry` event per entry (owner only).
+#[utoipa::path(get, path = "/v1/events/stream", params(EventQuery), responses((status = 200, description = "text/event-stream of entries", content_type = "text/event-stream")))]
+async fn stream_events(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<EventQuery>,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    p.require_owner()?;
+    let host = app.host.clone();
+    let start = match q.after {
+        Some(a) => a,
+        None => crate::eventlog::head(&host.core().db()).map_err(ApiError::internal)?.0,
+    };
+    let stream = futures_util::stream::unfold(
+        (host, start, q.kind, std::collections::VecDeque::new()),
+        |(host, mut after, kind, mut queue)| async move {
+            loop {
+                if let Some(entry) = queue.pop_front() {
+                    let event = SseEvent::default().event("entry").json_data(&entry).unwrap_or_default();
+                    return Some((Ok(event), (host, after, kind, queue)));
+                }
+                let h = host.clone();
+                let k = kind.clone();
+                match tokio::task::spawn_blocking(move || {
+                    let all = crate::eventlog::entries(&h.core().db(), after, None, 500)?;
+                    let last = all.last().map(|e| e.seq);
+                    anyhow::Ok((all.into_iter().filter(|e| kind_matches(&k, &e.kind)).collect::<Vec<_>>(), last))
+                })
+                .await
+                {
+                    Ok(Ok((batch, last))) => {
+                        if let Some(l) = last {
+                            after = l;
+                        }
+                        queue.extend(batch);
+                        if queue.is_empty() {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Known peers (owner only).
+#[utoipa::path(get, path = "/v1/peers", responses((status = 200, body = [Peer]), (status = 403, body = ErrorBody)))]
+async fn list_peers(State(app): State<App>, Extension(p): Extension<Principal>) -> Result<Json<Vec<Peer>>, ApiError> {
+    p.require_owner()?;
+    Ok(Json(app.grid.peers().map_err(ApiError::internal)?))
+}
+
+/// Adds a peer (owner only).
+#[utoipa::path(post, path = "/v1/peers", request_body = AddPeer, responses((status = 200, body = Peer), (status = 400, body = ErrorBody)))]
+async fn add_peer(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Json(add): Json<AddPeer>,
+) -> Result<Json<Peer>, ApiError> {
+    p.require_owner()?;
+    Ok(Json(app.grid.add_peer(&add.address, add.name, add.grant).await.map_err(ApiError::bad)?))
+}
+
+/// Forgets a peer (owner only).
+#[utoipa::path(delete, path = "/v1/peers/{key}", params(("key" = String, Path, description = "id, id prefix or name")),
+    responses((status = 200, body = Peer), (status = 400, body = ErrorBody)))]
+async fn remove_peer(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Path(key): Path<String>,
+) -> Result<Json<Peer>, ApiError> {
+    p.require_owner()?;
+    Ok(Json(app.grid.remove_peer(&key).map_err(ApiError::bad)?))
+}
+
+/// The offers this node holds (its own and its peers').
+#[utoipa::path(get, path = "/v1/offers", responses((status = 200, body = [KnownOffer])))]
+async fn list_offers(State(app): State<App>) -> Json<Vec<KnownOffer>> {
+    Json(app.grid.offers())
+}
+
+/// Commands on offer across the grid, ranked by meaning (or shared words without a model).
+#[utoipa::path(get, path = "/v1/offers/search", params(OfferQuery), responses((status = 200, body = OfferSearch)))]
+async fn search_offers(State(app): State<App>, Query(q): Query<OfferQuery>) -> Result<Json<OfferSearch>, ApiError> {
+    let offers = app.grid.offers();
+    let host = app.host.clone();
+    let top = q.top.unwrap_or(10);
+    let (ranking, matches) = blocking(move || crate::discovery::search_offers(&host, &offers, &q.query, top))
+        .await?
+        .map_err(ApiError::internal)?;
+    Ok(Json(OfferSearch { ranking, matches }))
+}
+
+/// Runs a command on peers with a quorum (owner only).
+#[utoipa::path(post, path = "/v1/grid/call", request_body = GridCall,
+    responses((status = 200, body = GridResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
+async fn grid_call(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Json(call): Json<GridCall>,
+) -> Result<Json<GridResult>, ApiError> {
+    p.require_owner()?;
+    Ok(Json(app.grid.call(&call).await?))
+}
+
+/// Installs a plugin from a peer, verified like a local alloy (owner only).
+#[utoipa::path(post, path = "/v1/grid/install", request_body = InstallFrom, responses((status = 200, body = Fetched), (status = 400, body = ErrorBody)))]
+async fn grid_install(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Json(req): Json<InstallFrom>,
+) -> Result<Json<Fetched>, ApiError> {
+    p.require_owner()?;
+    let options =
+        crate::install::AlloyOptions { allow: req.allow, allow_untrusted: req.allow_untrusted, ..Default::default() };
+    let (_, fetched) = app.grid.install_from(&req.plugin, &req.from, options).await.map_err(ApiError::bad)?;
+    Ok(Json(fetched))
+}
+
+/// Pulls a peer's new log entries (owner only).
+#[utoipa::path(post, path = "/v1/grid/events/pull", request_body = Pull, responses((status = 200, body = Pulled), (status = 400, body = ErrorBody)))]
+async fn grid_pull(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Json(req): Json<Pull>,
+) -> Result<Json<Pulled>, ApiError> {
+    p.require_owner()?;
+    let peer = app.grid.peer(&req.peer).map_err(ApiError::bad)?;
+    let imported = app.grid.pull_events(&peer.id).await.map_err(ApiError::bad)?;
+    let lamport = crate::eventlog::head(&app.host.core().db()).map_err(ApiError::internal)?.1;
+    Ok(Json(match imported {
+        Some(i) => Pulled { node: i.node, entries: i.entries, lamport: i.lamport },
+        None => Pulled { node: peer.id, entries: 0, lamport },
+    }))
+}
+
+/// Stops the node gracefully: in-flight requests finish, then it exits (owner only).
+#[utoipa::path(post, path = "/v1/shutdown", responses((status = 202, description = "Shutting down"), (status = 403, body = ErrorBody)))]
+async fn shutdown(State(app): State<App>, Extension(p): Extension<Principal>) -> Result<StatusCode, ApiError> {
+    p.require_owner()?;
+    let _ = app.shutdown.send(true);
+    Ok(StatusCode::ACCEPTED)
+}

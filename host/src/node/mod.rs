@@ -1,0 +1,167 @@
+//! `continuum serve`: one process owning the host core (models stay resident, the log has one
+//! writer), serving the HTTP API ([`http`]) on loopback TCP and on a unix socket in the data
+//! directory, and the grid endpoint ([`crate::grid`]).
+//!
+//! While it runs, `<data>/node.json` says where (pid, addresses, id) and `<data>/node.token`
+//! holds the owner token for TCP; the CLI finds the node through [`client`].
+
+pub mod auth;
+pub mod client;
+pub mod http;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::grid::{Grid, GridOptions};
+use crate::runtime::Host;
+
+/// How `continuum serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// TCP address of the HTTP API.
+    pub http: SocketAddr,
+    /// UDP address of the grid endpoint.
+    pub grid: SocketAddr,
+    /// Peers to add at start (`<node-id>@<ip:port>`).
+    pub peers: Vec<String>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Requests handled at once.
+    pub max_concurrent: usize,
+    /// How often the node re-announces its offer.
+    pub offer_interval: Duration,
+}
+
+/// Where a running node is: `<data>/node.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeFile {
+    /// The node id.
+    pub id: String,
+    /// Its process id.
+    pub pid: u32,
+    /// `http://ip:port` of the API.
+    pub http: String,
+    /// The grid endpoint's addresses.
+    pub grid: Vec<String>,
+    /// The unix socket.
+    pub socket: PathBuf,
+}
+
+impl NodeFile {
+    /// `<id>@<grid address>`: what a peer passes to `continuum peer add`.
+    pub fn peer_address(&self) -> String {
+        format!("{}@{}", self.id, self.grid.join(","))
+    }
+}
+
+/// Runs the node until SIGINT, SIGTERM or `POST /v1/shutdown`; `ready` is told where it
+/// listens once everything is bound.
+pub fn serve(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("continuum-node")
+        .build()
+        .context("cannot start the node's runtime")?;
+    runtime.block_on(run(host, options, ready))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -> Result<()> {
+    let root = host.core().data().root().to_path_buf();
+    let socket = root.join("node.sock");
+    if socket.exists() {
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            let pid = client::running(&root).map(|n| n.pid.to_string()).unwrap_or_else(|| "?".into());
+            bail!("a node is already running on {} (pid {pid}); stop it first (`continuum node stop`)", root.display());
+        }
+        std::fs::remove_file(&socket)
+            .with_context(|| format!("cannot remove the stale socket {}", socket.display()))?;
+    }
+    let grid = Grid::start(
+        host.clone(),
+        GridOptions {
+            bind: options.grid,
+            offer_interval: options.offer_interval,
+            prices: host.core().config().prices(),
+        },
+    )
+    .await?;
+    for spec in &options.peers {
+        grid.add_peer(spec, None, None).await.with_context(|| format!("--peer {spec}"))?;
+    }
+    let tcp = tokio::net::TcpListener::bind(options.http).await.with_context(|| {
+        format!("cannot listen on {} (is another node using it? pick one with --http)", options.http)
+    })?;
+    let unix =
+        tokio::net::UnixListener::bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).context("no randomness for the owner token")?;
+    let owner_token = hex::encode(raw);
+    write_private(&root.join("node.token"), &owner_token)?;
+    let http_addr = format!("http://{}", tcp.local_addr()?);
+    let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+    let app = http::App {
+        host: host.clone(),
+        grid: grid.clone(),
+        owner_token: Arc::new(owner_token),
+        started: Instant::now(),
+        slots: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent.max(1))),
+        max_body: options.max_body_bytes,
+        shutdown: shutdown.clone(),
+        http_addr: http_addr.clone(),
+    };
+    let node = NodeFile {
+        id: grid.id(),
+        pid: std::process::id(),
+        http: http_addr,
+        grid: grid.addrs().iter().map(|a| a.to_string()).collect(),
+        socket: socket.clone(),
+    };
+    write_private(&root.join("node.json"), &serde_json::to_string_pretty(&node)?)?;
+    host.core().log().append("node.started", &node.id, &serde_json::json!({ "http": node.http, "grid": node.grid }))?;
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        let _ = signals.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let tcp_app = http::router(app.clone()).layer(axum::Extension(http::Transport::Tcp));
+    let unix_app = http::router(app).layer(axum::Extension(http::Transport::Socket));
+    ready(&node);
+    let tcp_server = axum::serve(tcp, tcp_app).with_graceful_shutdown(stopped(stop.clone()));
+    let unix_server = axum::serve(unix, unix_app).with_graceful_shutdown(stopped(stop.clone()));
+    let (a, b) = tokio::join!(async { tcp_server.await }, async { unix_server.await });
+    let _ = stop.wait_for(|s| *s).await;
+    grid.shutdown().await;
+    for file in ["node.json", "node.token", "node.sock"] {
+        let _ = std::fs::remove_file(root.join(file));
+    }
+    host.core().log().append("node.stopped", &node.id, &serde_json::json!({}))?;
+    a.context("the HTTP server failed")?;
+    b.context("the socket server failed")?;
+    Ok(())
+}
