@@ -17,7 +17,8 @@ PLUGINS=(
   classify=plugins/classify
   hello=examples/hello-rust
   typezoo=tests/plugins/typezoo
-  misbehave=tests/plugins/misbehave
+  misbehave=tests/adversarial/misbehave
+  hostile=tests/adversarial/hostile
   resourceful=tests/plugins/resourceful
   streamy=tests/plugins/streamy
 )

@@ -2,7 +2,8 @@
 # Runs the whole test suite: system packages, models (pinned PyPI wheels) and the Python and
 # JavaScript guest toolchains (pinned componentize-py, componentize-js) when missing,
 # builds the host and every plugin (including the test fixtures), then runs the unit and
-# integration tests in release mode (wasmtime is too slow unoptimized).
+# integration tests in release mode (wasmtime is too slow unoptimized), then a fuzz smoke:
+# every fuzz target for 30 s (scripts/fuzz.sh; the long campaign is `scripts/fuzz.sh campaign`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +13,8 @@ scripts/fetch-models.sh
 scripts/authoring-tools.sh
 scripts/build-plugins.sh
 cargo fmt --all -- --check
-cargo build --release
+# One feature set for the binary and the tests (the test crate's dependencies unify features),
+# so the heavy dependencies are compiled once.
+cargo build --release -p continuum -p continuum-gpu -p continuum-tests
 cargo test --release -p continuum -p continuum-gpu -p continuum-tests
+scripts/fuzz.sh smoke 30

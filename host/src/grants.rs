@@ -277,6 +277,14 @@ impl Grants {
         Ok(Grants { owner, watermarks: Mutex::new(watermarks), verified: Mutex::new(HashMap::new()) })
     }
 
+    /// Re-reads the watermarks from `conn` (another process, such as `continuum grant revoke`
+    /// beside a running node, may have raised them).
+    pub fn reload(&self, conn: &Connection) -> anyhow::Result<()> {
+        let fresh = Self::load(conn, self.owner)?;
+        *crate::runtime::lock(&self.watermarks) = fresh.watermarks.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok(())
+    }
+
     /// The owner key grants are pinned to.
     pub fn owner(&self) -> &VerifyingKey {
         &self.owner

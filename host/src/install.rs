@@ -67,6 +67,24 @@ pub struct PackInput {
     pub version: Option<String>,
 }
 
+impl PackInput {
+    /// The pack input for a built component: `plugin.toml` and `provenance.json` are read from
+    /// beside it when present.
+    pub fn for_component(wasm: &Path, wit: &Path) -> Result<PackInput> {
+        let folder = wasm.parent().unwrap_or(Path::new("."));
+        let spec_path = folder.join("plugin.toml");
+        let spec = if spec_path.exists() { Some(PluginSpec::read(&spec_path)?) } else { None };
+        let provenance_path = folder.join("provenance.json");
+        let provenance: Provenance = if provenance_path.exists() {
+            serde_json::from_str(&std::fs::read_to_string(&provenance_path)?)
+                .with_context(|| format!("invalid {}", provenance_path.display()))?
+        } else {
+            Provenance::default()
+        };
+        Ok(PackInput { wasm: wasm.to_path_buf(), wit: wit.to_path_buf(), spec, provenance, version: None })
+    }
+}
+
 /// What verifying an alloy found.
 #[derive(Debug, Clone)]
 pub struct Verified {

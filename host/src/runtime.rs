@@ -83,6 +83,7 @@ impl CallError {
                 LimitHit::Deadline { .. } => "deadline",
                 LimitHit::Memory { .. } => "memory-limit",
                 LimitHit::Output { .. } => "output-limit",
+                LimitHit::Transfer { .. } => "transfer-limit",
                 LimitHit::Stack => "stack-overflow",
                 LimitHit::HostCalls { .. } => "host-call-limit",
             },
@@ -533,6 +534,15 @@ impl HostCore {
         lock(&self.loaded).remove(name);
     }
 
+    /// Picks up what another process changed in the data directory (plugins installed, removed
+    /// or re-approved; grants revoked): re-reads the grant watermarks and forgets every loaded
+    /// plugin, so the next call loads the registry's current version (from the AOT cache).
+    pub fn reload(&self) -> Result<()> {
+        self.grants.reload(&self.db())?;
+        lock(&self.loaded).clear();
+        Ok(())
+    }
+
     fn unknown(&self, name: &str) -> CallError {
         let plugin = name.split('/').next().unwrap_or(name);
         let hint = match registry::get(&self.db(), plugin) {
@@ -701,6 +711,7 @@ impl HostCore {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
+        store.set_hostcall_fuel(limits.copy_fuel());
         store.set_epoch_deadline(limits.deadline_ticks());
         store.epoch_deadline_trap();
 

@@ -70,6 +70,17 @@ impl Limits {
     pub fn output_bytes(&self) -> usize {
         (self.output_kib as usize) << 10
     }
+
+    /// wasmtime's "hostcall fuel": how many bytes of host values one transfer out of the guest
+    /// (a result, or the arguments of one host call) may lift. Each lifted list element costs
+    /// one `Val`, so a list result whose JSON fits the output cap fits, and a guest cannot make
+    /// the host allocate much more than that (a 200 MB `list<u8>` would otherwise be lifted
+    /// into gigabytes of values before the output cap is checked). Host-call arguments get at
+    /// least room for a full store value.
+    pub fn copy_fuel(&self) -> usize {
+        let largest = self.output_bytes().max(crate::host_api::store::MAX_VALUE) + (64 << 10);
+        largest * std::mem::size_of::<wasmtime::component::Val>()
+    }
 }
 
 /// A limit that a call broke.
@@ -81,6 +92,8 @@ pub enum LimitHit {
     Memory { cap_mib: u64, requested_bytes: usize },
     /// The result or captured output was larger than the cap.
     Output { cap_kib: u64, what: &'static str },
+    /// The guest tried to hand the host more data in one transfer than [`Limits::copy_fuel`].
+    Transfer { max_bytes: usize },
     /// The instance overflowed its stack (runaway recursion).
     Stack,
     /// The call made more host-interface calls than allowed (a flood of log/store/events).
@@ -98,7 +111,7 @@ impl LimitHit {
         match self {
             LimitHit::Deadline { .. } => Some("timeout-ms"),
             LimitHit::Memory { .. } => Some("memory-mib"),
-            LimitHit::Output { .. } => Some("output-kib"),
+            LimitHit::Output { .. } | LimitHit::Transfer { .. } => Some("output-kib"),
             LimitHit::Stack => None,
             LimitHit::HostCalls { .. } => Some("max-host-calls"),
         }
@@ -115,6 +128,11 @@ impl fmt::Display for LimitHit {
                 *requested_bytes as f64 / (1 << 20) as f64
             ),
             LimitHit::Output { cap_kib, what } => write!(f, "output limit of {cap_kib} KiB exceeded by {what}"),
+            LimitHit::Transfer { max_bytes } => write!(
+                f,
+                "transfer limit exceeded: the plugin handed the host more than {} MiB of values at once",
+                max_bytes >> 20
+            ),
             LimitHit::Stack => write!(f, "stack overflow (recursion too deep)"),
             LimitHit::HostCalls { max } => write!(f, "host call limit of {max} calls exceeded"),
         }
@@ -171,6 +189,10 @@ pub fn classify(error: &wasmtime::Error, limits: &Limits, memory: &MemoryGuard, 
         Some(wasmtime::Trap::Interrupt) => return Some(LimitHit::Deadline { timeout_ms: limits.timeout_ms }),
         Some(wasmtime::Trap::StackOverflow) => return Some(LimitHit::Stack),
         _ => {}
+    }
+    // wasmtime's lifting code stops with this message when the hostcall fuel runs out.
+    if error.chain().any(|e| e.to_string().contains("too much data is being copied between the host and the guest")) {
+        return Some(LimitHit::Transfer { max_bytes: limits.copy_fuel() });
     }
     // wasmtime-wasi's capture pipe traps with this message when the guest writes past its cap.
     if output_full || error.chain().any(|e| e.to_string().contains("write beyond capacity of MemoryOutputPipe")) {

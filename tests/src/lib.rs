@@ -111,3 +111,160 @@ pub fn real_models() -> Option<(PathBuf, PathBuf)> {
 
 /// One inference thread: tests run in parallel on few cores.
 pub const ONE_THREAD: &str = "[inference]\nthreads = 1\n";
+
+/// A `continuum serve` process on its own data directory, on free loopback ports.
+pub struct TestNode {
+    /// The data directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+    /// The node id.
+    pub id: String,
+    /// `<id>@<grid address>` for `continuum peer add`.
+    pub address: String,
+    /// `http://127.0.0.1:<port>`.
+    pub http: String,
+    /// The owner token for TCP requests.
+    pub token: String,
+}
+
+impl TestNode {
+    /// Prepares a data directory with `setup` (CLI steps: keys, trust, installs), then serves it.
+    pub fn start(setup: impl FnOnce(&Path)) -> TestNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        setup(dir.path());
+        let child = std::process::Command::new(binary())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["serve", "--http", "127.0.0.1:0", "--grid", "127.0.0.1:0", "--offer-interval", "1s"])
+            .env_remove("CONTINUUM_HOME")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start continuum serve");
+        let file = dir.path().join("node.json");
+        let started = std::time::Instant::now();
+        let info: Value = loop {
+            if let Some(v) = std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str(&t).ok()) {
+                break v;
+            }
+            assert!(started.elapsed().as_secs() < 60, "the node did not start within 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let token = std::fs::read_to_string(dir.path().join("node.token")).expect("owner token");
+        let id = info["id"].as_str().expect("id").to_string();
+        let grid: Vec<&str> = info["grid"].as_array().expect("grid").iter().filter_map(Value::as_str).collect();
+        TestNode {
+            address: format!("{id}@{}", grid.join(",")),
+            http: info["http"].as_str().expect("http").to_string(),
+            id,
+            token,
+            dir,
+            child: Some(child),
+        }
+    }
+
+    /// Runs the CLI on this node's data directory (it talks to the node over its socket).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(self.dir.path(), args)
+    }
+
+    /// Runs the CLI and returns stdout, failing the test with stderr if it did not succeed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        assert!(o.status.success(), "continuum {args:?} failed: {}{}", stdout(&o), stderr(&o));
+        stdout(&o)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Kills the node (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the node process to exit by itself (after `node stop`); its exit status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.take().expect("running").wait().expect("wait")
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns true or `secs` pass; whether it did.
+pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+/// A publisher key and signed alloys of built plugins, made once per test process.
+pub struct Publisher {
+    /// Its data directory (holds the key).
+    pub dir: tempfile::TempDir,
+    /// The publisher's public key.
+    pub key: String,
+}
+
+impl Publisher {
+    /// A new publisher key.
+    pub fn new() -> Publisher {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let o = cli(dir.path(), &["key", "generate", "publisher"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let key = stdout(&cli(dir.path(), &["key", "export", "publisher"])).trim().to_string();
+        Publisher { dir, key }
+    }
+
+    /// Packs `build/plugins/<name>` into a signed alloy; its path.
+    pub fn alloy(&self, name: &str) -> PathBuf {
+        let out = self.dir.path().join(format!("{name}.alloy"));
+        if !out.exists() {
+            let dir = plugin_dir(name);
+            let o = cli(
+                self.dir.path(),
+                &["plugin", "pack", dir.to_str().unwrap(), "--key", "publisher", "-o", out.to_str().unwrap()],
+            );
+            assert!(o.status.success(), "pack {name}: {}", stderr(&o));
+        }
+        out
+    }
+
+    /// Trusts this publisher in `data` (pre-approving what the test plugins use).
+    pub fn trust(&self, data: &Path) {
+        let o = cli(
+            data,
+            &["trust", "add", &self.key, "--name", "publisher", "--approve", "host:log,host:store,host:events"],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
+    /// Trusts this publisher in `data` and installs its alloys of `plugins` there.
+    pub fn install(&self, data: &Path, plugins: &[&str]) {
+        self.trust(data);
+        for p in plugins {
+            let o = cli(data, &["plugin", "install", self.alloy(p).to_str().unwrap()]);
+            assert!(o.status.success(), "install {p}: {}", stderr(&o));
+        }
+    }
+}
+
+impl Default for Publisher {
+    fn default() -> Self {
+        Self::new()
+    }
+}

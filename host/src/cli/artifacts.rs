@@ -8,8 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use super::{locate, AlloyOverrides, KeyCmd, TrustCmd};
 use crate::alloy::custody::{short, stage_name, Chain, Entry};
-use crate::alloy::manifest::{CaseResult, Manifest, Provenance};
-use crate::alloy::proof::PluginSpec;
+use crate::alloy::manifest::{CaseResult, Manifest};
 use crate::alloy::Alloy;
 use crate::host_api::NotApproved;
 use crate::install::{AlloyOptions, PackInput};
@@ -246,18 +245,9 @@ pub(super) fn pack(
     output: Option<PathBuf>,
 ) -> Result<()> {
     let (wasm, wit) = locate(path, wit)?;
-    let folder = wasm.parent().unwrap_or(Path::new("."));
-    let spec_path = folder.join("plugin.toml");
-    let spec = if spec_path.exists() { Some(PluginSpec::read(&spec_path)?) } else { None };
-    let provenance_path = folder.join("provenance.json");
-    let provenance: Provenance = if provenance_path.exists() {
-        serde_json::from_str(&std::fs::read_to_string(&provenance_path)?)
-            .with_context(|| format!("invalid {}", provenance_path.display()))?
-    } else {
-        Provenance::default()
-    };
+    let input = PackInput { version, ..PackInput::for_component(&wasm, &wit)? };
     let signing = keys(host.core().data()).load(key)?;
-    let alloy = host.pack(&PackInput { wasm, wit, spec, provenance, version }, &signing)?;
+    let alloy = host.pack(&input, &signing)?;
     let id = &alloy.manifest.identity;
     let output = output.unwrap_or_else(|| PathBuf::from(format!("{}-{}.alloy", id.name, id.version)));
     alloy.write(&output)?;

@@ -40,13 +40,13 @@ impl WasiView for RawState {
 }
 
 /// p50 and p99 of `samples` (sorted in place).
-fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+pub(super) fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
     (at(0.50), at(0.99))
 }
 
-fn micros(d: Duration) -> f64 {
+pub(super) fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 

@@ -137,8 +137,8 @@ fn exit_code(code: &str) -> i32 {
     match code {
         "unknown-command" | "invalid-params" | "bad-request" => 2,
         "command-error" => 3,
-        "deadline" | "memory-limit" | "output-limit" | "stack-overflow" | "host-call-limit" | "trap"
-        | "depth-exceeded" => 4,
+        "deadline" | "memory-limit" | "output-limit" | "transfer-limit" | "stack-overflow" | "host-call-limit"
+        | "trap" | "depth-exceeded" => 4,
         "denied" | "unauthenticated" => 5,
         "no-peer" | "unreachable" | "timeout" | "quorum" => 6,
         _ => 1,

@@ -4,6 +4,7 @@ mod artifacts;
 mod bench;
 mod bench_inference;
 mod bench_languages;
+mod bench_node;
 mod events;
 mod grant;
 mod grid;
@@ -95,7 +96,8 @@ enum Top {
     },
     /// Benchmarks: `calls` (default) measures call overhead against raw wasmtime, install-to-first-call,
     /// grants and the event log; `inference` measures llama.cpp and candle direct vs through WIT;
-    /// `languages` the same command built from Rust, Python and JavaScript.
+    /// `languages` the same command built from Rust, Python and JavaScript; `http` the node's API
+    /// under concurrent clients; `grid` remote calls and plugin fetch between nodes.
     Bench {
         /// Which benchmark.
         #[arg(value_enum, default_value = "calls")]
@@ -118,6 +120,12 @@ enum Top {
         /// CPU threads per computation (inference; default: the host's).
         #[arg(long, default_value_t = 0)]
         threads: u32,
+        /// Concurrent clients (http).
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Seconds per phase (http).
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
     },
     /// Run this node: the HTTP API (loopback and a unix socket) and the grid endpoint, until stopped.
     Serve(grid::ServeArgs),
@@ -161,6 +169,10 @@ enum BenchSuite {
     Inference,
     /// The same command in Rust, Python and JavaScript: build, compile, second load, call p50.
     Languages,
+    /// The HTTP API under concurrent clients: req/s, p50/p99, errors, memory.
+    Http,
+    /// Grid call latency over loopback QUIC vs in-process, and verified plugin-fetch throughput.
+    Grid,
 }
 
 #[derive(Debug, Subcommand)]
@@ -546,7 +558,22 @@ pub fn main() -> Result<(), Exit> {
             clap_complete::generate(shell, &mut Cli::command(), "continuum", &mut std::io::stdout());
             Ok(())
         }
-        Top::Plugin(cmd) => plugin(&open()?, cmd).map_err(grid::api_exit),
+        Top::Plugin(cmd) => {
+            let changes = matches!(
+                cmd,
+                PluginCmd::Install { .. }
+                    | PluginCmd::Upgrade { .. }
+                    | PluginCmd::Allow { .. }
+                    | PluginCmd::Deny { .. }
+                    | PluginCmd::Remove { .. }
+            );
+            let host = open()?;
+            plugin(&host, cmd).map_err(grid::api_exit)?;
+            if changes {
+                tell_running_node(host.core().data().root());
+            }
+            Ok(())
+        }
         Top::Commands { json, as_caller, action: None } => {
             list_commands(&open()?, json, as_caller.as_deref()).map_err(Exit::from)
         }
@@ -562,7 +589,15 @@ pub fn main() -> Result<(), Exit> {
         }
         Top::Events(cmd) => events::run(&open()?, cmd).map_err(Exit::from),
         Top::Usage { by, since, json } => events::usage(&open()?, by, since.as_deref(), json).map_err(Exit::from),
-        Top::Grant(cmd) => grant::run(&open()?, &DataDir::resolve(cli.data_dir.as_deref())?, cmd).map_err(Exit::from),
+        Top::Grant(cmd) => {
+            let changes = matches!(cmd, GrantCmd::Issue { .. } | GrantCmd::Revoke { .. });
+            let host = open()?;
+            grant::run(&host, &DataDir::resolve(cli.data_dir.as_deref())?, cmd)?;
+            if changes {
+                tell_running_node(host.core().data().root());
+            }
+            Ok(())
+        }
         Top::Run { command, .. } if command == "--help" || command == "-h" => {
             let mut cli = Cli::command();
             let run = cli.find_subcommand_mut("run").expect("run subcommand");
@@ -592,6 +627,12 @@ pub fn main() -> Result<(), Exit> {
         Top::Bench { suite: BenchSuite::Calls, plugin, iterations, .. } => {
             bench::run(&plugin, iterations).map_err(Exit::from)
         }
+        Top::Bench { suite: BenchSuite::Http, plugin, clients, seconds, .. } => {
+            bench_node::http(&plugin, clients, seconds).map_err(Exit::from)
+        }
+        Top::Bench { suite: BenchSuite::Grid, plugin, iterations, .. } => {
+            bench_node::grid(&plugin, iterations.min(5_000)).map_err(Exit::from)
+        }
         Top::Bench { suite: BenchSuite::Languages, iterations, .. } => {
             bench_languages::run(iterations.min(2_000)).map_err(Exit::from)
         }
@@ -600,6 +641,19 @@ pub fn main() -> Result<(), Exit> {
         }
         Top::Key(cmd) => artifacts::key(&DataDir::resolve(cli.data_dir.as_deref())?, cmd).map_err(Exit::from),
         Top::Trust(cmd) => artifacts::trust(&open()?, cmd).map_err(Exit::from),
+    }
+}
+
+/// After the CLI changed plugins or grants in the data directory, a node serving it re-reads
+/// them: otherwise it would keep running a removed plugin or honour a revoked grant.
+fn tell_running_node(root: &Path) {
+    if let Some(node) = crate::node::client::NodeClient::find(root) {
+        if let Err(e) = node.post("/v1/reload", &serde_json::Value::Null) {
+            eprintln!(
+                "warning: the node serving {} did not reload ({e:#}); restart it to apply this change",
+                root.display()
+            );
+        }
     }
 }
 

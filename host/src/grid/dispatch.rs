@@ -89,7 +89,7 @@ pub struct GridCall {
     /// The command.
     pub command: String,
     /// Its parameters.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub params: Value,
     /// `any`, `all`, or a peer.
     #[serde(default = "any")]
@@ -142,7 +142,7 @@ pub struct Attempt {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GridResult {
     /// The (reduced) result.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub value: Value,
     /// Peers whose answers were used (and are credited).
     pub contributors: Vec<String>,

@@ -24,10 +24,10 @@ pub struct CommandOffer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// JSON Schema of its parameters.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub params: Value,
     /// JSON Schema of its result.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub result: Value,
     /// Who may call it: `public`, `granted` (a grant from the offering node) or `owner`.
     #[schema(value_type = String)]

@@ -103,7 +103,7 @@ pub struct ErrorDetail {
     pub message: String,
     /// The command's own error value, for `command-error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub value: Option<Value>,
 }
 
@@ -201,7 +201,7 @@ pub struct NodeInfo {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CallResponse {
     /// The command's JSON result.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub result: Value,
     /// Call time in microseconds.
     pub elapsed_us: u64,
@@ -319,7 +319,8 @@ pub struct Pulled {
         grid_call,
         grid_install,
         grid_pull,
-        shutdown
+        shutdown,
+        reload
     ),
     components(schemas(
         NodeInfo,
@@ -341,9 +342,39 @@ pub struct Pulled {
         crate::discovery::GridMatch,
         crate::discovery::Method,
         crate::eventlog::chain::Entry
-    ))
+    )),
+    modifiers(&CommonErrors)
 )]
 pub struct ApiDoc;
+
+/// Adds the answers every endpoint can give (authentication, body size, load) to each operation.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.delete].into_iter().flatten() {
+                for (status, description) in [
+                    ("401", "Not authenticated: no or a wrong owner token, API key or request signature"),
+                    ("413", "The request body is over the node's limit"),
+                    ("503", "The node is at its concurrent request limit"),
+                ] {
+                    op.responses.responses.entry(status.to_string()).or_insert_with(|| error(description).into());
+                }
+            }
+        }
+    }
+}
 
 /// The router, with authentication, body and concurrency limits.
 pub fn router(app: App) -> Router<()> {
@@ -364,6 +395,7 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/grid/install", post(grid_install))
         .route("/v1/grid/events/pull", post(grid_pull))
         .route("/v1/shutdown", post(shutdown))
+        .route("/v1/reload", post(reload))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), limit_concurrency))
         .layer(DefaultBodyLimit::max(app.max_body))
@@ -655,6 +687,11 @@ async fn stream_events(
             }
         },
     );
+    // The stream ends when the node shuts down, so graceful shutdown does not wait on it.
+    let mut stopping = app.shutdown.subscribe();
+    let stream = futures_util::StreamExt::take_until(stream, async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -748,6 +785,15 @@ async fn grid_pull(
         Some(i) => Pulled { node: i.node, entries: i.entries, lamport: i.lamport },
         None => Pulled { node: peer.id, entries: 0, lamport },
     }))
+}
+
+/// Re-reads the registry and grant state that the CLI changed beside the running node (owner only).
+#[utoipa::path(post, path = "/v1/reload", responses((status = 204, description = "Reloaded"), (status = 403, body = ErrorBody)))]
+async fn reload(State(app): State<App>, Extension(p): Extension<Principal>) -> Result<StatusCode, ApiError> {
+    p.require_owner()?;
+    let host = app.host.clone();
+    blocking(move || host.core().reload()).await?.map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Stops the node gracefully: in-flight requests finish, then it exits (owner only).

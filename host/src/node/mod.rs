@@ -70,6 +70,9 @@ pub fn serve(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     runtime.block_on(run(host, options, ready))
 }
 
+/// How long in-flight requests may take to finish once the node is stopping.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -154,7 +157,21 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     ready(&node);
     let tcp_server = axum::serve(tcp, tcp_app).with_graceful_shutdown(stopped(stop.clone()));
     let unix_server = axum::serve(unix, unix_app).with_graceful_shutdown(stopped(stop.clone()));
-    let (a, b) = tokio::join!(async { tcp_server.await }, async { unix_server.await });
+    let servers = async { tokio::join!(async { tcp_server.await }, async { unix_server.await }) };
+    // In-flight requests get a grace period; a client that keeps a connection open longer
+    // (say, a stalled upload) does not keep the node from stopping.
+    let mut deadline = stop.clone();
+    let grace = async move {
+        let _ = deadline.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let (a, b) = tokio::select! {
+        done = servers => done,
+        () = grace => {
+            tracing::warn!("connections still open {} s after shutdown began; closing them", SHUTDOWN_GRACE.as_secs());
+            (Ok(()), Ok(()))
+        }
+    };
     let _ = stop.wait_for(|s| *s).await;
     grid.shutdown().await;
     for file in ["node.json", "node.token", "node.sock"] {

@@ -40,14 +40,14 @@ pub struct CommandSchema {
     /// How JSON params map onto WIT parameters.
     pub param_style: ParamStyle,
     /// Schema of the params object.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub params: Value,
     /// Schema of a successful result.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub result: Value,
     /// Schema of the error value, for functions returning `result<T, E>`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub error: Option<Value>,
 }
 

@@ -1,0 +1,72 @@
+//! Random WIT types (as real components) through reflection, and values through the JSON
+//! conversion: a random value of the type converts to JSON that the reflected schema accepts
+//! and back to the same value; arbitrary JSON is refused with a path or round-trips stably.
+
+#![no_main]
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use arbitrary::Unstructured;
+use continuum::reflect::convert::{to_json, to_val};
+use continuum::reflect::{reflect, Command};
+use continuum_fuzz::values::{has_non_finite, val};
+use continuum_fuzz::wit_types::{component, world_source, Ty};
+use libfuzzer_sys::fuzz_target;
+use serde_json::{json, Value};
+use wasmtime::component::Component;
+
+/// Reflected commands by WIT source, so a type is compiled once per process.
+static REFLECTED: Mutex<Option<HashMap<String, Command>>> = Mutex::new(None);
+
+fn reflected(source: &str) -> Command {
+    let mut cache = REFLECTED.lock().unwrap();
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if cache.len() > 4096 {
+        cache.clear();
+    }
+    cache
+        .entry(source.to_string())
+        .or_insert_with(|| {
+            let bytes = component(source).unwrap_or_else(|e| panic!("generated WIT did not encode: {e:#}\n{source}"));
+            let engine = continuum_fuzz::host().core().engine();
+            let component = Component::new(engine, &bytes).expect("a valid component compiles");
+            let mut commands = reflect(engine, &component, "gen", None)
+                .unwrap_or_else(|e| panic!("reflection refused a valid command type: {e:#}\n{source}"));
+            commands.remove(0)
+        })
+        .clone()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let Ok(ty) = Ty::arbitrary(&mut u) else { return };
+    let source = world_source(&ty);
+    let command = reflected(&source);
+    let ty = &command.params[0].1;
+    let schema = jsonschema::validator_for(&command.schema.params).expect("the reflected schema is valid JSON Schema");
+
+    // A value of the type: to JSON, accepted by the schema, back to the same value.
+    if let Ok(value) = val(&mut u, ty) {
+        if !has_non_finite(&value) {
+            let j = to_json(ty, &value, "value").unwrap_or_else(|e| panic!("to_json failed: {e}\n{source}\n{value:?}"));
+            let params = json!({ "value": j });
+            assert!(schema.is_valid(&params), "the schema refuses {params} of\n{source}");
+            let back = to_val(ty, &j, "value").unwrap_or_else(|e| panic!("{j} did not convert back: {e}\n{source}"));
+            assert_eq!(back, value, "{j} round-tripped to another value\n{source}");
+            assert_eq!(command.params_to_vals(&params).expect("params convert"), vec![value]);
+        }
+    }
+
+    // Whatever JSON the rest is: refused with a path, or converted and stable from there on.
+    if let Ok(j) = serde_json::from_slice::<Value>(u.take_rest()) {
+        match to_val(ty, &j, "value") {
+            Ok(v) => {
+                assert!(schema.is_valid(&json!({ "value": j })), "accepted {j}, which the schema refuses\n{source}");
+                let again = to_json(ty, &v, "value").expect("an accepted value converts back");
+                assert_eq!(to_val(ty, &again, "value").expect("stable"), v);
+            }
+            Err(e) => assert!(e.path.starts_with("value"), "error without a path: {e}"),
+        }
+    }
+});

@@ -1,0 +1,17 @@
+//! The integration suite, one test binary: each module is one area (linking one binary instead of
+//! one per file keeps the release build small and fast to link).
+
+mod adversarial;
+mod alloy;
+mod authoring;
+mod cli;
+mod eventlog;
+mod grants;
+mod grid;
+mod host_api;
+mod http_api;
+mod inference;
+mod install;
+mod reflection;
+mod robustness;
+mod sandbox;
