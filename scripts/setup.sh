@@ -98,6 +98,43 @@ step "the event log: every call above is recorded, chained and signed"
 "$continuum" events verify
 "$continuum" usage --by command
 
+step "the grid: two more nodes on loopback (iroh, no relays, no discovery)"
+# Node A serves this data directory; B and C are fresh nodes in temporary directories.
+grid_tmp=$(mktemp -d)
+node_pids=()
+stop_nodes() { for pid in "${node_pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$grid_tmp"; }
+trap stop_nodes EXIT
+serve() { # data-dir → starts `continuum serve` on free ports, waits for node.json
+  "$continuum" --data-dir "$1" serve --http 127.0.0.1:0 --grid 127.0.0.1:0 --offer-interval 1s >"$1.log" 2>&1 &
+  node_pids+=($!)
+  for _ in $(seq 300); do [ -f "$1/node.json" ] && return; sleep 0.1; done
+  echo "node in $1 did not start: $(cat "$1.log")" >&2; exit 1
+}
+mkdir -p "$grid_tmp/b" "$grid_tmp/c"
+for n in b c; do
+  "$continuum" --data-dir "$grid_tmp/$n" trust add "$publisher" --name first-party --approve host:log,host:store,host:commands,host:events >/dev/null
+done
+serve "${CONTINUUM_HOME:-$HOME/.local/share/continuum}"
+serve "$grid_tmp/b"
+serve "$grid_tmp/c"
+a_addr=$("$continuum" node info | sed -n 's/^peer address: *//p')
+b_addr=$("$continuum" --data-dir "$grid_tmp/b" node info | sed -n 's/^peer address: *//p')
+set -x
+"$continuum" --data-dir "$grid_tmp/b" peer add "$a_addr" --name a
+"$continuum" --data-dir "$grid_tmp/c" peer add "$b_addr" --name b
+set +x
+# C learns A's signed offer through B (gossip), then installs text from whichever peer has it.
+for _ in $(seq 100); do "$continuum" --data-dir "$grid_tmp/c" offers 2>/dev/null | grep -q text/stats && break; sleep 0.2; done
+set -x
+"$continuum" --data-dir "$grid_tmp/c" offers --search "count words"
+"$continuum" --data-dir "$grid_tmp/c" plugin install text --from any
+"$continuum" --data-dir "$grid_tmp/c" run text/stats --text "installed from a peer, verified like a local alloy"
+"$continuum" --data-dir "$grid_tmp/b" run --on a text/convert-case --text "Remote Call" --to kebab
+"$continuum" --data-dir "$grid_tmp/b" events pull a
+set +x
+stop_nodes
+trap - EXIT
+
 step "benchmark: raw wasmtime vs the reflected call, grants, the event log"
 "$continuum" bench --iterations 5000
 

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use arbitrary::Unstructured;
 use continuum::reflect::convert::{to_json, to_val};
-use continuum::reflect::{reflect, Command};
+use continuum::reflect::{reflect, Command, ParamStyle};
 use continuum_fuzz::values::{has_non_finite, val};
 use continuum_fuzz::wit_types::{component, world_source, Ty};
 use libfuzzer_sys::fuzz_target;
@@ -45,13 +45,18 @@ fuzz_target!(|data: &[u8]| {
     let command = reflected(&source);
     let ty = &command.params[0].1;
     let schema = jsonschema::validator_for(&command.schema.params).expect("the reflected schema is valid JSON Schema");
+    // One record parameter is the params object itself; otherwise params are keyed by name.
+    let params_of = |j: &Value| match command.schema.param_style {
+        ParamStyle::Record => j.clone(),
+        ParamStyle::Named => json!({ "value": j }),
+    };
 
     // A value of the type: to JSON, accepted by the schema, back to the same value.
     if let Ok(value) = val(&mut u, ty) {
         if !has_non_finite(&value) {
             let j = to_json(ty, &value, "value").unwrap_or_else(|e| panic!("to_json failed: {e}\n{source}\n{value:?}"));
-            let params = json!({ "value": j });
-            assert!(schema.is_valid(&params), "the schema refuses {params} of\n{source}");
+            let params = params_of(&j);
+            assert!(schema.is_valid(&params), "the schema {} refuses {params} of\n{source}", command.schema.params);
             let back = to_val(ty, &j, "value").unwrap_or_else(|e| panic!("{j} did not convert back: {e}\n{source}"));
             assert_eq!(back, value, "{j} round-tripped to another value\n{source}");
             assert_eq!(command.params_to_vals(&params).expect("params convert"), vec![value]);
@@ -62,7 +67,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(j) = serde_json::from_slice::<Value>(u.take_rest()) {
         match to_val(ty, &j, "value") {
             Ok(v) => {
-                assert!(schema.is_valid(&json!({ "value": j })), "accepted {j}, which the schema refuses\n{source}");
+                assert!(
+                    schema.is_valid(&params_of(&j)),
+                    "accepted {j}, which the schema {} refuses\n{source}",
+                    command.schema.params
+                );
                 let again = to_json(ty, &v, "value").expect("an accepted value converts back");
                 assert_eq!(to_val(ty, &again, "value").expect("stable"), v);
             }

@@ -85,14 +85,16 @@ pub fn generate(u: &mut Unstructured<'_>) -> Result<Generated> {
     let args: Vec<String> = params.iter().enumerate().map(|(i, (t, _))| format!("a{i}: {t}")).collect();
     let ret = result.map(|(t, _)| format!(" -> {t}")).unwrap_or_default();
     let wit = format!("package fuzz:smith;\n\nworld smith {{\n  export run: func({}){ret};\n}}\n", args.join(", "));
-    let encode = || -> anyhow::Result<Vec<u8>> {
-        let mut resolve = Resolve::new();
-        let package = resolve.push_str("smith.wit", &wit)?;
-        let world = resolve.select_world(&[package], Some("smith"))?;
-        embed_component_metadata(&mut core, &resolve, world, StringEncoding::UTF8)?;
-        ComponentEncoder::default().module(&core)?.validate(true).encode()
-    };
     // A module that wit-component cannot wrap (say, a feature it rejects) is not interesting.
-    let bytes = encode().map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    let bytes = wrap(&mut core, &wit).map_err(|_| arbitrary::Error::IncorrectFormat)?;
     Ok(Generated { wit, bytes, params: params.iter().map(|p| p.0).collect() })
+}
+
+/// The component of core module `core` implementing the world in `wit`.
+fn wrap(core: &mut Vec<u8>, wit: &str) -> anyhow::Result<Vec<u8>> {
+    let mut resolve = Resolve::new();
+    let package = resolve.push_str("smith.wit", wit)?;
+    let world = resolve.select_world(&[package], Some("smith"))?;
+    embed_component_metadata(core, &resolve, world, StringEncoding::UTF8)?;
+    ComponentEncoder::default().module(core)?.validate(true).encode()
 }

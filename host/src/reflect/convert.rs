@@ -282,8 +282,10 @@ fn float_json(f: f64, shortest: String) -> Value {
     } else if f.is_infinite() {
         Value::String(if f > 0.0 { "Infinity" } else { "-Infinity" }.into())
     } else {
-        // The shortest decimal that reads back as the same float (f32 `0.1` stays `0.1`).
-        shortest.parse::<Number>().map(Value::Number).unwrap_or(Value::Null)
+        // The shortest decimal that reads back as the same float (f32 `0.1` stays `0.1`), read
+        // with std's correctly rounded parser: serde_json's default one can be off by an ulp.
+        let exact = shortest.parse::<f64>().unwrap_or(f);
+        Number::from_f64(exact).map_or(Value::Null, Value::Number)
     }
 }
 

@@ -60,7 +60,8 @@ impl Api {
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let mut response = request.header("content-type", "application/json").send(params.to_string()).expect("request");
+        let mut response =
+            request.header("content-type", "application/json").send(params.to_string()).expect("request");
         let text = response.body_mut().with_config().limit(64 << 20).read_to_string().unwrap_or_default();
         (response.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::Null))
     }
@@ -152,7 +153,10 @@ fn every_attack_is_contained_named_and_logged_while_the_node_keeps_serving() {
 
     // A composition bomb: the nesting cap stops it eight levels down.
     let bomb = api.contained("hostile/chain", json!({ "depth": 0 }), "command-error", "hostile/chain");
-    assert!(bomb["error"]["value"].as_str().unwrap_or_default().contains("nested calls are limited to 8 levels"), "{bomb}");
+    assert!(
+        bomb["error"]["value"].as_str().unwrap_or_default().contains("nested calls are limited to 8 levels"),
+        "{bomb}"
+    );
 
     // Store namespaces: no key reaches kv's entries — not by name, path, wildcard or NUL.
     for key in ["secret", "../kv/secret", "kv/secret", "/kv/secret", "kv\u{0}secret", "%", "_ecret"] {
@@ -164,7 +168,10 @@ fn every_attack_is_contained_named_and_logged_while_the_node_keeps_serving() {
         // Only hostile's own keys (its store flood left some) may be listed.
         let (_, body) = api.call("hostile/scan", json!({ "prefix": prefix }));
         let keys = body["result"].as_array().expect("a key list");
-        assert!(keys.iter().all(|k| k.as_str().is_some_and(|k| k.starts_with("spam-"))), "hostile listed {prefix:?}: {keys:?}");
+        assert!(
+            keys.iter().all(|k| k.as_str().is_some_and(|k| k.starts_with("spam-"))),
+            "hostile listed {prefix:?}: {keys:?}"
+        );
     }
     for key in ["secret", "../kv/secret", "kv/secret"] {
         assert_eq!(api.call("hostile/poke", json!({ "key": key, "value": "pwned" })).0, 200);
@@ -187,7 +194,8 @@ fn every_attack_is_contained_named_and_logged_while_the_node_keeps_serving() {
     assert_eq!(status, 422, "{body}");
     assert!(body["error"]["value"].as_str().unwrap_or_default().contains("kv/put"), "{body}");
     let forged = continuum::grants::issue(&mallory, &mallory.verifying_key(), &["kv/".into()], i64::MAX / 2, 1);
-    let signed = continuum::node::auth::sign_request(&mallory, "POST", "/v1/commands/kv/put", put.to_string().as_bytes());
+    let signed =
+        continuum::node::auth::sign_request(&mallory, "POST", "/v1/commands/kv/put", put.to_string().as_bytes());
     let mut headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
     headers.push(("x-continuum-grant", &forged));
     let (status, body) = api.call_with("kv/put", &put, &headers);
@@ -237,7 +245,8 @@ fn every_attack_is_contained_named_and_logged_while_the_node_keeps_serving() {
     // Ungranted imports: a plugin asking for more than is approved is not installed, and once
     // a capability is withdrawn its commands no longer run; both say how to fix it.
     let dir = plugin_dir("hostile");
-    let partly = node.cli(&["plugin", "install", dir.to_str().unwrap(), "--name", "hostile-2", "--allow", "host:store"]);
+    let partly =
+        node.cli(&["plugin", "install", dir.to_str().unwrap(), "--name", "hostile-2", "--allow", "host:store"]);
     assert!(!partly.status.success());
     assert!(stderr(&partly).contains("host:events") && stderr(&partly).contains("approve"), "{}", stderr(&partly));
     node.ok(&["plugin", "deny", "hostile", "host:events"]);

@@ -96,3 +96,26 @@ fn log_import_of_arbitrary_lines_never_panics() {
         })
         .unwrap();
 }
+
+/// Regression (found by `fuzz_reflect`): floats printed as JSON read back as the same float.
+/// serde_json's default parser was off by one ulp on some f64 values (9.815744136721205e183
+/// came back as …206e183), both in the host's own float formatting and in JSON text.
+#[test]
+fn floats_round_trip_exactly_through_json_text() {
+    use wasmtime::component::{Type, Val};
+    let zoo = TestHost::with(&["typezoo"]);
+    let plugin = zoo.host.load("typezoo").unwrap();
+    let Type::Record(record) = &plugin.command("typezoo/echo").unwrap().params[0].1 else { panic!("a record") };
+    let field = |name: &str| record.fields().find(|f| f.name == name).unwrap().ty;
+    let (double, single) = (field("double"), field("single"));
+    for f in [9.815744136721205e183, 7.513869082510868e-304, 0.1, -0.0, f64::MAX, f64::MIN_POSITIVE, 5e-324] {
+        let json = to_json(&double, &Val::Float64(f), "v").unwrap();
+        let text: Value = serde_json::from_str(&json.to_string()).unwrap();
+        assert_eq!(to_val(&double, &text, "v").unwrap(), Val::Float64(f), "{f:e} → {text}");
+    }
+    for f in [0.1f32, 3.4028235e38, 1e-45, 16777217.0] {
+        let json = to_json(&single, &Val::Float32(f), "v").unwrap();
+        let text: Value = serde_json::from_str(&json.to_string()).unwrap();
+        assert_eq!(to_val(&single, &text, "v").unwrap(), Val::Float32(f), "{f:e} → {text}");
+    }
+}
