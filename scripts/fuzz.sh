@@ -40,8 +40,8 @@ run_target() {
     >"build/fuzz/logs/$target.log" 2>&1 || status=$?
   [ "$mode" = smoke ] && rm -rf "$corpus"
   local execs rate cov
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "build/fuzz/logs/$target.log" | tail -1 | grep -o '[0-9]*$' || echo 0)
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "build/fuzz/logs/$target.log" | tail -1 | grep -o '[0-9]*$' || echo 0)
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build/fuzz/logs/$target.log" | tail -1 | grep -o '[0-9]*$' || echo 0)
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "build/fuzz/logs/$target.log" | tail -1 | grep -o '[0-9]*$' || echo 0)
   cov=$(grep -o 'cov: [0-9]*' "build/fuzz/logs/$target.log" | tail -1 | grep -o '[0-9]*$' || echo 0)
   if [ "$status" -ne 0 ]; then
     printf '%-16s CRASH after %s executions; see build/fuzz/logs/%s.log and build/fuzz/artifacts/\n' "$target" "$execs" "$target"

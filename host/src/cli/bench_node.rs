@@ -212,14 +212,16 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
     let packed = remote_host.pack(&crate::install::PackInput::for_component(&wasm, &wit)?, &key)?;
     let alloy_path = remote_dir.path().join("shipped.alloy");
     packed.write(&alloy_path)?;
-    remote_host.trust_add(&crate::keys::public_hex(&key.verifying_key()), "bench", &["all".into()])?;
+    let every: Vec<String> = crate::host_api::HOST_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+    remote_host.trust_add(&crate::keys::public_hex(&key.verifying_key()), "bench", &every)?;
     remote_host
         .install_alloy(&alloy_path, crate::install::AlloyOptions { allow: vec!["all".into()], ..Default::default() })?;
-    drop(remote_host);
-    let remote = NodeProcess::start(remote_dir.path())?;
-
     let local_dir = prepared(plugin)?;
     let local = Host::open(DataDir::at(local_dir.path().to_path_buf())?)?;
+    // The peer grants the calling node its command, as an operator would.
+    let grant = remote_host.issue_grant(&local.node_id(), &[COMMAND.into()], crate::now_secs() + 3600)?;
+    drop(remote_host);
+    let remote = NodeProcess::start(remote_dir.path())?;
     let params: serde_json::Value = serde_json::from_str(INPUT)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -243,7 +245,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
             reduce: None,
             k: None,
             if_under_min: None,
-            grant: None,
+            grant: Some(grant),
             timeout_ms: Some(10_000),
         };
         println!(
