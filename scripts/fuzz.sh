@@ -35,7 +35,7 @@ run_target() {
   fi
   mkdir -p "$corpus"
   local status=0
-  "$bin/$target" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+  "$bin/$target" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=8192 -print_final_stats=1 \
     -artifact_prefix="build/fuzz/artifacts/$target-" "$corpus" "fuzz/corpus/$target" \
     >"build/fuzz/logs/$target.log" 2>&1 || status=$?
   [ "$mode" = smoke ] && rm -rf "$corpus"

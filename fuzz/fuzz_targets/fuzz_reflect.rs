@@ -5,7 +5,7 @@
 #![no_main]
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use arbitrary::Unstructured;
 use continuum::reflect::convert::{to_json, to_val};
@@ -16,13 +16,17 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 use wasmtime::component::Component;
 
-/// Reflected commands by WIT source, so a type is compiled once per process.
-static REFLECTED: Mutex<Option<HashMap<String, Command>>> = Mutex::new(None);
+/// A reflected command and a validator for its params schema.
+type Reflected = (Command, Arc<jsonschema::Validator>);
 
-fn reflected(source: &str) -> Command {
+/// Reflected commands by WIT source, so a type is compiled (and its schema's validator built)
+/// once per process: building a jsonschema validator retains a few MB of memory each time.
+static REFLECTED: Mutex<Option<HashMap<String, Reflected>>> = Mutex::new(None);
+
+fn reflected(source: &str) -> Reflected {
     let mut cache = REFLECTED.lock().unwrap();
     let cache = cache.get_or_insert_with(HashMap::new);
-    if cache.len() > 4096 {
+    if cache.len() > 1024 {
         cache.clear();
     }
     cache
@@ -33,7 +37,10 @@ fn reflected(source: &str) -> Command {
             let component = Component::new(engine, &bytes).expect("a valid component compiles");
             let mut commands = reflect(engine, &component, "gen", None)
                 .unwrap_or_else(|e| panic!("reflection refused a valid command type: {e:#}\n{source}"));
-            commands.remove(0)
+            let command = commands.remove(0);
+            let validator =
+                jsonschema::validator_for(&command.schema.params).expect("the reflected schema is valid JSON Schema");
+            (command, Arc::new(validator))
         })
         .clone()
 }
@@ -42,9 +49,8 @@ fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let Ok(ty) = Ty::arbitrary(&mut u) else { return };
     let source = world_source(&ty);
-    let command = reflected(&source);
+    let (command, schema) = reflected(&source);
     let ty = &command.params[0].1;
-    let schema = jsonschema::validator_for(&command.schema.params).expect("the reflected schema is valid JSON Schema");
     // One record parameter is the params object itself; otherwise params are keyed by name.
     let params_of = |j: &Value| match command.schema.param_style {
         ParamStyle::Record => j.clone(),
