@@ -357,7 +357,7 @@ impl Grid {
 
     /// Asks `peer` for its offer directly and stores it.
     pub async fn pull_offer(&self, peer: &Peer) -> Result<Offer, PeerError> {
-        match self.request(peer, &Request::Offer, Duration::from_secs(5)).await? {
+        match self.request(peer, &Request::Offer {}, Duration::from_secs(5)).await? {
             Response::Offer { offer } => {
                 let verified = offer
                     .verify()
@@ -495,7 +495,7 @@ impl Inner {
 
     async fn answer(&self, peer: &str, request: Request) -> Response {
         match request {
-            Request::Offer => match self.own.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            Request::Offer {} => match self.own.read().unwrap_or_else(|p| p.into_inner()).clone() {
                 Some(offer) => Response::Offer { offer },
                 None => Response::Failed { outcome: "host-error".into(), message: "no offer yet".into() },
             },

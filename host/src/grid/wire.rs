@@ -32,7 +32,8 @@ pub enum Request {
         deadline_ms: u64,
     },
     /// The node's current signed offer.
-    Offer,
+    // An empty struct variant, not a unit one: serde ignores unknown fields on unit variants.
+    Offer {},
     /// The node's own log entries after `since`, as an export (JSONL).
     Events {
         /// Only entries after this sequence number.
