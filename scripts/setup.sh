@@ -13,7 +13,8 @@ scripts/system-deps.sh
 rustup target add wasm32-wasip2
 
 step "build the host (release)"
-cargo build --release
+# The same package selection as scripts/test.sh, so both share one build of the dependencies.
+cargo build --release -p continuum -p continuum-gpu -p continuum-tests
 continuum=${CARGO_TARGET_DIR:-target}/release/continuum
 
 step "build the plugins (components for wasm32-wasip2)"
