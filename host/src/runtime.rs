@@ -96,13 +96,19 @@ impl CallError {
 
     /// The process exit code the CLI uses for this error.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            CallError::UnknownCommand { .. } | CallError::InvalidParams { .. } => 2,
-            CallError::CommandFailed { .. } => 3,
-            CallError::Limit { .. } | CallError::Trapped { .. } | CallError::DepthExceeded { .. } => 4,
-            CallError::Host { .. } => 1,
-            CallError::Denied { .. } => 5,
-        }
+        outcome_exit_code(self.outcome())
+    }
+}
+
+/// The CLI exit code for a call outcome ([`CallError::outcome`], also the HTTP API's error code).
+pub fn outcome_exit_code(outcome: &str) -> i32 {
+    match outcome {
+        "unknown-command" | "invalid-params" => 2,
+        "command-error" => 3,
+        "deadline" | "memory-limit" | "output-limit" | "transfer-limit" | "stack-overflow" | "host-call-limit"
+        | "trap" | "depth-exceeded" => 4,
+        "denied" => 5,
+        _ => 1,
     }
 }
 

@@ -135,13 +135,10 @@ pub(crate) enum ApiKeyCmd {
 /// The exit code for an API error code (the same as for a local call's outcome).
 fn exit_code(code: &str) -> i32 {
     match code {
-        "unknown-command" | "invalid-params" | "bad-request" => 2,
-        "command-error" => 3,
-        "deadline" | "memory-limit" | "output-limit" | "transfer-limit" | "stack-overflow" | "host-call-limit"
-        | "trap" | "depth-exceeded" => 4,
-        "denied" | "unauthenticated" => 5,
+        "bad-request" => 2,
+        "unauthenticated" => 5,
         "no-peer" | "unreachable" | "timeout" | "quorum" => 6,
-        _ => 1,
+        outcome => crate::runtime::outcome_exit_code(outcome),
     }
 }
 
