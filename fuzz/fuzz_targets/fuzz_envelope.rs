@@ -47,7 +47,7 @@ fn node() -> &'static Node {
                 },
             ))
             .expect("grid endpoint on loopback");
-        let app = http::App {
+        let app = std::sync::Arc::new(http::AppState {
             host,
             grid,
             owner_token: std::sync::Arc::new(OWNER_TOKEN.into()),
@@ -56,7 +56,7 @@ fn node() -> &'static Node {
             max_body: 1 << 20,
             shutdown: tokio::sync::watch::channel(false).0,
             http_addr: "http://127.0.0.1:0".into(),
-        };
+        });
         let router = http::router(app).layer(axum::Extension(http::Transport::Tcp));
         Node { runtime, router }
     })

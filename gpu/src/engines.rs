@@ -32,12 +32,35 @@ impl Default for EngineConfig {
     }
 }
 
+/// Loaded models by id, each with the digests of the files it was loaded from: a model removed
+/// and added again under the same id (beside a running node) is loaded afresh, not served from
+/// the old copy.
+type Resident<T> = HashMap<String, (Vec<String>, Arc<T>)>;
+
+/// The resident copy of `entry`, or the one `load` makes (kept for next time).
+fn resident<T, E>(
+    models: &Mutex<Resident<T>>,
+    entry: &ModelEntry,
+    load: impl FnOnce() -> Result<T, E>,
+) -> Result<Arc<T>, E> {
+    let digests: Vec<String> = entry.files.iter().map(|f| f.sha256.clone()).collect();
+    let mut models = lock(models);
+    if let Some((loaded_from, model)) = models.get(&entry.id) {
+        if *loaded_from == digests {
+            return Ok(model.clone());
+        }
+    }
+    let model = Arc::new(load()?);
+    models.insert(entry.id.clone(), (digests, model.clone()));
+    Ok(model)
+}
+
 /// Loaded models and the queue in front of them.
 pub struct Engines {
     catalog: Catalog,
     config: EngineConfig,
-    llms: Mutex<HashMap<String, Arc<Llm>>>,
-    embedders: Mutex<HashMap<String, Arc<Embedder>>>,
+    llms: Mutex<Resident<Llm>>,
+    embedders: Mutex<Resident<Embedder>>,
     queue: Queue,
 }
 
@@ -89,29 +112,22 @@ impl Engines {
     /// The language model `id`, loading it (after checking its digests) on first use.
     pub fn llm(&self, id: &str) -> Result<(ModelEntry, Arc<Llm>), InferenceError> {
         let entry = self.resolve(id, ModelKind::Llm)?;
-        let mut llms = lock(&self.llms);
-        if let Some(llm) = llms.get(&entry.id) {
-            return Ok((entry, llm.clone()));
-        }
-        self.catalog.verify(&entry)?;
-        let path = self.catalog.dir(&entry.id).join(crate::catalog::LLM_FILE);
-        let llm = Arc::new(Llm::load(&path, self.config.context, self.config.threads)?);
-        llms.insert(entry.id.clone(), llm.clone());
+        let llm = resident(&self.llms, &entry, || -> Result<Llm, InferenceError> {
+            self.catalog.verify(&entry)?;
+            let path = self.catalog.dir(&entry.id).join(crate::catalog::LLM_FILE);
+            Ok(Llm::load(&path, self.config.context, self.config.threads)?)
+        })?;
         Ok((entry, llm))
     }
 
     /// The embedding model `id`, loading it on first use.
     pub fn embedder(&self, id: &str) -> Result<(ModelEntry, Arc<Embedder>), InferenceError> {
         let entry = self.resolve(id, ModelKind::Embedding)?;
-        let mut embedders = lock(&self.embedders);
-        if let Some(e) = embedders.get(&entry.id) {
-            return Ok((entry, e.clone()));
-        }
-        self.catalog.verify(&entry)?;
-        let embedder = Embedder::load(&self.catalog.dir(&entry.id))
-            .map_err(|e| ModelError::Unusable { id: entry.id.clone(), reason: format!("{e:#}") })?;
-        let embedder = Arc::new(embedder);
-        embedders.insert(entry.id.clone(), embedder.clone());
+        let embedder = resident(&self.embedders, &entry, || -> Result<Embedder, InferenceError> {
+            self.catalog.verify(&entry)?;
+            Ok(Embedder::load(&self.catalog.dir(&entry.id))
+                .map_err(|e| ModelError::Unusable { id: entry.id.clone(), reason: format!("{e:#}") })?)
+        })?;
         Ok((entry, embedder))
     }
 

@@ -237,7 +237,7 @@ impl Host {
                     elapsed: Duration::ZERO,
                 };
                 let started = Instant::now();
-                let deadline = started + Duration::from_secs(24 * 3600);
+                let deadline = started + crate::runtime::CALL_TIME_LIMIT;
                 let outcome =
                     core.execute(&plugin, &Caller::owner(), &case.command, &case.input, 0, deadline, &mut report);
                 judge(case, &outcome, started.elapsed().as_secs_f64() * 1e3)

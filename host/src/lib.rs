@@ -13,12 +13,14 @@
 //!   and training run on the `continuum-gpu` engines);
 //! - [`discovery`] finds commands by meaning (embeddings) or by words;
 //! - [`engine`] configures wasmtime and caches precompiled components;
+//! - [`call_pool`] runs calls and other blocking work for the node's async handlers;
 //! - [`eventlog`] is the signed, hash-chained record of everything the node does;
 //! - [`registry`], [`db`], [`config`], [`paths`] keep the node's state on disk.
 
 pub mod access;
 pub mod alloy;
 pub mod authoring;
+pub mod call_pool;
 pub mod cli;
 pub mod config;
 pub mod db;

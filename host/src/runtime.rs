@@ -19,9 +19,10 @@ use wasmtime_wasi::WasiCtx;
 
 use crate::access::{self, Access, Caller};
 use crate::alloy::custody::sha256_hex;
+use crate::call_pool::CallPool;
 use crate::config::Config;
 use crate::engine::{self, CompiledCache};
-use crate::eventlog::EventLog;
+use crate::eventlog::{EventLog, PendingCommit};
 use crate::grants::{GrantError, Grants};
 use crate::host_api::{self, CallContext, CallState, NotApproved};
 use crate::keys::{parse_public, public_hex, KeyStore};
@@ -112,6 +113,9 @@ pub fn outcome_exit_code(outcome: &str) -> i32 {
     }
 }
 
+/// The outer deadline of a top-level call; each plugin's own timeout is far shorter.
+pub const CALL_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
 /// Everything a call produced: its result and the plugin's captured stdout/stderr.
 #[derive(Debug)]
 pub struct CallReport {
@@ -123,6 +127,52 @@ pub struct CallReport {
     pub stderr: Vec<u8>,
     /// Wall-clock time of the call.
     pub elapsed: Duration,
+}
+
+/// What a call's audit entries record of its input (JSON text).
+struct InputDigest {
+    hash: String,
+    bytes: usize,
+}
+
+/// A finished call whose audit entry is queued; its result may be released only once that
+/// entry has committed (a call that cannot be audited has its result withheld).
+#[must_use = "a call's result is released only once its audit entry has committed"]
+pub struct AuditedCall {
+    command: String,
+    report: CallReport,
+    /// The audit entry's commit (none when auditing is off, or the call failed before running).
+    commit: Option<Result<PendingCommit>>,
+}
+
+impl AuditedCall {
+    /// Blocks until the audit entry has committed, then gives the report.
+    pub fn wait(self) -> CallReport {
+        let committed = self.commit.map(|c| c.and_then(PendingCommit::wait));
+        Self::released(self.command, self.report, committed)
+    }
+
+    /// Awaits the audit entry's commit on the async side, then gives the report.
+    pub async fn committed(self) -> CallReport {
+        let committed = match self.commit {
+            Some(Ok(pending)) => Some(pending.committed().await),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        };
+        Self::released(self.command, self.report, committed)
+    }
+
+    fn released(command: String, mut report: CallReport, committed: Option<Result<u64>>) -> CallReport {
+        if let Some(Err(e)) = committed {
+            report.result = Err(CallError::Host {
+                command,
+                message: format!(
+                    "the call ran but its audit entry could not be committed, so its result is withheld: {e:#}"
+                ),
+            });
+        }
+        report
+    }
 }
 
 /// A plugin ready to run: its instance template and reflected commands.
@@ -156,6 +206,7 @@ pub struct HostCore {
     audit: AtomicBool,
     engines: continuum_gpu::Engines,
     token_sink: RwLock<Option<TokenSink>>,
+    calls: CallPool,
 }
 
 /// Receives each generated piece as it is produced: (command, piece). The CLI shows them live.
@@ -258,6 +309,7 @@ impl Host {
                 audit: AtomicBool::new(true),
                 engines,
                 token_sink: RwLock::new(None),
+                calls: CallPool::new(),
             }),
         })
     }
@@ -389,9 +441,46 @@ impl Host {
         self.core.load(name)
     }
 
+    /// Loads every installed plugin, so first calls and schema lookups skip that (what a
+    /// node does when it starts or reloads); a plugin that cannot load is reported and skipped,
+    /// and its calls say why. Returns how many loaded.
+    pub fn warm(&self) -> Result<usize> {
+        let mut loaded = 0;
+        for record in self.plugins()? {
+            match self.core.load(&record.name) {
+                Ok(_) => loaded += 1,
+                Err(e) => tracing::warn!("plugin `{}` did not load: {e:#}", record.name),
+            }
+        }
+        Ok(loaded)
+    }
+
     /// Calls command `name` with JSON `params` as `caller`.
     pub fn call(&self, caller: &Caller, name: &str, params: &Value) -> CallReport {
-        self.core.call_nested(caller, name, params, 0, Instant::now() + Duration::from_secs(24 * 3600))
+        self.core.call_nested(caller, name, params, 0, Instant::now() + CALL_TIME_LIMIT)
+    }
+
+    /// Calls like [`Host::call`] from async code: the call runs on the call pool, and its
+    /// audit commit is awaited without holding a thread.
+    pub async fn call_async(&self, caller: Caller, name: String, params: Value) -> CallReport {
+        let (host, command) = (self.clone(), name.clone());
+        let deadline = Instant::now() + CALL_TIME_LIMIT;
+        let queued = self.offload(move || host.core.call_queued(&caller, &name, &params, 0, deadline)).await;
+        match queued {
+            Ok(call) => call.committed().await,
+            Err(e) => CallReport {
+                result: Err(CallError::Host { command, message: format!("{e:#}") }),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                elapsed: Duration::ZERO,
+            },
+        }
+    }
+
+    /// Runs blocking host work (SQLite, a call) for async code on the host's call pool and
+    /// awaits its result.
+    pub async fn offload<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        self.core.calls.run(work).await
     }
 }
 
@@ -563,6 +652,10 @@ impl HostCore {
 
     fn find_schema(&self, name: &str) -> Result<CommandSchema, CallError> {
         let plugin = name.split('/').next().unwrap_or(name);
+        // A loaded plugin's schemas are the ones its record holds, reflected the same way.
+        if let Some(loaded) = lock(&self.loaded).get(plugin) {
+            return loaded.command(name).map(|c| c.schema.clone()).ok_or_else(|| self.unknown(name));
+        }
         let record = registry::get(&self.db(), plugin)
             .map_err(|e| CallError::Host { command: name.into(), message: format!("{e:#}") })?;
         record.and_then(|r| r.commands.into_iter().find(|c| c.name == name)).ok_or_else(|| self.unknown(name))
@@ -580,35 +673,49 @@ impl HostCore {
         depth: u32,
         deadline: Instant,
     ) -> CallReport {
+        self.call_queued(caller, name, params, depth, deadline).wait()
+    }
+
+    /// Runs a call like [`HostCore::call_nested`] but returns as soon as its audit entry is
+    /// queued: the thread is free for the next call while the entry's group commits.
+    pub fn call_queued(
+        self: &Arc<Self>,
+        caller: &Caller,
+        name: &str,
+        params: &Value,
+        depth: u32,
+        deadline: Instant,
+    ) -> AuditedCall {
         let started = Instant::now();
         let mut report =
             CallReport { result: Ok(Value::Null), stdout: Vec::new(), stderr: Vec::new(), elapsed: Duration::ZERO };
         let audit = self.audit.load(Ordering::Relaxed);
-        let input = audit.then(|| params.to_string());
+        let input = audit.then(|| {
+            let text = params.to_string();
+            InputDigest { hash: sha256_hex(text.as_bytes()), bytes: text.len() }
+        });
         if let Some(input) = &input {
-            let invoked = json!({ "caller": caller.id(), "depth": depth, "input-hash": sha256_hex(input.as_bytes()) });
+            let invoked = json!({ "caller": caller.id(), "depth": depth, "input-hash": input.hash });
             if let Err(e) = self.log.append_later("call.invoked", name, &invoked) {
                 report.result = Err(CallError::Host { command: name.into(), message: format!("{e:#}") });
-                return report;
+                return AuditedCall { command: name.into(), report, commit: None };
             }
         }
         report.result = self.run(caller, name, params, depth, deadline, &mut report);
         report.elapsed = started.elapsed();
-        if let Some(input) = input {
-            if let Err(e) = self.audit(caller, name, depth, &input, &report) {
-                report.result = Err(CallError::Host {
-                    command: name.into(),
-                    message: format!(
-                        "the call ran but its audit entry could not be committed, so its result is withheld: {e:#}"
-                    ),
-                });
-            }
-        }
-        report
+        let commit = input.map(|input| self.audit(caller, name, depth, &input, &report));
+        AuditedCall { command: name.into(), report, commit }
     }
 
-    /// Commits the audit entry of a finished call.
-    fn audit(&self, caller: &Caller, name: &str, depth: u32, input: &str, report: &CallReport) -> Result<u64> {
+    /// Queues the audit entry of a finished call.
+    fn audit(
+        &self,
+        caller: &Caller,
+        name: &str,
+        depth: u32,
+        input: &InputDigest,
+        report: &CallReport,
+    ) -> Result<PendingCommit> {
         let (kind, outcome, output) = match &report.result {
             Ok(v) => ("call.completed", "ok".to_string(), v.to_string()),
             Err(CallError::CommandFailed { error, .. }) => ("call.failed", "command-error".into(), error.to_string()),
@@ -626,14 +733,14 @@ impl HostCore {
             "command": name,
             "plugin-digest": digest,
             "depth": depth,
-            "input-hash": sha256_hex(input.as_bytes()),
-            "input-bytes": input.len(),
+            "input-hash": input.hash,
+            "input-bytes": input.bytes,
             "output-hash": sha256_hex(output.as_bytes()),
             "output-bytes": output.len(),
             "duration-us": report.elapsed.as_micros() as u64,
             "outcome": outcome,
         });
-        self.log.append(kind, name, &payload)
+        self.log.submit(kind, name, &payload)
     }
 
     /// Turns call auditing off or on (for `continuum bench`, to measure what it costs).

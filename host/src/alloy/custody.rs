@@ -59,7 +59,15 @@ struct Line {
 
 /// sha256 as lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    digest_hex(&Sha256::digest(bytes).into())
+}
+
+/// A 32-byte digest as lower-case hex (`hex::encode` goes char by char: this is on every
+/// call's path, several times).
+pub fn digest_hex(digest: &[u8; 32]) -> String {
+    let mut text = vec![0u8; 64];
+    hex::encode_to_slice(digest, &mut text).expect("64 bytes hold 32 in hex");
+    String::from_utf8(text).expect("hex is ASCII")
 }
 
 /// A chain of custody: its lines exactly as stored.

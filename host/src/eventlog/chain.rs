@@ -62,7 +62,7 @@ pub fn entry_hash(seq: u64, lamport: u64, node: &str, kind: &str, subject: &str,
     for f in [node, kind, subject, payload, prev] {
         field(&mut h, f.as_bytes());
     }
-    hex::encode(h.finalize())
+    crate::alloy::custody::digest_hex(&h.finalize().into())
 }
 
 fn checkpoint_message(node: &str, seq: u64, head: &str) -> Vec<u8> {

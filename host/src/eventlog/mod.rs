@@ -5,7 +5,9 @@
 //! everything queued (up to [`MAX_BATCH`]; a group of only fire-and-forget entries lingers up
 //! to [`LINGER`] for more) as one group, chains and inserts it, signs a checkpoint of the new
 //! head, and commits — one transaction per group — before answering any appender of that
-//! group. So when [`EventLog::append`] returns, the entry is committed.
+//! group. So when [`EventLog::append`] returns, the entry is committed. [`EventLog::submit`]
+//! queues an entry and hands back its [`PendingCommit`], so a thread need not sit idle while
+//! the group commits: the node's HTTP handlers await it on the async side.
 //!
 //! Durability: the database runs in WAL mode with `synchronous = NORMAL` by default, so a
 //! committed entry survives the process being killed (`kill -9`) at any point; an operating
@@ -17,7 +19,7 @@ pub mod chain;
 pub mod transfer;
 
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -97,7 +99,29 @@ pub struct NewEntry {
 struct Request {
     entry: NewEntry,
     /// Where to say the entry's seq once committed (none: fire and forget).
-    done: Option<SyncSender<Result<u64, String>>>,
+    done: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
+}
+
+/// An entry queued for the next group commit: wait for it (blocking or async) to learn its
+/// seq, or why the group could not commit.
+#[must_use = "an entry is committed only when its PendingCommit says so"]
+pub struct PendingCommit(tokio::sync::oneshot::Receiver<Result<u64, String>>);
+
+fn commit_outcome(outcome: Result<Result<u64, String>, tokio::sync::oneshot::error::RecvError>) -> Result<u64> {
+    outcome.map_err(|_| anyhow::anyhow!("the event log writer has stopped"))?.map_err(anyhow::Error::msg)
+}
+
+impl PendingCommit {
+    /// Blocks until the entry's group has committed (from any thread: the writer answers
+    /// within one group commit).
+    pub fn wait(self) -> Result<u64> {
+        commit_outcome(futures_executor::block_on(self.0))
+    }
+
+    /// Waits on the async side until the entry's group has committed.
+    pub async fn committed(self) -> Result<u64> {
+        commit_outcome(self.0.await)
+    }
 }
 
 /// A handle to the node's event log (cheap to clone).
@@ -141,12 +165,12 @@ struct Head {
 
 fn read_head(conn: &Connection) -> rusqlite::Result<Head> {
     let (seq, hash, lamport) = conn
-        .query_row("SELECT seq, hash, lamport FROM log ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?, r.get::<_, i64>(2)? as u64))
-        })
+        .prepare_cached("SELECT seq, hash, lamport FROM log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?, r.get::<_, i64>(2)? as u64)))
         .optional()?
         .unwrap_or((0, GENESIS.to_string(), 0));
-    let remote: i64 = conn.query_row("SELECT COALESCE(MAX(lamport), 0) FROM remote_log", [], |r| r.get(0))?;
+    let remote: i64 =
+        conn.prepare_cached("SELECT COALESCE(MAX(lamport), 0) FROM remote_log")?.query_row([], |r| r.get(0))?;
     Ok(Head { seq, hash, lamport: lamport.max(remote as u64) })
 }
 
@@ -183,10 +207,11 @@ fn write_group(conn: &mut Connection, key: &SigningKey, node: &str, group: &[Req
         }
     }
     let cp = sign_checkpoint(key, node, head.seq, &head.hash);
-    tx.execute(
-        "INSERT INTO log_checkpoints (seq, head, signature) VALUES (?1, ?2, ?3)",
-        params![cp.seq as i64, cp.head, cp.signature],
-    )?;
+    tx.prepare_cached("INSERT INTO log_checkpoints (seq, head, signature) VALUES (?1, ?2, ?3)")?.execute(params![
+        cp.seq as i64,
+        cp.head,
+        cp.signature
+    ])?;
     tx.commit()?;
     Ok(seqs)
 }
@@ -248,7 +273,7 @@ impl EventLog {
         &self.node
     }
 
-    fn send(&self, entry: NewEntry, done: Option<SyncSender<Result<u64, String>>>) -> Result<()> {
+    fn send(&self, entry: NewEntry, done: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>) -> Result<()> {
         crate::runtime::lock(&self.tx)
             .send(Request { entry, done })
             .map_err(|_| anyhow::anyhow!("the event log writer has stopped"))
@@ -256,9 +281,14 @@ impl EventLog {
 
     /// Appends an entry and returns its seq once it is committed.
     pub fn append(&self, kind: &str, subject: &str, payload: &serde_json::Value) -> Result<u64> {
-        let (done, wait) = mpsc::sync_channel(1);
+        self.submit(kind, subject, payload)?.wait()
+    }
+
+    /// Queues an entry for the next group commit and returns what to wait on.
+    pub fn submit(&self, kind: &str, subject: &str, payload: &serde_json::Value) -> Result<PendingCommit> {
+        let (done, pending) = tokio::sync::oneshot::channel();
         self.send(NewEntry { kind: kind.into(), subject: subject.into(), payload: payload.to_string() }, Some(done))?;
-        wait.recv().map_err(|_| anyhow::anyhow!("the event log writer has stopped"))?.map_err(anyhow::Error::msg)
+        Ok(PendingCommit(pending))
     }
 
     /// Queues an entry without waiting; it commits no later than any entry appended after it.

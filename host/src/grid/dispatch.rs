@@ -451,11 +451,7 @@ impl Grid {
                 let host = self.host().clone();
                 let results: Vec<Value> = answers.iter().map(|(p, v)| json!({ "peer": p, "value": v })).collect();
                 let command = command.clone();
-                let report = tokio::task::spawn_blocking(move || {
-                    host.call(&crate::Caller::owner(), &command, &json!({ "results": results }))
-                })
-                .await
-                .map_err(|e| GridError::Invalid(e.to_string()))?;
+                let report = host.call_async(crate::Caller::owner(), command, json!({ "results": results })).await;
                 let value = report.result.map_err(|e| GridError::Quorum {
                     message: format!("the reducer command failed: {e}"),
                     attempts: attempts.clone(),

@@ -125,12 +125,14 @@ impl Grid {
         let path = dir.path().join(format!("{}-{}.alloy", offer.name, offer.version));
         std::fs::write(&path, &bytes)?;
         let host = self.host().clone();
-        let record = tokio::task::spawn_blocking(move || {
-            let record = host.install_alloy(&path, options);
-            drop(dir);
-            record
-        })
-        .await??;
+        let pool = host.clone();
+        let record = pool
+            .offload(move || {
+                let record = host.install_alloy(&path, options);
+                drop(dir);
+                record
+            })
+            .await??;
         let fetched = Fetched {
             name: record.name.clone(),
             version: offer.version.clone(),

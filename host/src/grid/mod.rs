@@ -330,16 +330,18 @@ impl Grid {
     /// Rebuilds this node's offer from its installed alloys and announces it.
     pub async fn refresh_offer(&self) -> Result<()> {
         let host = self.inner.host.clone();
-        let shippable = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
-            let mut out = Vec::new();
-            for record in host.plugins()? {
-                if let Some(alloy) = host.shipped_alloy(&record)? {
-                    out.push((record, alloy.to_bytes()?));
+        let pool = host.clone();
+        let shippable = pool
+            .offload(move || -> Result<Vec<_>> {
+                let mut out = Vec::new();
+                for record in host.plugins()? {
+                    if let Some(alloy) = host.shipped_alloy(&record)? {
+                        out.push((record, alloy.to_bytes()?));
+                    }
                 }
-            }
-            Ok(out)
-        })
-        .await??;
+                Ok(out)
+            })
+            .await??;
         let mut plugins = Vec::new();
         for (record, bytes) in shippable {
             let size = bytes.len() as u64;
@@ -504,17 +506,19 @@ impl Inner {
             }
             Request::Events { since } => {
                 let host = self.host.clone();
-                let export = tokio::task::spawn_blocking(move || -> Result<String> {
-                    let mut out = Vec::new();
-                    let node = host.core().log().node().to_string();
-                    crate::eventlog::transfer::export(&host.core().db(), &node, since, &mut out)?;
-                    Ok(String::from_utf8(out)?)
-                })
-                .await;
+                let pool = host.clone();
+                let export = pool
+                    .offload(move || -> Result<String> {
+                        let mut out = Vec::new();
+                        let node = host.core().log().node().to_string();
+                        crate::eventlog::transfer::export(&host.core().db(), &node, since, &mut out)?;
+                        Ok(String::from_utf8(out)?)
+                    })
+                    .await;
                 match export {
                     Ok(Ok(export)) => Response::Events { export },
                     Ok(Err(e)) => Response::Failed { outcome: "host-error".into(), message: format!("{e:#}") },
-                    Err(e) => Response::Failed { outcome: "host-error".into(), message: e.to_string() },
+                    Err(e) => Response::Failed { outcome: "host-error".into(), message: format!("{e:#}") },
                 }
             }
         }
@@ -532,23 +536,27 @@ impl Inner {
     ) -> Response {
         let host = self.host.clone();
         let peer = peer.to_string();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let caller = match &grant {
-                Some(token) => {
-                    host.caller_presenting(token, &peer).map_err(|e| ("denied", format!("grant refused: {e}")))
-                }
-                None => host.caller_for(&peer).map_err(|e| ("denied", format!("{e:#}"))),
-            }?;
-            let deadline = Instant::now() + Duration::from_millis(deadline_ms.min(600_000));
-            let report = host.core().call_nested(&caller, &command, &params, 0, deadline);
-            let elapsed_us = report.elapsed.as_micros() as u64;
-            report.result.map(|value| (value, elapsed_us)).map_err(|e| (e.outcome(), e.to_string()))
-        })
-        .await;
-        match outcome {
-            Ok(Ok((value, elapsed_us))) => Response::Ok { value, elapsed_us },
-            Ok(Err((outcome, message))) => Response::Failed { outcome: outcome.into(), message },
-            Err(e) => Response::Failed { outcome: "host-error".into(), message: e.to_string() },
+        let pool = host.clone();
+        let queued = pool
+            .offload(move || {
+                let caller = match &grant {
+                    Some(token) => {
+                        host.caller_presenting(token, &peer).map_err(|e| ("denied", format!("grant refused: {e}")))
+                    }
+                    None => host.caller_for(&peer).map_err(|e| ("denied", format!("{e:#}"))),
+                }?;
+                let deadline = Instant::now() + Duration::from_millis(deadline_ms.min(600_000));
+                Ok(host.core().call_queued(&caller, &command, &params, 0, deadline))
+            })
+            .await;
+        let report = match queued {
+            Ok(Ok(call)) => call.committed().await,
+            Ok(Err((outcome, message))) => return Response::Failed { outcome: outcome.into(), message },
+            Err(e) => return Response::Failed { outcome: "host-error".into(), message: format!("{e:#}") },
+        };
+        match report.result {
+            Ok(value) => Response::Ok { value, elapsed_us: report.elapsed.as_micros() as u64 },
+            Err(e) => Response::Failed { outcome: e.outcome().into(), message: e.to_string() },
         }
     }
 }

@@ -39,13 +39,15 @@ impl Grid {
             return Ok(None);
         }
         let host = self.host().clone();
-        let imported = tokio::task::spawn_blocking(move || -> Result<Imported> {
-            let core = host.core();
-            let mut db = core.db();
-            crate::eventlog::transfer::import(&mut db, core.log(), export.as_bytes())
-                .context("the peer's log did not verify")
-        })
-        .await??;
+        let pool = host.clone();
+        let imported = pool
+            .offload(move || -> Result<Imported> {
+                let core = host.core();
+                let mut db = core.db();
+                crate::eventlog::transfer::import(&mut db, core.log(), export.as_bytes())
+                    .context("the peer's log did not verify")
+            })
+            .await??;
         Ok(Some(imported))
     }
 }

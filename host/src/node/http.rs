@@ -66,9 +66,12 @@ impl Principal {
     }
 }
 
-/// Shared state of the HTTP API.
-#[derive(Clone)]
-pub struct App {
+/// Shared state of the HTTP API, behind one `Arc`: axum clones it for every middleware and
+/// handler of every request.
+pub type App = Arc<AppState>;
+
+/// What the HTTP API's handlers share.
+pub struct AppState {
     /// The host.
     pub host: Host,
     /// The grid endpoint.
@@ -398,8 +401,23 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/reload", post(reload))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), limit_concurrency))
+        .layer(middleware::from_fn_with_state(app.clone(), refuse_oversized))
         .layer(DefaultBodyLimit::max(app.max_body))
         .with_state(app)
+}
+
+/// Refuses a request whose declared body is over the limit before reading any of it (a client
+/// that sent `Expect: 100-continue` then never sends the body).
+async fn refuse_oversized(State(app): State<App>, request: Request, next: Next) -> Result<Response, ApiError> {
+    let declared = header_text(request.headers(), "content-length").and_then(|n| n.parse::<u64>().ok());
+    match declared {
+        Some(bytes) if bytes > app.max_body as u64 => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the body is {bytes} bytes, over the node's limit of {} (`serve --max-body`)", app.max_body),
+        )),
+        _ => Ok(next.run(request).await),
+    }
 }
 
 async fn limit_concurrency(State(app): State<App>, request: Request, next: Next) -> Response {
@@ -426,74 +444,73 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// its grantee; signed request → the signing peer (with its grant, if it presents one).
 async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Result<Response, ApiError> {
     let transport = request.extensions().get::<Transport>().copied().unwrap_or(Transport::Tcp);
-    let headers = request.headers().clone();
-    let bearer = header_text(&headers, "authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
-    let (principal, request) = if transport == Transport::Socket {
-        (Principal::Owner, request)
-    } else if let Some(token) = bearer {
-        if constant_time_eq(token.as_bytes(), app.owner_token.as_bytes()) {
-            (Principal::Owner, request)
-        } else if token.starts_with(auth::API_KEY_PREFIX) {
+    let credential = if transport == Transport::Socket {
+        Credential::Owner
+    } else {
+        Credential::of(request.headers(), &app.owner_token)
+    };
+    let (principal, mut request) = match credential {
+        Credential::Owner => (Principal::Owner, request),
+        Credential::ApiKey(token) => {
             let host = app.host.clone();
-            let token = token.to_string();
-            let caller = tokio::task::spawn_blocking(move || auth::caller_for_api_key(&host, &token))
-                .await
-                .map_err(ApiError::internal)?
+            let caller = blocking(&app.host, move || auth::caller_for_api_key(&host, &token))
+                .await?
                 .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", format!("{e:#}")))?;
             (Principal::Caller(caller), request)
-        } else {
+        }
+        Credential::UnknownBearer => {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 "the bearer token is neither the owner token nor an API key".into(),
-            ));
+            ))
         }
-    } else if let Some(key) = header_text(&headers, auth::KEY_HEADER) {
-        let (parts, body) = request.into_parts();
-        let bytes = axum::body::to_bytes(body, app.max_body).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                format!("the body is over {} bytes", app.max_body),
+        Credential::Signed => {
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, app.max_body).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    format!("the body is over {} bytes", app.max_body),
+                )
+            })?;
+            let headers = &parts.headers;
+            let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
+            let signer = auth::verify_request(
+                header_text(headers, auth::KEY_HEADER).unwrap_or(""),
+                header_text(headers, auth::DATE_HEADER).unwrap_or(""),
+                header_text(headers, auth::SIGNATURE_HEADER).unwrap_or(""),
+                parts.method.as_str(),
+                path,
+                &bytes,
+                crate::now_secs(),
             )
-        })?;
-        let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
-        let signer = auth::verify_request(
-            key,
-            header_text(&headers, auth::DATE_HEADER).unwrap_or(""),
-            header_text(&headers, auth::SIGNATURE_HEADER).unwrap_or(""),
-            parts.method.as_str(),
-            path,
-            &bytes,
-            crate::now_secs(),
-        )
-        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", format!("{e:#}")))?;
-        let host = app.host.clone();
-        let grant = header_text(&headers, auth::GRANT_HEADER).map(String::from);
-        let caller = tokio::task::spawn_blocking(move || match grant {
-            Some(token) => host.caller_presenting(&token, &signer).map_err(anyhow::Error::from),
-            None => host.caller_for(&signer),
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "denied", format!("grant refused: {e:#}")))?;
-        (Principal::Caller(caller), Request::from_parts(parts, Body::from(bytes)))
-    } else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "send `Authorization: Bearer <owner token or API key>`, or sign the request with your node key (x-continuum-key, x-continuum-date, x-continuum-signature)".into(),
-        ));
+            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", format!("{e:#}")))?;
+            let host = app.host.clone();
+            let grant = header_text(headers, auth::GRANT_HEADER).map(String::from);
+            let caller = blocking(&app.host, move || match grant {
+                Some(token) => host.caller_presenting(&token, &signer).map_err(anyhow::Error::from),
+                None => host.caller_for(&signer),
+            })
+            .await?
+            .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "denied", format!("grant refused: {e:#}")))?;
+            (Principal::Caller(caller), Request::from_parts(parts, Body::from(bytes)))
+        }
+        Credential::Missing => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send `Authorization: Bearer <owner token or API key>`, or sign the request with your node key (x-continuum-key, x-continuum-date, x-continuum-signature)".into(),
+            ))
+        }
     };
-    let mut request = request;
     // The owner may act as another caller (`continuum run --as`), as on the CLI.
-    let principal = match (&principal, header_text(&headers, "x-continuum-as")) {
+    let acting_as = header_text(request.headers(), "x-continuum-as").map(String::from);
+    let principal = match (&principal, acting_as) {
         (Principal::Owner, Some(spec)) => {
             let host = app.host.clone();
-            let spec = spec.to_string();
-            let caller = tokio::task::spawn_blocking(move || host.caller_for(&spec))
-                .await
-                .map_err(ApiError::internal)?
+            let caller = blocking(&app.host, move || host.caller_for(&spec))
+                .await?
                 .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "denied", format!("{e:#}")))?;
             Principal::Caller(caller)
         }
@@ -503,19 +520,47 @@ async fn authenticate(State(app): State<App>, request: Request, next: Next) -> R
     Ok(next.run(request).await)
 }
 
+/// What a TCP request presents to authenticate (read without copying its headers).
+enum Credential {
+    /// The owner token (or the owner's socket).
+    Owner,
+    /// An API key, to look up.
+    ApiKey(String),
+    /// A bearer token that is neither.
+    UnknownBearer,
+    /// A signed request (x-continuum-key and its signature headers).
+    Signed,
+    /// Nothing.
+    Missing,
+}
+
+impl Credential {
+    fn of(headers: &HeaderMap, owner_token: &str) -> Credential {
+        let bearer = header_text(headers, "authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+        match bearer {
+            Some(token) if constant_time_eq(token.as_bytes(), owner_token.as_bytes()) => Credential::Owner,
+            Some(token) if token.starts_with(auth::API_KEY_PREFIX) => Credential::ApiKey(token.to_string()),
+            Some(_) => Credential::UnknownBearer,
+            None if headers.contains_key(auth::KEY_HEADER) => Credential::Signed,
+            None => Credential::Missing,
+        }
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)
+/// Runs blocking host work on the host's call pool.
+async fn blocking<T: Send + 'static>(host: &Host, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    host.offload(f).await.map_err(ApiError::internal)
 }
 
 /// The node's id, addresses and counts.
 #[utoipa::path(get, path = "/v1/node", responses((status = 200, body = NodeInfo), (status = 401, body = ErrorBody)))]
 async fn node_info(State(app): State<App>) -> Result<Json<NodeInfo>, ApiError> {
     let host = app.host.clone();
-    let (plugins, peers) = blocking(move || -> anyhow::Result<(usize, usize)> {
+    let (plugins, peers) = blocking(&app.host, move || -> anyhow::Result<(usize, usize)> {
         Ok((host.plugins()?.len(), crate::grid::peers::list(&host.core().db())?.len()))
     })
     .await?
@@ -544,7 +589,7 @@ async fn list_commands(
     Extension(p): Extension<Principal>,
 ) -> Result<Json<Vec<CommandSchema>>, ApiError> {
     let host = app.host.clone();
-    let commands = blocking(move || host.commands_for(&p.caller())).await?.map_err(ApiError::internal)?;
+    let commands = blocking(&app.host, move || host.commands_for(&p.caller())).await?.map_err(ApiError::internal)?;
     Ok(Json(commands))
 }
 
@@ -573,8 +618,7 @@ async fn call_command(
             ApiError::new(StatusCode::BAD_REQUEST, "invalid-params", format!("the body is not JSON: {e}"))
         })?
     };
-    let host = app.host.clone();
-    let report = blocking(move || host.call(&p.caller(), &name, &params)).await?;
+    let report = app.host.call_async(p.caller(), name, params).await;
     let mut output = String::new();
     for bytes in [&report.stdout, &report.stderr] {
         output.push_str(&crate::terminal::strip_control(&String::from_utf8_lossy(bytes)));
@@ -599,7 +643,7 @@ async fn list_plugins(State(app): State<App>) -> Json<Vec<PluginOffer>> {
 async fn plugin_alloy(State(app): State<App>, Path(digest): Path<String>) -> Result<Response, ApiError> {
     let host = app.host.clone();
     let digest = digest.trim_start_matches("sha256:").to_string();
-    let bytes = blocking(move || -> anyhow::Result<Option<Vec<u8>>> {
+    let bytes = blocking(&app.host, move || -> anyhow::Result<Option<Vec<u8>>> {
         let record = host.plugins()?.into_iter().find(|p| digest.len() >= 8 && p.digest.starts_with(&digest));
         match record {
             Some(r) => Ok(host.shipped_alloy(&r)?.map(|a| a.to_bytes()).transpose()?),
@@ -636,10 +680,11 @@ async fn list_events(
     p.require_owner()?;
     let host = app.host.clone();
     let limit = q.limit.unwrap_or(100).min(1000);
-    let entries =
-        blocking(move || crate::eventlog::entries(&host.core().db(), q.after.unwrap_or(0), q.kind.as_deref(), limit))
-            .await?
-            .map_err(ApiError::internal)?;
+    let entries = blocking(&app.host, move || {
+        crate::eventlog::entries(&host.core().db(), q.after.unwrap_or(0), q.kind.as_deref(), limit)
+    })
+    .await?
+    .map_err(ApiError::internal)?;
     Ok(Json(entries))
 }
 
@@ -666,12 +711,14 @@ async fn stream_events(
                 }
                 let h = host.clone();
                 let k = kind.clone();
-                match tokio::task::spawn_blocking(move || {
-                    let all = crate::eventlog::entries(&h.core().db(), after, None, 500)?;
-                    let last = all.last().map(|e| e.seq);
-                    anyhow::Ok((all.into_iter().filter(|e| kind_matches(&k, &e.kind)).collect::<Vec<_>>(), last))
-                })
-                .await
+                let pool = h.clone();
+                match pool
+                    .offload(move || {
+                        let all = crate::eventlog::entries(&h.core().db(), after, None, 500)?;
+                        let last = all.last().map(|e| e.seq);
+                        anyhow::Ok((all.into_iter().filter(|e| kind_matches(&k, &e.kind)).collect::<Vec<_>>(), last))
+                    })
+                    .await
                 {
                     Ok(Ok((batch, last))) => {
                         if let Some(l) = last {
@@ -737,9 +784,10 @@ async fn search_offers(State(app): State<App>, Query(q): Query<OfferQuery>) -> R
     let offers = app.grid.offers();
     let host = app.host.clone();
     let top = q.top.unwrap_or(10);
-    let (ranking, matches) = blocking(move || crate::discovery::search_offers(&host, &offers, &q.query, top))
-        .await?
-        .map_err(ApiError::internal)?;
+    let (ranking, matches) =
+        blocking(&app.host, move || crate::discovery::search_offers(&host, &offers, &q.query, top))
+            .await?
+            .map_err(ApiError::internal)?;
     Ok(Json(OfferSearch { ranking, matches }))
 }
 
@@ -792,7 +840,7 @@ async fn grid_pull(
 async fn reload(State(app): State<App>, Extension(p): Extension<Principal>) -> Result<StatusCode, ApiError> {
     p.require_owner()?;
     let host = app.host.clone();
-    blocking(move || host.core().reload()).await?.map_err(ApiError::internal)?;
+    blocking(&app.host, move || host.core().reload().and_then(|()| host.warm())).await?.map_err(ApiError::internal)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -121,7 +121,7 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     write_private(&root.join("node.token"), &owner_token)?;
     let http_addr = format!("http://{}", tcp.local_addr()?);
     let (shutdown, mut stop) = tokio::sync::watch::channel(false);
-    let app = http::App {
+    let app = Arc::new(http::AppState {
         host: host.clone(),
         grid: grid.clone(),
         owner_token: Arc::new(owner_token),
@@ -130,7 +130,7 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
         max_body: options.max_body_bytes,
         shutdown: shutdown.clone(),
         http_addr: http_addr.clone(),
-    };
+    });
     let node = NodeFile {
         id: grid.id(),
         pid: std::process::id(),
@@ -140,6 +140,15 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     };
     write_private(&root.join("node.json"), &serde_json::to_string_pretty(&node)?)?;
     host.core().log().append("node.started", &node.id, &serde_json::json!({ "http": node.http, "grid": node.grid }))?;
+    // Plugins load in the background: the node answers at once, and calls made meanwhile
+    // load what they need themselves.
+    let warming = host.clone();
+    let pool = host.clone();
+    tokio::spawn(async move {
+        if let Ok(Ok(n)) = pool.offload(move || warming.warm()).await {
+            tracing::debug!("{n} plugins loaded");
+        }
+    });
     let signals = shutdown.clone();
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -110,6 +110,29 @@ fn model_cli_validates_before_adding_and_lists_and_removes() {
 }
 
 #[test]
+fn a_model_replaced_under_the_same_id_is_loaded_afresh() {
+    // What `model remove` + `model add` beside a running node do: the node's resident copy of
+    // the old model must not answer for the new one.
+    let h = with_tiny(&["llm"], "");
+    let params = json!({ "prompt": "hello world", "raw": true, "max-tokens": 8 });
+    let old = h.call("llm/generate", params.clone()).unwrap();
+    let catalog = h.host.core().engines().catalog();
+    catalog.remove("tiny").unwrap();
+    let e = failure(h.call("llm/generate", params.clone()));
+    assert!(e.contains("no model"), "{e}");
+    let other = h.dir.path().join("other.gguf");
+    continuum_gpu::testmodel::write_tiny_llama(&other, 7).unwrap();
+    catalog.add("tiny", &other).unwrap();
+    let new = h.call("llm/generate", params.clone()).unwrap();
+
+    let fresh = TestHost::with_config(&["llm"], ONE_THREAD);
+    fresh.host.core().engines().catalog().add("tiny", &other).unwrap();
+    let expected = fresh.call("llm/generate", params).unwrap();
+    assert_eq!(new["text"], expected["text"], "the replaced model answers as it does in a fresh host");
+    assert_ne!(new["text"], old["text"], "the two random models generate differently (fixed seeds)");
+}
+
+#[test]
 fn command_search_falls_back_to_words_without_an_embedding_model() {
     let h = TestHost::with_config(&["text", "kv"], ONE_THREAD);
     let out = h.cli(&["commands", "search", "count the words of a text", "--json"]);
