@@ -145,8 +145,9 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     let warming = host.clone();
     let pool = host.clone();
     tokio::spawn(async move {
-        if let Ok(Ok(n)) = pool.offload(move || warming.warm()).await {
-            tracing::debug!("{n} plugins loaded");
+        match pool.offload(move || warming.warm()).await {
+            Ok(Ok(n)) => tracing::debug!("{n} plugins loaded"),
+            Ok(Err(e)) | Err(e) => tracing::warn!("plugins were not preloaded (calls load them): {e:#}"),
         }
     });
     let signals = shutdown.clone();
