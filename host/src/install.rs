@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
@@ -230,12 +230,7 @@ impl Host {
         let results = cases
             .iter()
             .map(|case| {
-                let mut report = CallReport {
-                    result: Ok(serde_json::Value::Null),
-                    stdout: Vec::new(),
-                    stderr: Vec::new(),
-                    elapsed: Duration::ZERO,
-                };
+                let mut report = CallReport::of(Ok(serde_json::Value::Null));
                 let started = Instant::now();
                 let deadline = started + crate::runtime::CALL_TIME_LIMIT;
                 let outcome =

@@ -129,6 +129,13 @@ pub struct CallReport {
     pub elapsed: Duration,
 }
 
+impl CallReport {
+    /// A report of `result` with no output yet and no time taken.
+    pub fn of(result: Result<Value, CallError>) -> CallReport {
+        CallReport { result, stdout: Vec::new(), stderr: Vec::new(), elapsed: Duration::ZERO }
+    }
+}
+
 /// What a call's audit entries record of its input (JSON text).
 struct InputDigest {
     hash: String,
@@ -468,12 +475,7 @@ impl Host {
         let queued = self.offload(move || host.core.call_queued(&caller, &name, &params, 0, deadline)).await;
         match queued {
             Ok(call) => call.committed().await,
-            Err(e) => CallReport {
-                result: Err(CallError::Host { command, message: format!("{e:#}") }),
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-                elapsed: Duration::ZERO,
-            },
+            Err(e) => CallReport::of(Err(CallError::Host { command, message: format!("{e:#}") })),
         }
     }
 
@@ -687,8 +689,7 @@ impl HostCore {
         deadline: Instant,
     ) -> AuditedCall {
         let started = Instant::now();
-        let mut report =
-            CallReport { result: Ok(Value::Null), stdout: Vec::new(), stderr: Vec::new(), elapsed: Duration::ZERO };
+        let mut report = CallReport::of(Ok(Value::Null));
         let audit = self.audit.load(Ordering::Relaxed);
         let input = audit.then(|| {
             let text = params.to_string();
