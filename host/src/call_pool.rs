@@ -33,6 +33,7 @@ struct State {
     woken: usize,
     /// The monitor waits for a backlog (rather than checking one every [`LONG_JOB`]).
     monitor_asleep: bool,
+    /// The monitor thread runs (it starts with the first worker).
     monitor_started: bool,
     /// Threads alive.
     threads: usize,
@@ -40,6 +41,7 @@ struct State {
     starting: usize,
     /// When each busy thread started its job, by thread number.
     busy_since: HashMap<u64, Instant>,
+    /// The number the next thread gets (its name, its key in `busy_since`).
     next_thread: u64,
     stopping: bool,
 }
