@@ -3,6 +3,7 @@
 
 mod adversarial;
 mod alloy;
+mod attacks;
 mod authoring;
 mod cli;
 mod eventlog;

@@ -32,6 +32,11 @@ impl Guest for Hostile {
         store::keys(&prefix, 10_000).map_err(text)
     }
 
+    fn forge(kind: String, payload: String) -> Result<(), String> {
+        let payload: serde_json::Value = serde_json::from_str(&payload).map_err(|e| e.to_string())?;
+        events::emit(&kind, &payload)
+    }
+
     fn spam_events(times: u32) -> u32 {
         let payload = serde_json::json!({ "spam": true });
         (0..times).take_while(|_| events::emit("spam", &payload).is_ok()).count() as u32
