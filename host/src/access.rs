@@ -25,6 +25,13 @@ pub enum Caller {
         /// Its verified grant.
         grant: Option<Arc<Grant>>,
     },
+    /// A proof case run by `plugin verify`, `attest`, `pack` or an install: it may call the
+    /// commands of the plugin under test (run in a scratch store) and nothing else; its nested
+    /// calls are refused, since they would reach installed plugins and their data.
+    Proof {
+        /// The plugin under test.
+        plugin: String,
+    },
 }
 
 /// Trust tiers, highest first.
@@ -33,6 +40,8 @@ pub enum Caller {
 pub enum Tier {
     /// A key whose grants were revoked: nothing.
     Blocked,
+    /// A proof run: the commands of the plugin under test, nothing installed.
+    Proof,
     /// A known key without a grant: public commands only.
     Provisional,
     /// A key presenting a valid grant: public commands and what the grant confers.
@@ -47,11 +56,12 @@ impl Caller {
         Caller::Owner
     }
 
-    /// A stable id for logs and events: `owner`, or the caller's key.
+    /// A stable id for logs and events: `owner`, the caller's key, or `proof:<plugin>`.
     pub fn id(&self) -> String {
         match self {
             Caller::Owner => "owner".into(),
             Caller::Blocked { key } | Caller::Key { key, .. } => key.clone(),
+            Caller::Proof { plugin } => format!("proof:{plugin}"),
         }
     }
 
@@ -60,6 +70,7 @@ impl Caller {
         match self {
             Caller::Owner => Tier::Owner,
             Caller::Blocked { .. } => Tier::Blocked,
+            Caller::Proof { .. } => Tier::Proof,
             Caller::Key { grant: Some(_), .. } => Tier::Trusted,
             Caller::Key { grant: None, .. } => Tier::Provisional,
         }
@@ -89,6 +100,10 @@ pub fn level(access: &BTreeMap<String, Access>, command: &str) -> Access {
 pub fn check(caller: &Caller, command: &str, access: Access) -> Result<(), String> {
     match (caller, access) {
         (Caller::Owner, _) => Ok(()),
+        (Caller::Proof { plugin }, _) if command.split('/').next() == Some(plugin.as_str()) => Ok(()),
+        (Caller::Proof { plugin }, _) => {
+            Err(format!("a proof run of `{plugin}` may call only `{plugin}`'s own commands, not `{command}`"))
+        }
         (Caller::Blocked { key }, _) => Err(format!(
             "the caller {} is blocked: its grants were revoked (a new grant unblocks it)",
             crate::alloy::custody::short(key)
@@ -104,5 +119,17 @@ pub fn check(caller: &Caller, command: &str, access: Access) -> Result<(), Strin
         (Caller::Key { key, grant: None }, Access::Granted) => Err(format!(
             "`{command}` needs a grant; the node owner can issue one with `continuum grant issue --to {key} --cap {command}`"
         )),
+    }
+}
+
+/// Decides whether `caller` may call commands of installed plugins, as every top-level and
+/// nested call does (a proof case alone runs its plugin under test directly). A proof run may
+/// not: a call it nests through `host:commands` would reach installed plugins and their data.
+pub fn check_installed(caller: &Caller) -> Result<(), String> {
+    match caller {
+        Caller::Proof { plugin } => Err(format!(
+            "a proof run of `{plugin}` may not call installed plugins: proofs run only the plugin under test, in a scratch store"
+        )),
+        Caller::Owner | Caller::Blocked { .. } | Caller::Key { .. } => Ok(()),
     }
 }

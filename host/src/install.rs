@@ -1,9 +1,11 @@
 //! Installing plugins, and packing, verifying and attesting signed alloys.
 //!
 //! An alloy is installed in the order of SPEC §6, refusing at the first failure:
-//! size limits and parse → digest → signatures and chain → signer trusted → not a rollback →
-//! commands and capabilities match the component → proof suite passes here → precompiled and
-//! cached → registered → `plugin.installed` event. Nothing is written before the last steps.
+//! size limits, canonical form and parse → digest → signatures and chain → identity (no control
+//! characters, a plugin name, a version) → signer trusted → same publisher, not a rollback →
+//! capabilities approved → commands and capabilities match the component → proof suite passes
+//! here → precompiled and cached → registered → `plugin.installed` event. Nothing is written
+//! before the last steps.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,9 @@ use serde_json::json;
 use wasmtime::component::Component;
 
 use crate::alloy::custody::{sha256_hex, short, Chain, Entry, Stage};
-use crate::alloy::manifest::{CaseResult, Identity, Interface, Manifest, ProofCase, ProofSuite, Provenance, FORMAT};
+use crate::alloy::manifest::{
+    control_character, CaseResult, Identity, Interface, Manifest, ProofCase, ProofSuite, Provenance, FORMAT,
+};
 use crate::alloy::proof::{judge, PluginSpec};
 use crate::alloy::{component_imports, Alloy, Reason, Refusal};
 use crate::host_api::{self, NotApproved, HOST_CAPABILITIES};
@@ -24,6 +28,7 @@ use crate::keys::public_hex;
 use crate::reflect::wit_source::{WitSource, WitWorld};
 use crate::registry::{self, PluginRecord};
 use crate::runtime::{check_component_bytes, check_plugin_name, digest, CallReport, Host};
+use crate::terminal::strip_control;
 use crate::{trust, Caller};
 
 /// What `plugin install` takes besides a development component and its WIT.
@@ -50,6 +55,9 @@ pub struct AlloyOptions {
     pub allow_downgrade: bool,
     /// Replace an installed plugin (`plugin upgrade`); without it an installed name is refused.
     pub upgrade: bool,
+    /// Upgrade to an alloy signed by another publisher than the installed plugin's: its store is
+    /// deleted and no earlier approval carries over.
+    pub allow_new_publisher: bool,
 }
 
 /// What `plugin pack` packs.
@@ -171,24 +179,33 @@ impl Host {
             approved,
             access: Default::default(),
         };
-        self.register(&record, &bytes, &component)?;
+        self.register(&record, &bytes, &component, false)?;
         Ok(record)
     }
 
     /// The last steps of every install: store the component, cache its compilation, record
-    /// the plugin, and log `plugin.installed`.
-    fn register(&self, record: &PluginRecord, bytes: &[u8], component: &Component) -> Result<()> {
+    /// the plugin (with `purge_store`, deleting everything the name owned before, in the same
+    /// transaction), and log `plugin.installed`.
+    fn register(&self, record: &PluginRecord, bytes: &[u8], component: &Component, purge_store: bool) -> Result<()> {
         let core = self.core();
         let stored = core.data().components().join(format!("{}.wasm", record.digest));
         if !stored.exists() {
-            let tmp = stored.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &stored))?;
+            crate::paths::write_private(&stored, bytes)?;
         }
         core.cache().put(&record.digest, component)?;
         let payload = json!({
             "name": record.name, "version": record.version, "digest": record.digest, "signer": record.signer,
+            "purged-store": purge_store,
         });
-        registry::put(&core.db(), record)?;
+        {
+            let mut db = core.db();
+            let tx = db.transaction()?;
+            if purge_store {
+                registry::purge(&tx, &record.name)?;
+            }
+            registry::put(&tx, record)?;
+            tx.commit()?;
+        }
         core.unload(&record.name);
         core.log().append("plugin.installed", &record.name, &payload)?;
         Ok(())
@@ -210,36 +227,37 @@ impl Host {
         }))
     }
 
-    /// Runs proof `cases` against `component` in a scratch store namespace (removed after),
-    /// so a proof never touches the installed plugin's data.
-    pub fn run_proofs(
+    /// Runs proof `cases` against `component` as [`Caller::Proof`]: it may call only the
+    /// component's own commands (nested calls to installed plugins are refused, and audited),
+    /// linked with only the `approved` host capabilities (the others trap), in a scratch
+    /// namespace whose every row is deleted after, so a proof never reads or changes what an
+    /// installed plugin owns.
+    fn run_proofs(
         &self,
         name: &str,
         digest: &str,
         component: &Component,
         world: &WitWorld,
         cases: &[ProofCase],
+        approved: &[String],
     ) -> Result<Vec<CaseResult>> {
         let core: &Arc<_> = self.core();
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
         let namespace = format!("proof:{name}:{}", hex::encode(nonce));
-        let imports: Vec<String> =
-            component.component_type().imports(core.engine()).map(|(n, _)| n.to_string()).collect();
-        let plugin = core.prepare(name, &namespace, digest, component, world, &host_api::requested(&imports))?;
+        let plugin = core.prepare_confined(name, &namespace, digest, component, world, approved)?;
+        let caller = Caller::Proof { plugin: name.to_string() };
         let results = cases
             .iter()
             .map(|case| {
                 let mut report = CallReport::of(Ok(serde_json::Value::Null));
                 let started = Instant::now();
                 let deadline = started + crate::runtime::CALL_TIME_LIMIT;
-                let outcome =
-                    core.execute(&plugin, &Caller::owner(), &case.command, &case.input, 0, deadline, &mut report);
+                let outcome = core.execute(&plugin, &caller, &case.command, &case.input, 0, deadline, &mut report);
                 judge(case, &outcome, started.elapsed().as_secs_f64() * 1e3)
             })
             .collect();
-        let db = core.db();
-        db.execute("DELETE FROM kv WHERE plugin = ?1", [&namespace])?;
+        registry::purge(&core.db(), &namespace)?;
         Ok(results)
     }
 
@@ -266,7 +284,8 @@ impl Host {
         let component = self.core().component(&digest, &bytes, &name)?;
         let plugin = self.core().prepare(&name, &name, &digest, &component, &world, &host_api::requested(&imports))?;
         let cases = input.spec.as_ref().map(PluginSpec::cases).transpose()?.unwrap_or_default();
-        let results = self.run_proofs(&name, &digest, &component, &world, &cases)?;
+        // The publisher runs its own code here: its proofs get every capability it requests.
+        let results = self.run_proofs(&name, &digest, &component, &world, &cases, &host_api::requested(&imports))?;
         if let Some(failed) = results.iter().find(|r| !r.passed) {
             bail!(
                 "proof `{}` failed: {}; fix the plugin or the case before packing",
@@ -333,8 +352,9 @@ impl Host {
     }
 
     /// Commands and capabilities match the component, then it compiles, reflects to exactly
-    /// the manifest's commands, and passes its proof suite here.
-    fn verify_contents(&self, alloy: &Alloy) -> Result<Proven, Refusal> {
+    /// the manifest's commands, and passes its proof suite here, run with only the `approved`
+    /// host capabilities.
+    fn verify_contents(&self, alloy: &Alloy, approved: &[String]) -> Result<Proven, Refusal> {
         let m = &alloy.manifest;
         let mut seen = HashSet::new();
         if let Some(dup) = m.interface.commands.iter().find(|c| !seen.insert(c.name.as_str())) {
@@ -343,7 +363,6 @@ impl Host {
                 format!("the manifest lists command `{}` more than once", dup.name),
             );
         }
-        check_plugin_name(&m.identity.name).map_err(|e| Refusal::new(Reason::Malformed, e.to_string()))?;
         let mut declared = m.interface.capabilities.clone();
         declared.sort();
         let actual = capabilities(&alloy.component)?;
@@ -385,7 +404,7 @@ impl Host {
             );
         }
         let results = self
-            .run_proofs(&m.identity.name, &digest, &component, &world, &m.proof.cases)
+            .run_proofs(&m.identity.name, &digest, &component, &world, &m.proof.cases, approved)
             .map_err(|e| Refusal::new(Reason::ProofFailed, format!("{e:#}")))?;
         if let Some(failed) = results.iter().find(|r| !r.passed) {
             return refuse(
@@ -396,13 +415,15 @@ impl Host {
         Ok(Proven { component, results, imports: actual })
     }
 
-    /// Verifies an alloy completely (digest, signatures, chain, contents, proof suite) without
-    /// installing it; says whether its signer is trusted.
+    /// Verifies an alloy completely (digest, signatures, chain, identity, contents, proof suite)
+    /// without installing it; says whether its signer is trusted. The proofs run with only the
+    /// capabilities the trust store pre-approves for the signer: none for one not in it.
     pub fn verify_alloy(&self, alloy: &Alloy) -> Result<Verified, Refusal> {
         let entries = self.verify_integrity(alloy)?;
-        let proven = self.verify_contents(alloy)?;
-        let trusted_as = self.trusted_name(&alloy.manifest.identity.author);
-        Ok(Verified { entries, trusted_as, results: proven.results })
+        check_identity(alloy)?;
+        let author = &alloy.manifest.identity.author;
+        let proven = self.verify_contents(alloy, &self.pre_approved(author))?;
+        Ok(Verified { entries, trusted_as: self.trusted_name(author), results: proven.results })
     }
 
     /// Verifies `alloy`, re-running its proof suite, and appends an `evaluate` entry signed
@@ -470,29 +491,37 @@ impl Host {
         trust::find(&self.core().db(), key).ok().flatten().filter(|t| t.public_key == key).map(|t| t.name)
     }
 
+    /// A signer for messages: its short key, and its trust-store name or that it has none.
+    pub fn signer_label(&self, key: &str) -> String {
+        let key_text = strip_control(short(key));
+        match self.trusted_name(key) {
+            Some(name) => format!("{key_text} (trusted as `{name}`)"),
+            None => format!("{key_text} (not in the trust store)"),
+        }
+    }
+
     /// Installs (or, with `options.upgrade`, upgrades to) the alloy at `path`, checking it in
     /// SPEC §6's order. A refusal is an error that downcasts to [`Refusal`].
     pub fn install_alloy(&self, path: &Path, options: AlloyOptions) -> Result<PluginRecord> {
         let alloy = Alloy::read(path)?;
         self.verify_integrity(&alloy)?;
+        let version = check_identity(&alloy)?;
         let m = &alloy.manifest;
         let author = &m.identity.author;
+        let name = &m.identity.name;
         if self.trusted_name(author).is_none() && !options.allow_untrusted {
             return Err(Refusal::new(
                 Reason::UntrustedSigner,
                 format!(
-                    "`{}` is signed by {} which is not in the trust store; `continuum trust add {author} --name <publisher>` if you trust it, or pass --allow-untrusted",
-                    m.identity.name,
+                    "`{name}` is signed by {} which is not in the trust store; `continuum trust add {author} --name <publisher>` if you trust it, or pass --allow-untrusted",
                     short(author)
                 ),
             )
             .into());
         }
-        let name = &m.identity.name;
-        let version = semver::Version::parse(&m.identity.version).map_err(|e| {
-            Refusal::new(Reason::Malformed, format!("version `{}` is not a semantic version: {e}", m.identity.version))
-        })?;
         let installed = registry::get(&self.core().db(), name)?;
+        // Another publisher's alloy never inherits the installed plugin's approvals or store.
+        let new_publisher = installed.as_ref().is_some_and(|old| old.signer.as_deref() != Some(author.as_str()));
         match (&installed, options.upgrade) {
             (Some(_), false) => {
                 return Err(Refusal::new(
@@ -509,6 +538,22 @@ impl Host {
                 .into())
             }
             (Some(old), true) => {
+                if new_publisher && !options.allow_new_publisher {
+                    let installed_from = match &old.signer {
+                        Some(signer) => format!("was published by {}", self.signer_label(signer)),
+                        None => "is a development install (unsigned)".into(),
+                    };
+                    return Err(Refusal::new(
+                        Reason::PublisherChanged,
+                        format!(
+                            "plugin `{name}` {installed_from}, but this alloy is signed by {}: another publisher. \
+                             Pass --allow-new-publisher to replace it anyway: the installed plugin's store is then \
+                             deleted and every capability must be approved again",
+                            self.signer_label(author)
+                        ),
+                    )
+                    .into());
+                }
                 let old_version = old.version.as_deref().and_then(|v| semver::Version::parse(v).ok());
                 let same_content = old.digest == sha256_hex(&alloy.component);
                 let backwards = match &old_version {
@@ -531,9 +576,11 @@ impl Host {
             (None, false) => {}
         }
         let mut also = self.pre_approved(author);
-        also.extend(installed.iter().flat_map(|old| old.approved.iter().cloned()));
+        if !new_publisher {
+            also.extend(installed.iter().flat_map(|old| old.approved.iter().cloned()));
+        }
         let approved = approve(name, &m.interface.capabilities, &options.allow, &also)?;
-        let proven = self.verify_contents(&alloy)?;
+        let proven = self.verify_contents(&alloy, &approved)?;
         let record = PluginRecord {
             name: name.clone(),
             digest: sha256_hex(&alloy.component),
@@ -551,7 +598,31 @@ impl Host {
             approved,
             access: m.interface.access.clone(),
         };
-        self.register(&record, &alloy.component, &proven.component)?;
+        self.register(&record, &alloy.component, &proven.component, new_publisher)?;
         Ok(record)
     }
+}
+
+/// Checks what an alloy's manifest says about itself before any of it is shown or used: no
+/// control characters in any of its text (terminal escape sequences), a valid plugin name, a
+/// semantic version. Returns the version.
+fn check_identity(alloy: &Alloy) -> Result<semver::Version, Refusal> {
+    let manifest: serde_json::Value = serde_json::from_slice(&alloy.manifest_bytes)
+        .map_err(|e| Refusal::new(Reason::Malformed, format!("`alloy.json` is not valid JSON: {e}")))?;
+    if let Some((field, c)) = control_character(&manifest) {
+        return refuse(
+            Reason::Malformed,
+            format!(
+                "the manifest's `{field}` holds the control character U+{:04X}: control characters (which start \
+                 terminal escape sequences) are refused in manifests; re-pack it without them",
+                c as u32
+            ),
+        );
+    }
+    let id = &alloy.manifest.identity;
+    check_plugin_name(&id.name)
+        .map_err(|e| Refusal::new(Reason::Malformed, format!("the manifest's name is not a plugin name: {e}")))?;
+    semver::Version::parse(&id.version).map_err(|e| {
+        Refusal::new(Reason::Malformed, format!("version `{}` is not a semantic version (like 1.2.3): {e}", id.version))
+    })
 }

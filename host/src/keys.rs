@@ -22,7 +22,13 @@ pub fn parse_public(text: &str) -> Result<VerifyingKey> {
         bail!("`{}` is not a public key: expected 64 hex digits (see `continuum key export <name>`)", text.trim());
     };
     let array: [u8; 32] = bytes.try_into().expect("32 bytes");
-    VerifyingKey::from_bytes(&array).map_err(|_| anyhow::anyhow!("`{}` is not a valid ed25519 public key", text.trim()))
+    let key = VerifyingKey::from_bytes(&array)
+        .map_err(|_| anyhow::anyhow!("`{}` is not a valid ed25519 public key", text.trim()))?;
+    // A small-order key can "sign" anything under lax verification: never accept one.
+    if key.is_weak() {
+        bail!("`{}` is a weak (small-order) ed25519 key and is refused", text.trim());
+    }
+    Ok(key)
 }
 
 /// A named key in the store.
@@ -80,11 +86,12 @@ impl KeyStore {
         Ok(key)
     }
 
-    /// Loads key `spec`: a key name in this store, or a path to a key file.
+    /// Loads key `spec`: a key name in this store, or a path to a key file. A path must contain
+    /// a `/` (`./publisher.ed25519`): a bare name is only ever looked up in the store, so a file
+    /// of that name in the working directory cannot stand in for a stored key.
     pub fn load(&self, spec: &str) -> Result<SigningKey> {
-        let as_path = Path::new(spec);
-        if spec.contains('/') || as_path.exists() {
-            return read_key_file(as_path);
+        if spec.contains('/') {
+            return read_key_file(Path::new(spec));
         }
         check_name(spec)?;
         let path = self.path(spec);

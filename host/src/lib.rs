@@ -14,6 +14,7 @@
 //! - [`discovery`] finds commands by meaning (embeddings) or by words;
 //! - [`engine`] configures wasmtime and caches precompiled components;
 //! - [`call_pool`] runs calls and other blocking work for the node's async handlers;
+//! - [`signing`] is the one signature scheme (domain-separated, strict) of every signed format;
 //! - [`eventlog`] is the signed, hash-chained record of everything the node does;
 //! - [`registry`], [`db`], [`config`], [`paths`] keep the node's state on disk.
 
@@ -38,6 +39,7 @@ pub mod reflect;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
+pub mod signing;
 pub mod terminal;
 pub mod trust;
 

@@ -8,7 +8,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     if let Err(exit) = continuum::cli::main() {
         if !exit.is_broken_pipe() {
-            eprintln!("error: {}", exit.message);
+            // Errors quote what they refuse (names, paths, fields of untrusted artifacts): no
+            // escape sequence in it may reach the terminal.
+            eprintln!("error: {}", continuum::terminal::strip_control(&exit.message));
         }
         std::process::exit(exit.code);
     }

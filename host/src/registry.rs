@@ -157,9 +157,44 @@ pub fn digest_in_use(conn: &Connection, digest: &str) -> Result<bool> {
     Ok(conn.query_row("SELECT EXISTS(SELECT 1 FROM plugins WHERE digest = ?1)", [digest], |r| r.get(0))?)
 }
 
+/// The tables whose rows belong to one plugin namespace (column `plugin`): its store entries
+/// and its trained heads. A plugin's name is its namespace; a proof run's is a scratch one.
+pub const OWNED_TABLES: [&str; 2] = ["kv", "heads"];
+
+/// Deletes everything namespace `plugin` owns: its rows in every table of [`OWNED_TABLES`]
+/// (`plugin remove --purge`, the end of a proof run, a change of publisher).
+pub fn purge(conn: &Connection, plugin: &str) -> Result<()> {
+    for table in OWNED_TABLES {
+        conn.execute(&format!("DELETE FROM {table} WHERE plugin = ?1"), [plugin])?;
+    }
+    Ok(())
+}
+
 /// Replaces the approved capabilities of plugin `name`; returns whether it is installed.
 pub fn set_approved(conn: &Connection, name: &str, approved: &[String]) -> Result<bool> {
     Ok(conn
         .execute("UPDATE plugins SET approved = ?2 WHERE name = ?1", params![name, serde_json::to_string(approved)?])?
         > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OWNED_TABLES;
+
+    /// A table added later with a `plugin` column fails this until [`super::purge`] covers it.
+    #[test]
+    fn every_table_keyed_by_plugin_is_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&dir.path().join("continuum.db")).unwrap();
+        let mut tables = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").unwrap();
+        let names: Vec<String> = tables.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+        for table in names {
+            let keyed: bool = conn
+                .query_row("SELECT EXISTS(SELECT 1 FROM pragma_table_info(?1) WHERE name = 'plugin')", [&table], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(keyed, OWNED_TABLES.contains(&table.as_str()), "table `{table}`: add it to OWNED_TABLES");
+        }
+    }
 }

@@ -41,9 +41,15 @@ pub fn strip_control(text: &str) -> String {
     out
 }
 
+/// The first control character in `text` other than newline, carriage return and tab (which
+/// text files hold): the kind that starts a terminal escape sequence.
+pub fn first_control(text: &str) -> Option<char> {
+    text.chars().find(|&c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::strip_control;
+    use super::{first_control, strip_control};
 
     #[test]
     fn removes_csi_osc_and_bare_controls() {
@@ -52,5 +58,12 @@ mod tests {
         assert_eq!(strip_control("a\u{1b}]8;;x\u{1b}\\b"), "ab");
         assert_eq!(strip_control("x\u{8}\r\ny\tz\u{9b}"), "x\ny\tz");
         assert_eq!(strip_control("héllo ✓"), "héllo ✓");
+    }
+
+    #[test]
+    fn finds_the_first_escape_but_not_line_ends() {
+        assert_eq!(first_control("a\r\n\tb"), None);
+        assert_eq!(first_control("a\u{1b}[31m\u{7}"), Some('\u{1b}'));
+        assert_eq!(first_control("x\u{9b}2J"), Some('\u{9b}'));
     }
 }

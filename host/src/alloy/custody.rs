@@ -5,7 +5,7 @@
 //! A line is `{"entry":"<entry JSON text>","signature":"<hex>"}`; the signature is ed25519 over
 //! [`DOMAIN`] followed by the exact bytes of the entry text.
 
-use ed25519_dalek::{Signature, Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -14,7 +14,7 @@ use super::{Reason, Refusal};
 use crate::keys::{parse_public, public_hex};
 
 /// Domain separation for custody signatures.
-pub const DOMAIN: &[u8] = b"continuum-alloy-custody-v1\0";
+pub const DOMAIN: &[u8] = crate::signing::CUSTODY;
 
 /// The stages of custody, in the order they may appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -94,8 +94,8 @@ impl Chain {
         let entry =
             Entry { stage, actor: public_hex(&key.verifying_key()), at: crate::now_secs(), manifest, prev, statement };
         let entry = serde_json::to_string(&entry).expect("entries serialize");
-        let signature = key.sign(&[DOMAIN, entry.as_bytes()].concat());
-        let line = Line { entry, signature: hex::encode(signature.to_bytes()) };
+        let signature = crate::signing::sign(key, DOMAIN, entry.as_bytes());
+        let line = Line { entry, signature };
         self.lines.push(serde_json::to_string(&line).expect("lines serialize"));
     }
 
@@ -110,18 +110,24 @@ impl Chain {
             let line: Line = serde_json::from_str(raw).map_err(|e| {
                 Refusal::new(Reason::Malformed, format!("custody entry {n} is not a custody line: {e}"))
             })?;
+            // The last line's framing is covered by no hash: it must be the one form `append` writes.
+            let canonical = serde_json::to_string(&line).ok().as_deref() == Some(raw.as_str())
+                && !line.signature.bytes().any(|b| b.is_ascii_uppercase());
+            if !canonical {
+                return Err(Refusal::new(
+                    Reason::Malformed,
+                    format!(
+                        "custody entry {n} is not in canonical form (compact JSON `{{\"entry\":…,\"signature\":…}}`, \
+                         lower-case hex, as `continuum` writes it): one signed alloy has one byte form"
+                    ),
+                ));
+            }
             let entry: Entry = serde_json::from_str(&line.entry)
                 .map_err(|e| Refusal::new(Reason::Malformed, format!("custody entry {n} is not an entry: {e}")))?;
             let actor = parse_public(&entry.actor).map_err(|e| {
                 Refusal::new(Reason::BadSignature, format!("custody entry {n} ({:?}): {e}", entry.stage))
             })?;
-            let signature = hex::decode(&line.signature)
-                .ok()
-                .and_then(|b| <[u8; 64]>::try_from(b).ok())
-                .map(|b| Signature::from_bytes(&b));
-            let valid =
-                signature.is_some_and(|s| actor.verify_strict(&[DOMAIN, line.entry.as_bytes()].concat(), &s).is_ok());
-            if !valid {
+            if !crate::signing::verify(&actor, DOMAIN, line.entry.as_bytes(), &line.signature) {
                 return Err(Refusal::new(
                     Reason::BadSignature,
                     format!(
@@ -206,9 +212,10 @@ pub fn stage_name(stage: Stage) -> &'static str {
     }
 }
 
-/// The first 16 hex digits of a key, for messages.
+/// The first 16 characters of a key, for messages (cut on a character boundary: the text may
+/// come from an attacker and need not be hex).
 pub fn short(key: &str) -> &str {
-    &key[..key.len().min(16)]
+    key.char_indices().nth(16).map_or(key, |(end, _)| &key[..end])
 }
 
 #[cfg(test)]

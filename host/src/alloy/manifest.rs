@@ -139,3 +139,22 @@ pub struct CaseResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
+
+/// Where the manifest's text first holds a control character of the kind that starts a
+/// terminal escape sequence ([`crate::terminal::first_control`]), keys included: the field as a
+/// JSON pointer (e.g. `/identity/name`), and the character. Manifests are shown on terminals,
+/// so a manifest holding one is refused.
+pub fn control_character(manifest: &Value) -> Option<(String, char)> {
+    fn walk(value: &Value, at: &str) -> Option<(String, char)> {
+        match value {
+            Value::String(text) => crate::terminal::first_control(text).map(|c| (at.to_string(), c)),
+            Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| walk(item, &format!("{at}/{i}"))),
+            Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+                let at = format!("{at}/{}", key.escape_debug());
+                crate::terminal::first_control(key).map(|c| (at.clone(), c)).or_else(|| walk(item, &at))
+            }),
+            _ => None,
+        }
+    }
+    walk(manifest, "")
+}

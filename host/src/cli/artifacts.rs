@@ -16,11 +16,18 @@ use crate::keys::{public_hex, KeyStore};
 use crate::paths::DataDir;
 use crate::registry::PluginRecord;
 use crate::runtime::Host;
+use crate::terminal::strip_control;
 
 impl AlloyOverrides {
     /// The install options these flags ask for, approving `allow`.
     pub(super) fn options(&self, allow: Vec<String>, upgrade: bool) -> AlloyOptions {
-        AlloyOptions { allow, allow_untrusted: self.allow_untrusted, allow_downgrade: self.allow_downgrade, upgrade }
+        AlloyOptions {
+            allow,
+            allow_untrusted: self.allow_untrusted,
+            allow_downgrade: self.allow_downgrade,
+            upgrade,
+            ..AlloyOptions::default()
+        }
     }
 }
 
@@ -118,28 +125,22 @@ pub(super) fn trust(host: &Host, cmd: TrustCmd) -> Result<()> {
     Ok(())
 }
 
-/// Prints what an install did.
+/// Prints what an install did (every field from the manifest with control characters removed).
 pub(super) fn print_installed(out: &mut impl Write, record: &PluginRecord) -> Result<()> {
-    let version = record.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
-    let signer = record.signer.as_deref().map(|s| format!(", signed by {}", short(s))).unwrap_or_default();
+    let version = record.version.as_deref().map(|v| format!(" {}", strip_control(v))).unwrap_or_default();
+    let signer =
+        record.signer.as_deref().map(|s| format!(", signed by {}", strip_control(short(s)))).unwrap_or_default();
     writeln!(
         out,
         "installed {}{version} ({} commands, sha256 {}{signer})",
-        record.name,
+        strip_control(&record.name),
         record.commands.len(),
         &record.digest[..12]
     )?;
     for c in &record.commands {
-        writeln!(out, "  {}", c.name)?;
+        writeln!(out, "  {}", strip_control(&c.name))?;
     }
     Ok(())
-}
-
-fn trust_label(host: &Host, key: &str) -> String {
-    match crate::trust::find(&host.core().db(), key).ok().flatten() {
-        Some(t) if t.public_key == key => format!("{} (trusted as `{}`)", short(key), t.name),
-        _ => format!("{} (not in the trust store)", short(key)),
-    }
 }
 
 fn print_chain(host: &Host, out: &mut impl Write, entries: &[Entry]) -> Result<()> {
@@ -150,23 +151,23 @@ fn print_chain(host: &Host, out: &mut impl Write, entries: &[Entry]) -> Result<(
             "    {}. {:<9} by {}  at {}  {}",
             i + 1,
             stage_name(e.stage),
-            trust_label(host, &e.actor),
+            host.signer_label(&e.actor),
             e.at,
-            e.statement
+            strip_control(&e.statement.to_string())
         )?;
     }
     Ok(())
 }
 
 fn print_manifest(host: &Host, out: &mut impl Write, m: &Manifest) -> Result<()> {
-    writeln!(out, "  version:   {}", m.identity.version)?;
-    writeln!(out, "  author:    {}", trust_label(host, &m.identity.author))?;
+    writeln!(out, "  version:   {}", strip_control(&m.identity.version))?;
+    writeln!(out, "  author:    {}", host.signer_label(&m.identity.author))?;
     let p = &m.provenance;
     for (label, value) in
         [("source", &p.source_digest), ("commit", &p.commit), ("toolchain", &p.toolchain), ("built by", &p.command)]
     {
         if let Some(v) = value {
-            writeln!(out, "  {label:<10} {v}")?;
+            writeln!(out, "  {label:<10} {}", strip_control(v))?;
         }
     }
     writeln!(out, "  proof suite: {} cases", m.proof.cases.len())?;
@@ -185,7 +186,8 @@ pub(super) fn print_provenance(host: &Host, out: &mut impl Write, record: &Plugi
     print_chain(host, out, &entries)
 }
 
-/// `plugin inspect <file.alloy>`: what the artifact says, after checking its integrity.
+/// `plugin inspect <file.alloy>`: what the artifact says, after checking its integrity. Nothing
+/// else of it is checked, so every field is shown with control characters removed.
 pub(super) fn inspect_file(host: &Host, path: &Path, json: bool) -> Result<()> {
     let alloy = Alloy::read(path)?;
     alloy.check_digest()?;
@@ -194,27 +196,28 @@ pub(super) fn inspect_file(host: &Host, path: &Path, json: bool) -> Result<()> {
     if json {
         let manifest: serde_json::Value = serde_json::from_slice(&alloy.manifest_bytes)?;
         let doc = serde_json::json!({ "manifest": manifest, "custody": entries });
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        writeln!(out, "{}", strip_control(&serde_json::to_string_pretty(&doc)?))?;
         return Ok(());
     }
     let m = &alloy.manifest;
-    writeln!(out, "{} (from {})", m.identity.name, path.display())?;
-    writeln!(out, "  digest:    {}", m.identity.digest)?;
+    writeln!(out, "{} (from {})", strip_control(&m.identity.name), path.display())?;
+    writeln!(out, "  digest:    {}", strip_control(&m.identity.digest))?;
     print_manifest(host, &mut out, m)?;
     print_chain(host, &mut out, &entries)?;
     writeln!(out, "  capabilities (imports):")?;
     for c in &m.interface.capabilities {
-        writeln!(out, "    {c}")?;
+        writeln!(out, "    {}", strip_control(c))?;
     }
     writeln!(out, "  commands:")?;
     for c in &m.interface.commands {
         let access = crate::access::level(&m.interface.access, &c.name);
-        writeln!(out, "    {:<28} {}", c.name, c.description.as_deref().unwrap_or(""))?;
+        let about = c.description.as_deref().unwrap_or("");
+        writeln!(out, "    {:<28} {}", strip_control(&c.name), strip_control(about))?;
         writeln!(
             out,
             "    {:<28} {} [{}]",
             "",
-            super::help::signature(c),
+            strip_control(&super::help::signature(c)),
             serde_json::to_value(access)?.as_str().unwrap_or("")
         )?;
     }
@@ -224,13 +227,8 @@ pub(super) fn inspect_file(host: &Host, path: &Path, json: bool) -> Result<()> {
 fn print_results(out: &mut impl Write, results: &[CaseResult]) -> Result<()> {
     for r in results {
         let mark = if r.passed { "ok  " } else { "FAIL" };
-        writeln!(
-            out,
-            "  {mark} {} ({:.1} ms){}",
-            r.name,
-            r.duration_ms,
-            r.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
-        )?;
+        let detail = r.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+        writeln!(out, "  {mark} {} ({:.1} ms){}", strip_control(&r.name), r.duration_ms, strip_control(&detail))?;
     }
     Ok(())
 }
@@ -273,8 +271,8 @@ pub(super) fn verify(host: &Host, path: &Path) -> Result<()> {
     writeln!(
         out,
         "{} {}: digest, signatures and chain of custody ({} entries) verified",
-        m.identity.name,
-        m.identity.version,
+        strip_control(&m.identity.name),
+        strip_control(&m.identity.version),
         verified.entries.len()
     )?;
     writeln!(out, "proof suite re-run here:")?;
@@ -283,8 +281,9 @@ pub(super) fn verify(host: &Host, path: &Path) -> Result<()> {
         Some(name) => writeln!(out, "signer: trusted as `{name}`")?,
         None => writeln!(
             out,
-            "signer: {} is NOT in the trust store (install would need --allow-untrusted)",
-            short(&m.identity.author)
+            "signer: {} is NOT in the trust store (install would need --allow-untrusted; its proofs ran with no \
+             host capabilities)",
+            strip_control(short(&m.identity.author))
         )?,
     }
     Ok(())
@@ -305,7 +304,7 @@ pub(super) fn attest(host: &Host, path: &Path, key: &str, output: Option<PathBuf
     writeln!(
         out,
         "attested {} as {} → {} ({} chain entries)",
-        alloy.manifest.identity.name,
+        strip_control(&alloy.manifest.identity.name),
         short(&public_hex(&signing.verifying_key())),
         output.display(),
         alloy.chain.len()

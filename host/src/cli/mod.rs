@@ -314,7 +314,7 @@ pub(crate) enum GrantCmd {
     Attenuate {
         /// Your token.
         token: String,
-        /// Your key (the token's grantee): a key name or key file.
+        /// Your key (the token's grantee): a key name, or a key file path containing `/` (`./k.ed25519`).
         #[arg(long)]
         key: String,
         /// Who receives the narrower token.
@@ -415,12 +415,16 @@ enum PluginCmd {
         path: PathBuf,
         #[command(flatten)]
         overrides: AlloyOverrides,
+        /// Accept an alloy signed by another publisher than the installed plugin's: the installed
+        /// plugin's store is deleted and every capability must be approved again.
+        #[arg(long)]
+        allow_new_publisher: bool,
     },
     /// Pack a built plugin into a signed `.alloy`: a folder with `<name>.wasm`, `wit/` and `plugin.toml`, or a .wasm with --wit.
     Pack {
         /// The plugin folder or .wasm file.
         path: PathBuf,
-        /// The signing key: a name from `continuum key list`, or a key file.
+        /// The signing key: a name from `continuum key list`, or a key file path containing `/` (`./k.ed25519`).
         #[arg(long)]
         key: String,
         /// The WIT folder (default: `wit/` beside the component).
@@ -442,7 +446,7 @@ enum PluginCmd {
     Attest {
         /// The .alloy file.
         path: PathBuf,
-        /// Your signing key (name or key file).
+        /// Your signing key: a name, or a key file path containing `/`.
         #[arg(long)]
         key: String,
         /// Where to write the attested alloy (default: in place).
@@ -699,9 +703,10 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
             })?;
             artifacts::print_installed(&mut out, &record)?;
         }
-        PluginCmd::Upgrade { path, overrides } => {
+        PluginCmd::Upgrade { path, overrides, allow_new_publisher } => {
             let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
-                host.install_alloy(&path, overrides.options(allow, true))
+                let options = crate::install::AlloyOptions { allow_new_publisher, ..overrides.options(allow, true) };
+                host.install_alloy(&path, options)
             })?;
             artifacts::print_installed(&mut out, &record)?;
         }
@@ -757,7 +762,7 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
                         version,
                         p.commands.len(),
                         &p.digest[..12],
-                        p.description.unwrap_or_default()
+                        strip_control(&p.description.unwrap_or_default())
                     )?;
                 }
             }
@@ -773,7 +778,7 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
                     p.name, p.world, p.digest, p.source
                 )?;
                 if let Some(d) = &p.description {
-                    writeln!(out, "  about:     {d}")?;
+                    writeln!(out, "  about:     {}", strip_control(d))?;
                 }
                 artifacts::print_provenance(host, &mut out, &p)?;
                 let approved = if p.approved.is_empty() { "none".to_string() } else { p.approved.join(", ") };
@@ -785,12 +790,12 @@ fn plugin(host: &Host, cmd: PluginCmd) -> Result<()> {
                 writeln!(out, "  commands:")?;
                 for c in &p.commands {
                     let access = crate::access::level(&p.access, &c.name);
-                    writeln!(out, "    {:<28} {}", c.name, c.description.as_deref().unwrap_or(""))?;
+                    writeln!(out, "    {:<28} {}", c.name, strip_control(c.description.as_deref().unwrap_or("")))?;
                     writeln!(
                         out,
                         "    {:<28} {} [{}]",
                         "",
-                        help::signature(c),
+                        strip_control(&help::signature(c)),
                         serde_json::to_value(access)?.as_str().unwrap_or("")
                     )?;
                 }

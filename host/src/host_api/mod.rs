@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, ResourceType};
+use wasmtime::Engine;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::access::Caller;
@@ -55,8 +57,9 @@ pub struct CallState {
     pub memory: MemoryGuard,
     /// Host-interface calls made so far, and the most allowed.
     pub host_calls: (u64, u64),
-    /// What the call has spent on inference.
-    pub inference: inference::Usage,
+    /// What the call's tree (the top-level call and every call nested in it) has spent on
+    /// inference: one budget, shared down the nesting.
+    pub inference: Arc<inference::Usage>,
     /// The call.
     pub call: CallContext,
 }
@@ -126,6 +129,43 @@ pub fn add_to_linker(linker: &mut Linker<CallState>, approved: &[String]) -> Res
     }
     if granted("host:training") {
         continuum::host::training::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    }
+    Ok(())
+}
+
+/// Links the `continuum:host` interfaces `component` imports without their capability in
+/// `approved` so that it instantiates yet gets nothing from them (how a proof run is confined):
+/// each of their functions traps with an error naming the capability, except `host:log`'s,
+/// which drop the record (a log line changes no result and would reach only the operator's
+/// terminal).
+pub fn add_unapproved_to_linker(
+    linker: &mut Linker<CallState>,
+    engine: &Engine,
+    component: &Component,
+    approved: &[String],
+) -> Result<()> {
+    let ty = component.component_type();
+    for (import, item) in ty.imports(engine) {
+        let unapproved = |cap: &String| HOST_CAPABILITIES.contains(&cap.as_str()) && !approved.contains(cap);
+        let Some(cap) = capability_of(import).filter(unapproved) else { continue };
+        let ComponentItem::ComponentInstance(interface) = item.ty else { continue };
+        let mut instance = linker.instance(import)?;
+        for (name, export) in interface.exports(engine) {
+            match export.ty {
+                ComponentItem::ComponentFunc(_) if cap == "host:log" => instance.func_new(name, |_, _, _, _| Ok(()))?,
+                ComponentItem::ComponentFunc(_) => {
+                    let message = format!(
+                        "{cap} is not approved for this proof run, so `{import}#{name}` is unavailable: proofs run \
+                         with only the capabilities the trust store pre-approves for the alloy's publisher (none \
+                         for one not in it); `continuum trust add <publisher key> --name <name> --approve {cap}` \
+                         approves it"
+                    );
+                    instance.func_new(name, move |_, _, _, _| Err(wasmtime::format_err!("{message}")))?
+                }
+                ComponentItem::Resource(_) => instance.resource(name, ResourceType::host::<()>(), |_, _| Ok(()))?,
+                _ => {}
+            }
+        }
     }
     Ok(())
 }

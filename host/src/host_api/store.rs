@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use super::continuum::host::store::{Host, StoreError};
 use super::CallState;
 
-/// Table of every plugin's entries.
+/// Table of every plugin's entries (keyed by namespace: [`crate::registry::purge`] deletes one's).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
     plugin TEXT NOT NULL,

@@ -13,7 +13,7 @@ use super::continuum::host::training::{
 use super::inference::to_wit;
 use super::CallState;
 
-/// Table of every plugin's heads.
+/// Table of every plugin's heads (keyed by namespace: [`crate::registry::purge`] deletes one's).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS heads (
     plugin          TEXT NOT NULL,
