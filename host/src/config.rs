@@ -11,7 +11,7 @@
 //!
 //! [inference]         # the resident models (see docs/inference.md)
 //! threads = 2                 # CPU threads per computation
-//! max-tokens-per-call = 4096  # tokens one command call may generate in all
+//! max-tokens-per-call = 4096  # tokens one top-level call (and every call nested in it) may generate
 //!
 //! [plugins.llm.inference]     # per-plugin policy
 //! models = ["smollm2"]        # the models it may use (default: all)
@@ -82,9 +82,11 @@ pub struct PluginSection {
 pub struct PluginInference {
     /// The model ids it may use; absent means every installed model.
     pub models: Option<Vec<String>>,
-    /// Tokens one call may generate, overriding `[inference]`.
+    /// Tokens one top-level call, with the calls nested in it, may generate when this plugin
+    /// asks, overriding `[inference]`.
     pub max_tokens_per_call: Option<u32>,
-    /// Seconds one call may spend in inference and training, overriding `[inference]`.
+    /// Seconds from the start of the top-level call within which this plugin may use inference
+    /// and training, overriding `[inference]`.
     pub max_seconds_per_call: Option<u64>,
 }
 
@@ -98,9 +100,10 @@ pub struct InferenceSection {
     pub slots: Option<u32>,
     /// Context window per generation, in tokens (capped by the model's).
     pub context: u32,
-    /// Tokens one command call may generate in all.
+    /// Tokens one top-level call, with every call nested in it, may generate in all.
     pub max_tokens_per_call: u32,
-    /// Seconds one call may spend in inference and training (within its own deadline).
+    /// Seconds from the start of the top-level call within which its tree may use inference
+    /// and training (within each call's own deadline).
     pub max_seconds_per_call: u64,
 }
 
@@ -121,9 +124,9 @@ impl Default for InferenceSection {
 pub struct ModelPolicy {
     /// The model ids it may use; `None` for all.
     pub models: Option<Vec<String>>,
-    /// Tokens one call may generate.
+    /// Tokens one call tree may generate (see [`InferenceSection::max_tokens_per_call`]).
     pub max_tokens_per_call: u32,
-    /// Seconds one call may spend in inference.
+    /// Seconds one call tree may spend in inference (see [`InferenceSection::max_seconds_per_call`]).
     pub max_seconds_per_call: u64,
 }
 

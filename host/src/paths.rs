@@ -1,11 +1,19 @@
-//! Where Continuum keeps its files: the data directory and the layout inside it.
+//! Where Continuum keeps its files: the data directory and the layout inside it. The data
+//! directory holds keys, plugin stores and compiled code, so it is its owner's alone: it and
+//! its folders are 0700, and the files written through [`write_private`] 0600, whatever the
+//! umask.
 
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 /// Environment variable that overrides the data directory.
 pub const HOME_ENV: &str = "CONTINUUM_HOME";
+
+/// The database's file name in the data directory.
+pub const DATABASE: &str = "continuum.db";
 
 /// The files and folders inside one data directory.
 #[derive(Debug, Clone)]
@@ -30,11 +38,19 @@ impl DataDir {
         Self::at(root)
     }
 
-    /// Uses `root` as the data directory, creating it and its subfolders.
+    /// Uses `root` as the data directory, creating it and its subfolders with mode 0700. One
+    /// that already exists with permissions for group or others is restricted to its owner,
+    /// with a warning, rather than refused: another local user must not read its stores or
+    /// change its compiled code.
     pub fn at(root: PathBuf) -> Result<Self> {
         let dir = DataDir { root };
-        for sub in [dir.components(), dir.compiled()] {
-            std::fs::create_dir_all(&sub).with_context(|| format!("cannot create data directory {}", sub.display()))?;
+        for sub in [dir.root.clone(), dir.components(), dir.compiled()] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&sub)
+                .with_context(|| format!("cannot create data directory {}", sub.display()))?;
+            restrict_to_owner(&sub)?;
         }
         Ok(dir)
     }
@@ -46,7 +62,7 @@ impl DataDir {
 
     /// The SQLite database: registry, plugin stores, events.
     pub fn database(&self) -> PathBuf {
-        self.root.join("continuum.db")
+        self.root.join(DATABASE)
     }
 
     /// The operator's configuration file.
@@ -68,4 +84,44 @@ impl DataDir {
     pub fn models(&self) -> PathBuf {
         self.root.join("models")
     }
+}
+
+/// Takes every permission of group and others away from `path`, if it exists and has any,
+/// with a warning that names what it was; fails, saying how to fix it, if that is not allowed.
+pub fn restrict_to_owner(path: &Path) -> Result<()> {
+    let mode = match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read the permissions of {}", path.display())),
+    };
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)).with_context(|| {
+        format!(
+            "{} is open to other users (mode {:03o}) and cannot be restricted to its owner; \
+             run `chmod go-rwx {}` as its owner",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })?;
+    tracing::warn!(
+        "{} was open to other users (mode {:03o}); restricted it to its owner (mode {:03o})",
+        path.display(),
+        mode & 0o777,
+        mode & 0o700
+    );
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file beside it, then renamed over it),
+/// readable and writable by the owner only (mode 0600) whatever the umask.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // tempfile creates its files with mode 0600; the umask can only take bits away.
+    let written = tempfile::NamedTempFile::new_in(dir)
+        .and_then(|mut file| file.write_all(bytes).map(|()| file))
+        .and_then(|file| file.persist(path).map_err(|e| e.error));
+    written.map(drop).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::engine::{self, CompiledCache};
 use crate::eventlog::{EventLog, PendingCommit};
 use crate::grants::{GrantError, Grants};
+use crate::host_api::commands::Nesting;
 use crate::host_api::{self, CallContext, CallState, NotApproved};
 use crate::keys::{parse_public, public_hex, KeyStore};
 use crate::paths::DataDir;
@@ -326,7 +327,8 @@ impl Host {
         &self.core
     }
 
-    /// Removes plugin `name`; with `purge`, also its private store. Returns the removed record.
+    /// Removes plugin `name`; with `purge`, also everything it owns ([`registry::purge`]: its
+    /// store entries and training heads). Returns the removed record.
     pub fn remove(&self, name: &str, purge: bool) -> Result<PluginRecord> {
         let core = &self.core;
         let mut db = core.db();
@@ -335,7 +337,7 @@ impl Host {
         let tx = db.transaction()?;
         registry::remove(&tx, name)?;
         if purge {
-            tx.execute("DELETE FROM kv WHERE plugin = ?1", [name])?;
+            registry::purge(&tx, name)?;
         }
         tx.commit()?;
         if !registry::digest_in_use(&db, &record.digest)? {
@@ -443,6 +445,18 @@ impl Host {
         self.core.find_schema(name)
     }
 
+    /// The schema of command `name` as `caller` sees it: a command the caller may not call is
+    /// answered exactly as one that does not exist.
+    pub fn command_for(&self, caller: &Caller, name: &str) -> Result<CommandSchema, CallError> {
+        if *caller == Caller::Owner {
+            return self.command(name);
+        }
+        let visible = self
+            .commands_for(caller)
+            .map_err(|e| CallError::Host { command: name.into(), message: format!("{e:#}") })?;
+        visible.into_iter().find(|c| c.name == name).ok_or_else(|| self.core.unknown(caller, name))
+    }
+
     /// Loads plugin `name` (compiling it if the cache lacks it) and returns it.
     pub fn load(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
         self.core.load(name)
@@ -464,7 +478,7 @@ impl Host {
 
     /// Calls command `name` with JSON `params` as `caller`.
     pub fn call(&self, caller: &Caller, name: &str, params: &Value) -> CallReport {
-        self.core.call_nested(caller, name, params, 0, Instant::now() + CALL_TIME_LIMIT)
+        self.core.call_queued(caller, name, params, 0, Instant::now() + CALL_TIME_LIMIT).wait()
     }
 
     /// Calls like [`Host::call`] from async code: the call runs on the call pool, and its
@@ -490,6 +504,11 @@ impl HostCore {
     /// The node's signing key: its identity in grants, the event log and on the grid.
     pub(crate) fn node_key(&self) -> &SigningKey {
         &self.node_key
+    }
+
+    /// The node's grant state: epoch watermarks and the bounded cache of verified tokens.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
     }
 
     /// Sets (or clears) the receiver of generated pieces.
@@ -570,10 +589,6 @@ impl HostCore {
         world: &WitWorld,
         approved: &[String],
     ) -> Result<LoadedPlugin> {
-        let commands = reflect::reflect(&self.engine, component, name, Some(world))?
-            .into_iter()
-            .map(|c| (c.schema.name.clone(), c))
-            .collect();
         let imports: Vec<String> =
             component.component_type().imports(&self.engine).map(|(n, _)| n.to_string()).collect();
         let missing: Vec<String> =
@@ -581,8 +596,28 @@ impl HostCore {
         if !missing.is_empty() {
             return Err(NotApproved { plugin: name.to_string(), missing, installed: true }.into());
         }
+        self.prepare_confined(name, namespace, digest, component, world, approved)
+    }
+
+    /// Like [`HostCore::prepare`], for a proof run: instead of refusing, the host interfaces it
+    /// requests outside `approved` are linked so that any use of them fails with an error naming
+    /// the capability ([`host_api::add_unapproved_to_linker`]).
+    pub fn prepare_confined(
+        &self,
+        name: &str,
+        namespace: &str,
+        digest: &str,
+        component: &Component,
+        world: &WitWorld,
+        approved: &[String],
+    ) -> Result<LoadedPlugin> {
+        let commands = reflect::reflect(&self.engine, component, name, Some(world))?
+            .into_iter()
+            .map(|c| (c.schema.name.clone(), c))
+            .collect();
         let mut linker = Linker::new(&self.engine);
         host_api::add_to_linker(&mut linker, approved)?;
+        host_api::add_unapproved_to_linker(&mut linker, &self.engine, component, approved)?;
         let pre = linker.instantiate_pre(component).map_err(|e| {
             anyhow::anyhow!("the component needs imports this host does not provide: {e:#}; a command may import only WASI 0.2 and continuum:host interfaces")
         })?;
@@ -640,14 +675,23 @@ impl HostCore {
         Ok(())
     }
 
-    fn unknown(&self, name: &str) -> CallError {
+    /// The error for a command `caller` cannot see: its hint names only the plugin's commands
+    /// the caller may call, so "absent" and "not yours" read the same to a stranger.
+    fn unknown(&self, caller: &Caller, name: &str) -> CallError {
         let plugin = name.split('/').next().unwrap_or(name);
-        let hint = match registry::get(&self.db(), plugin) {
-            Ok(Some(p)) => format!(
-                "plugin `{plugin}` has: {}",
-                p.commands.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-            _ => format!("no plugin `{plugin}` is installed; `continuum commands` lists what is"),
+        let visible: Vec<String> = match registry::get(&self.db(), plugin) {
+            Ok(Some(p)) => p
+                .commands
+                .iter()
+                .filter(|c| access::check(caller, &c.name, access::level(&p.access, &c.name)).is_ok())
+                .map(|c| c.name.clone())
+                .collect(),
+            _ => vec![],
+        };
+        let hint = if visible.is_empty() {
+            format!("no plugin `{plugin}` is installed; `continuum commands` lists what is")
+        } else {
+            format!("plugin `{plugin}` has: {}", visible.join(", "))
         };
         CallError::UnknownCommand { name: name.to_string(), hint }
     }
@@ -656,30 +700,26 @@ impl HostCore {
         let plugin = name.split('/').next().unwrap_or(name);
         // A loaded plugin's schemas are the ones its record holds, reflected the same way.
         if let Some(loaded) = lock(&self.loaded).get(plugin) {
-            return loaded.command(name).map(|c| c.schema.clone()).ok_or_else(|| self.unknown(name));
+            return loaded.command(name).map(|c| c.schema.clone()).ok_or_else(|| self.unknown(&Caller::Owner, name));
         }
         let record = registry::get(&self.db(), plugin)
             .map_err(|e| CallError::Host { command: name.into(), message: format!("{e:#}") })?;
-        record.and_then(|r| r.commands.into_iter().find(|c| c.name == name)).ok_or_else(|| self.unknown(name))
+        record
+            .and_then(|r| r.commands.into_iter().find(|c| c.name == name))
+            .ok_or_else(|| self.unknown(&Caller::Owner, name))
     }
 
-    /// Runs one call `depth` levels below the caller's own call, finishing by `deadline`, and
-    /// audits it: a `call.invoked` entry before, a `call.completed` or `call.failed` entry
-    /// committed before the result is returned (a result whose audit cannot be committed is
-    /// withheld).
-    pub fn call_nested(
-        self: &Arc<Self>,
-        caller: &Caller,
-        name: &str,
-        params: &Value,
-        depth: u32,
-        deadline: Instant,
-    ) -> CallReport {
-        self.call_queued(caller, name, params, depth, deadline).wait()
+    /// Runs a call nested in another (`commands.call`) where `nesting` places it — how deep, by
+    /// when, sharing the budgets of its call tree — and audits it: a `call.invoked` entry
+    /// before, a `call.completed` or `call.failed` entry committed before the result is returned
+    /// (a result whose audit cannot be committed is withheld).
+    pub fn call_nested(self: &Arc<Self>, caller: &Caller, name: &str, params: &Value, nesting: &Nesting) -> CallReport {
+        self.call_in(caller, name, params, nesting).wait()
     }
 
-    /// Runs a call like [`HostCore::call_nested`] but returns as soon as its audit entry is
-    /// queued: the thread is free for the next call while the entry's group commits.
+    /// Runs a call tree of its own (`depth` levels down, finishing by `deadline`, with fresh
+    /// budgets), audited like [`HostCore::call_nested`], but returns as soon as its audit entry
+    /// is queued: the thread is free for the next call while the entry's group commits.
     pub fn call_queued(
         self: &Arc<Self>,
         caller: &Caller,
@@ -688,6 +728,12 @@ impl HostCore {
         depth: u32,
         deadline: Instant,
     ) -> AuditedCall {
+        self.call_in(caller, name, params, &Nesting::fresh(depth, deadline))
+    }
+
+    /// Runs and audits one call at `nesting`; returns once its audit entry is queued.
+    fn call_in(self: &Arc<Self>, caller: &Caller, name: &str, params: &Value, nesting: &Nesting) -> AuditedCall {
+        let depth = nesting.depth;
         let started = Instant::now();
         let mut report = CallReport::of(Ok(Value::Null));
         let audit = self.audit.load(Ordering::Relaxed);
@@ -702,7 +748,7 @@ impl HostCore {
                 return AuditedCall { command: name.into(), report, commit: None };
             }
         }
-        report.result = self.run(caller, name, params, depth, deadline, &mut report);
+        report.result = self.run(caller, name, params, nesting, &mut report);
         report.elapsed = started.elapsed();
         let commit = input.map(|input| self.audit(caller, name, depth, &input, &report));
         AuditedCall { command: name.into(), report, commit }
@@ -754,12 +800,12 @@ impl HostCore {
         caller: &Caller,
         name: &str,
         params: &Value,
-        depth: u32,
-        deadline: Instant,
+        nesting: &Nesting,
         report: &mut CallReport,
     ) -> Result<Value, CallError> {
+        access::check_installed(caller).map_err(|reason| CallError::Denied { command: name.into(), reason })?;
         let max_depth = self.config.default_limits().max_call_depth;
-        if depth > max_depth {
+        if nesting.depth > max_depth {
             return Err(CallError::DepthExceeded { command: name.into(), max: max_depth });
         }
         let plugin_name = name.split('/').next().unwrap_or(name);
@@ -767,14 +813,15 @@ impl HostCore {
             Ok(p) => p,
             Err(e) if registry::get(&self.db(), plugin_name).ok().flatten().is_none() => {
                 tracing::debug!("{e:#}");
-                return Err(self.unknown(name));
+                return Err(self.unknown(caller, name));
             }
             Err(e) => return Err(CallError::Host { command: name.into(), message: format!("{e:#}") }),
         };
-        self.execute(&plugin, caller, name, params, depth, deadline, report)
+        self.execute_in(&plugin, caller, name, params, nesting, report)
     }
 
-    /// Runs command `name` of `plugin` (loaded or not) in a fresh instance.
+    /// Runs command `name` of `plugin` (loaded or not) in a fresh instance, as a call tree of
+    /// its own (`depth` levels down, finishing by `deadline`, with fresh budgets).
     #[allow(clippy::too_many_arguments)]
     pub fn execute(
         self: &Arc<Self>,
@@ -786,7 +833,20 @@ impl HostCore {
         deadline: Instant,
         report: &mut CallReport,
     ) -> Result<Value, CallError> {
-        let command = plugin.commands.get(name).ok_or_else(|| self.unknown(name))?;
+        self.execute_in(plugin, caller, name, params, &Nesting::fresh(depth, deadline), report)
+    }
+
+    /// Runs command `name` of `plugin` in a fresh instance where `nesting` places it.
+    fn execute_in(
+        self: &Arc<Self>,
+        plugin: &LoadedPlugin,
+        caller: &Caller,
+        name: &str,
+        params: &Value,
+        nesting: &Nesting,
+        report: &mut CallReport,
+    ) -> Result<Value, CallError> {
+        let command = plugin.commands.get(name).ok_or_else(|| self.unknown(caller, name))?;
         access::check(caller, name, access::level(&plugin.access, name))
             .map_err(|reason| CallError::Denied { command: name.into(), reason })?;
         let args = command
@@ -794,7 +854,7 @@ impl HostCore {
             .map_err(|e| CallError::InvalidParams { command: name.into(), message: e.to_string() })?;
 
         // A nested call gets what is left of the outer call's time, if that is less.
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = nesting.deadline.saturating_duration_since(Instant::now());
         let mut limits = plugin.limits;
         limits.timeout_ms = limits.timeout_ms.min(remaining.as_millis().max(1) as u64);
 
@@ -812,14 +872,14 @@ impl HostCore {
             table: ResourceTable::new(),
             memory: MemoryGuard::new(limits.memory_bytes()),
             host_calls: (0, limits.max_host_calls),
-            inference: Default::default(),
+            inference: nesting.inference.clone(),
             call: CallContext {
                 core: self.clone(),
                 plugin: plugin.name.clone(),
                 namespace: plugin.namespace.clone(),
                 command: name.to_string(),
                 caller: caller.clone(),
-                depth,
+                depth: nesting.depth,
                 deadline: Instant::now() + Duration::from_millis(limits.timeout_ms),
             },
         };

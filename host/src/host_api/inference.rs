@@ -1,8 +1,9 @@
 //! `continuum:host/inference`: text generation (streamed through a `generation` resource) and
 //! embeddings on the resident models. Policy lives here: which models the calling plugin may
-//! use (`[plugins.X.inference] models`), and the per-call token and time budgets.
+//! use (`[plugins.X.inference] models`), and the token and time budgets of each top-level
+//! call, shared by every call nested in it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,18 +21,37 @@ use super::continuum::host::inference::{
 };
 use super::CallState;
 
-/// What one command call has spent on inference so far.
+/// What one call tree — a top-level call and every call nested in it through
+/// `commands.call` — has spent on inference so far. The tree shares it, so a command cannot
+/// buy a fresh budget by calling another (or itself).
 #[derive(Debug)]
 pub struct Usage {
     /// Tokens reserved by `generate` requests.
-    pub tokens: u32,
-    /// When the call started (the time budget runs from here).
-    pub started: Instant,
+    tokens: AtomicU32,
+    /// When the top-level call started (every time budget in the tree runs from here).
+    started: Instant,
 }
 
 impl Default for Usage {
     fn default() -> Self {
-        Usage { tokens: 0, started: Instant::now() }
+        Usage { tokens: AtomicU32::new(0), started: Instant::now() }
+    }
+}
+
+impl Usage {
+    /// Reserves `tokens` if the tree's total stays within `max`; otherwise the tokens left.
+    fn reserve(&self, tokens: u32, max: u32) -> Result<(), u32> {
+        self.tokens
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |spent| {
+                spent.checked_add(tokens).filter(|total| *total <= max)
+            })
+            .map(|_| ())
+            .map_err(|spent| max.saturating_sub(spent))
+    }
+
+    /// Gives back `tokens` reserved for a generation that never started.
+    fn release(&self, tokens: u32) {
+        self.tokens.fetch_sub(tokens, Ordering::Relaxed);
     }
 }
 
@@ -62,7 +82,8 @@ pub fn to_wit(e: continuum_gpu::InferenceError) -> InferenceError {
 }
 
 impl CallState {
-    /// When this call's inference must end: its own deadline or its time budget, if sooner.
+    /// When this call's inference must end: its own deadline or the time budget, if sooner
+    /// (the budget runs from the start of the top-level call, shared down the nesting).
     pub fn inference_deadline(&self) -> Instant {
         let policy = self.call.core.config().model_policy(&self.call.plugin);
         self.call.deadline.min(self.inference.started + Duration::from_secs(policy.max_seconds_per_call))
@@ -94,17 +115,28 @@ impl CallState {
         Ok(entry)
     }
 
-    fn start_generation(&mut self, request: GenerateRequest) -> Result<Generation, InferenceError> {
+    fn start_generation(&self, request: GenerateRequest) -> Result<Generation, InferenceError> {
         let entry = self.allowed_model(&request.model, GpuKind::Llm)?;
         let policy = self.call.core.config().model_policy(&self.call.plugin);
-        let left = policy.max_tokens_per_call.saturating_sub(self.inference.tokens);
-        if request.max_tokens > left {
-            return Err(InferenceError::BudgetExceeded(format!(
-                "max-tokens {} is more than the {left} tokens left of this call's budget of {} \
-                 (raise max-tokens-per-call under [inference] or [plugins.{}.inference] in continuum.toml)",
-                request.max_tokens, policy.max_tokens_per_call, self.call.plugin
-            )));
+        let tokens = request.max_tokens;
+        self.inference.reserve(tokens, policy.max_tokens_per_call).map_err(|left| {
+            InferenceError::BudgetExceeded(format!(
+                "max-tokens {tokens} is more than the {left} tokens left of the budget of {} that this call \
+                 shares with the calls it nests and the call that nests it (raise max-tokens-per-call under \
+                 [inference] or [plugins.{}.inference] in continuum.toml)",
+                policy.max_tokens_per_call, self.call.plugin
+            ))
+        })?;
+        let started = self.launch(entry, request);
+        if started.is_err() {
+            // A generation that never started costs nothing.
+            self.inference.release(tokens);
         }
+        started
+    }
+
+    /// Loads the model of `entry` (or finds it loaded) and starts generating on a worker thread.
+    fn launch(&self, entry: ModelEntry, request: GenerateRequest) -> Result<Generation, InferenceError> {
         let deadline = self.inference_deadline();
         let gpu_request = GpuRequest {
             prompt: match request.prompt {
@@ -120,10 +152,8 @@ impl CallState {
             stop: request.stop,
             deadline: Some(deadline),
         };
-        // Load (or find) the model before reserving budget, so a bad model costs nothing.
         let engines = self.call.core.clone();
         engines.engines().llm(&entry.id).map_err(to_wit)?;
-        self.inference.tokens += request.max_tokens;
         let (tx, rx) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let stop = cancel.clone();
