@@ -19,6 +19,8 @@ use tower::ServiceExt;
 
 /// The owner token the fuzzer may present.
 const OWNER_TOKEN: &str = "fuzz-owner-token";
+/// The node a fuzzed signature names (not this node's id: signatures are fuzzed for parsing, not to pass).
+const NODE_ID: &str = "fuzz-node";
 
 struct Node {
     runtime: tokio::runtime::Runtime,
@@ -47,16 +49,16 @@ fn node() -> &'static Node {
                 },
             ))
             .expect("grid endpoint on loopback");
-        let app = std::sync::Arc::new(http::AppState {
+        let app = std::sync::Arc::new(http::AppState::new(
             host,
             grid,
-            owner_token: std::sync::Arc::new(OWNER_TOKEN.into()),
-            started: std::time::Instant::now(),
-            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(64)),
-            max_body: 1 << 20,
-            shutdown: tokio::sync::watch::channel(false).0,
-            http_addr: "http://127.0.0.1:0".into(),
-        });
+            OWNER_TOKEN.into(),
+            64,
+            1 << 20,
+            tokio::sync::watch::channel(false).0,
+            "http://127.0.0.1:0".into(),
+            0,
+        ));
         let router = http::router(app).layer(axum::Extension(http::Transport::Tcp));
         Node { runtime, router }
     })
@@ -87,7 +89,7 @@ fn http_request(u: &mut Unstructured<'_>) -> arbitrary::Result<Request<Body>> {
         let extra: String = u.arbitrary()?;
         path.push_str(&extra.replace(|c: char| c.is_control() || c == ' ' || c == '#', ""));
     }
-    let mut builder = Request::builder().method(method).uri(path.as_str());
+    let mut builder = Request::builder().method(method).uri(path.as_str()).header("host", "127.0.0.1:0");
     // Authentication: none, the owner, a wrong bearer, an API-key shape, or a peer signature.
     match u.int_in_range(0..=4)? {
         0 => {}
@@ -100,11 +102,17 @@ fn http_request(u: &mut Unstructured<'_>) -> arbitrary::Result<Request<Body>> {
         _ => {
             let key = ed25519_dalek::SigningKey::from_bytes(&u.arbitrary()?);
             let body_for_signature: Vec<u8> = u.arbitrary()?;
-            for (name, value) in auth::sign_request(&key, method, &path, &body_for_signature) {
+            let grant: Option<String> =
+                if u.arbitrary()? { Some(u.arbitrary::<String>()?.replace(['\r', '\n'], "")) } else { None };
+            let target = auth::RequestToSign {
+                node: NODE_ID,
+                method,
+                path: &path,
+                grant: grant.as_deref(),
+                body: &body_for_signature,
+            };
+            for (name, value) in auth::sign_request(&key, &target) {
                 builder = builder.header(name, value);
-            }
-            if u.arbitrary()? {
-                builder = builder.header(auth::GRANT_HEADER, u.arbitrary::<String>()?.replace(['\r', '\n'], ""));
             }
         }
     }
@@ -143,11 +151,19 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let text = String::from_utf8_lossy(rest);
-            let mut parts = text.splitn(6, '\n');
+            let mut parts = text.splitn(8, '\n');
             let mut next = || parts.next().unwrap_or_default().to_string();
-            let (key, date, signature, method, path, body) = (next(), next(), next(), next(), next(), next());
-            let _ =
-                auth::verify_request(&key, &date, &signature, &method, &path, body.as_bytes(), continuum::now_secs());
+            let (key, date, nonce, signature, method, path, grant, body) =
+                (next(), next(), next(), next(), next(), next(), next(), next());
+            let signed = auth::Signed { key: &key, date: &date, nonce: &nonce, signature: &signature };
+            let target = auth::RequestToSign {
+                node: NODE_ID,
+                method: &method,
+                path: &path,
+                grant: (!grant.is_empty()).then_some(grant.as_str()),
+                body: body.as_bytes(),
+            };
+            let _ = auth::verify_request(&signed, &target, continuum::now_secs());
         }
     }
 });

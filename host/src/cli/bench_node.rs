@@ -121,7 +121,7 @@ async fn drive(
                 let request = hyper::Request::builder()
                     .method(method)
                     .uri(&path)
-                    .header("host", "bench")
+                    .header("host", addr.as_str())
                     .header("authorization", auth.as_str())
                     .header("content-type", "application/json")
                     .body(Full::new(Bytes::from_static(body.as_bytes())))?;
@@ -247,6 +247,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
             if_under_min: None,
             grant: Some(grant),
             timeout_ms: Some(10_000),
+            strangers: false,
         };
         println!(
             "grid: one peer node (pid {}) on loopback QUIC, {iterations} sequential calls each",

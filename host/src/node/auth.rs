@@ -9,7 +9,7 @@
 //! Each resolves to the same [`Caller`] the CLI uses, so grants and access levels apply alike.
 
 use anyhow::{bail, Context, Result};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use ed25519_dalek::SigningKey;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -32,8 +32,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
 
 /// Prefix of API keys.
 pub const API_KEY_PREFIX: &str = "ck_";
-/// How far a signed request's date may be from the node's clock.
-pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
 /// Header carrying a peer's public key.
 pub const KEY_HEADER: &str = "x-continuum-key";
@@ -41,6 +39,8 @@ pub const KEY_HEADER: &str = "x-continuum-key";
 pub const DATE_HEADER: &str = "x-continuum-date";
 /// Header carrying the ed25519 signature (hex).
 pub const SIGNATURE_HEADER: &str = "x-continuum-signature";
+/// Header carrying the request's nonce (hex, fresh per request).
+pub const NONCE_HEADER: &str = "x-continuum-nonce";
 /// Header carrying a grant token.
 pub const GRANT_HEADER: &str = "x-continuum-grant";
 
@@ -121,45 +121,142 @@ pub fn caller_for_api_key(host: &Host, key: &str) -> Result<Caller> {
     }
 }
 
-/// The text a peer signs: method, path with query, date, and the body's sha256.
-pub fn signing_text(method: &str, path: &str, date: i64, body: &[u8]) -> String {
-    format!("continuum-request/1\n{method}\n{path}\n{date}\n{}", hex::encode(Sha256::digest(body)))
+/// How far in the past a signed request's date may be.
+pub const MAX_AGE_SECS: i64 = 300;
+/// How far in the future a signed request's date may be (clock skew between machines).
+pub const MAX_FUTURE_SECS: i64 = 30;
+
+/// The text a peer signs (under [`crate::signing::REQUEST`]): method, path with query, date,
+/// nonce, the node the request is meant for, the grant's sha256 (`-` without one), and the
+/// body's sha256. Binding the node and the grant means a request captured on its way to one
+/// node cannot be replayed to another, nor with another grant.
+pub fn signing_text(request: &RequestToSign<'_>, date: i64, nonce: &str) -> String {
+    let grant = request.grant.map_or_else(|| "-".to_string(), sha256);
+    format!(
+        "{}\n{}\n{date}\n{nonce}\n{}\n{grant}\n{}",
+        request.method,
+        request.path,
+        request.node,
+        hex::encode(Sha256::digest(request.body))
+    )
 }
 
-/// Signs a request as `key`: the headers to send (key, date, signature).
-pub fn sign_request(key: &SigningKey, method: &str, path: &str, body: &[u8]) -> [(&'static str, String); 3] {
+/// What a signature covers.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestToSign<'a> {
+    /// The node the request is sent to (its id, hex).
+    pub node: &'a str,
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The path with its query.
+    pub path: &'a str,
+    /// The grant token sent in `x-continuum-grant`, if any.
+    pub grant: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+/// Signs a request as `key`: the headers to send (key, date, nonce, signature, and the grant
+/// when there is one).
+pub fn sign_request(key: &SigningKey, request: &RequestToSign<'_>) -> Vec<(&'static str, String)> {
     let date = crate::now_secs();
-    let signature = key.sign(signing_text(method, path, date, body).as_bytes());
-    [
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).expect("OS randomness");
+    let nonce = hex::encode(raw);
+    let signature = crate::signing::sign(key, crate::signing::REQUEST, signing_text(request, date, &nonce).as_bytes());
+    let mut headers = vec![
         (KEY_HEADER, public_hex(&key.verifying_key())),
         (DATE_HEADER, date.to_string()),
-        (SIGNATURE_HEADER, hex::encode(signature.to_bytes())),
-    ]
+        (NONCE_HEADER, nonce),
+        (SIGNATURE_HEADER, signature),
+    ];
+    if let Some(grant) = request.grant {
+        headers.push((GRANT_HEADER, grant.to_string()));
+    }
+    headers
 }
 
-/// Verifies a signed request; returns the signer's key (hex).
-pub fn verify_request(
-    key: &str,
-    date: &str,
-    signature: &str,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    now: i64,
-) -> Result<String> {
-    let public = parse_public(key).context("x-continuum-key is not a public key")?;
-    let date: i64 = date.parse().context("x-continuum-date is not a number of seconds")?;
-    if (now - date).abs() > MAX_CLOCK_SKEW_SECS {
-        bail!("the request was signed at {date}, more than {MAX_CLOCK_SKEW_SECS} s from this node's clock ({now})");
+/// The signature headers of a request, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Signed<'a> {
+    /// `x-continuum-key`.
+    pub key: &'a str,
+    /// `x-continuum-date`.
+    pub date: &'a str,
+    /// `x-continuum-nonce`.
+    pub nonce: &'a str,
+    /// `x-continuum-signature`.
+    pub signature: &'a str,
+}
+
+/// A verified request signature: who signed, and the nonce to remember until `expires`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The signer's key, hex.
+    pub signer: String,
+    /// The request's nonce.
+    pub nonce: String,
+    /// Until when (unix seconds) the signature could be accepted, so its nonce must be kept.
+    pub expires: i64,
+}
+
+/// Verifies a signed request at `now`: a key, a date no older than [`MAX_AGE_SECS`] and no
+/// later than [`MAX_FUTURE_SECS`], a nonce of 16 to 64 hex digits, and the signature.
+pub fn verify_request(signed: &Signed<'_>, request: &RequestToSign<'_>, now: i64) -> Result<Verified> {
+    let public = parse_public(signed.key).context("x-continuum-key is not a public key")?;
+    let date: i64 = signed.date.parse().context("x-continuum-date is not a number of seconds")?;
+    if date < now - MAX_AGE_SECS || date > now + MAX_FUTURE_SECS {
+        bail!(
+            "the request was signed at {date}; this node ({now}) accepts dates from {MAX_AGE_SECS} s before to {MAX_FUTURE_SECS} s after its clock"
+        );
     }
-    let bytes: [u8; 64] = hex::decode(signature)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .context("x-continuum-signature is not 64 hex bytes")?;
-    public
-        .verify(signing_text(method, path, date, body).as_bytes(), &Signature::from_bytes(&bytes))
-        .context("the request signature does not match (method, path, date and body are signed)")?;
-    Ok(public_hex(&public))
+    let nonce = signed.nonce;
+    if !(16..=64).contains(&nonce.len()) || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("x-continuum-nonce must be 16 to 64 hex digits, fresh for every request");
+    }
+    if !crate::signing::verify(
+        &public,
+        crate::signing::REQUEST,
+        signing_text(request, date, nonce).as_bytes(),
+        signed.signature,
+    ) {
+        bail!(
+            "the request signature does not match (method, path, date, nonce, target node, grant and body are signed)"
+        );
+    }
+    Ok(Verified { signer: public_hex(&public), nonce: nonce.to_string(), expires: date + MAX_AGE_SECS })
+}
+
+/// The nonces of signed requests already accepted, each kept until its signature would have
+/// expired anyway: a request is accepted once.
+pub struct ReplayGuard {
+    seen: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
+    capacity: usize,
+}
+
+impl ReplayGuard {
+    /// A guard remembering at most `capacity` live nonces.
+    pub fn new(capacity: usize) -> Self {
+        ReplayGuard { seen: Default::default(), capacity }
+    }
+
+    /// Records `verified`'s nonce at `now`; refuses a nonce seen before, and refuses (without
+    /// remembering) when `capacity` live nonces are already held.
+    pub fn admit(&self, verified: &Verified, now: i64) -> Result<()> {
+        let mut seen = crate::runtime::lock(&self.seen);
+        let key = (verified.signer.clone(), verified.nonce.clone());
+        if seen.contains_key(&key) {
+            bail!("this signed request was already received (replay): sign each request with a fresh nonce");
+        }
+        if seen.len() >= self.capacity {
+            seen.retain(|_, expires| *expires >= now);
+            if seen.len() >= self.capacity {
+                bail!("too many signed requests in the last {MAX_AGE_SECS} s; retry later");
+            }
+        }
+        seen.insert(key, verified.expires);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -169,13 +266,36 @@ mod tests {
     #[test]
     fn signed_requests_verify_and_tampering_is_caught() {
         let key = SigningKey::from_bytes(&[9; 32]);
-        let [(_, k), (_, date), (_, sig)] = sign_request(&key, "POST", "/v1/commands/text/stats", b"{}");
-        let now = date.parse().unwrap();
-        assert_eq!(verify_request(&k, &date, &sig, "POST", "/v1/commands/text/stats", b"{}", now).unwrap(), k);
-        let err = verify_request(&k, &date, &sig, "POST", "/v1/commands/kv/put", b"{}", now).unwrap_err();
-        assert!(err.to_string().contains("does not match"), "{err}");
-        assert!(verify_request(&k, &date, &sig, "POST", "/v1/commands/text/stats", b"{\"a\":1}", now).is_err());
-        let err = verify_request(&k, &date, &sig, "POST", "/v1/commands/text/stats", b"{}", now + 1000).unwrap_err();
-        assert!(err.to_string().contains("from this node's clock"), "{err}");
+        let request =
+            RequestToSign { node: "n1", method: "POST", path: "/v1/commands/text/stats", grant: None, body: b"{}" };
+        let headers = sign_request(&key, &request);
+        let get = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str()).unwrap();
+        let signed = Signed {
+            key: get(KEY_HEADER),
+            date: get(DATE_HEADER),
+            nonce: get(NONCE_HEADER),
+            signature: get(SIGNATURE_HEADER),
+        };
+        let now: i64 = signed.date.parse().unwrap();
+        assert_eq!(verify_request(&signed, &request, now).unwrap().signer, signed.key);
+        for (what, other) in [
+            ("path", RequestToSign { path: "/v1/commands/kv/put", ..request }),
+            ("body", RequestToSign { body: b"{\"a\":1}", ..request }),
+            ("node", RequestToSign { node: "n2", ..request }),
+            ("grant", RequestToSign { grant: Some("cgt1.x"), ..request }),
+        ] {
+            let err = verify_request(&signed, &other, now).unwrap_err();
+            assert!(err.to_string().contains("does not match"), "{what}: {err}");
+        }
+        let err = verify_request(&signed, &request, now + 1000).unwrap_err();
+        assert!(err.to_string().contains("accepts dates"), "{err}");
+        assert!(verify_request(&signed, &request, now - MAX_FUTURE_SECS - 1).is_err(), "a date too far ahead");
+        let guard = ReplayGuard::new(1);
+        let verified = verify_request(&signed, &request, now).unwrap();
+        guard.admit(&verified, now).unwrap();
+        assert!(guard.admit(&verified, now).unwrap_err().to_string().contains("replay"));
+        let other = Verified { nonce: "00".repeat(8), ..verified.clone() };
+        assert!(guard.admit(&other, now).unwrap_err().to_string().contains("too many"), "the guard is bounded");
+        guard.admit(&other, verified.expires + 1).unwrap();
     }
 }

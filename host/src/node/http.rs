@@ -80,15 +80,67 @@ pub struct AppState {
     pub owner_token: Arc<String>,
     /// When the node started.
     pub started: Instant,
-    /// Requests handled at once; more wait, then get 503.
-    pub slots: Arc<Semaphore>,
+    /// The owner's requests handled at once (socket and owner token); more wait, then get 503.
+    pub owner_slots: Arc<Semaphore>,
+    /// Other callers' requests handled at once: a flood of them never takes the owner's.
+    pub client_slots: Arc<Semaphore>,
+    /// Signed requests whose bodies are being read before their signature can be checked:
+    /// unauthenticated work, bounded apart from both budgets above.
+    pub unauthenticated: Arc<Semaphore>,
+    /// Unauthenticated body reads in progress per client address.
+    pub reading: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    /// Nonces of accepted signed requests (each is accepted once).
+    pub replays: auth::ReplayGuard,
     /// Largest request body.
     pub max_body: usize,
     /// Ends the node gracefully.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// The HTTP address, as served.
     pub http_addr: String,
+    /// The TCP port served, the only one a `Host` header may name.
+    pub http_port: u16,
 }
+
+impl AppState {
+    /// The state of a node serving `http_addr` (port `http_port`): `max_concurrent` requests at
+    /// once for the owner and as many for everyone else, bodies up to `max_body` bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        host: Host,
+        grid: Grid,
+        owner_token: String,
+        max_concurrent: usize,
+        max_body: usize,
+        shutdown: tokio::sync::watch::Sender<bool>,
+        http_addr: String,
+        http_port: u16,
+    ) -> AppState {
+        AppState {
+            host,
+            grid,
+            owner_token: Arc::new(owner_token),
+            started: Instant::now(),
+            owner_slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            client_slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            unauthenticated: Arc::new(Semaphore::new(MAX_UNAUTHENTICATED)),
+            reading: Default::default(),
+            replays: auth::ReplayGuard::new(MAX_REMEMBERED_NONCES),
+            max_body,
+            shutdown,
+            http_addr,
+            http_port,
+        }
+    }
+}
+
+/// How long a client may take to send a request body (after its headers).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Unauthenticated body reads in progress at once, over all clients.
+pub const MAX_UNAUTHENTICATED: usize = 64;
+/// Unauthenticated body reads in progress at once from one address.
+pub const MAX_UNAUTHENTICATED_PER_ADDRESS: usize = 16;
+/// Signed-request nonces remembered at once (each for [`auth::MAX_AGE_SECS`]).
+pub const MAX_REMEMBERED_NONCES: usize = 1 << 20;
 
 /// An error answer: `{"error": {"code", "message", "value"?}}`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -133,7 +185,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let busy = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut response = (self.status, Json(self.body)).into_response();
+        if busy {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -369,8 +426,10 @@ impl utoipa::Modify for CommonErrors {
             for op in [&mut item.get, &mut item.post, &mut item.delete].into_iter().flatten() {
                 for (status, description) in [
                     ("401", "Not authenticated: no or a wrong owner token, API key or request signature"),
+                    ("408", "The request body did not arrive within 10 s of its headers"),
                     ("413", "The request body is over the node's limit"),
-                    ("503", "The node is at its concurrent request limit"),
+                    ("421", "The Host header does not name this node (localhost or an IP literal, with its port)"),
+                    ("503", "The node is at its concurrent request limit, or too many unauthenticated bodies are being read"),
                 ] {
                     op.responses.responses.entry(status.to_string()).or_insert_with(|| error(description).into());
                 }
@@ -399,8 +458,9 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/grid/events/pull", post(grid_pull))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/reload", post(reload))
-        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), limit_concurrency))
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(app.clone(), check_host))
         .layer(middleware::from_fn_with_state(app.clone(), refuse_oversized))
         .layer(DefaultBodyLimit::max(app.max_body))
         .with_state(app)
@@ -420,19 +480,106 @@ async fn refuse_oversized(State(app): State<App>, request: Request, next: Next) 
     }
 }
 
+/// A 503 with `Retry-After: 1`.
+fn busy(message: &str) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message.into())
+}
+
+/// Runs the request in its principal's budget: the owner's slots, or the other callers'.
 async fn limit_concurrency(State(app): State<App>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(Duration::from_secs(10), app.slots.clone().acquire_owned()).await {
+    let slots = match request.extensions().get::<Principal>() {
+        Some(Principal::Owner) => &app.owner_slots,
+        _ => &app.client_slots,
+    };
+    match tokio::time::timeout(Duration::from_secs(10), slots.clone().acquire_owned()).await {
         Ok(Ok(_permit)) => next.run(request).await,
-        _ => {
-            let mut r = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "the node is at its concurrent request limit; retry shortly".into(),
-            )
-            .into_response();
-            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            r
+        _ => busy("the node is at its concurrent request limit; retry shortly").into_response(),
+    }
+}
+
+/// Refuses a TCP request whose `Host` is not this node's: only `localhost` or an IP literal,
+/// with the served port. A page that rebinds its own DNS name to loopback cannot reach the API
+/// from a browser, since its requests carry that name.
+async fn check_host(State(app): State<App>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if request.extensions().get::<Transport>() == Some(&Transport::Socket) {
+        return Ok(next.run(request).await);
+    }
+    let host = header_text(request.headers(), "host").unwrap_or("");
+    if !host_is_ours(host, app.http_port) {
+        return Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "wrong-host",
+            format!(
+                "this node answers only to Host `127.0.0.1:{0}`, `localhost:{0}` or another IP literal with port {0}, not `{1}`",
+                app.http_port,
+                crate::terminal::strip_control(host)
+            ),
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
+/// Whether a `Host` header names this node: `localhost` or an IP literal, at `port`.
+fn host_is_ours(host: &str, port: u16) -> bool {
+    let Ok(authority) = host.parse::<axum::http::uri::Authority>() else { return false };
+    if authority.port_u16() != Some(port) {
+        return false;
+    }
+    let name = authority.host().trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// One unauthenticated body read: holds a slot of the global budget and of its address's.
+struct UnauthenticatedRead {
+    app: App,
+    address: std::net::IpAddr,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl UnauthenticatedRead {
+    /// Takes a slot for `address`, or says why not (never waits: a flood is refused at once).
+    fn start(app: &App, address: std::net::IpAddr) -> Result<UnauthenticatedRead, ApiError> {
+        let permit = app
+            .unauthenticated
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| busy("too many unauthenticated requests are being read; retry shortly"))?;
+        let mut reading = crate::runtime::lock(&app.reading);
+        let count = reading.entry(address).or_default();
+        if *count >= MAX_UNAUTHENTICATED_PER_ADDRESS {
+            return Err(busy("too many unauthenticated requests from this address are being read; retry shortly"));
         }
+        *count += 1;
+        Ok(UnauthenticatedRead { app: app.clone(), address, _permit: permit })
+    }
+}
+
+impl Drop for UnauthenticatedRead {
+    fn drop(&mut self) {
+        let mut reading = crate::runtime::lock(&self.app.reading);
+        if let Some(count) = reading.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                reading.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes within [`BODY_TIMEOUT`].
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the body is over {limit} bytes (or was cut off)"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("the body did not arrive within {} s of the headers", BODY_TIMEOUT.as_secs()),
+        )),
     }
 }
 
@@ -456,7 +603,11 @@ async fn authenticate(State(app): State<App>, request: Request, next: Next) -> R
             let caller = blocking(&app.host, move || auth::caller_for_api_key(&host, &token))
                 .await?
                 .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", format!("{e:#}")))?;
-            (Principal::Caller(caller), request)
+            // A client's body is read (within the body timeout) before it takes a call slot,
+            // so a stalled upload holds nothing that other callers need.
+            let (parts, body) = request.into_parts();
+            let bytes = read_body(body, app.max_body).await?;
+            (Principal::Caller(caller), Request::from_parts(parts, Body::from(bytes)))
         }
         Credential::UnknownBearer => {
             return Err(ApiError::new(
@@ -466,28 +617,37 @@ async fn authenticate(State(app): State<App>, request: Request, next: Next) -> R
             ))
         }
         Credential::Signed => {
+            let address = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+            let reading = UnauthenticatedRead::start(&app, address)?;
             let (parts, body) = request.into_parts();
-            let bytes = axum::body::to_bytes(body, app.max_body).await.map_err(|_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too-large",
-                    format!("the body is over {} bytes", app.max_body),
-                )
-            })?;
+            let bytes = read_body(body, app.max_body).await?;
+            drop(reading);
             let headers = &parts.headers;
             let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
-            let signer = auth::verify_request(
-                header_text(headers, auth::KEY_HEADER).unwrap_or(""),
-                header_text(headers, auth::DATE_HEADER).unwrap_or(""),
-                header_text(headers, auth::SIGNATURE_HEADER).unwrap_or(""),
-                parts.method.as_str(),
-                path,
-                &bytes,
-                crate::now_secs(),
-            )
-            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", format!("{e:#}")))?;
-            let host = app.host.clone();
             let grant = header_text(headers, auth::GRANT_HEADER).map(String::from);
+            let node = app.grid.id();
+            let signed = auth::Signed {
+                key: header_text(headers, auth::KEY_HEADER).unwrap_or(""),
+                date: header_text(headers, auth::DATE_HEADER).unwrap_or(""),
+                nonce: header_text(headers, auth::NONCE_HEADER).unwrap_or(""),
+                signature: header_text(headers, auth::SIGNATURE_HEADER).unwrap_or(""),
+            };
+            let target = auth::RequestToSign {
+                node: &node,
+                method: parts.method.as_str(),
+                path,
+                grant: grant.as_deref(),
+                body: &bytes,
+            };
+            let now = crate::now_secs();
+            let verified = auth::verify_request(&signed, &target, now)
+                .and_then(|v| app.replays.admit(&v, now).map(|()| v))
+                .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", format!("{e:#}")))?;
+            let host = app.host.clone();
+            let signer = verified.signer;
             let caller = blocking(&app.host, move || match grant {
                 Some(token) => host.caller_presenting(&token, &signer).map_err(anyhow::Error::from),
                 None => host.caller_for(&signer),
@@ -596,8 +756,13 @@ async fn list_commands(
 /// One command's schema.
 #[utoipa::path(get, path = "/v1/commands/{name}", params(("name" = String, Path, description = "plugin/function")),
     responses((status = 200, body = CommandSchema), (status = 404, body = ErrorBody)))]
-async fn command_schema(State(app): State<App>, Path(name): Path<String>) -> Result<Json<CommandSchema>, ApiError> {
-    Ok(Json(app.host.command(&name)?))
+async fn command_schema(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Json<CommandSchema>, ApiError> {
+    let host = app.host.clone();
+    Ok(Json(blocking(&app.host, move || host.command_for(&p.caller(), &name)).await??))
 }
 
 /// Calls a command with its JSON parameters as the authenticated caller.

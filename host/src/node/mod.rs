@@ -8,11 +8,12 @@
 pub mod auth;
 pub mod client;
 pub mod http;
+pub mod socket;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -73,20 +74,6 @@ pub fn serve(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
 /// How long in-flight requests may take to finish once the node is stopping.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
 async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -> Result<()> {
     let root = host.core().data().root().to_path_buf();
     let socket = root.join("node.sock");
@@ -113,24 +100,24 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     let tcp = tokio::net::TcpListener::bind(options.http).await.with_context(|| {
         format!("cannot listen on {} (is another node using it? pick one with --http)", options.http)
     })?;
-    let unix =
-        tokio::net::UnixListener::bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let unix = socket::OwnerSocket::bind(&socket)?;
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).context("no randomness for the owner token")?;
     let owner_token = hex::encode(raw);
-    write_private(&root.join("node.token"), &owner_token)?;
+    crate::paths::write_private(&root.join("node.token"), owner_token.as_bytes())?;
     let http_addr = format!("http://{}", tcp.local_addr()?);
     let (shutdown, mut stop) = tokio::sync::watch::channel(false);
-    let app = Arc::new(http::AppState {
-        host: host.clone(),
-        grid: grid.clone(),
-        owner_token: Arc::new(owner_token),
-        started: Instant::now(),
-        slots: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent.max(1))),
-        max_body: options.max_body_bytes,
-        shutdown: shutdown.clone(),
-        http_addr: http_addr.clone(),
-    });
+    let http_port = tcp.local_addr()?.port();
+    let app = Arc::new(http::AppState::new(
+        host.clone(),
+        grid.clone(),
+        owner_token,
+        options.max_concurrent,
+        options.max_body_bytes,
+        shutdown.clone(),
+        http_addr.clone(),
+        http_port,
+    ));
     let node = NodeFile {
         id: grid.id(),
         pid: std::process::id(),
@@ -138,7 +125,7 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
         grid: grid.addrs().iter().map(|a| a.to_string()).collect(),
         socket: socket.clone(),
     };
-    write_private(&root.join("node.json"), &serde_json::to_string_pretty(&node)?)?;
+    crate::paths::write_private(&root.join("node.json"), serde_json::to_string_pretty(&node)?.as_bytes())?;
     host.core().log().append("node.started", &node.id, &serde_json::json!({ "http": node.http, "grid": node.grid }))?;
     // Plugins load in the background: the node answers at once, and calls made meanwhile
     // load what they need themselves.
@@ -165,7 +152,8 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     let tcp_app = http::router(app.clone()).layer(axum::Extension(http::Transport::Tcp));
     let unix_app = http::router(app).layer(axum::Extension(http::Transport::Socket));
     ready(&node);
-    let tcp_server = axum::serve(tcp, tcp_app).with_graceful_shutdown(stopped(stop.clone()));
+    let tcp_server = axum::serve(tcp, tcp_app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stopped(stop.clone()));
     let unix_server = axum::serve(unix, unix_app).with_graceful_shutdown(stopped(stop.clone()));
     let servers = async { tokio::join!(async { tcp_server.await }, async { unix_server.await }) };
     // In-flight requests get a grace period; a client that keeps a connection open longer

@@ -194,10 +194,16 @@ fn every_attack_is_contained_named_and_logged_while_the_node_keeps_serving() {
     assert_eq!(status, 422, "{body}");
     assert!(body["error"]["value"].as_str().unwrap_or_default().contains("kv/put"), "{body}");
     let forged = continuum::grants::issue(&mallory, &mallory.verifying_key(), &["kv/".into()], i64::MAX / 2, 1);
-    let signed =
-        continuum::node::auth::sign_request(&mallory, "POST", "/v1/commands/kv/put", put.to_string().as_bytes());
-    let mut headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    headers.push(("x-continuum-grant", &forged));
+    let body = put.to_string();
+    let target = continuum::node::auth::RequestToSign {
+        node: &node.id,
+        method: "POST",
+        path: "/v1/commands/kv/put",
+        grant: Some(&forged),
+        body: body.as_bytes(),
+    };
+    let signed = continuum::node::auth::sign_request(&mallory, &target);
+    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (status, body) = api.call_with("kv/put", &put, &headers);
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("denied")), "{body}");
     api.still_serves();

@@ -15,8 +15,9 @@ fn declare_oversized_body(node: &TestNode, path: &str, bytes: usize) -> (u16, Va
     let mut stream = std::net::TcpStream::connect(node.http.trim_start_matches("http://")).unwrap();
     stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: node\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\n\
          content-length: {bytes}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n",
+        node.http.trim_start_matches("http://"),
         node.token
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -202,7 +203,14 @@ fn the_http_api_authenticates_limits_streams_and_matches_its_openapi_document() 
     // A peer's signed request: verified, run as its key; tampering is refused.
     let peer = ed25519_dalek::SigningKey::from_bytes(&[43; 32]);
     let body = br#"{"text": "a b"}"#;
-    let signed = continuum::node::auth::sign_request(&peer, "POST", "/v1/commands/text/stats", body);
+    let target = continuum::node::auth::RequestToSign {
+        node: &node.id,
+        method: "POST",
+        path: "/v1/commands/text/stats",
+        grant: None,
+        body,
+    };
+    let signed = continuum::node::auth::sign_request(&peer, &target);
     let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(api.checked("POST", "/v1/commands/text/stats", &headers, Some(body)).0, 200);
     let (s, e) = api.checked("POST", "/v1/commands/text/stats", &headers, Some(br#"{"text": "a b c"}"#));
