@@ -120,8 +120,10 @@ serve "$grid_tmp/b"
 serve "$grid_tmp/c"
 a_addr=$("$continuum" node info | sed -n 's/^peer address: *//p')
 b_addr=$("$continuum" --data-dir "$grid_tmp/b" node info | sed -n 's/^peer address: *//p')
+# A lets B pull its event log (a grant conferring node:log-pull; nothing else).
+a_log_grant=$("$continuum" grant issue --to "${b_addr%%@*}" --cap node:log-pull)
 set -x
-"$continuum" --data-dir "$grid_tmp/b" peer add "$a_addr" --name a
+"$continuum" --data-dir "$grid_tmp/b" peer add "$a_addr" --name a --grant "$a_log_grant"
 "$continuum" --data-dir "$grid_tmp/c" peer add "$b_addr" --name b
 set +x
 # C learns A's signed offer through B (gossip), then installs text from whichever peer has it.

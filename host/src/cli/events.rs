@@ -46,7 +46,16 @@ pub(super) fn run(host: &Host, cmd: EventsCmd) -> Result<()> {
                 }
             }
         }
-        EventsCmd::Verify => match eventlog::verify(&core.db(), core.log().node())? {
+        EventsCmd::Verify => match {
+            // The chain, then the signed head kept outside the database (each takes the
+            // connection in turn).
+            let chain = eventlog::verify(&core.db(), core.log().node())?;
+            let head = eventlog::head_file::path_for(&core.data().database());
+            match chain {
+                Ok(v) => eventlog::verify_head(&core.db(), core.log().node(), &head)?.map(|()| v),
+                Err(broken) => Err(broken),
+            }
+        } {
             Ok(v) => writeln!(
                 out,
                 "log of {} verified: {} entries, {} signed checkpoints",
@@ -62,11 +71,11 @@ pub(super) fn run(host: &Host, cmd: EventsCmd) -> Result<()> {
                     let mut file = std::io::BufWriter::new(
                         std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?,
                     );
-                    let n = transfer::export(&core.db(), core.log().node(), since, &mut file)?;
+                    let n = transfer::export(&core.db(), core.log().node(), since, u64::MAX, &mut file)?;
                     file.flush()?;
                     n
                 }
-                None => transfer::export(&core.db(), core.log().node(), since, &mut out)?,
+                None => transfer::export(&core.db(), core.log().node(), since, u64::MAX, &mut out)?,
             };
             eprintln!("exported {count} entries");
         }

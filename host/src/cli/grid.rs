@@ -69,6 +69,10 @@ pub(crate) struct RemoteArgs {
     /// Per-peer time limit (`30s`).
     #[arg(long)]
     timeout: Option<String>,
+    /// With `--on any|all`: also run on nodes that are not peers, known only from offers
+    /// relayed by gossip (they see the parameters). Off by default.
+    #[arg(long)]
+    strangers: bool,
 }
 
 impl RemoteArgs {
@@ -425,7 +429,7 @@ pub(crate) fn run(
             "command": name, "params": params, "on": on, "quorum": remote.quorum.as_deref().unwrap_or("single"),
             "min": remote.min, "max": remote.max, "reduce": remote.reduce, "k": remote.k,
             "if_under_min": remote.if_under_min, "grant": remote.grant,
-            "timeout_ms": timeout.map(|t| t.as_millis() as u64),
+            "timeout_ms": timeout.map(|t| t.as_millis() as u64), "strangers": remote.strangers,
         });
         let result = client.post("/v1/grid/call", &call).map_err(api_exit)?;
         let contributors: Vec<&str> =

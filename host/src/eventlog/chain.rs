@@ -6,14 +6,12 @@
 //! `continuum-log-checkpoint-v1\0` ‖ node ‖ seq (8 bytes LE) ‖ head hash (32 bytes) with the
 //! node's key.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-/// Domain separation for checkpoint signatures.
-pub const CHECKPOINT_DOMAIN: &[u8] = b"continuum-log-checkpoint-v1\0";
 
 /// One log entry as stored and exported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -66,8 +64,7 @@ pub fn entry_hash(seq: u64, lamport: u64, node: &str, kind: &str, subject: &str,
 }
 
 fn checkpoint_message(node: &str, seq: u64, head: &str) -> Vec<u8> {
-    let mut m = CHECKPOINT_DOMAIN.to_vec();
-    m.extend_from_slice(node.as_bytes());
+    let mut m = node.as_bytes().to_vec();
     m.extend_from_slice(&seq.to_le_bytes());
     m.extend_from_slice(&hex::decode(head).unwrap_or_default());
     m
@@ -75,15 +72,13 @@ fn checkpoint_message(node: &str, seq: u64, head: &str) -> Vec<u8> {
 
 /// Signs a checkpoint of `node`'s log at `seq` / `head`.
 pub fn sign_checkpoint(key: &SigningKey, node: &str, seq: u64, head: &str) -> Checkpoint {
-    let signature = key.sign(&checkpoint_message(node, seq, head));
-    Checkpoint { seq, head: head.to_string(), signature: hex::encode(signature.to_bytes()) }
+    let signature = crate::signing::sign(key, crate::signing::CHECKPOINT, &checkpoint_message(node, seq, head));
+    Checkpoint { seq, head: head.to_string(), signature }
 }
 
 /// Whether `cp` is a valid checkpoint of `node`'s log by `key`.
 pub fn checkpoint_valid(key: &VerifyingKey, node: &str, cp: &Checkpoint) -> bool {
-    let sig =
-        hex::decode(&cp.signature).ok().and_then(|b| <[u8; 64]>::try_from(b).ok()).map(|b| Signature::from_bytes(&b));
-    sig.is_some_and(|s| key.verify_strict(&checkpoint_message(node, cp.seq, &cp.head), &s).is_ok())
+    crate::signing::verify(key, crate::signing::CHECKPOINT, &checkpoint_message(node, cp.seq, &cp.head), &cp.signature)
 }
 
 /// The first problem found in a chain.
@@ -205,7 +200,8 @@ fn first_bad_signature(key: &VerifyingKey, node: &str, cps: &[Checkpoint]) -> Op
             .iter()
             .map(|c| {
                 let sig = hex::decode(&c.signature).ok().and_then(|b| <[u8; 64]>::try_from(b).ok())?;
-                Some((checkpoint_message(node, c.seq, &c.head), Signature::from_bytes(&sig)))
+                let message = [crate::signing::CHECKPOINT, &checkpoint_message(node, c.seq, &c.head)].concat();
+                Some((message, Signature::from_bytes(&sig)))
             })
             .collect();
         let batch_ok = parsed.is_some_and(|p| {

@@ -16,6 +16,7 @@
 //! (`synchronous = FULL`), surviving power loss at the cost of an fsync per group.
 
 pub mod chain;
+pub mod head_file;
 pub mod transfer;
 
 use std::path::Path;
@@ -28,6 +29,19 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use chain::{entry_hash, sign_checkpoint, Broken, ChainCheck, Checkpoint, Entry, GENESIS};
+use head_file::HeadFile;
+
+/// The first segments of the kinds the host writes (and will write); a plugin's events, kinded
+/// `<plugin>.<kind>`, may not start with one, so nothing a plugin emits reads as the host's.
+pub const HOST_KINDS: &[&str] = &[
+    "apikey", "bench", "call", "console", "grant", "grid", "job", "log", "node", "offer", "peer", "plugin", "receipt",
+    "relay", "trust",
+];
+
+/// Whether `kind` belongs to the host's namespace.
+pub fn is_host_kind(kind: &str) -> bool {
+    HOST_KINDS.contains(&kind.split('.').next().unwrap_or(kind))
+}
 
 /// Most entries in one group commit.
 pub const MAX_BATCH: usize = 4096;
@@ -177,7 +191,12 @@ fn read_head(conn: &Connection) -> rusqlite::Result<Head> {
 /// Writes one group in one transaction: entries chained from the stored head, then a
 /// checkpoint. The transaction takes the write lock first (`BEGIN IMMEDIATE`) and reads the head
 /// inside it, so several processes writing one data directory extend one chain in turn.
-fn write_group(conn: &mut Connection, key: &SigningKey, node: &str, group: &[Request]) -> rusqlite::Result<Vec<u64>> {
+fn write_group(
+    conn: &mut Connection,
+    key: &SigningKey,
+    node: &str,
+    group: &[Request],
+) -> rusqlite::Result<(Vec<u64>, Checkpoint)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut head = read_head(&tx)?;
     let mut seqs = Vec::with_capacity(group.len());
@@ -213,11 +232,19 @@ fn write_group(conn: &mut Connection, key: &SigningKey, node: &str, group: &[Req
         cp.signature
     ])?;
     tx.commit()?;
-    Ok(seqs)
+    Ok((seqs, cp))
 }
 
-fn writer(mut conn: Connection, key: SigningKey, node: String, rx: Receiver<Request>) {
-    while let Ok(first) = rx.recv() {
+fn writer(mut conn: Connection, key: SigningKey, node: String, rx: Receiver<Request>, mut head: HeadFile) {
+    loop {
+        let first = match rx.recv_timeout(head_file::INTERVAL) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                head.flush();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut group = vec![first];
         let linger_until = std::time::Instant::now() + LINGER;
         while group.len() < MAX_BATCH {
@@ -244,26 +271,36 @@ fn writer(mut conn: Connection, key: SigningKey, node: String, rx: Receiver<Requ
         }
         for (i, r) in group.into_iter().enumerate() {
             if let Some(done) = r.done {
-                let _ = done.send(result.as_ref().map(|seqs| seqs[i]).map_err(Clone::clone));
+                let _ = done.send(result.as_ref().map(|(seqs, _)| seqs[i]).map_err(Clone::clone));
             }
         }
+        if let Ok((_, checkpoint)) = result {
+            head.committed(checkpoint);
+        }
     }
+    head.flush();
 }
 
 impl EventLog {
-    /// Opens the log in `path` (the node database) and starts its writer thread.
+    /// Opens the log in `path` (the node database) and starts its writer thread, which keeps
+    /// the signed head in [`head_file::path_for`] `path`.
     pub fn open(path: &Path, key: SigningKey, durability: Durability) -> Result<Self> {
-        Self::with_connection(connect(path, durability)?, key)
+        Self::start(connect(path, durability)?, key, HeadFile::new(Some(head_file::path_for(path))))
     }
 
-    /// Starts the log's writer on an open connection (whose pragmas the caller chose).
+    /// Starts the log's writer on an open connection (whose pragmas the caller chose), keeping
+    /// no signed head file.
     pub fn with_connection(conn: Connection, key: SigningKey) -> Result<Self> {
+        Self::start(conn, key, HeadFile::new(None))
+    }
+
+    fn start(conn: Connection, key: SigningKey, head: HeadFile) -> Result<Self> {
         let node = crate::keys::public_hex(&key.verifying_key());
         let (tx, rx) = mpsc::channel();
         let writer_node = node.clone();
         std::thread::Builder::new()
             .name("continuum-log".into())
-            .spawn(move || writer(conn, key, writer_node, rx))
+            .spawn(move || writer(conn, key, writer_node, rx, head))
             .context("cannot start the event log writer")?;
         Ok(EventLog { tx: Arc::new(Mutex::new(tx)), node })
     }
@@ -343,6 +380,48 @@ pub fn checkpoints(conn: &Connection) -> Result<Vec<Checkpoint>> {
     let rows = stmt
         .query_map([], |r| Ok(Checkpoint { seq: r.get::<_, i64>(0)? as u64, head: r.get(1)?, signature: r.get(2)? }))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Checks the log in `conn` against the signed head kept in `head_path`: the head must verify
+/// as `node`'s and name an entry the log still holds, with that hash. Catches entries cut from
+/// the end together with their checkpoints. A missing file is an error when the log is not
+/// empty (the writer keeps it from the first commit on).
+pub fn verify_head(conn: &Connection, node: &str, head_path: &Path) -> Result<std::result::Result<(), Broken>> {
+    let key = crate::keys::parse_public(node)?;
+    let (last, _) = head(conn)?;
+    let Some(signed) = head_file::read(head_path)? else {
+        return Ok(if last == 0 {
+            Ok(())
+        } else {
+            Err(Broken {
+                seq: last,
+                problem: format!(
+                    "the signed head {} is missing (deleted?), so a cut tail cannot be ruled out",
+                    head_path.display()
+                ),
+            })
+        });
+    };
+    if !chain::checkpoint_valid(&key, node, &signed) {
+        return Ok(Err(Broken { seq: signed.seq, problem: format!("{} has a bad signature", head_path.display()) }));
+    }
+    let held: Option<String> =
+        conn.query_row("SELECT hash FROM log WHERE seq = ?1", [signed.seq as i64], |r| r.get(0)).optional()?;
+    Ok(match held {
+        Some(hash) if hash == signed.head => Ok(()),
+        Some(_) => Err(Broken {
+            seq: signed.seq,
+            problem: "the entry differs from the signed head kept outside the database".into(),
+        }),
+        None => Err(Broken {
+            seq: last + 1,
+            problem: format!(
+                "the log ends at {last} but its signed head ({}) is at {}: entries were cut from the end",
+                head_path.display(),
+                signed.seq
+            ),
+        }),
+    })
 }
 
 /// Recomputes this node's chain and checks every checkpoint signature; the error names the

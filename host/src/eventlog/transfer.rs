@@ -36,14 +36,15 @@ enum Line {
     Checkpoint(Checkpoint),
 }
 
-/// Writes this node's entries after `since` (and their checkpoints) as JSONL.
-pub fn export(conn: &Connection, node: &str, since: u64, out: &mut impl Write) -> Result<u64> {
+/// Writes at most `limit` of this node's entries after `since` (and their checkpoints) as JSONL;
+/// returns how many.
+pub fn export(conn: &Connection, node: &str, since: u64, limit: u64, out: &mut impl Write) -> Result<u64> {
     writeln!(out, "{}", serde_json::to_string(&Header { format: FORMAT.into(), node: node.into() })?)?;
     let cps: BTreeMap<u64, Checkpoint> = checkpoints(conn)?.into_iter().map(|c| (c.seq, c)).collect();
     let mut after = since;
     let mut count = 0;
-    loop {
-        let batch = entries(conn, after, None, 10_000)?;
+    while count < limit {
+        let batch = entries(conn, after, None, (limit - count).min(10_000))?;
         let Some(last) = batch.last() else { break };
         after = last.seq;
         for e in batch {
@@ -176,16 +177,34 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// Whether a `call.*` entry has the shape the host's call audit writes: about the command it
+/// names, with a caller, an outcome, sizes and a duration.
+fn is_call_audit(subject: &str, p: &serde_json::Value) -> bool {
+    p["command"].as_str() == Some(subject)
+        && p["caller"].is_string()
+        && p["outcome"].is_string()
+        && p["duration-us"].is_u64()
+        && p["input-bytes"].is_u64()
+        && p["output-bytes"].is_u64()
+}
+
 /// Metering read from the log's call entries since `since_ms`, grouped by caller or command.
 pub fn usage(conn: &Connection, by_command: bool, since_ms: i64) -> Result<Vec<Usage>> {
-    let mut stmt =
-        conn.prepare("SELECT kind, payload FROM log WHERE kind IN ('call.completed', 'call.failed') AND at_ms >= ?1")?;
+    let mut stmt = conn.prepare(
+        "SELECT kind, subject, payload FROM log WHERE kind IN ('call.completed', 'call.failed') AND at_ms >= ?1",
+    )?;
     let mut rows = stmt.query([since_ms])?;
     let mut by: BTreeMap<String, Usage> = BTreeMap::new();
     while let Some(row) = rows.next()? {
         let kind: String = row.get(0)?;
-        let payload: String = row.get(1)?;
+        let subject: String = row.get(1)?;
+        let payload: String = row.get(2)?;
         let p: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+        // Only entries of the shape the host writes are billed (plugins cannot write `call.*`
+        // kinds, and this keeps it so should one ever get there).
+        if !is_call_audit(&subject, &p) {
+            continue;
+        }
         let key = if by_command { &p["command"] } else { &p["caller"] };
         let key = key.as_str().unwrap_or("?").to_string();
         let u = by.entry(key.clone()).or_insert_with(|| Usage { key, ..Default::default() });

@@ -118,6 +118,10 @@ pub struct GridCall {
     /// Per-peer time limit in milliseconds (default 30000).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// With `on: any|all`, also dispatch to nodes that are not peers (known only from gossiped
+    /// offers, which then see the parameters). Off unless asked for in so many words.
+    #[serde(default)]
+    pub strangers: bool,
 }
 
 fn any() -> String {
@@ -259,11 +263,15 @@ impl Grid {
                 (vec![peer], idem)
             }
             Target::Any | Target::All => {
-                // Every node whose offer has the command: peers, and nodes known through gossip.
+                // Every peer whose offer has the command; nodes known only through gossip
+                // too when the caller said `strangers`.
                 let me = self.id();
+                let peers: std::collections::HashSet<String> =
+                    self.peers().map_err(|e| GridError::Invalid(format!("{e:#}")))?.into_iter().map(|p| p.id).collect();
                 let matching: Vec<(Peer, bool)> = offers
                     .iter()
                     .filter(|k| k.offer.node != me)
+                    .filter(|k| call.strangers || peers.contains(&k.offer.node))
                     .filter_map(|k| k.offer.command(&call.command).map(|(p, _)| (k.offer.node.clone(), p.idempotent)))
                     .filter_map(|(node, idem)| self.reach(&node).ok().map(|p| (p, idem)))
                     .collect();

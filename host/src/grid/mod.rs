@@ -43,6 +43,16 @@ use wire::{Request, Response};
 const OFFER_TOPIC: &str = "continuum/offers/1";
 /// How many recent call latencies the adaptive wait of `any` quorum looks at.
 const LATENCY_WINDOW: usize = 128;
+/// Most offers of other nodes held at once.
+pub const MAX_OFFERS: usize = 1024;
+/// Requests from all peers handled at once; more are answered `busy` at once.
+pub const MAX_REQUESTS: usize = 64;
+/// Requests from one connection handled at once.
+pub const MAX_REQUESTS_PER_PEER: usize = 16;
+/// Log pages one peer may ask for per [`LOG_PULL_WINDOW`].
+pub const LOG_PULLS_PER_WINDOW: u32 = 20;
+/// The window of the log-pull rate limit.
+pub const LOG_PULL_WINDOW: Duration = Duration::from_secs(10);
 
 /// How a node joins the grid.
 #[derive(Debug, Clone)]
@@ -119,6 +129,12 @@ struct Inner {
     connections: Mutex<HashMap<String, Connection>>,
     latencies: Mutex<VecDeque<Duration>>,
     prices: BTreeMap<String, String>,
+    /// How long an offer is kept without being renewed.
+    offer_ttl: Duration,
+    /// Requests being answered, over all peers.
+    requests: Arc<tokio::sync::Semaphore>,
+    /// Log pages served per peer in the current window: (window start, pages).
+    log_pulls: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
 #[derive(Clone)]
@@ -135,10 +151,30 @@ impl std::fmt::Debug for GridProtocol {
 impl ProtocolHandler for GridProtocol {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let peer = hex::encode(connection.remote_id().as_bytes());
+        let own = Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_PER_PEER));
         while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+            // A flood is answered `busy` at once rather than queued: neither one connection
+            // nor all of them together can hold more than their share of the node.
+            let permits =
+                own.clone().try_acquire_owned().ok().zip(self.inner.requests.clone().try_acquire_owned().ok());
+            let Some(permits) = permits else {
+                tokio::spawn(async move {
+                    let busy = Response::Failed {
+                        outcome: "busy".into(),
+                        message: "the node is answering as many grid requests as it takes; retry shortly".into(),
+                    };
+                    // Take the request off the stream first (briefly), so the peer reads the
+                    // answer instead of a reset.
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), recv.read_to_end(wire::MAX_REQUEST_BYTES)).await;
+                    let _ = wire::send(&mut send, &busy).await;
+                });
+                continue;
+            };
             let inner = self.inner.clone();
             let peer = peer.clone();
             tokio::spawn(async move {
+                let _permits = permits;
                 let response = match wire::receive::<Request>(&mut recv, wire::MAX_REQUEST_BYTES, "request").await {
                     Ok(request) => inner.answer(&peer, request).await,
                     Err(e) => Response::Failed { outcome: "bad-request".into(), message: format!("{e:#}") },
@@ -203,6 +239,10 @@ impl Grid {
             connections: Mutex::new(HashMap::new()),
             latencies: Mutex::new(VecDeque::new()),
             prices: options.prices,
+            // Five missed announcements and a margin: an offer outlives gossip hiccups, not its node.
+            offer_ttl: options.offer_interval * 5 + Duration::from_secs(5),
+            requests: Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS)),
+            log_pulls: Mutex::new(HashMap::new()),
         });
         let router = Router::builder(endpoint)
             .accept(wire::ALPN, GridProtocol { inner: inner.clone() })
@@ -318,12 +358,21 @@ impl Grid {
         Ok(Peer { id: id.to_string(), name: None, addrs, grant: None })
     }
 
-    /// Every offer this node holds (its own first).
+    /// Every offer this node holds that has not expired (its own first).
     pub fn offers(&self) -> Vec<KnownOffer> {
         let own = self.inner.own.read().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|o| o.verify().ok());
         let mut all: Vec<KnownOffer> =
             own.map(|offer| KnownOffer { offer, via: "self".into(), received_ms: now_ms() }).into_iter().collect();
-        all.extend(self.inner.offers.read().unwrap_or_else(|p| p.into_inner()).values().cloned());
+        let fresh_since = now_ms() - self.inner.offer_ttl.as_millis() as i64;
+        all.extend(
+            self.inner
+                .offers
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .filter(|k| k.received_ms >= fresh_since)
+                .cloned(),
+        );
         all
     }
 
@@ -481,18 +530,87 @@ impl Inner {
         }
     }
 
-    /// Verifies and stores an offer; an older one than held is ignored.
+    /// Verifies and stores an offer; an older one than held is ignored. The store holds at
+    /// most [`MAX_OFFERS`]: when full, expired offers are dropped to make room, and when it is
+    /// full of fresh ones a new node's offer is refused.
     fn accept_offer(&self, signed: &SignedOffer, via: &str) -> Result<()> {
         let offer = signed.verify()?;
         if offer.node == public_hex(&self.host.core().node_key().verifying_key()) {
             return Ok(());
         }
+        let now = now_ms();
         let mut offers = self.offers.write().unwrap_or_else(|p| p.into_inner());
         if offers.get(&offer.node).is_some_and(|k| k.offer.issued_ms >= offer.issued_ms) {
             return Ok(());
         }
-        offers.insert(offer.node.clone(), KnownOffer { offer, via: via.into(), received_ms: now_ms() });
+        if !offers.contains_key(&offer.node) && offers.len() >= MAX_OFFERS {
+            let fresh_since = now - self.offer_ttl.as_millis() as i64;
+            offers.retain(|_, k| k.received_ms >= fresh_since);
+            if offers.len() >= MAX_OFFERS {
+                anyhow::bail!(
+                    "the offer store is full ({MAX_OFFERS} fresh offers); ignored the offer of {}",
+                    short(&offer.node)
+                );
+            }
+        }
+        offers.insert(offer.node.clone(), KnownOffer { offer, via: via.into(), received_ms: now });
         Ok(())
+    }
+
+    /// Counts one log page for `peer`; false when it asked for more than its share.
+    fn log_pull_allowed(&self, peer: &str) -> bool {
+        let mut pulls = lock(&self.log_pulls);
+        let now = Instant::now();
+        pulls.retain(|_, (start, _)| now.duration_since(*start) < LOG_PULL_WINDOW);
+        let (_, count) = pulls.entry(peer.to_string()).or_insert((now, 0));
+        *count += 1;
+        *count <= LOG_PULLS_PER_WINDOW
+    }
+
+    /// A page of this node's log for `peer`, if its grant confers [`wire::LOG_PULL`].
+    async fn export_events(&self, peer: &str, since: u64, grant: Option<String>) -> Response {
+        let denied = |message: String| Response::Failed { outcome: "denied".into(), message };
+        let Some(token) = grant else {
+            return denied(format!(
+                "pulling this node's log needs a grant conferring `{0}`; its owner can issue one with `continuum grant issue --to {peer} --cap {0}`",
+                wire::LOG_PULL
+            ));
+        };
+        let host = self.host.clone();
+        let holder = peer.to_string();
+        let pool = host.clone();
+        let checked = pool.offload(move || host.caller_presenting(&token, &holder)).await;
+        match checked {
+            Ok(Ok(crate::Caller::Key { grant: Some(g), .. }))
+                if g.caps.iter().any(|c| crate::grants::confers(c, wire::LOG_PULL)) => {}
+            Ok(Ok(_)) => return denied(format!("the grant presented does not confer `{}`", wire::LOG_PULL)),
+            Ok(Err(e)) => return denied(format!("grant refused: {e}")),
+            Err(e) => return Response::Failed { outcome: "host-error".into(), message: format!("{e:#}") },
+        }
+        if !self.log_pull_allowed(peer) {
+            return Response::Failed {
+                outcome: "busy".into(),
+                message: format!(
+                    "at most {LOG_PULLS_PER_WINDOW} log pages per {} s; retry shortly",
+                    LOG_PULL_WINDOW.as_secs()
+                ),
+            };
+        }
+        let host = self.host.clone();
+        let pool = host.clone();
+        let export = pool
+            .offload(move || -> Result<(String, u64)> {
+                let mut out = Vec::new();
+                let node = host.core().log().node().to_string();
+                let count =
+                    crate::eventlog::transfer::export(&host.core().db(), &node, since, wire::LOG_PAGE, &mut out)?;
+                Ok((String::from_utf8(out)?, count))
+            })
+            .await;
+        match export {
+            Ok(Ok((export, count))) => Response::Events { export, more: count == wire::LOG_PAGE },
+            Ok(Err(e)) | Err(e) => Response::Failed { outcome: "host-error".into(), message: format!("{e:#}") },
+        }
     }
 
     async fn answer(&self, peer: &str, request: Request) -> Response {
@@ -504,23 +622,7 @@ impl Inner {
             Request::Call { command, params, grant, deadline_ms } => {
                 self.execute(peer, command, params, grant, deadline_ms).await
             }
-            Request::Events { since } => {
-                let host = self.host.clone();
-                let pool = host.clone();
-                let export = pool
-                    .offload(move || -> Result<String> {
-                        let mut out = Vec::new();
-                        let node = host.core().log().node().to_string();
-                        crate::eventlog::transfer::export(&host.core().db(), &node, since, &mut out)?;
-                        Ok(String::from_utf8(out)?)
-                    })
-                    .await;
-                match export {
-                    Ok(Ok(export)) => Response::Events { export },
-                    Ok(Err(e)) => Response::Failed { outcome: "host-error".into(), message: format!("{e:#}") },
-                    Err(e) => Response::Failed { outcome: "host-error".into(), message: format!("{e:#}") },
-                }
-            }
+            Request::Events { since, grant } => self.export_events(peer, since, grant).await,
         }
     }
 
@@ -568,4 +670,49 @@ pub fn short(id: &str) -> String {
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    /// A flood of offers from distinct keys (gossip relays anyone's) cannot grow the store past
+    /// its cap, and offers nobody renews expire from it.
+    #[test]
+    fn the_offer_store_is_bounded_and_forgets_stale_offers() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::open(crate::paths::DataDir::at(dir.path().to_path_buf()).unwrap()).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let options = GridOptions {
+                bind: "127.0.0.1:0".parse().unwrap(),
+                offer_interval: Duration::from_millis(10),
+                prices: Default::default(),
+            };
+            let grid = Grid::start(host, options).await.unwrap();
+            let offer_from = |i: usize| {
+                let mut seed = [0u8; 32];
+                seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+                let key = SigningKey::from_bytes(&seed);
+                let offer = Offer {
+                    node: public_hex(&key.verifying_key()),
+                    issued_ms: now_ms(),
+                    addrs: vec![],
+                    plugins: vec![],
+                };
+                SignedOffer::sign(&offer, &key).unwrap()
+            };
+            let refused =
+                (0..MAX_OFFERS + 100).filter(|&i| grid.inner.accept_offer(&offer_from(i), "gossip").is_err()).count();
+            assert_eq!(refused, 100, "the store took more than {MAX_OFFERS} offers");
+            assert_eq!(grid.offers().len(), MAX_OFFERS + 1, "its own and the fresh ones");
+            // Five offer intervals and the margin without renewal: gone from what dispatch and
+            // listings see, and their room is free again.
+            tokio::time::sleep(Duration::from_millis(5_200)).await;
+            assert_eq!(grid.offers().len(), 1);
+            grid.inner.accept_offer(&offer_from(MAX_OFFERS + 200), "gossip").unwrap();
+            grid.shutdown().await;
+        });
+    }
 }

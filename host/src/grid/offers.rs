@@ -4,7 +4,7 @@
 //! node key, so it can travel through other peers (gossip) without being forged.
 
 use anyhow::{bail, Context, Result};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -119,10 +119,10 @@ pub fn plugin_offer(
 }
 
 impl SignedOffer {
-    /// Signs `offer` with the node key.
+    /// Signs `offer` with the node key (under [`crate::signing::OFFER`]).
     pub fn sign(offer: &Offer, key: &SigningKey) -> Result<SignedOffer> {
         let body = serde_json::to_string(offer)?;
-        let signature = hex::encode(key.sign(body.as_bytes()).to_bytes());
+        let signature = crate::signing::sign(key, crate::signing::OFFER, body.as_bytes());
         Ok(SignedOffer { body, signature })
     }
 
@@ -133,12 +133,9 @@ impl SignedOffer {
         }
         let offer: Offer = serde_json::from_str(&self.body).context("malformed offer")?;
         let key = parse_public(&offer.node).context("the offer's node is not a key")?;
-        let bytes: [u8; 64] = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .context("the offer's signature is not 64 hex bytes")?;
-        key.verify(self.body.as_bytes(), &Signature::from_bytes(&bytes))
-            .with_context(|| format!("the offer claiming node {} has a bad signature", public_hex(&key)))?;
+        if !crate::signing::verify(&key, crate::signing::OFFER, self.body.as_bytes(), &self.signature) {
+            bail!("the offer claiming node {} has a bad signature", public_hex(&key));
+        }
         Ok(offer)
     }
 }

@@ -20,34 +20,50 @@ impl Grid {
         Ok(seq as u64)
     }
 
-    /// Pulls `peer`'s new log entries and imports them; `None` when there was nothing new.
+    /// Pulls `peer`'s new log entries page by page (presenting the grant stored with the peer,
+    /// which must confer [`super::wire::LOG_PULL`]) and imports them; `None` when there was
+    /// nothing new.
     pub async fn pull_events(&self, peer: &str) -> Result<Option<Imported>> {
         let peer = self.peer(peer)?;
-        let since = self.replicated_up_to(&peer.id)?;
-        let export = match self.request(&peer, &Request::Events { since }, Duration::from_secs(60)).await? {
-            Response::Events { export } => export,
-            other => return Err(super::unexpected(&peer, &other).into()),
-        };
-        let header: serde_json::Value = serde_json::from_str(export.lines().next().unwrap_or_default())
-            .context("the peer's log export has no header")?;
-        anyhow::ensure!(
-            header["node"] == peer.id.as_str(),
-            "the peer sent the log of another node ({})",
-            header["node"]
-        );
-        if export.lines().nth(1).is_none() {
-            return Ok(None);
+        let mut total: Option<Imported> = None;
+        loop {
+            let since = self.replicated_up_to(&peer.id)?;
+            let request = Request::Events { since, grant: peer.grant.clone() };
+            let (export, more) = match self.request(&peer, &request, Duration::from_secs(60)).await? {
+                Response::Events { export, more } => (export, more),
+                other => return Err(super::unexpected(&peer, &other).into()),
+            };
+            let header: serde_json::Value = serde_json::from_str(export.lines().next().unwrap_or_default())
+                .context("the peer's log export has no header")?;
+            anyhow::ensure!(
+                header["node"] == peer.id.as_str(),
+                "the peer sent the log of another node ({})",
+                header["node"]
+            );
+            if export.lines().nth(1).is_none() {
+                return Ok(total);
+            }
+            let host = self.host().clone();
+            let pool = host.clone();
+            let imported = pool
+                .offload(move || -> Result<Imported> {
+                    let core = host.core();
+                    let mut db = core.db();
+                    crate::eventlog::transfer::import(&mut db, core.log(), export.as_bytes())
+                        .context("the peer's log did not verify")
+                })
+                .await??;
+            let new = imported.entries;
+            total = Some(match total {
+                Some(t) => {
+                    Imported { entries: t.entries + imported.entries, known: t.known + imported.known, ..imported }
+                }
+                None => imported,
+            });
+            // A page that added nothing would be asked for again: stop rather than loop.
+            if !more || new == 0 {
+                return Ok(total);
+            }
         }
-        let host = self.host().clone();
-        let pool = host.clone();
-        let imported = pool
-            .offload(move || -> Result<Imported> {
-                let core = host.core();
-                let mut db = core.db();
-                crate::eventlog::transfer::import(&mut db, core.log(), export.as_bytes())
-                    .context("the peer's log did not verify")
-            })
-            .await??;
-        Ok(Some(imported))
     }
 }

@@ -12,8 +12,13 @@ use serde_json::Value;
 pub const ALPN: &[u8] = b"continuum/grid/1";
 /// Largest request a node accepts from a peer.
 pub const MAX_REQUEST_BYTES: usize = 4 << 20;
-/// Largest response a node accepts from a peer (a log export can be long).
+/// Largest response a node accepts from a peer (a page of a log export can be long).
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+/// The capability a grant must confer for its holder to pull this node's log. It cannot name
+/// a command (plugin names have no `:`), so no command grant confers it by accident.
+pub const LOG_PULL: &str = "node:log-pull";
+/// Most log entries in one page of an export over the grid.
+pub const LOG_PAGE: u64 = 500;
 
 /// What one peer asks another.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -34,10 +39,14 @@ pub enum Request {
     /// The node's current signed offer.
     // An empty struct variant, not a unit one: serde ignores unknown fields on unit variants.
     Offer {},
-    /// The node's own log entries after `since`, as an export (JSONL).
+    /// A page of the node's own log entries after `since`, as an export (JSONL); answered only
+    /// to a peer presenting a grant that confers [`LOG_PULL`].
     Events {
         /// Only entries after this sequence number.
         since: u64,
+        /// A grant token issued by the exporting node to the asking node's key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant: Option<String>,
     },
 }
 
@@ -64,10 +73,13 @@ pub enum Response {
         /// The offer.
         offer: crate::grid::offers::SignedOffer,
     },
-    /// A log export.
+    /// A page of a log export.
     Events {
         /// JSONL as written by `continuum events export`.
         export: String,
+        /// Whether entries remain after this page (ask again from its last sequence number).
+        #[serde(default)]
+        more: bool,
     },
 }
 

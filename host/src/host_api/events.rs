@@ -37,6 +37,12 @@ impl Host for CallState {
         };
         let call = &self.call;
         let kind = format!("{}.{kind}", call.namespace);
+        if crate::eventlog::is_host_kind(&kind) {
+            return Ok(Err(format!(
+                "event kind `{kind}` is reserved for the host (plugin `{}` shares its name with a host kind: reinstall it under another --name)",
+                call.namespace
+            )));
+        }
         Ok(call
             .core
             .log()

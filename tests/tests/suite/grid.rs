@@ -47,8 +47,8 @@ fn offers_gossip_install_from_a_peer_granted_calls_and_log_replication() {
     let refused = b.cli(&["run", "--on", "a", "kv/put", r#"{"key": "k", "value": {"integer": 7}}"#]);
     assert_eq!(refused.status.code(), Some(5), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("needs a grant"), "{}", stderr(&refused));
-    // …and runs once A's owner grants it to B's node key.
-    let token = a.ok(&["grant", "issue", "--to", &b.id, "--cap", "kv/"]).trim().to_string();
+    // …and runs once A's owner grants it to B's node key (with A's log, for replication below).
+    let token = a.ok(&["grant", "issue", "--to", &b.id, "--cap", "kv/", "--cap", "node:log-pull"]).trim().to_string();
     b.ok(&["peer", "add", &a.address, "--grant", &token]);
     let done = b.cli(&["run", "--on", "a", "kv/put", r#"{"key": "k", "value": {"integer": 7}}"#]);
     assert!(done.status.success(), "{}", stderr(&done));
