@@ -1,18 +1,37 @@
 //! The host's SQLite database: one file in the data directory, shared safely by several
 //! `continuum` processes (WAL journal, busy timeout, every write in a transaction), readable
-//! by its owner only.
+//! by its owner only. Each module owns its tables and their versioned steps ([`Schema`]).
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens (creating if needed) the database at `path` and brings its schema up to date.
+/// The tables one module owns, as the ordered steps that built them: step *n* runs once, on
+/// a database at version *n − 1* of that owner. A step is never edited once released; a change
+/// is a new step. The first step of each owner is written `IF NOT EXISTS`: data directories
+/// from before versioning already hold those tables, unrecorded.
+pub struct Schema {
+    /// The owning module, the key of its version in `schema_versions`.
+    pub owner: &'static str,
+    /// The steps, oldest first (SQL batches).
+    pub migrations: &'static [&'static str],
+}
+
+/// The version of every owner's tables.
+const VERSIONS: &str = "
+CREATE TABLE IF NOT EXISTS schema_versions (
+    owner   TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+) STRICT;
+";
+
+/// Opens (creating if needed) the database at `path`; [`migrate`] brings tables up to date.
 pub fn open(path: &Path) -> Result<Connection> {
     make_private(path)?;
     let conn = Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
@@ -20,17 +39,64 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL").context("cannot switch the database to WAL mode")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.execute_batch(crate::registry::SCHEMA)?;
-    conn.execute_batch(crate::host_api::store::SCHEMA)?;
-    conn.execute_batch(crate::host_api::training::SCHEMA)?;
-    conn.execute_batch(crate::discovery::SCHEMA)?;
-    conn.execute_batch(crate::eventlog::SCHEMA)?;
-    conn.execute_batch(crate::trust::SCHEMA)?;
-    conn.execute_batch(crate::grants::SCHEMA)?;
-    conn.execute_batch(crate::engine::SCHEMA)?;
-    conn.execute_batch(crate::grid::peers::SCHEMA)?;
-    conn.execute_batch(crate::node::auth::SCHEMA)?;
     Ok(conn)
+}
+
+/// Runs, in one transaction, every step of `schemas` the database has not run yet. A database
+/// written by a newer version (an owner past its last step here) is refused, not guessed at.
+pub fn migrate(conn: &mut Connection, schemas: &[&Schema]) -> Result<()> {
+    // The common case, every owner current, is read without taking the write lock.
+    if up_to_date(conn, schemas)? {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(VERSIONS)?;
+    for schema in schemas {
+        let version: i64 = tx
+            .query_row("SELECT version FROM schema_versions WHERE owner = ?1", [schema.owner], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let known = schema.migrations.len() as i64;
+        anyhow::ensure!(
+            version <= known,
+            "the tables of `{}` are at version {version}, newer than this continuum knows ({known}): \
+             the data directory was written by a newer version; upgrade continuum to open it",
+            schema.owner
+        );
+        for (step, sql) in schema.migrations.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql)
+                .with_context(|| format!("cannot upgrade the tables of `{}` to version {}", schema.owner, step + 1))?;
+        }
+        if version < known {
+            tx.execute(
+                "INSERT INTO schema_versions (owner, version) VALUES (?1, ?2)
+                 ON CONFLICT(owner) DO UPDATE SET version = excluded.version",
+                rusqlite::params![schema.owner, known],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Whether every owner of `schemas` is at its last step.
+fn up_to_date(conn: &Connection, schemas: &[&Schema]) -> Result<bool> {
+    let recorded: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_versions')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !recorded {
+        return Ok(false);
+    }
+    let mut version = conn.prepare("SELECT version FROM schema_versions WHERE owner = ?1")?;
+    for schema in schemas {
+        let current: Option<i64> = version.query_row([schema.owner], |r| r.get(0)).optional()?;
+        if current != Some(schema.migrations.len() as i64) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Creates the database file, if missing, with mode 0600 whatever the umask (empty: SQLite

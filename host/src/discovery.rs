@@ -13,14 +13,17 @@ use crate::runtime::Host;
 use crate::Caller;
 
 /// Cached description embeddings.
-pub const SCHEMA: &str = "
+pub const SCHEMA: crate::db::Schema = crate::db::Schema {
+    owner: "discovery",
+    migrations: &["
 CREATE TABLE IF NOT EXISTS command_embeddings (
     model  TEXT NOT NULL,
     digest TEXT NOT NULL,
     vector BLOB NOT NULL,
     PRIMARY KEY (model, digest)
 ) STRICT, WITHOUT ROWID;
-";
+"],
+};
 
 /// How the ranking was made.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]

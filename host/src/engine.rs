@@ -23,12 +23,18 @@ const POOL_INSTANCES: u32 = 256;
 /// The BLAKE3 digest of every precompiled file this host wrote, by file name. Kept in the
 /// database, not beside the files: precompiled code is loaded as trusted machine code, so a
 /// file that is not byte for byte what the host wrote must never load.
-pub const SCHEMA: &str = "
+pub const SCHEMA: crate::db::Schema = crate::db::Schema {
+    owner: "compiled_cache",
+    migrations: &["
 CREATE TABLE IF NOT EXISTS compiled_files (
     file   TEXT PRIMARY KEY,
     blake3 TEXT NOT NULL
 ) STRICT;
-";
+",
+        // The file's identity when its digest last matched: a fast path past hashing it.
+        "ALTER TABLE compiled_files ADD COLUMN fingerprint TEXT;",
+    ],
+};
 
 /// Builds the engine: component model, epoch interruption for deadlines, and a pooling
 /// allocator whose memory slots are `max_memory_mib` large (the largest per-plugin cap).
@@ -146,13 +152,16 @@ impl CompiledCache {
     }
 
     /// Loads the precompiled component `digest` from the cache if it is there and is byte for
-    /// byte the file this host wrote (its digest matches the database's record). A file that
-    /// is not, or does not load, is discarded with a warning; the caller then recompiles.
+    /// byte the file this host wrote. A file whose identity (device, inode, size, modification
+    /// and change times) is the one recorded when it was last checked is mapped directly: any
+    /// write to it moves its change time, which no unprivileged process can set back. Any
+    /// other file is hashed whole and must match the recorded BLAKE3 digest. A file that is
+    /// not the host's, or does not load, is discarded with a warning; the caller recompiles.
     pub fn get(&self, engine: &Engine, digest: &str) -> Option<Component> {
         let name = self.file_name(digest);
         let path = self.dir.join(&name);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
+        let identity = match std::fs::metadata(&path) {
+            Ok(meta) => FileIdentity::of(&meta),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
                 tracing::warn!("cannot read precompiled component {}: {e}; recompiling it", path.display());
@@ -160,21 +169,13 @@ impl CompiledCache {
             }
         };
         let recorded = self.with_db(|db| {
-            let query = "SELECT blake3 FROM compiled_files WHERE file = ?1";
-            Ok(db.query_row(query, [name.as_str()], |r| r.get::<_, String>(0)).optional()?)
+            let query = "SELECT blake3, fingerprint FROM compiled_files WHERE file = ?1";
+            Ok(db.query_row(query, [name.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))).optional()?)
         });
-        match recorded {
-            Ok(Some(recorded)) if recorded.as_str() == blake3::hash(&bytes).to_hex().as_str() => {}
-            Ok(_) => {
-                tracing::warn!(
-                    "precompiled component {} is not the file this host wrote (its digest does not match the \
-                     one recorded in the database: it was changed on disk, or written by an older version); \
-                     discarding it and recompiling from the verified component",
-                    path.display()
-                );
-                self.evict(digest);
-                return None;
-            }
+        let loaded = match recorded {
+            Ok(Some((_, Some(fingerprint)))) if fingerprint == identity.0 => self.load_mapped(engine, &path, &identity),
+            Ok(Some((blake3, _))) => self.load_hashed(engine, &path, &name, &blake3),
+            Ok(None) => Err(Discard::NotOurs),
             Err(e) => {
                 tracing::warn!(
                     "cannot check precompiled component {} against its digest: {e:#}; recompiling it",
@@ -182,14 +183,20 @@ impl CompiledCache {
                 );
                 return None;
             }
-        }
-        // SAFETY: these bytes are, by their BLAKE3 digest, the ones `Component::serialize` of
-        // this host wrote for this engine configuration (the compatibility hash is in the
-        // name), and they are deserialized from memory, so the file cannot change under them.
-        // A file that fails to load is discarded and rebuilt.
-        match unsafe { Component::deserialize(engine, &bytes) } {
-            Ok(c) => Some(c),
-            Err(e) => {
+        };
+        match loaded {
+            Ok(component) => Some(component),
+            Err(Discard::NotOurs) => {
+                tracing::warn!(
+                    "precompiled component {} is not the file this host wrote (its digest does not match the \
+                     one recorded in the database: it was changed on disk, or written by an older version); \
+                     discarding it and recompiling from the verified component",
+                    path.display()
+                );
+                self.evict(digest);
+                None
+            }
+            Err(Discard::Unusable(e)) => {
                 tracing::warn!("discarding unusable precompiled component {}: {e:#}", path.display());
                 self.evict(digest);
                 None
@@ -197,22 +204,70 @@ impl CompiledCache {
         }
     }
 
+    /// Maps the file whose identity matched the record, and checks the identity again once it
+    /// is mapped, so a file changed while it was being mapped is not kept either.
+    fn load_mapped(&self, engine: &Engine, path: &Path, identity: &FileIdentity) -> Result<Component, Discard> {
+        // SAFETY: the file is, by its unchanged identity, the one whose bytes matched the
+        // recorded BLAKE3 digest of what `Component::serialize` of this host wrote for this
+        // engine configuration (the compatibility hash is in the name).
+        let component = unsafe { Component::deserialize_file(engine, path) }.map_err(|e| Discard::Unusable(e.into()))?;
+        match std::fs::metadata(path) {
+            Ok(meta) if FileIdentity::of(&meta) == *identity => Ok(component),
+            _ => Err(Discard::NotOurs),
+        }
+    }
+
+    /// Reads and hashes the whole file (its identity is new: copied, restored, or recorded by
+    /// an older version), loads it from memory if the digest matches, and records its identity.
+    fn load_hashed(&self, engine: &Engine, path: &Path, name: &str, blake3: &str) -> Result<Component, Discard> {
+        let file = std::fs::File::open(path).map_err(|e| Discard::Unusable(e.into()))?;
+        let identity = file.metadata().map(|meta| FileIdentity::of(&meta)).map_err(|e| Discard::Unusable(e.into()))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|e| Discard::Unusable(e.into()))?;
+        if blake3::hash(&bytes).to_hex().as_str() != blake3 {
+            return Err(Discard::NotOurs);
+        }
+        // SAFETY: these bytes are, by their BLAKE3 digest, the ones `Component::serialize` of
+        // this host wrote for this engine configuration, deserialized from memory, so the file
+        // cannot change under them.
+        let component = unsafe { Component::deserialize(engine, &bytes) }.map_err(|e| Discard::Unusable(e.into()))?;
+        self.record_identity(name, blake3, &identity);
+        Ok(component)
+    }
+
+    /// Records that the file `name`, whose contents hash to `blake3`, has `identity`.
+    fn record_identity(&self, name: &str, blake3: &str, identity: &FileIdentity) {
+        let recorded = self.with_db(|db| {
+            db.execute(
+                "UPDATE compiled_files SET fingerprint = ?3 WHERE file = ?1 AND blake3 = ?2",
+                [name, blake3, identity.0.as_str()],
+            )?;
+            Ok(())
+        });
+        if let Err(e) = recorded {
+            tracing::warn!("cannot record the identity of precompiled component {name}: {e:#}");
+        }
+    }
+
     /// Writes the compilation of `digest` into the cache: its digest recorded in the database
-    /// first, then the file, atomically and with mode 0600.
+    /// first, then the file, atomically and with mode 0600, then the file's identity.
     pub fn put(&self, digest: &str, component: &Component) -> Result<()> {
         let name = self.file_name(digest);
         let bytes = component.serialize()?;
         let hash = blake3::hash(&bytes).to_hex();
         self.with_db(|db| {
             db.execute(
-                "INSERT INTO compiled_files (file, blake3) VALUES (?1, ?2)
-                 ON CONFLICT(file) DO UPDATE SET blake3 = excluded.blake3",
+                "INSERT INTO compiled_files (file, blake3, fingerprint) VALUES (?1, ?2, NULL)
+                 ON CONFLICT(file) DO UPDATE SET blake3 = excluded.blake3, fingerprint = NULL",
                 [name.as_str(), hash.as_str()],
             )?;
             Ok(())
         })
         .context("cannot record the digest of a precompiled component")?;
-        crate::paths::write_private(&self.dir.join(&name), &bytes)
+        let path = self.dir.join(&name);
+        crate::paths::write_private(&path, &bytes)?;
+        self.record_identity(&name, hash.as_str(), &FileIdentity::of(&std::fs::metadata(&path)?));
+        Ok(())
     }
 
     /// Removes the cached compilation of `digest` and its recorded digest.
@@ -224,4 +279,33 @@ impl CompiledCache {
             Ok(())
         });
     }
+}
+
+/// What a cached file's identity says: device, inode, size, modification and change times
+/// (nanoseconds). Written to a file, it changes; restored, it cannot be made to match again.
+#[derive(PartialEq)]
+struct FileIdentity(String);
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity(format!(
+            "{}:{}:{}:{}.{}:{}.{}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        ))
+    }
+}
+
+/// Why a cached file is not used.
+enum Discard {
+    /// It is not what this host wrote.
+    NotOurs,
+    /// It is, but it does not load (or cannot be read).
+    Unusable(anyhow::Error),
 }

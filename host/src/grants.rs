@@ -32,7 +32,9 @@ pub const MAX_BLOCKS: usize = 8;
 pub const VERIFIED_CAPACITY: usize = 4096;
 
 /// Durable epoch watermarks, and the record of grants this node issued.
-pub const SCHEMA: &str = "
+pub const SCHEMA: crate::db::Schema = crate::db::Schema {
+    owner: "grants",
+    migrations: &["
 CREATE TABLE IF NOT EXISTS grant_epochs (
     grantee TEXT PRIMARY KEY,
     epoch   INTEGER NOT NULL,
@@ -46,7 +48,8 @@ CREATE TABLE IF NOT EXISTS grants_issued (
     expires   INTEGER NOT NULL,
     epoch     INTEGER NOT NULL
 ) STRICT;
-";
+"],
+};
 
 /// What a block says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,6 +47,20 @@ pub use access::Caller;
 pub use install::{AlloyOptions, InstallOptions};
 pub use runtime::{CallError, CallReport, Host};
 
+/// The tables of every module, migrated when a host opens its data directory.
+pub const SCHEMAS: [&db::Schema; 10] = [
+    &registry::SCHEMA,
+    &host_api::store::SCHEMA,
+    &host_api::training::SCHEMA,
+    &discovery::SCHEMA,
+    &eventlog::SCHEMA,
+    &trust::SCHEMA,
+    &grants::SCHEMA,
+    &engine::SCHEMA,
+    &grid::peers::SCHEMA,
+    &node::auth::SCHEMA,
+];
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)

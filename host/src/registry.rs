@@ -11,7 +11,9 @@ use crate::reflect::wit_source::WitSource;
 use crate::reflect::CommandSchema;
 
 /// Table of installed plugins.
-pub const SCHEMA: &str = "
+pub const SCHEMA: crate::db::Schema = crate::db::Schema {
+    owner: "registry",
+    migrations: &["
 CREATE TABLE IF NOT EXISTS plugins (
     name         TEXT PRIMARY KEY,
     digest       TEXT NOT NULL,
@@ -29,7 +31,8 @@ CREATE TABLE IF NOT EXISTS plugins (
     approved     TEXT NOT NULL,
     access       TEXT NOT NULL
 ) STRICT;
-";
+"],
+};
 
 /// One installed plugin as recorded in the registry.
 #[derive(Debug, Clone, Serialize)]
@@ -185,7 +188,8 @@ mod tests {
     #[test]
     fn every_table_keyed_by_plugin_is_purged() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::db::open(&dir.path().join("continuum.db")).unwrap();
+        let mut conn = crate::db::open(&dir.path().join("continuum.db")).unwrap();
+        crate::db::migrate(&mut conn, &crate::SCHEMAS).unwrap();
         let mut tables = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").unwrap();
         let names: Vec<String> = tables.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
         for table in names {

@@ -294,7 +294,8 @@ impl Host {
     pub fn open(data: DataDir) -> Result<Self> {
         let config = Config::load(&data.config_file())?;
         let engine = engine::build(config.max_memory_mib())?;
-        let db = crate::db::open(&data.database())?;
+        let mut db = crate::db::open(&data.database())?;
+        crate::db::migrate(&mut db, &crate::SCHEMAS)?;
         let cache = CompiledCache::new(&engine, &data.compiled());
         let node_key = KeyStore::new(data.root().join("keys")).node()?;
         let grants = Grants::load(&db, node_key.verifying_key())?;

@@ -7,14 +7,17 @@ use serde::Serialize;
 use crate::keys::{parse_public, public_hex};
 
 /// Table of trusted publisher keys.
-pub const SCHEMA: &str = "
+pub const SCHEMA: crate::db::Schema = crate::db::Schema {
+    owner: "trust",
+    migrations: &["
 CREATE TABLE IF NOT EXISTS trust (
     public_key TEXT PRIMARY KEY,
     name       TEXT NOT NULL UNIQUE,
     added_at   INTEGER NOT NULL,
     approves   TEXT NOT NULL
 ) STRICT;
-";
+"],
+};
 
 /// A trusted publisher.
 #[derive(Debug, Clone, Serialize)]

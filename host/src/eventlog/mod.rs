@@ -49,7 +49,9 @@ pub const MAX_BATCH: usize = 4096;
 pub const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Tables of the log.
-pub const SCHEMA: &str = "
+pub const SCHEMA: crate::db::Schema = crate::db::Schema {
+    owner: "eventlog",
+    migrations: &["
 CREATE TABLE IF NOT EXISTS log (
     seq     INTEGER PRIMARY KEY,
     lamport INTEGER NOT NULL,
@@ -86,7 +88,8 @@ CREATE TABLE IF NOT EXISTS remote_checkpoints (
     signature TEXT NOT NULL,
     PRIMARY KEY (node, seq)
 ) STRICT;
-";
+"],
+};
 
 /// How hard each group commit is pushed to disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]

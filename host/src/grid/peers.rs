@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::keys::{parse_public, public_hex};
 
 /// Known peers.
-pub const SCHEMA: &str = "
+pub const SCHEMA: crate::db::Schema = crate::db::Schema {
+    owner: "peers",
+    migrations: &["
 CREATE TABLE IF NOT EXISTS peers (
     id       TEXT PRIMARY KEY,
     name     TEXT,
@@ -17,7 +19,8 @@ CREATE TABLE IF NOT EXISTS peers (
     grant    TEXT,
     added_at INTEGER NOT NULL
 ) STRICT;
-";
+"],
+};
 
 /// A peer: dialled by key at its direct addresses (no relays, no public discovery).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]

@@ -8,14 +8,17 @@ use super::continuum::host::store::{Host, StoreError};
 use super::CallState;
 
 /// Table of every plugin's entries (keyed by namespace: [`crate::registry::purge`] deletes one's).
-pub const SCHEMA: &str = "
+pub const SCHEMA: crate::db::Schema = crate::db::Schema {
+    owner: "store",
+    migrations: &["
 CREATE TABLE IF NOT EXISTS kv (
     plugin TEXT NOT NULL,
     key    TEXT NOT NULL,
     value  BLOB NOT NULL,
     PRIMARY KEY (plugin, key)
 ) STRICT, WITHOUT ROWID;
-";
+"],
+};
 
 /// Longest key, in bytes.
 pub const MAX_KEY: usize = 1024;

@@ -14,7 +14,9 @@ use super::inference::to_wit;
 use super::CallState;
 
 /// Table of every plugin's heads (keyed by namespace: [`crate::registry::purge`] deletes one's).
-pub const SCHEMA: &str = "
+pub const SCHEMA: crate::db::Schema = crate::db::Schema {
+    owner: "training",
+    migrations: &["
 CREATE TABLE IF NOT EXISTS heads (
     plugin          TEXT NOT NULL,
     name            TEXT NOT NULL,
@@ -24,7 +26,8 @@ CREATE TABLE IF NOT EXISTS heads (
     created_ms      INTEGER NOT NULL,
     PRIMARY KEY (plugin, name)
 ) STRICT;
-";
+"],
+};
 
 /// Most examples one training request may carry.
 pub const MAX_EXAMPLES: usize = 100_000;

@@ -19,7 +19,9 @@ use crate::runtime::Host;
 use crate::Caller;
 
 /// API keys.
-pub const SCHEMA: &str = "
+pub const SCHEMA: crate::db::Schema = crate::db::Schema {
+    owner: "api_keys",
+    migrations: &["
 CREATE TABLE IF NOT EXISTS api_keys (
     id         TEXT PRIMARY KEY,
     key_sha256 TEXT NOT NULL UNIQUE,
@@ -28,7 +30,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     label      TEXT,
     created_at INTEGER NOT NULL
 ) STRICT;
-";
+"],
+};
 
 /// Prefix of API keys.
 pub const API_KEY_PREFIX: &str = "ck_";

@@ -16,3 +16,4 @@ mod install;
 mod reflection;
 mod robustness;
 mod sandbox;
+mod upgrade;

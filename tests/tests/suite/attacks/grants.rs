@@ -190,7 +190,10 @@ fn local_users_can_neither_read_the_data_dir_nor_swap_compiled_code() {
         found.unwrap_or_else(|| panic!("no precompiled file for {plugin}"))
     };
     let (text, kv) = (compiled_of("text"), compiled_of("kv"));
+    let written = std::fs::metadata(&text).unwrap().modified().unwrap();
     std::fs::copy(&kv, &text).unwrap();
+    // A careful attacker sets the modification time back; the change time still moves.
+    std::fs::File::options().write(true).open(&text).unwrap().set_modified(written).unwrap();
     let out = with_umask_002(&data, &["run", "text/convert-case", "--text", "a b", "--to", "upper"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "\"A B\"", "text ran its own code");
