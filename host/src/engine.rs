@@ -25,7 +25,8 @@ const POOL_INSTANCES: u32 = 256;
 /// file that is not byte for byte what the host wrote must never load.
 pub const SCHEMA: crate::db::Schema = crate::db::Schema {
     owner: "compiled_cache",
-    migrations: &["
+    migrations: &[
+        "
 CREATE TABLE IF NOT EXISTS compiled_files (
     file   TEXT PRIMARY KEY,
     blake3 TEXT NOT NULL
@@ -170,7 +171,9 @@ impl CompiledCache {
         };
         let recorded = self.with_db(|db| {
             let query = "SELECT blake3, fingerprint FROM compiled_files WHERE file = ?1";
-            Ok(db.query_row(query, [name.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))).optional()?)
+            Ok(db
+                .query_row(query, [name.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))
+                .optional()?)
         });
         let loaded = match recorded {
             Ok(Some((_, Some(fingerprint)))) if fingerprint == identity.0 => self.load_mapped(engine, &path, &identity),
@@ -210,7 +213,8 @@ impl CompiledCache {
         // SAFETY: the file is, by its unchanged identity, the one whose bytes matched the
         // recorded BLAKE3 digest of what `Component::serialize` of this host wrote for this
         // engine configuration (the compatibility hash is in the name).
-        let component = unsafe { Component::deserialize_file(engine, path) }.map_err(|e| Discard::Unusable(e.into()))?;
+        let component =
+            unsafe { Component::deserialize_file(engine, path) }.map_err(|e| Discard::Unusable(e.into()))?;
         match std::fs::metadata(path) {
             Ok(meta) if FileIdentity::of(&meta) == *identity => Ok(component),
             _ => Err(Discard::NotOurs),

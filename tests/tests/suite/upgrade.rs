@@ -51,14 +51,12 @@ fn a_data_directory_from_before_versioned_schemas_opens_with_everything_in_it() 
 
     // Every owner is recorded at its last step; the cache's second step added a column.
     let db = rusqlite::Connection::open(data.join("continuum.db")).unwrap();
-    let cache: i64 = db
-        .query_row("SELECT version FROM schema_versions WHERE owner = 'compiled_cache'", [], |r| r.get(0))
-        .unwrap();
+    let cache: i64 =
+        db.query_row("SELECT version FROM schema_versions WHERE owner = 'compiled_cache'", [], |r| r.get(0)).unwrap();
     assert_eq!(cache, 2);
     let owners: i64 = db.query_row("SELECT count(*) FROM schema_versions", [], |r| r.get(0)).unwrap();
     assert!(owners >= 10, "every owner is versioned, {owners} are");
-    db.query_row("SELECT fingerprint FROM compiled_files LIMIT 1", [], |r| r.get::<_, Option<String>>(0))
-        .unwrap();
+    db.query_row("SELECT fingerprint FROM compiled_files LIMIT 1", [], |r| r.get::<_, Option<String>>(0)).unwrap();
 }
 
 /// A data directory written by a newer version is refused with a clear error, never guessed at.
