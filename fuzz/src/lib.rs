@@ -22,7 +22,7 @@ pub const LIMITS: &str = "[limits]\ntimeout-ms = 50\nmemory-mib = 16\noutput-kib
 pub fn host_with(config: &str) -> Host {
     let dir = tempfile::Builder::new().prefix("continuum-fuzz-").tempdir().expect("temp dir").keep();
     std::fs::write(dir.join("continuum.toml"), config).expect("write continuum.toml");
-    Host::open(DataDir::at(dir).expect("data dir")).expect("open host")
+    continuum::node::open_host(DataDir::at(dir).expect("data dir")).expect("open host")
 }
 
 /// The process's host with the fuzzing limits.

@@ -9,6 +9,7 @@ pub mod engines;
 pub mod gguf;
 pub mod llm;
 pub mod queue;
+#[cfg(feature = "testmodel")]
 pub mod testmodel;
 pub mod textstream;
 pub mod train;

@@ -42,7 +42,8 @@ impl TestHost {
     pub fn with_config(plugins: &[&str], config: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("continuum.toml"), config).expect("write config");
-        let host = Host::open(DataDir::at(dir.path().to_path_buf()).expect("data dir")).expect("open host");
+        let host =
+            continuum::node::open_host(DataDir::at(dir.path().to_path_buf()).expect("data dir")).expect("open host");
         for p in plugins {
             let d = plugin_dir(p);
             host.install_component(&d.join(format!("{p}.wasm")), &d.join("wit"), &allow_all())

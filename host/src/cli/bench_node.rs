@@ -21,7 +21,6 @@ use crate::grid::dispatch::GridCall;
 use crate::grid::{Grid, GridOptions};
 use crate::node::NodeFile;
 use crate::paths::DataDir;
-use crate::runtime::Host;
 use crate::Caller;
 
 const COMMAND: &str = "text/convert-case";
@@ -81,7 +80,7 @@ impl NodeProcess {
 /// A data directory with the `text` plugin installed from `plugin` (a development install).
 fn prepared(plugin: &Path) -> Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
-    let host = Host::open(DataDir::at(dir.path().to_path_buf())?)?;
+    let host = crate::node::open_host(DataDir::at(dir.path().to_path_buf())?)?;
     let (wasm, wit) = super::locate(plugin, None)?;
     host.install_component(&wasm, &wit, &crate::InstallOptions { allow: vec!["all".into()], ..Default::default() })?;
     Ok(dir)
@@ -205,7 +204,7 @@ pub(super) fn http(plugin: &Path, clients: usize, seconds: u64) -> Result<()> {
 pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
     let remote_dir = prepared(plugin)?;
     // The peer ships plugins as alloys: pack the largest built plugin there for the fetch test.
-    let remote_host = Host::open(DataDir::at(remote_dir.path().to_path_buf())?)?;
+    let remote_host = crate::node::open_host(DataDir::at(remote_dir.path().to_path_buf())?)?;
     let key = crate::keys::KeyStore::new(remote_dir.path().join("keys")).generate("bench")?;
     let shipped = largest_plugin(plugin.parent().unwrap_or(Path::new(".")))?;
     let (wasm, wit) = super::locate(&shipped, None)?;
@@ -217,7 +216,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
     remote_host
         .install_alloy(&alloy_path, crate::install::AlloyOptions { allow: vec!["all".into()], ..Default::default() })?;
     let local_dir = prepared(plugin)?;
-    let local = Host::open(DataDir::at(local_dir.path().to_path_buf())?)?;
+    let local = crate::node::open_host(DataDir::at(local_dir.path().to_path_buf())?)?;
     // The peer grants the calling node its command, as an operator would.
     let grant = remote_host.issue_grant(&local.node_id(), &[COMMAND.into()], crate::now_secs() + 3600)?;
     drop(remote_host);

@@ -556,7 +556,7 @@ pub fn main() -> Result<(), Exit> {
     let cli = Cli::parse();
     // Benchmarks call plugins thousands of times: their log lines would drown the figures.
     init_tracing(cli.verbose, !matches!(cli.command, Top::Bench { .. }));
-    let open = || -> Result<Host> { Host::open(DataDir::resolve(cli.data_dir.as_deref())?) };
+    let open = || -> Result<Host> { crate::node::open_host(DataDir::resolve(cli.data_dir.as_deref())?) };
     match cli.command {
         Top::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "continuum", &mut std::io::stdout());
@@ -617,7 +617,7 @@ pub fn main() -> Result<(), Exit> {
                     code: 6,
                     message: "running on peers (--on) needs a running node; start one with `continuum serve`".into(),
                 }),
-                None => run(&Host::open(data)?, output, as_caller.as_deref(), &command, &args),
+                None => run(&crate::node::open_host(data)?, output, as_caller.as_deref(), &command, &args),
             }
         }
         Top::Serve(args) => grid::serve(open()?, args).map_err(Exit::from),

@@ -155,7 +155,8 @@ fn a_failing_write_reports_clearly_and_leaves_nothing_half_written() {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::at(dir.path().to_path_buf()).unwrap();
     let key = KeyStore::new(data.root().join("keys")).node().unwrap();
-    let conn = continuum::db::open(&data.database()).unwrap();
+    let mut conn = continuum::db::open(&data.database()).unwrap();
+    continuum::db::migrate(&mut conn, &continuum::SCHEMAS).unwrap();
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
     // The same error a full disk gives: SQLITE_FULL once the file may not grow.
     conn.pragma_update(None, "max_page_count", pages + 4).unwrap();

@@ -85,7 +85,7 @@ fn gossip_learned_strangers_receive_no_calls() {
 #[test]
 fn a_flood_of_grid_requests_is_answered_busy() {
     let node = TestNode::start(|d| {
-        let host = Host::open(DataDir::at(d.to_path_buf()).unwrap()).unwrap();
+        let host = continuum::node::open_host(DataDir::at(d.to_path_buf()).unwrap()).unwrap();
         let dir = plugin_dir("hostile");
         host.install_component(&dir.join("hostile.wasm"), &dir.join("wit"), &allow_all()).unwrap();
     });

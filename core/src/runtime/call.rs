@@ -1,0 +1,196 @@
+//! Running a call: the checks before it (installed caller, depth, access, parameters), then a
+//! fresh sandboxed instance of the plugin under its limits, and what it returned.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wasmtime::component::{ResourceTable, Val};
+use wasmtime::Store;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::WasiCtx;
+
+use super::outcome::trap_message;
+use super::{AuditedCall, CallError, CallReport, Host, HostCore, LoadedPlugin};
+use crate::access::{self, Caller};
+use crate::host_api::commands::Nesting;
+use crate::host_api::{CallContext, CallState};
+use crate::reflect::Outcome;
+use crate::registry;
+use crate::sandbox::{self, LimitHit, MemoryGuard};
+
+/// The outer deadline of a top-level call; each plugin's own timeout is far shorter.
+pub const CALL_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+impl Host {
+    /// Calls command `name` with JSON `params` as `caller`.
+    pub fn call(&self, caller: &Caller, name: &str, params: &Value) -> CallReport {
+        self.core.call_queued(caller, name, params, 0, Instant::now() + CALL_TIME_LIMIT).wait()
+    }
+
+    /// Calls like [`Host::call`] from async code: the call runs on the call pool, and its
+    /// audit commit is awaited without holding a thread.
+    pub async fn call_async(&self, caller: Caller, name: String, params: Value) -> CallReport {
+        let (host, command) = (self.clone(), name.clone());
+        let deadline = Instant::now() + CALL_TIME_LIMIT;
+        let queued = self.offload(move || host.core.call_queued(&caller, &name, &params, 0, deadline)).await;
+        match queued {
+            Ok(call) => call.committed().await,
+            Err(e) => CallReport::of(Err(CallError::Host { command, message: format!("{e:#}") })),
+        }
+    }
+}
+
+impl HostCore {
+    /// Runs a call nested in another (`commands.call`) where `nesting` places it — how deep, by
+    /// when, sharing the budgets of its call tree — and audits it: a `call.invoked` entry
+    /// before, a `call.completed` or `call.failed` entry committed before the result is returned
+    /// (a result whose audit cannot be committed is withheld).
+    pub fn call_nested(self: &Arc<Self>, caller: &Caller, name: &str, params: &Value, nesting: &Nesting) -> CallReport {
+        self.call_in(caller, name, params, nesting).wait()
+    }
+
+    /// Runs a call tree of its own (`depth` levels down, finishing by `deadline`, with fresh
+    /// budgets), audited like [`HostCore::call_nested`], but returns as soon as its audit entry
+    /// is queued: the thread is free for the next call while the entry's group commits.
+    pub fn call_queued(
+        self: &Arc<Self>,
+        caller: &Caller,
+        name: &str,
+        params: &Value,
+        depth: u32,
+        deadline: Instant,
+    ) -> AuditedCall {
+        self.call_in(caller, name, params, &Nesting::fresh(depth, deadline))
+    }
+
+    /// Runs command `name` as `caller` where `nesting` places it, loading its plugin first.
+    pub(super) fn run(
+        self: &Arc<Self>,
+        caller: &Caller,
+        name: &str,
+        params: &Value,
+        nesting: &Nesting,
+        report: &mut CallReport,
+    ) -> Result<Value, CallError> {
+        access::check_installed(caller).map_err(|reason| CallError::Denied { command: name.into(), reason })?;
+        let max_depth = self.config.default_limits().max_call_depth;
+        if nesting.depth > max_depth {
+            return Err(CallError::DepthExceeded { command: name.into(), max: max_depth });
+        }
+        let plugin_name = name.split('/').next().unwrap_or(name);
+        let plugin = match self.load(plugin_name) {
+            Ok(p) => p,
+            Err(e) if registry::get(&self.db(), plugin_name).ok().flatten().is_none() => {
+                tracing::debug!("{e:#}");
+                return Err(self.unknown(caller, name));
+            }
+            Err(e) => return Err(CallError::Host { command: name.into(), message: format!("{e:#}") }),
+        };
+        self.execute_in(&plugin, caller, name, params, nesting, report)
+    }
+
+    /// Runs command `name` of `plugin` (loaded or not) in a fresh instance, as a call tree of
+    /// its own (`depth` levels down, finishing by `deadline`, with fresh budgets).
+    #[allow(clippy::too_many_arguments)]
+    pub fn execute(
+        self: &Arc<Self>,
+        plugin: &LoadedPlugin,
+        caller: &Caller,
+        name: &str,
+        params: &Value,
+        depth: u32,
+        deadline: Instant,
+        report: &mut CallReport,
+    ) -> Result<Value, CallError> {
+        self.execute_in(plugin, caller, name, params, &Nesting::fresh(depth, deadline), report)
+    }
+
+    /// Runs command `name` of `plugin` in a fresh instance where `nesting` places it.
+    fn execute_in(
+        self: &Arc<Self>,
+        plugin: &LoadedPlugin,
+        caller: &Caller,
+        name: &str,
+        params: &Value,
+        nesting: &Nesting,
+        report: &mut CallReport,
+    ) -> Result<Value, CallError> {
+        let command = plugin.command(name).ok_or_else(|| self.unknown(caller, name))?;
+        access::check(caller, name, access::level(&plugin.access, name))
+            .map_err(|reason| CallError::Denied { command: name.into(), reason })?;
+        let args = command
+            .params_to_vals(params)
+            .map_err(|e| CallError::InvalidParams { command: name.into(), message: e.to_string() })?;
+
+        // A nested call gets what is left of the outer call's time, if that is less.
+        let remaining = nesting.deadline.saturating_duration_since(Instant::now());
+        let mut limits = plugin.limits;
+        limits.timeout_ms = limits.timeout_ms.min(remaining.as_millis().max(1) as u64);
+
+        let stdout = MemoryOutputPipe::new(limits.output_bytes());
+        let stderr = MemoryOutputPipe::new(limits.output_bytes());
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = CallState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryGuard::new(limits.memory_bytes()),
+            host_calls: (0, limits.max_host_calls),
+            inference: nesting.inference.clone(),
+            call: CallContext {
+                core: self.clone(),
+                plugin: plugin.name.clone(),
+                namespace: plugin.namespace.clone(),
+                command: name.to_string(),
+                caller: caller.clone(),
+                depth: nesting.depth,
+                deadline: Instant::now() + Duration::from_millis(limits.timeout_ms),
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.set_hostcall_fuel(limits.copy_fuel());
+        store.set_epoch_deadline(limits.deadline_ticks());
+        store.epoch_deadline_trap();
+
+        let mut results = vec![Val::Bool(false); command.result_count()];
+        let ran = (|| -> wasmtime::Result<()> {
+            let instance = plugin.pre.instantiate(&mut store)?;
+            let func = instance
+                .get_func(&mut store, command.export)
+                .ok_or_else(|| wasmtime::format_err!("export of `{name}` not found in the instance"))?;
+            func.call(&mut store, &args, &mut results)
+        })();
+        report.stdout = stdout.contents().to_vec();
+        report.stderr = stderr.contents().to_vec();
+        if let Err(e) = ran {
+            let (name, plugin_name) = (name.to_string(), plugin.name.clone());
+            let output_full = report.stdout.len().max(report.stderr.len()) >= limits.output_bytes();
+            return Err(match sandbox::classify(&e, &limits, &store.data().memory, output_full) {
+                Some(limit) => CallError::Limit { command: name, plugin: plugin_name, limit },
+                None => CallError::Trapped { command: name, message: trap_message(&e, &report.stderr) },
+            });
+        }
+        let outcome =
+            command.outcome(&results).map_err(|e| CallError::Host { command: name.into(), message: e.to_string() })?;
+        let (Outcome::Ok(value) | Outcome::Err(value)) = &outcome;
+        let size = serde_json::to_vec(value).map_or(0, |v| v.len());
+        if size > limits.output_bytes() {
+            return Err(CallError::Limit {
+                command: name.into(),
+                plugin: plugin.name.clone(),
+                limit: LimitHit::Output { cap_kib: limits.output_kib, what: "the result" },
+            });
+        }
+        match outcome {
+            Outcome::Ok(v) => Ok(v),
+            Outcome::Err(error) => Err(CallError::CommandFailed { command: name.into(), error }),
+        }
+    }
+}

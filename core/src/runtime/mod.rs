@@ -1,0 +1,176 @@
+//! The runtime core: loads plugins (from the AOT cache when possible) and runs their commands,
+//! each call in a fresh sandboxed instance. A [`Host`] is a handle on the [`HostCore`] of one
+//! data directory; what it does is split by concern:
+//!
+//! - `load`: installed plugins made runnable (cache or compile, reflect, link), and the checks
+//!   a component and a plugin name pass before install;
+//! - `catalog`: the installed plugins and their commands as a caller sees them, and removal;
+//! - `call`: running one call in a fresh instance under the plugin's limits;
+//! - `audit`: the event-log entries of a call, and releasing its result once they commit;
+//! - `outcome`: what a call produced ([`CallReport`]) or why it failed ([`CallError`]).
+
+mod audit;
+mod call;
+mod catalog;
+mod load;
+mod outcome;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use anyhow::Result;
+use ed25519_dalek::SigningKey;
+use rusqlite::Connection;
+use wasmtime::Engine;
+
+pub use audit::AuditedCall;
+pub use call::CALL_TIME_LIMIT;
+pub use load::{check_component_bytes, check_plugin_name, digest, LoadedPlugin, MAX_COMPONENT_BYTES};
+pub use outcome::{outcome_exit_code, CallError, CallReport};
+
+use crate::call_pool::CallPool;
+use crate::config::Config;
+use crate::engine::{self, CompiledCache};
+use crate::eventlog::EventLog;
+use crate::grants::Grants;
+use crate::keys::{public_hex, KeyStore};
+use crate::paths::DataDir;
+use crate::sync::lock;
+
+/// The shared core behind a [`Host`]: engine, database, loaded plugins.
+pub struct HostCore {
+    engine: Engine,
+    data: DataDir,
+    config: Config,
+    cache: CompiledCache,
+    db: Mutex<Connection>,
+    loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    compilations: AtomicU64,
+    node_key: SigningKey,
+    grants: Grants,
+    log: EventLog,
+    audit: AtomicBool,
+    engines: continuum_gpu::Engines,
+    token_sink: RwLock<Option<TokenSink>>,
+    calls: CallPool,
+}
+
+/// Receives each generated piece as it is produced: (command, piece). The CLI shows them live.
+pub type TokenSink = Arc<dyn Fn(&str, &continuum_gpu::textstream::Piece) + Send + Sync>;
+
+/// A Continuum host over one data directory.
+#[derive(Clone)]
+pub struct Host {
+    core: Arc<HostCore>,
+}
+
+impl Host {
+    /// Opens the host over `data`: reads `continuum.toml`, opens the database, builds the engine.
+    pub fn open(data: DataDir) -> Result<Self> {
+        let config = Config::load(&data.config_file())?;
+        let engine = engine::build(config.max_memory_mib())?;
+        let mut db = crate::db::open(&data.database())?;
+        crate::db::migrate(&mut db, &crate::SCHEMAS)?;
+        let cache = CompiledCache::new(&engine, &data.compiled());
+        let node_key = KeyStore::new(data.root().join("keys")).node()?;
+        let grants = Grants::load(&db, node_key.verifying_key())?;
+        let log = EventLog::open(&data.database(), node_key.clone(), config.log.durability)?;
+        // Models load on first use; opening the host costs nothing for a host that never infers.
+        let engines =
+            continuum_gpu::Engines::new(continuum_gpu::Catalog::new(data.models()), config.inference.engine_config());
+        Ok(Host {
+            core: Arc::new(HostCore {
+                engine,
+                data,
+                config,
+                cache,
+                db: Mutex::new(db),
+                loaded: Mutex::new(HashMap::new()),
+                compilations: AtomicU64::new(0),
+                node_key,
+                grants,
+                log,
+                audit: AtomicBool::new(true),
+                engines,
+                token_sink: RwLock::new(None),
+                calls: CallPool::new(),
+            }),
+        })
+    }
+
+    /// The shared core (for host interfaces and benchmarks).
+    pub fn core(&self) -> &Arc<HostCore> {
+        &self.core
+    }
+
+    /// The node's identity (grant issuer) public key, hex.
+    pub fn node_id(&self) -> String {
+        public_hex(&self.core.node_key.verifying_key())
+    }
+
+    /// Runs blocking host work (SQLite, a call) for async code on the host's call pool and
+    /// awaits its result.
+    pub async fn offload<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        self.core.calls.run(work).await
+    }
+}
+
+impl HostCore {
+    /// The node's signing key: its identity in grants, the event log and on the grid.
+    pub fn node_key(&self) -> &SigningKey {
+        &self.node_key
+    }
+
+    /// The node's grant state: epoch watermarks and the bounded cache of verified tokens.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// Sets (or clears) the receiver of generated pieces.
+    pub fn set_token_sink(&self, sink: Option<TokenSink>) {
+        *self.token_sink.write().unwrap_or_else(|p| p.into_inner()) = sink;
+    }
+
+    /// Hands a generated piece to the token sink, if one is set.
+    pub fn observe_token(&self, command: &str, piece: &continuum_gpu::textstream::Piece) {
+        if let Some(sink) = self.token_sink.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            sink(command, piece);
+        }
+    }
+
+    /// The resident models.
+    pub fn engines(&self) -> &continuum_gpu::Engines {
+        &self.engines
+    }
+
+    /// The operator's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The database connection (one per host; SQLite handles other processes).
+    pub fn db(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.db)
+    }
+
+    /// The node's event log.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The compiled cache.
+    pub fn cache(&self) -> &CompiledCache {
+        &self.cache
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &DataDir {
+        &self.data
+    }
+}

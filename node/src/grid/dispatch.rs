@@ -1,0 +1,490 @@
+//! Remote dispatch with quorum (SPEC §8): which peers run a call, what happens when some
+//! fail, and how their answers become one result.
+//!
+//! - `single`: one peer; when it is unreachable or refuses, up to 3 retries (on the next
+//!   matching peer) with exponential backoff capped at 5 s — only when the command is
+//!   idempotent (its plugin imports no state-changing host interface, as its offer says).
+//! - `multi`: min 2, max 8 peers and a reducer (default `majority`); fewer than min answers →
+//!   `fail`, `degraded` (reduce what came), or `wait=<duration>` (keep asking until then).
+//! - `any`: every matching peer; `first-good` (default), `merge-top-k` or `union`; waits at
+//!   most p95 of recent latency × 1.5, capped at 5 s.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+
+use super::peers::Peer;
+use super::reduce::Reducer;
+use super::wire::{Request, Response};
+use super::{short, Grid, PeerError};
+
+/// Which peers a call may go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// One named peer (id, id prefix or name).
+    Peer(String),
+    /// Any peer offering the command.
+    Any,
+    /// All peers offering the command.
+    All,
+}
+
+impl Target {
+    /// Parses `--on`: `any`, `all`, or a peer.
+    pub fn parse(text: &str) -> Target {
+        match text {
+            "any" => Target::Any,
+            "all" => Target::All,
+            peer => Target::Peer(peer.to_string()),
+        }
+    }
+}
+
+/// How many peers must answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Quorum {
+    /// One peer (the default).
+    #[default]
+    Single,
+    /// Several, reduced into one result.
+    Multi,
+    /// All that answer within an adaptive bound.
+    Any,
+}
+
+/// What to do when fewer than `min` peers answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnderMin {
+    /// Fail the call.
+    Fail,
+    /// Reduce what arrived and mark the result degraded.
+    Degraded,
+    /// Keep asking (failed peers again, and newly offering ones) until this long after the start.
+    Wait(Duration),
+}
+
+impl UnderMin {
+    /// Parses `fail`, `degraded` (or `proceed-degraded`), `wait=5s`.
+    pub fn parse(text: &str) -> Result<UnderMin> {
+        Ok(match text {
+            "fail" => UnderMin::Fail,
+            "degraded" | "proceed-degraded" => UnderMin::Degraded,
+            t => match t.strip_prefix("wait=") {
+                Some(d) => UnderMin::Wait(humantime::parse_duration(d).map_err(|e| anyhow::anyhow!("`{d}`: {e}"))?),
+                None => bail!("unknown --if-under-min `{t}`; use fail, degraded, or wait=<duration> (wait=5s)"),
+            },
+        })
+    }
+}
+
+/// A remote call as the caller asked for it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GridCall {
+    /// The command.
+    pub command: String,
+    /// Its parameters.
+    #[schema(value_type = serde_json::Value)]
+    pub params: Value,
+    /// `any`, `all`, or a peer.
+    #[serde(default = "any")]
+    pub on: String,
+    /// single, multi or any.
+    #[serde(default)]
+    pub quorum: Quorum,
+    /// Fewest answers (multi: default 2).
+    #[serde(default)]
+    pub min: Option<usize>,
+    /// Most peers asked (multi: default 8).
+    #[serde(default)]
+    pub max: Option<usize>,
+    /// Reducer name or command (multi: majority; any: first-good).
+    #[serde(default)]
+    pub reduce: Option<String>,
+    /// `k` of merge-top-k.
+    #[serde(default)]
+    pub k: Option<usize>,
+    /// fail, degraded, or wait=<duration>.
+    #[serde(default)]
+    pub if_under_min: Option<String>,
+    /// A grant token to present (default: the one stored with the peer).
+    #[serde(default)]
+    pub grant: Option<String>,
+    /// Per-peer time limit in milliseconds (default 30000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// With `on: any|all`, also dispatch to nodes that are not peers (known only from gossiped
+    /// offers, which then see the parameters). Off unless asked for in so many words.
+    #[serde(default)]
+    pub strangers: bool,
+}
+
+fn any() -> String {
+    "any".into()
+}
+
+/// One peer's part in a call.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attempt {
+    /// The peer.
+    pub peer: String,
+    /// `ok`, or the failure's outcome name.
+    pub outcome: String,
+    /// The error message, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Round-trip time in microseconds.
+    pub us: u64,
+}
+
+/// A remote call's result: the value, which peers contributed, and every attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GridResult {
+    /// The (reduced) result.
+    #[schema(value_type = serde_json::Value)]
+    pub value: Value,
+    /// Peers whose answers were used (and are credited).
+    pub contributors: Vec<String>,
+    /// The reducer that combined the answers (none for a single answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reducer: Option<String>,
+    /// Fewer than `min` answered and the caller accepted that.
+    pub degraded: bool,
+    /// Every request made, in order.
+    pub attempts: Vec<Attempt>,
+}
+
+/// Why a remote call produced no result.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GridError {
+    /// The request itself is wrong (unknown reducer, bad option).
+    #[error("{0}")]
+    Invalid(String),
+    /// No known peer offers the command.
+    #[error("no peer offers `{command}`{hint}")]
+    NoPeer { command: String, hint: String },
+    /// The command ran and returned its error, or the peer refused (not retried).
+    #[error("{error}")]
+    Peer { error: PeerError, attempts: Vec<Attempt> },
+    /// Not enough peers answered.
+    #[error("{message}")]
+    Quorum { message: String, attempts: Vec<Attempt> },
+}
+
+impl GridError {
+    /// The short outcome name.
+    pub fn outcome(&self) -> String {
+        match self {
+            GridError::Invalid(_) => "invalid-params".into(),
+            GridError::NoPeer { .. } => "no-peer".into(),
+            GridError::Peer { error, .. } => error.outcome().into(),
+            GridError::Quorum { .. } => "quorum".into(),
+        }
+    }
+}
+
+struct Plan {
+    candidates: Vec<Peer>,
+    idempotent: bool,
+}
+
+impl Grid {
+    /// Runs `call` on peers per its quorum, logs it, and returns the result with its contributors.
+    pub async fn call(&self, call: &GridCall) -> Result<GridResult, GridError> {
+        let started = Instant::now();
+        let result = self.dispatch(call).await;
+        let (outcome, peers) = match &result {
+            Ok(r) => ("ok".to_string(), r.contributors.clone()),
+            Err(e) => (e.outcome(), vec![]),
+        };
+        let payload = json!({
+            "quorum": call.quorum, "on": call.on, "contributors": peers, "outcome": outcome,
+            "ms": started.elapsed().as_millis() as u64,
+        });
+        if let Err(e) = self.host().core().log().append("grid.call", &call.command, &payload) {
+            tracing::warn!("cannot log a grid call: {e:#}");
+        }
+        result
+    }
+
+    async fn dispatch(&self, call: &GridCall) -> Result<GridResult, GridError> {
+        let invalid = |e: anyhow::Error| GridError::Invalid(format!("{e:#}"));
+        let timeout = Duration::from_millis(call.timeout_ms.unwrap_or(30_000).clamp(1, 600_000));
+        let under_min = UnderMin::parse(call.if_under_min.as_deref().unwrap_or("fail")).map_err(invalid)?;
+        let k = call.k.unwrap_or(10);
+        match call.quorum {
+            Quorum::Single => {
+                if call.reduce.is_some() {
+                    return Err(GridError::Invalid("--reduce needs --quorum multi or any".into()));
+                }
+                self.single(call, timeout).await
+            }
+            Quorum::Multi => {
+                let reducer = Reducer::parse(call.reduce.as_deref().unwrap_or("majority"), k).map_err(invalid)?;
+                let min = call.min.unwrap_or(2).max(1);
+                let max = call.max.unwrap_or(8).max(min);
+                self.fan_out(call, reducer, min, max, under_min, timeout, None).await
+            }
+            Quorum::Any => {
+                let reducer = Reducer::parse(call.reduce.as_deref().unwrap_or("first-good"), k).map_err(invalid)?;
+                if !matches!(reducer, Reducer::FirstGood | Reducer::MergeTopK(_) | Reducer::Union) {
+                    return Err(GridError::Invalid(format!(
+                        "any-quorum reduces with first-good, merge-top-k or union, not {}",
+                        reducer.name()
+                    )));
+                }
+                let bound =
+                    self.latency_p95().map_or(Duration::from_secs(5), |p| (p * 3 / 2).max(Duration::from_millis(50)));
+                let bound = bound.min(Duration::from_secs(5)).min(timeout);
+                let min = call.min.unwrap_or(1).max(1);
+                self.fan_out(call, reducer, min, usize::MAX, under_min, bound, Some(bound)).await
+            }
+        }
+    }
+
+    /// The peers that may run `call`, best first, and whether its command is idempotent.
+    fn plan(&self, call: &GridCall) -> Result<Plan, GridError> {
+        let offers = self.offers();
+        let offering = |id: &str| {
+            offers
+                .iter()
+                .find(|k| k.offer.node == id)
+                .and_then(|k| k.offer.command(&call.command).map(|(p, _)| p.idempotent))
+        };
+        let (candidates, idempotent) = match Target::parse(&call.on) {
+            Target::Peer(key) => {
+                let peer = self.peer(&key).map_err(|e| GridError::Invalid(format!("{e:#}")))?;
+                let idem = offering(&peer.id).unwrap_or(false);
+                (vec![peer], idem)
+            }
+            Target::Any | Target::All => {
+                // Every peer whose offer has the command; nodes known only through gossip
+                // too when the caller said `strangers`.
+                let me = self.id();
+                let peers: std::collections::HashSet<String> =
+                    self.peers().map_err(|e| GridError::Invalid(format!("{e:#}")))?.into_iter().map(|p| p.id).collect();
+                let matching: Vec<(Peer, bool)> = offers
+                    .iter()
+                    .filter(|k| k.offer.node != me)
+                    .filter(|k| call.strangers || peers.contains(&k.offer.node))
+                    .filter_map(|k| k.offer.command(&call.command).map(|(p, _)| (k.offer.node.clone(), p.idempotent)))
+                    .filter_map(|(node, idem)| self.reach(&node).ok().map(|p| (p, idem)))
+                    .collect();
+                let idem = !matching.is_empty() && matching.iter().all(|(_, i)| *i);
+                (matching.into_iter().map(|(p, _)| p).collect(), idem)
+            }
+        };
+        if candidates.is_empty() {
+            let known = self.peers().map(|p| p.len()).unwrap_or(0);
+            return Err(GridError::NoPeer {
+                command: call.command.clone(),
+                hint: if known == 0 {
+                    "; no peers are known — add one with `continuum peer add <node-id>@<ip:port>`".into()
+                } else {
+                    format!(" among the {known} known peers; `continuum offers` lists what they offer")
+                },
+            });
+        }
+        Ok(Plan { candidates, idempotent })
+    }
+
+    async fn ask(&self, peer: &Peer, call: &GridCall, timeout: Duration) -> (Attempt, Result<Value, PeerError>) {
+        let grant = call.grant.clone().or_else(|| peer.grant.clone());
+        let request = Request::Call {
+            command: call.command.clone(),
+            params: call.params.clone(),
+            grant,
+            deadline_ms: timeout.as_millis() as u64,
+        };
+        let started = Instant::now();
+        let result = match self.request(peer, &request, timeout).await {
+            Ok(Response::Ok { value, .. }) => Ok(value),
+            Ok(other) => Err(super::unexpected(peer, &other)),
+            Err(e) => Err(e),
+        };
+        let attempt = Attempt {
+            peer: peer.id.clone(),
+            outcome: result.as_ref().map_or_else(|e| e.outcome().to_string(), |_| "ok".into()),
+            error: result.as_ref().err().map(|e| e.to_string()),
+            us: started.elapsed().as_micros() as u64,
+        };
+        (attempt, result)
+    }
+
+    async fn single(&self, call: &GridCall, timeout: Duration) -> Result<GridResult, GridError> {
+        let mut attempts = Vec::new();
+        let mut backoff = Duration::from_millis(200);
+        let mut tries = 0;
+        loop {
+            let plan = self.plan(call)?;
+            let peer = &plan.candidates[tries % plan.candidates.len()];
+            let (attempt, result) = self.ask(peer, call, timeout).await;
+            attempts.push(attempt);
+            match result {
+                Ok(value) => {
+                    return Ok(GridResult {
+                        value,
+                        contributors: vec![peer.id.clone()],
+                        reducer: None,
+                        degraded: false,
+                        attempts,
+                    })
+                }
+                Err(e) if e.retryable() && plan.idempotent && tries < 3 => {
+                    tries += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => {
+                    let error = match (&error, plan.idempotent) {
+                        (e, false) if e.retryable() && matches!(e.outcome(), "unreachable" | "timeout") => {
+                            PeerError::Unreachable {
+                                peer: short(&peer.id),
+                                message: format!(
+                                    "{e}; not retried: `{}` is not idempotent (its plugin changes state), so a retry could run it twice",
+                                    call.command
+                                ),
+                            }
+                        }
+                        _ => error,
+                    };
+                    return Err(GridError::Peer { error, attempts });
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fan_out(
+        &self,
+        call: &GridCall,
+        reducer: Reducer,
+        min: usize,
+        max: usize,
+        under_min: UnderMin,
+        timeout: Duration,
+        collect_for: Option<Duration>,
+    ) -> Result<GridResult, GridError> {
+        let started = Instant::now();
+        let wait_until = match under_min {
+            UnderMin::Wait(d) => Some(started + d),
+            _ => None,
+        };
+        let mut attempts = Vec::new();
+        let mut answers: Vec<(String, Value)> = Vec::new();
+        loop {
+            let plan = self.plan(call)?;
+            let asked: Vec<Peer> = plan
+                .candidates
+                .into_iter()
+                .filter(|p| !answers.iter().any(|(id, _)| *id == p.id))
+                .take(max.saturating_sub(answers.len()))
+                .collect();
+            let mut set = JoinSet::new();
+            for peer in asked {
+                let grid = self.clone();
+                let call = call.clone();
+                set.spawn(async move { grid.ask(&peer, &call, timeout).await });
+            }
+            let deadline = collect_for.map(|d| tokio::time::Instant::now() + d);
+            loop {
+                let next = match deadline {
+                    Some(d) => match tokio::time::timeout_at(d, set.join_next()).await {
+                        Ok(n) => n,
+                        Err(_) => break,
+                    },
+                    None => set.join_next().await,
+                };
+                let Some(Ok((attempt, result))) = next else { break };
+                let peer = attempt.peer.clone();
+                attempts.push(attempt);
+                if let Ok(value) = result {
+                    answers.push((peer, value));
+                    if reducer == Reducer::FirstGood {
+                        break;
+                    }
+                }
+            }
+            set.abort_all();
+            if answers.len() >= min {
+                break;
+            }
+            match (under_min, wait_until) {
+                (UnderMin::Wait(_), Some(until)) if Instant::now() + Duration::from_millis(250) < until => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                (UnderMin::Degraded, _) if !answers.is_empty() => {
+                    let mut result = self.reduce(&reducer, &answers, attempts).await?;
+                    result.degraded = true;
+                    return Ok(result);
+                }
+                _ => {
+                    let failures: Vec<String> = attempts
+                        .iter()
+                        .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", short(&a.peer))))
+                        .collect();
+                    return Err(GridError::Quorum {
+                        message: format!(
+                            "only {} of the {min} answers needed for `{}` arrived{}{}",
+                            answers.len(),
+                            call.command,
+                            if let UnderMin::Wait(d) = under_min {
+                                format!(" within {}", humantime::format_duration(d))
+                            } else {
+                                String::new()
+                            },
+                            if failures.is_empty() { String::new() } else { format!(" ({})", failures.join("; ")) }
+                        ),
+                        attempts,
+                    });
+                }
+            }
+        }
+        self.reduce(&reducer, &answers, attempts).await
+    }
+
+    async fn reduce(
+        &self,
+        reducer: &Reducer,
+        answers: &[(String, Value)],
+        attempts: Vec<Attempt>,
+    ) -> Result<GridResult, GridError> {
+        let (value, contributors) = match reducer {
+            Reducer::Command(command) => {
+                let host = self.host().clone();
+                let results: Vec<Value> = answers.iter().map(|(p, v)| json!({ "peer": p, "value": v })).collect();
+                let command = command.clone();
+                let report =
+                    host.call_async(continuum_core::Caller::owner(), command, json!({ "results": results })).await;
+                let value = report.result.map_err(|e| GridError::Quorum {
+                    message: format!("the reducer command failed: {e}"),
+                    attempts: attempts.clone(),
+                })?;
+                (value, answers.iter().map(|(p, _)| p.clone()).collect())
+            }
+            r => r.reduce(answers).map_err(|e| GridError::Quorum {
+                message: format!("cannot reduce with {}: {e:#}", r.name()),
+                attempts: attempts.clone(),
+            })?,
+        };
+        Ok(GridResult { value, contributors, reducer: Some(reducer.name()), degraded: false, attempts })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_min_policies_parse() {
+        assert_eq!(UnderMin::parse("wait=2s").unwrap(), UnderMin::Wait(Duration::from_secs(2)));
+        assert_eq!(UnderMin::parse("proceed-degraded").unwrap(), UnderMin::Degraded);
+        assert!(UnderMin::parse("later").unwrap_err().to_string().contains("wait=<duration>"));
+        assert_eq!(Target::parse("all"), Target::All);
+    }
+}

@@ -1,0 +1,177 @@
+//! Offers: what a node sells to the grid — its shippable plugins (signed alloys, addressed by
+//! BLAKE3 for transfer and by sha256 for the component), their commands with schemas, and the
+//! terms (who may call, price, whether a call may be retried). Each offer is signed by the
+//! node key, so it can travel through other peers (gossip) without being forged.
+
+use anyhow::{bail, Context, Result};
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use continuum_core::access::Access;
+use continuum_core::keys::{parse_public, public_hex};
+use continuum_core::registry::PluginRecord;
+
+/// Largest offer accepted (also the gossip message limit).
+pub const MAX_OFFER_BYTES: usize = 1 << 20;
+
+/// One command on offer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct CommandOffer {
+    /// `plugin/function`.
+    pub name: String,
+    /// Its description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of its parameters.
+    #[schema(value_type = serde_json::Value)]
+    pub params: Value,
+    /// JSON Schema of its result.
+    #[schema(value_type = serde_json::Value)]
+    pub result: Value,
+    /// Who may call it: `public`, `granted` (a grant from the offering node) or `owner`.
+    #[schema(value_type = String)]
+    pub access: Access,
+    /// The price the node asks per call, as the operator wrote it; none means free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
+}
+
+/// One plugin on offer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct PluginOffer {
+    /// Plugin name.
+    pub name: String,
+    /// Its version (from the alloy).
+    pub version: String,
+    /// sha256 of the component (what `continuum plugin list` shows).
+    pub digest: String,
+    /// BLAKE3 of the alloy archive: what a peer fetches and verifies while streaming.
+    pub alloy: String,
+    /// Size of the alloy archive in bytes.
+    pub size: u64,
+    /// The alloy's signer (publisher key).
+    pub signer: String,
+    /// Whether calls can be retried safely: the plugin imports no state-changing host
+    /// interface (store, events, training, commands).
+    pub idempotent: bool,
+    /// Its commands.
+    pub commands: Vec<CommandOffer>,
+}
+
+/// A node's offer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Offer {
+    /// The offering node (its key, hex).
+    pub node: String,
+    /// When it was made (ms since the epoch); a newer offer replaces an older one.
+    pub issued_ms: i64,
+    /// The node's grid addresses, so nodes that learn of it through gossip can dial it.
+    #[serde(default)]
+    pub addrs: Vec<String>,
+    /// Shippable plugins.
+    pub plugins: Vec<PluginOffer>,
+}
+
+/// An offer with the node's signature over its exact JSON text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct SignedOffer {
+    /// The offer's JSON text.
+    pub body: String,
+    /// ed25519 signature by `offer.node`, hex.
+    pub signature: String,
+}
+
+/// Whether a plugin with these imports can be retried without side effects.
+pub fn idempotent(imports: &[String]) -> bool {
+    const EFFECTS: [&str; 4] = ["/store", "/events", "/training", "/commands"];
+    !imports.iter().any(|i| EFFECTS.iter().any(|e| i.contains(e)))
+}
+
+/// The offer entry for an installed plugin whose alloy is `alloy_bytes` with BLAKE3 `hash`.
+pub fn plugin_offer(
+    record: &PluginRecord,
+    hash: &str,
+    size: u64,
+    prices: &dyn Fn(&str) -> Option<String>,
+) -> PluginOffer {
+    PluginOffer {
+        name: record.name.clone(),
+        version: record.version.clone().unwrap_or_default(),
+        digest: record.digest.clone(),
+        alloy: hash.to_string(),
+        size,
+        signer: record.signer.clone().unwrap_or_default(),
+        idempotent: idempotent(&record.imports),
+        commands: record
+            .commands
+            .iter()
+            .map(|c| CommandOffer {
+                name: c.name.clone(),
+                description: c.description.clone(),
+                params: c.params.clone(),
+                result: c.result.clone(),
+                access: continuum_core::access::level(&record.access, &c.name),
+                price: prices(&c.name),
+            })
+            .collect(),
+    }
+}
+
+impl SignedOffer {
+    /// Signs `offer` with the node key (under [`continuum_core::signing::OFFER`]).
+    pub fn sign(offer: &Offer, key: &SigningKey) -> Result<SignedOffer> {
+        let body = serde_json::to_string(offer)?;
+        let signature = continuum_core::signing::sign(key, continuum_core::signing::OFFER, body.as_bytes());
+        Ok(SignedOffer { body, signature })
+    }
+
+    /// Checks size, shape and the signature of the node the offer names.
+    pub fn verify(&self) -> Result<Offer> {
+        if self.body.len() > MAX_OFFER_BYTES {
+            bail!("the offer is {} bytes; the limit is {MAX_OFFER_BYTES}", self.body.len());
+        }
+        let offer: Offer = serde_json::from_str(&self.body).context("malformed offer")?;
+        let key = parse_public(&offer.node).context("the offer's node is not a key")?;
+        if !continuum_core::signing::verify(&key, continuum_core::signing::OFFER, self.body.as_bytes(), &self.signature)
+        {
+            bail!("the offer claiming node {} has a bad signature", public_hex(&key));
+        }
+        Ok(offer)
+    }
+}
+
+impl Offer {
+    /// The plugin offering `command`, with the command.
+    pub fn command(&self, command: &str) -> Option<(&PluginOffer, &CommandOffer)> {
+        self.plugins.iter().find_map(|p| p.commands.iter().find(|c| c.name == command).map(|c| (p, c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(node: &SigningKey) -> Offer {
+        Offer { node: public_hex(&node.verifying_key()), issued_ms: 1, addrs: vec![], plugins: vec![] }
+    }
+
+    #[test]
+    fn offers_verify_and_forgeries_are_refused() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let signed = SignedOffer::sign(&offer(&key), &key).unwrap();
+        assert_eq!(signed.verify().unwrap(), offer(&key));
+        // Someone else signing an offer in this node's name.
+        let forged = SignedOffer::sign(&offer(&key), &SigningKey::from_bytes(&[4; 32])).unwrap();
+        assert!(forged.verify().unwrap_err().to_string().contains("bad signature"));
+        let mut tampered = signed.clone();
+        tampered.body = tampered.body.replace("\"issued_ms\":1", "\"issued_ms\":2");
+        assert!(tampered.verify().is_err());
+    }
+
+    #[test]
+    fn only_plugins_without_state_changing_imports_are_idempotent() {
+        assert!(idempotent(&["continuum:host/log@0.1.0".into(), "continuum:host/inference@0.1.0".into()]));
+        assert!(!idempotent(&["continuum:host/store@0.1.0".into()]));
+    }
+}

@@ -1,0 +1,125 @@
+//! The peers this node knows: their keys, direct addresses, names, and the grants they gave us.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use continuum_core::keys::{parse_public, public_hex};
+
+/// Known peers.
+pub const SCHEMA: continuum_core::db::Schema = continuum_core::db::Schema {
+    owner: "peers",
+    migrations: &["
+CREATE TABLE IF NOT EXISTS peers (
+    id       TEXT PRIMARY KEY,
+    name     TEXT,
+    addrs    TEXT NOT NULL,
+    grant    TEXT,
+    added_at INTEGER NOT NULL
+) STRICT;
+"],
+};
+
+/// A peer: dialled by key at its direct addresses (no relays, no public discovery).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Peer {
+    /// The peer's node key (hex): its identity on the grid.
+    pub id: String,
+    /// A local nickname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where to reach it.
+    #[schema(value_type = Vec<String>)]
+    pub addrs: Vec<SocketAddr>,
+    /// A grant token the peer issued to this node, presented on calls to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// Parses `<node-id>@<ip:port>[,<ip:port>…]`.
+pub fn parse_spec(spec: &str) -> Result<(String, Vec<SocketAddr>)> {
+    let Some((id, addrs)) = spec.split_once('@') else {
+        bail!("`{spec}` is not a peer address; expected <node-id>@<ip:port> (see `continuum serve` output or `continuum node`)");
+    };
+    let id = public_hex(&parse_public(id).with_context(|| format!("`{id}` is not a node id (64 hex digits)"))?);
+    let addrs = addrs
+        .split(',')
+        .map(|a| a.trim().parse::<SocketAddr>().with_context(|| format!("`{a}` is not an ip:port address")))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((id, addrs))
+}
+
+/// Adds or updates a peer; `grant` and `name` replace earlier values only when given.
+pub fn put(conn: &Connection, peer: &Peer) -> Result<()> {
+    let addrs = serde_json::to_string(&peer.addrs)?;
+    conn.execute(
+        "INSERT INTO peers (id, name, addrs, grant, added_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (id) DO UPDATE SET addrs = ?3, name = COALESCE(?2, name), grant = COALESCE(?4, grant)",
+        params![peer.id, peer.name, addrs, peer.grant, continuum_core::now_secs()],
+    )?;
+    Ok(())
+}
+
+/// Every known peer, oldest first.
+pub fn list(conn: &Connection) -> Result<Vec<Peer>> {
+    let mut stmt = conn.prepare("SELECT id, name, addrs, grant FROM peers ORDER BY added_at, id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?)))?;
+    rows.map(|row| {
+        let (id, name, addrs, grant) = row?;
+        let addrs = serde_json::from_str(&addrs).context("a peer's stored addresses are corrupt; re-add it")?;
+        Ok(Peer { id, name, addrs, grant })
+    })
+    .collect()
+}
+
+/// Finds a peer by id, id prefix (at least 8 digits) or name.
+pub fn find(conn: &Connection, key: &str) -> Result<Peer> {
+    let peers = list(conn)?;
+    let hits: Vec<&Peer> = peers
+        .iter()
+        .filter(|p| p.id == key || p.name.as_deref() == Some(key) || (key.len() >= 8 && p.id.starts_with(key)))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!("no peer `{key}`; add it with `continuum peer add <node-id>@<ip:port>` (known: {})", names(&peers)),
+        _ => bail!("`{key}` matches {} peers; give more of the id", hits.len()),
+    }
+}
+
+/// Forgets a peer; whether it was known.
+pub fn remove(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM peers WHERE id = ?1", params![id])? > 0)
+}
+
+/// The stored grant for peer `id`, if any.
+pub fn grant(conn: &Connection, id: &str) -> Result<Option<String>> {
+    Ok(conn.query_row("SELECT grant FROM peers WHERE id = ?1", params![id], |r| r.get(0)).optional()?.flatten())
+}
+
+fn names(peers: &[Peer]) -> String {
+    if peers.is_empty() {
+        return "none".into();
+    }
+    peers
+        .iter()
+        .map(|p| p.name.clone().unwrap_or_else(|| continuum_core::alloy::custody::short(&p.id).to_string()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_specs_parse_or_say_what_is_wrong() {
+        let id = "11".repeat(32);
+        let key = public_hex(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key());
+        let (parsed, addrs) = parse_spec(&format!("{key}@127.0.0.1:9000,127.0.0.1:9001")).unwrap();
+        assert_eq!((parsed, addrs.len()), (key, 2));
+        assert!(parse_spec("nobody").unwrap_err().to_string().contains("expected <node-id>@<ip:port>"));
+        assert!(format!("{:#}", parse_spec(&format!("{id}@nowhere")).unwrap_err()).contains("not a"));
+    }
+}

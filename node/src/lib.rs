@@ -1,0 +1,196 @@
+//! The node and the grid, on top of `continuum-core`.
+//!
+//! `continuum serve`: one process owning the host core (models stay resident, the log has one
+//! writer), serving the HTTP API ([`http`]) on loopback TCP and on a unix socket in the data
+//! directory, and the grid endpoint ([`crate::grid`]).
+//!
+//! While it runs, `<data>/node.json` says where (pid, addresses, id) and `<data>/node.token`
+//! holds the owner token for TCP; the CLI finds the node through [`client`].
+
+pub mod auth;
+pub mod client;
+pub mod grid;
+pub mod http;
+pub mod socket;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::grid::{Grid, GridOptions};
+use continuum_core::runtime::Host;
+
+/// The node's and the grid's tables, migrated by [`open_host`].
+pub const SCHEMAS: [&continuum_core::db::Schema; 2] = [&grid::peers::SCHEMA, &auth::SCHEMA];
+
+/// Opens the host over `data` with the node's tables (peers, API keys) migrated too: how the
+/// node and the command line open a data directory.
+pub fn open_host(data: continuum_core::paths::DataDir) -> Result<Host> {
+    let host = Host::open(data)?;
+    continuum_core::db::migrate(&mut host.core().db(), &SCHEMAS)?;
+    Ok(host)
+}
+
+/// How `continuum serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// TCP address of the HTTP API.
+    pub http: SocketAddr,
+    /// UDP address of the grid endpoint.
+    pub grid: SocketAddr,
+    /// Peers to add at start (`<node-id>@<ip:port>`).
+    pub peers: Vec<String>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Requests handled at once.
+    pub max_concurrent: usize,
+    /// How often the node re-announces its offer.
+    pub offer_interval: Duration,
+}
+
+/// Where a running node is: `<data>/node.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeFile {
+    /// The node id.
+    pub id: String,
+    /// Its process id.
+    pub pid: u32,
+    /// `http://ip:port` of the API.
+    pub http: String,
+    /// The grid endpoint's addresses.
+    pub grid: Vec<String>,
+    /// The unix socket.
+    pub socket: PathBuf,
+}
+
+impl NodeFile {
+    /// `<id>@<grid address>`: what a peer passes to `continuum peer add`.
+    pub fn peer_address(&self) -> String {
+        format!("{}@{}", self.id, self.grid.join(","))
+    }
+}
+
+/// Runs the node until SIGINT, SIGTERM or `POST /v1/shutdown`; `ready` is told where it
+/// listens once everything is bound.
+pub fn serve(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("continuum-node")
+        .build()
+        .context("cannot start the node's runtime")?;
+    runtime.block_on(run(host, options, ready))
+}
+
+/// How long in-flight requests may take to finish once the node is stopping.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -> Result<()> {
+    let root = host.core().data().root().to_path_buf();
+    let socket = root.join("node.sock");
+    if socket.exists() {
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            let pid = client::running(&root).map(|n| n.pid.to_string()).unwrap_or_else(|| "?".into());
+            bail!("a node is already running on {} (pid {pid}); stop it first (`continuum node stop`)", root.display());
+        }
+        std::fs::remove_file(&socket)
+            .with_context(|| format!("cannot remove the stale socket {}", socket.display()))?;
+    }
+    let grid = Grid::start(
+        host.clone(),
+        GridOptions {
+            bind: options.grid,
+            offer_interval: options.offer_interval,
+            prices: host.core().config().prices(),
+        },
+    )
+    .await?;
+    for spec in &options.peers {
+        grid.add_peer(spec, None, None).await.with_context(|| format!("--peer {spec}"))?;
+    }
+    let tcp = tokio::net::TcpListener::bind(options.http).await.with_context(|| {
+        format!("cannot listen on {} (is another node using it? pick one with --http)", options.http)
+    })?;
+    let unix = socket::OwnerSocket::bind(&socket)?;
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).context("no randomness for the owner token")?;
+    let owner_token = hex::encode(raw);
+    continuum_core::paths::write_private(&root.join("node.token"), owner_token.as_bytes())?;
+    let http_addr = format!("http://{}", tcp.local_addr()?);
+    let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+    let http_port = tcp.local_addr()?.port();
+    let app = Arc::new(http::AppState::new(
+        host.clone(),
+        grid.clone(),
+        owner_token,
+        options.max_concurrent,
+        options.max_body_bytes,
+        shutdown.clone(),
+        http_addr.clone(),
+        http_port,
+    ));
+    let node = NodeFile {
+        id: grid.id(),
+        pid: std::process::id(),
+        http: http_addr,
+        grid: grid.addrs().iter().map(|a| a.to_string()).collect(),
+        socket: socket.clone(),
+    };
+    continuum_core::paths::write_private(&root.join("node.json"), serde_json::to_string_pretty(&node)?.as_bytes())?;
+    host.core().log().append("node.started", &node.id, &serde_json::json!({ "http": node.http, "grid": node.grid }))?;
+    // Plugins load in the background: the node answers at once, and calls made meanwhile
+    // load what they need themselves.
+    let warming = host.clone();
+    let pool = host.clone();
+    tokio::spawn(async move {
+        match pool.offload(move || warming.warm()).await {
+            Ok(Ok(n)) => tracing::debug!("{n} plugins loaded"),
+            Ok(Err(e)) | Err(e) => tracing::warn!("plugins were not preloaded (calls load them): {e:#}"),
+        }
+    });
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        let _ = signals.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let tcp_app = http::router(app.clone()).layer(axum::Extension(http::Transport::Tcp));
+    let unix_app = http::router(app).layer(axum::Extension(http::Transport::Socket));
+    ready(&node);
+    let tcp_server = axum::serve(tcp, tcp_app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stopped(stop.clone()));
+    let unix_server = axum::serve(unix, unix_app).with_graceful_shutdown(stopped(stop.clone()));
+    let servers = async { tokio::join!(async { tcp_server.await }, async { unix_server.await }) };
+    // In-flight requests get a grace period; a client that keeps a connection open longer
+    // (say, a stalled upload) does not keep the node from stopping.
+    let mut deadline = stop.clone();
+    let grace = async move {
+        let _ = deadline.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let (a, b) = tokio::select! {
+        done = servers => done,
+        () = grace => {
+            tracing::warn!("connections still open {} s after shutdown began; closing them", SHUTDOWN_GRACE.as_secs());
+            (Ok(()), Ok(()))
+        }
+    };
+    let _ = stop.wait_for(|s| *s).await;
+    grid.shutdown().await;
+    for file in ["node.json", "node.token", "node.sock"] {
+        let _ = std::fs::remove_file(root.join(file));
+    }
+    host.core().log().append("node.stopped", &node.id, &serde_json::json!({}))?;
+    a.context("the HTTP server failed")?;
+    b.context("the socket server failed")?;
+    Ok(())
+}
