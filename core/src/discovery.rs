@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS command_embeddings (
 };
 
 /// How the ranking was made.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case", tag = "method")]
 pub enum Method {
     /// Cosine similarity of embeddings from this model.

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::http::ErrorBody;
 use super::NodeFile;
+use continuum_core::Outcome;
 
 /// A failed API request: HTTP status, error code and message.
 #[derive(Debug, thiserror::Error)]
@@ -16,8 +17,9 @@ use super::NodeFile;
 pub struct ApiFailure {
     /// HTTP status.
     pub status: u16,
-    /// The error code (`denied`, `unknown-command`, …).
-    pub code: String,
+    /// How the request ended (`denied`, `unknown-command`, …); [`Outcome::Other`] when the
+    /// node's answer was not an error body.
+    pub code: Outcome,
     /// The message.
     pub message: String,
     /// Extra detail (a command's error value, a grid call's attempts).
@@ -109,7 +111,7 @@ impl NodeClient {
                 },
                 Err(_) => ApiFailure {
                     status: status.as_u16(),
-                    code: "http".into(),
+                    code: Outcome::Other,
                     message: format!("the node answered {status}: {}", String::from_utf8_lossy(&body)),
                     value: None,
                 },

@@ -7,12 +7,14 @@
 //! While it runs, `<data>/node.json` says where (pid, addresses, id) and `<data>/node.token`
 //! holds the owner token for TCP; the CLI finds the node through [`client`].
 
+pub mod async_host;
 pub mod auth;
 pub mod client;
 pub mod grid;
 pub mod http;
 pub mod socket;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::async_host::AsyncHost;
 use crate::grid::{Grid, GridOptions};
 use continuum_core::runtime::Host;
 
@@ -82,14 +85,36 @@ pub fn serve(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
         .thread_name("continuum-node")
         .build()
         .context("cannot start the node's runtime")?;
-    runtime.block_on(run(host, options, ready))
+    // What the async half needs of the host's memory is read here, so that it reaches the
+    // host only through an `AsyncHost`.
+    let start = Start {
+        root: host.core().data().root().to_path_buf(),
+        prices: host.core().config().prices(),
+        grid_host: host.clone(),
+        host: AsyncHost::new(host),
+    };
+    runtime.block_on(run(start, options, ready))
 }
 
 /// How long in-flight requests may take to finish once the node is stopping.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -> Result<()> {
-    let root = host.core().data().root().to_path_buf();
+/// What [`run`] starts from: the host, as async code holds it, and what it needs of its memory.
+struct Start {
+    /// The host, for the HTTP API and the serve lifecycle.
+    host: AsyncHost,
+    /// The host, for [`Grid::start`] (the grid keeps its own).
+    grid_host: Host,
+    /// The data directory's root.
+    root: PathBuf,
+    /// Prices per command to put in offers.
+    prices: BTreeMap<String, String>,
+}
+
+/// The serve lifecycle: binds the grid, the TCP listener and the owner socket, serves until
+/// asked to stop, then cleans up.
+async fn run(start: Start, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -> Result<()> {
+    let Start { host, grid_host, root, prices } = start;
     let socket = root.join("node.sock");
     if socket.exists() {
         if tokio::net::UnixStream::connect(&socket).await.is_ok() {
@@ -99,15 +124,9 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
         std::fs::remove_file(&socket)
             .with_context(|| format!("cannot remove the stale socket {}", socket.display()))?;
     }
-    let grid = Grid::start(
-        host.clone(),
-        GridOptions {
-            bind: options.grid,
-            offer_interval: options.offer_interval,
-            prices: host.core().config().prices(),
-        },
-    )
-    .await?;
+    let grid =
+        Grid::start(grid_host, GridOptions { bind: options.grid, offer_interval: options.offer_interval, prices })
+            .await?;
     for spec in &options.peers {
         grid.add_peer(spec, None, None).await.with_context(|| format!("--peer {spec}"))?;
     }
@@ -140,13 +159,12 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
         socket: socket.clone(),
     };
     continuum_core::paths::write_private(&root.join("node.json"), serde_json::to_string_pretty(&node)?.as_bytes())?;
-    host.core().log().append("node.started", &node.id, &serde_json::json!({ "http": node.http, "grid": node.grid }))?;
+    append_log(&host, "node.started", &node.id, serde_json::json!({ "http": node.http, "grid": node.grid })).await?;
     // Plugins load in the background: the node answers at once, and calls made meanwhile
     // load what they need themselves.
     let warming = host.clone();
-    let pool = host.clone();
     tokio::spawn(async move {
-        match pool.offload(move || warming.warm()).await {
+        match warming.run(|host| host.warm()).await {
             Ok(Ok(n)) => tracing::debug!("{n} plugins loaded"),
             Ok(Err(e)) | Err(e) => tracing::warn!("plugins were not preloaded (calls load them): {e:#}"),
         }
@@ -189,8 +207,14 @@ async fn run(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     for file in ["node.json", "node.token", "node.sock"] {
         let _ = std::fs::remove_file(root.join(file));
     }
-    host.core().log().append("node.stopped", &node.id, &serde_json::json!({}))?;
+    append_log(&host, "node.stopped", &node.id, serde_json::json!({})).await?;
     a.context("the HTTP server failed")?;
     b.context("the socket server failed")?;
     Ok(())
+}
+
+/// Appends a `kind` entry about `subject` to the host's log, committed on the call pool.
+async fn append_log(host: &AsyncHost, kind: &'static str, subject: &str, data: serde_json::Value) -> Result<()> {
+    let subject = subject.to_string();
+    host.run(move |host| host.core().log().append(kind, &subject, &data)).await?.map(|_| ())
 }

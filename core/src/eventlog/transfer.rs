@@ -72,6 +72,13 @@ pub struct Imported {
     pub lamport: u64,
 }
 
+/// The highest sequence number of `node`'s log held here (0 if none).
+pub fn replicated_up_to(conn: &Connection, node: &str) -> Result<u64> {
+    let seq: i64 =
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM remote_log WHERE node = ?1", [node], |r| r.get(0))?;
+    Ok(seq as u64)
+}
+
 /// Imports another node's export after verifying it; refuses this node's own log, a broken
 /// chain, a bad checkpoint signature, or a fork of entries already imported.
 pub fn import(conn: &mut Connection, log: &EventLog, input: impl BufRead) -> Result<Imported> {

@@ -106,7 +106,7 @@ impl HostCore {
         let (kind, outcome, output) = match &report.result {
             Ok(v) => ("call.completed", "ok".to_string(), v.to_string()),
             Err(CallError::CommandFailed { error, .. }) => ("call.failed", "command-error".into(), error.to_string()),
-            Err(e) => ("call.failed", e.outcome().into(), e.to_string()),
+            Err(e) => ("call.failed", e.outcome().as_str().into(), e.to_string()),
         };
         let grant = match caller {
             Caller::Key { grant: Some(g), .. } => Some(g.id.clone()),

@@ -27,7 +27,7 @@ use wasmtime::Engine;
 pub use audit::AuditedCall;
 pub use call::CALL_TIME_LIMIT;
 pub use load::{check_component_bytes, check_plugin_name, digest, LoadedPlugin, MAX_COMPONENT_BYTES};
-pub use outcome::{outcome_exit_code, CallError, CallReport};
+pub use outcome::{CallError, CallReport, Outcome};
 
 use crate::call_pool::CallPool;
 use crate::config::Config;

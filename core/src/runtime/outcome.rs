@@ -1,5 +1,5 @@
-//! What a call produced: its report, or why it has no result ([`CallError`]), with the short
-//! outcome name the audit log and the HTTP API use and the exit code the CLI uses.
+//! What a call produced: its report, or why it has no result ([`CallError`]), and how it
+//! ended ([`Outcome`]): one typed name for the audit log, the HTTP API, the wire and exit codes.
 
 use std::time::Duration;
 
@@ -47,42 +47,158 @@ fn fix_hint(plugin: &str, limit: &LimitHit) -> String {
 }
 
 impl CallError {
-    /// A short name of the outcome, for the audit log.
-    pub fn outcome(&self) -> &'static str {
+    /// How the call ended.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            CallError::UnknownCommand { .. } => "unknown-command",
-            CallError::InvalidParams { .. } => "invalid-params",
-            CallError::CommandFailed { .. } => "command-error",
+            CallError::UnknownCommand { .. } => Outcome::UnknownCommand,
+            CallError::InvalidParams { .. } => Outcome::InvalidParams,
+            CallError::CommandFailed { .. } => Outcome::CommandError,
             CallError::Limit { limit, .. } => match limit {
-                LimitHit::Deadline { .. } => "deadline",
-                LimitHit::Memory { .. } => "memory-limit",
-                LimitHit::Output { .. } => "output-limit",
-                LimitHit::Transfer { .. } => "transfer-limit",
-                LimitHit::Stack => "stack-overflow",
-                LimitHit::HostCalls { .. } => "host-call-limit",
+                LimitHit::Deadline { .. } => Outcome::Deadline,
+                LimitHit::Memory { .. } => Outcome::MemoryLimit,
+                LimitHit::Output { .. } => Outcome::OutputLimit,
+                LimitHit::Transfer { .. } => Outcome::TransferLimit,
+                LimitHit::Stack => Outcome::StackOverflow,
+                LimitHit::HostCalls { .. } => Outcome::HostCallLimit,
             },
-            CallError::Trapped { .. } => "trap",
-            CallError::Denied { .. } => "denied",
-            CallError::DepthExceeded { .. } => "depth-exceeded",
-            CallError::Host { .. } => "host-error",
+            CallError::Trapped { .. } => Outcome::Trap,
+            CallError::Denied { .. } => Outcome::Denied,
+            CallError::DepthExceeded { .. } => Outcome::DepthExceeded,
+            CallError::Host { .. } => Outcome::HostError,
         }
     }
 
     /// The process exit code the CLI uses for this error.
     pub fn exit_code(&self) -> i32 {
-        outcome_exit_code(self.outcome())
+        self.outcome().exit_code()
     }
 }
 
-/// The CLI exit code for a call outcome ([`CallError::outcome`], also the HTTP API's error code).
-pub fn outcome_exit_code(outcome: &str) -> i32 {
-    match outcome {
-        "unknown-command" | "invalid-params" => 2,
-        "command-error" => 3,
-        "deadline" | "memory-limit" | "output-limit" | "transfer-limit" | "stack-overflow" | "host-call-limit"
-        | "trap" | "depth-exceeded" => 4,
-        "denied" => 5,
-        _ => 1,
+/// How a call or a request ended: one name for the audit log, the HTTP API's error `code`, the
+/// grid wire and the CLI's exit code. Written in kebab case (`unknown-command`); a name this
+/// version does not know (from a newer peer) reads as [`Outcome::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The call produced its result.
+    Ok,
+    /// No installed command has that name.
+    UnknownCommand,
+    /// The parameters do not fit the command's schema.
+    InvalidParams,
+    /// The request itself is malformed (not a call's parameters: its JSON, headers, query).
+    BadRequest,
+    /// What the request names does not exist (not a command: a shipped plugin, say).
+    NotFound,
+    /// The request body is over the node's limit.
+    TooLarge,
+    /// The request's `Host` header does not name this node.
+    WrongHost,
+    /// The command returned the error case of its result.
+    CommandError,
+    /// The call ran past its deadline.
+    Deadline,
+    /// The call hit its memory cap.
+    MemoryLimit,
+    /// The call's output was over its cap.
+    OutputLimit,
+    /// The call moved more data through host interfaces than allowed.
+    TransferLimit,
+    /// The guest overflowed its stack.
+    StackOverflow,
+    /// The call made more host-interface calls than allowed.
+    HostCallLimit,
+    /// The guest trapped.
+    Trap,
+    /// The caller may not do this.
+    Denied,
+    /// The caller did not authenticate (or its credentials are not valid).
+    Unauthenticated,
+    /// Nested calls went deeper than allowed.
+    DepthExceeded,
+    /// The host failed to run the call.
+    HostError,
+    /// The node is at capacity; try again later.
+    Busy,
+    /// No peer can take the call.
+    NoPeer,
+    /// A peer could not be reached.
+    Unreachable,
+    /// A peer did not answer in time, or a request body did not arrive in time.
+    Timeout,
+    /// A peer's answer was not a valid answer.
+    Malformed,
+    /// Too few peers agreed for the requested quorum.
+    Quorum,
+    /// An outcome this version does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl Outcome {
+    /// Its name, as written in the log and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::UnknownCommand => "unknown-command",
+            Outcome::InvalidParams => "invalid-params",
+            Outcome::BadRequest => "bad-request",
+            Outcome::NotFound => "not-found",
+            Outcome::TooLarge => "too-large",
+            Outcome::WrongHost => "wrong-host",
+            Outcome::CommandError => "command-error",
+            Outcome::Deadline => "deadline",
+            Outcome::MemoryLimit => "memory-limit",
+            Outcome::OutputLimit => "output-limit",
+            Outcome::TransferLimit => "transfer-limit",
+            Outcome::StackOverflow => "stack-overflow",
+            Outcome::HostCallLimit => "host-call-limit",
+            Outcome::Trap => "trap",
+            Outcome::Denied => "denied",
+            Outcome::Unauthenticated => "unauthenticated",
+            Outcome::DepthExceeded => "depth-exceeded",
+            Outcome::HostError => "host-error",
+            Outcome::Busy => "busy",
+            Outcome::NoPeer => "no-peer",
+            Outcome::Unreachable => "unreachable",
+            Outcome::Timeout => "timeout",
+            Outcome::Malformed => "malformed",
+            Outcome::Quorum => "quorum",
+            Outcome::Other => "other",
+        }
+    }
+
+    /// The CLI's exit code: 0 ok, 2 bad input, 3 the command's own error, 4 a broken limit or
+    /// a crash, 5 refused, 6 the grid could not serve it, 1 anything else.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::UnknownCommand | Outcome::InvalidParams | Outcome::BadRequest => 2,
+            Outcome::CommandError => 3,
+            Outcome::Deadline
+            | Outcome::MemoryLimit
+            | Outcome::OutputLimit
+            | Outcome::TransferLimit
+            | Outcome::StackOverflow
+            | Outcome::HostCallLimit
+            | Outcome::Trap
+            | Outcome::DepthExceeded => 4,
+            Outcome::Denied | Outcome::Unauthenticated => 5,
+            Outcome::NoPeer | Outcome::Unreachable | Outcome::Timeout | Outcome::Quorum => 6,
+            Outcome::HostError
+            | Outcome::Busy
+            | Outcome::Malformed
+            | Outcome::NotFound
+            | Outcome::TooLarge
+            | Outcome::WrongHost
+            | Outcome::Other => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -125,5 +241,31 @@ pub(super) fn trap_message(error: &wasmtime::Error, stderr: &[u8]) -> String {
     match python_error.or(last) {
         Some(line) => format!("{reason} (plugin stderr: {line})"),
         None => reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    /// The wire and the log spell each outcome as `as_str` does, and read it back; an unknown
+    /// name from a newer peer is `Other`, not an error.
+    #[test]
+    fn outcomes_round_trip_by_name() {
+        for outcome in [
+            Outcome::Ok,
+            Outcome::UnknownCommand,
+            Outcome::HostCallLimit,
+            Outcome::NoPeer,
+            Outcome::Busy,
+            Outcome::NotFound,
+            Outcome::TooLarge,
+            Outcome::WrongHost,
+        ] {
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(json, format!("\"{}\"", outcome.as_str()));
+            assert_eq!(serde_json::from_str::<Outcome>(&json).unwrap(), outcome);
+        }
+        assert_eq!(serde_json::from_str::<Outcome>("\"from-the-future\"").unwrap(), Outcome::Other);
     }
 }

@@ -1,35 +1,26 @@
-//! The CLI for signed artifacts: keys, the trust store, and packing, verifying, attesting and
-//! inspecting alloys.
+//! The signed-artifact side of `continuum plugin …`: packing, verifying, attesting and
+//! inspecting alloys, approving an install's capabilities, and printing what was installed.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::{locate, AlloyOverrides, KeyCmd, TrustCmd};
+use super::help;
+use super::key::key_store;
+use super::plugin::locate;
+use crate::access::Access;
 use crate::alloy::custody::{short, stage_name, Chain, Entry};
 use crate::alloy::manifest::{CaseResult, Manifest};
 use crate::alloy::Alloy;
 use crate::host_api::NotApproved;
-use crate::install::{AlloyOptions, PackInput};
-use crate::keys::{public_hex, KeyStore};
-use crate::paths::DataDir;
+use crate::install::PackInput;
+use crate::keys::public_hex;
+use crate::reflect::CommandSchema;
 use crate::registry::PluginRecord;
 use crate::runtime::Host;
 use crate::terminal::strip_control;
-
-impl AlloyOverrides {
-    /// The install options these flags ask for, approving `allow`.
-    pub(super) fn options(&self, allow: Vec<String>, upgrade: bool) -> AlloyOptions {
-        AlloyOptions {
-            allow,
-            allow_untrusted: self.allow_untrusted,
-            allow_downgrade: self.allow_downgrade,
-            upgrade,
-            ..AlloyOptions::default()
-        }
-    }
-}
 
 /// Runs an install with `allow`; if it needs capabilities nobody approved and we are on a
 /// terminal, asks the operator and tries once more with their answer.
@@ -64,63 +55,6 @@ pub(super) fn permissions(host: &Host, out: &mut impl Write, name: &str) -> Resu
     for cap in requested {
         let state = if record.approved.contains(&cap) { "approved" } else { "NOT approved" };
         writeln!(out, "{cap:<16} {state}")?;
-    }
-    Ok(())
-}
-
-fn keys(data: &DataDir) -> KeyStore {
-    KeyStore::new(data.root().join("keys"))
-}
-
-/// `continuum key …`
-pub(super) fn key(data: &DataDir, cmd: KeyCmd) -> Result<()> {
-    let store = keys(data);
-    let mut out = std::io::stdout().lock();
-    match cmd {
-        KeyCmd::Generate { name } => {
-            let key = store.generate(&name)?;
-            writeln!(out, "{}", public_hex(&key.verifying_key()))?;
-        }
-        KeyCmd::List => {
-            store.node()?;
-            for k in store.list()? {
-                writeln!(out, "{:<20} {}", k.name, k.public)?;
-            }
-        }
-        KeyCmd::Export { name } => {
-            let key = if name == crate::keys::NODE_KEY { store.node()? } else { store.load(&name)? };
-            writeln!(out, "{}", public_hex(&key.verifying_key()))?;
-        }
-    }
-    Ok(())
-}
-
-/// `continuum trust …`
-pub(super) fn trust(host: &Host, cmd: TrustCmd) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match cmd {
-        TrustCmd::Add { public_key, name, approve } => {
-            let t = host.trust_add(&public_key, &name, &approve)?;
-            let pre = if t.approves.is_empty() {
-                String::new()
-            } else {
-                format!(", pre-approving {}", t.approves.join(", "))
-            };
-            writeln!(out, "trusted {} as `{}`{pre}", short(&t.public_key), t.name)?;
-        }
-        TrustCmd::List => {
-            let all = crate::trust::list(&host.core().db())?;
-            if all.is_empty() {
-                writeln!(out, "no trusted publishers; `continuum trust add <public key> --name <name>` adds one")?;
-            }
-            for t in all {
-                writeln!(out, "{:<20} {}  {}", t.name, t.public_key, t.approves.join(","))?;
-            }
-        }
-        TrustCmd::Remove { key } => {
-            let t = host.trust_remove(&key)?;
-            writeln!(out, "no longer trusting `{}` ({})", t.name, short(&t.public_key))?;
-        }
     }
     Ok(())
 }
@@ -204,21 +138,32 @@ pub(super) fn inspect_file(host: &Host, path: &Path, json: bool) -> Result<()> {
     writeln!(out, "  digest:    {}", strip_control(&m.identity.digest))?;
     print_manifest(host, &mut out, m)?;
     print_chain(host, &mut out, &entries)?;
+    print_interface(&mut out, &m.interface.capabilities, &m.interface.commands, &m.interface.access)
+}
+
+/// A plugin's host capabilities and commands (with signature and access level), for `plugin
+/// inspect` of an installed plugin or an alloy file; every name with control characters removed.
+pub(super) fn print_interface(
+    out: &mut impl Write,
+    capabilities: &[String],
+    commands: &[CommandSchema],
+    access: &BTreeMap<String, Access>,
+) -> Result<()> {
     writeln!(out, "  capabilities (imports):")?;
-    for c in &m.interface.capabilities {
+    for c in capabilities {
         writeln!(out, "    {}", strip_control(c))?;
     }
     writeln!(out, "  commands:")?;
-    for c in &m.interface.commands {
-        let access = crate::access::level(&m.interface.access, &c.name);
+    for c in commands {
+        let level = crate::access::level(access, &c.name);
         let about = c.description.as_deref().unwrap_or("");
         writeln!(out, "    {:<28} {}", strip_control(&c.name), strip_control(about))?;
         writeln!(
             out,
             "    {:<28} {} [{}]",
             "",
-            strip_control(&super::help::signature(c)),
-            serde_json::to_value(access)?.as_str().unwrap_or("")
+            strip_control(&help::signature(c)),
+            serde_json::to_value(level)?.as_str().unwrap_or("")
         )?;
     }
     Ok(())
@@ -244,7 +189,7 @@ pub(super) fn pack(
 ) -> Result<()> {
     let (wasm, wit) = locate(path, wit)?;
     let input = PackInput { version, ..PackInput::for_component(&wasm, &wit)? };
-    let signing = keys(host.core().data()).load(key)?;
+    let signing = key_store(host.core().data()).load(key)?;
     let alloy = host.pack(&input, &signing)?;
     let id = &alloy.manifest.identity;
     let output = output.unwrap_or_else(|| PathBuf::from(format!("{}-{}.alloy", id.name, id.version)));
@@ -291,7 +236,7 @@ pub(super) fn verify(host: &Host, path: &Path) -> Result<()> {
 
 /// `plugin attest`.
 pub(super) fn attest(host: &Host, path: &Path, key: &str, output: Option<PathBuf>) -> Result<()> {
-    let signing = keys(host.core().data()).load(key)?;
+    let signing = key_store(host.core().data()).load(key)?;
     let mut alloy = Alloy::read(path)?;
     let verified = host.attest(&mut alloy, &signing)?;
     if verified.results.iter().any(|r| !r.passed) {

@@ -1,4 +1,6 @@
-//! `continuum bench`: the host's overhead, measured against raw wasmtime in the same run.
+//! `continuum bench [calls|inference|languages|http|grid]`: the arguments and the dispatch to
+//! each suite (`bench_inference.rs`, `bench_languages.rs`, `bench_node.rs`), and the `calls`
+//! suite itself: the host's overhead, measured against raw wasmtime in the same run.
 //!
 //! Both call paths are timed alternately in one loop, so machine noise hits them alike.
 //!
@@ -11,19 +13,81 @@
 //! 5. the event log: durable entries/s with group commit, verified entries/s, and the audit's
 //!    cost on a call's p50.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::ValueEnum;
 use serde_json::json;
 use wasmtime::component::{Linker, ResourceTable, Val};
 use wasmtime::Store;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::{bench_inference, bench_languages, bench_node};
 use crate::paths::DataDir;
 use crate::runtime::Host;
 use crate::Caller;
 use crate::InstallOptions;
+
+/// The arguments of `continuum bench`.
+#[derive(Debug, clap::Args)]
+pub(super) struct BenchArgs {
+    /// Which benchmark.
+    #[arg(value_enum, default_value = "calls")]
+    suite: BenchSuite,
+    /// Folder of the built `text` plugin (its .wasm and wit/).
+    #[arg(long, default_value = "build/plugins/text")]
+    plugin: PathBuf,
+    /// Calls per measurement (calls).
+    #[arg(long, default_value_t = 20_000)]
+    iterations: u32,
+    /// Where scripts/fetch-models.sh put the models (inference).
+    #[arg(long, default_value = "build/models")]
+    models: PathBuf,
+    /// Tokens per generation (inference).
+    #[arg(long, default_value_t = 128)]
+    tokens: u32,
+    /// Alternating rounds of direct and WIT calls (inference).
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// CPU threads per computation (inference; default: the host's).
+    #[arg(long, default_value_t = 0)]
+    threads: u32,
+    /// Concurrent clients (http).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds per phase (http).
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+}
+
+/// A benchmark suite.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BenchSuite {
+    /// Call overhead, install-to-first-call, grants, the event log.
+    Calls,
+    /// Generation tok/s and embeddings/s, direct vs through WIT.
+    Inference,
+    /// The same command in Rust, Python and JavaScript: build, compile, second load, call p50.
+    Languages,
+    /// The HTTP API under concurrent clients: req/s, p50/p99, errors, memory.
+    Http,
+    /// Grid call latency over loopback QUIC vs in-process, and verified plugin-fetch throughput.
+    Grid,
+}
+
+/// Runs the benchmark suite `args` names.
+pub(super) fn run(args: BenchArgs) -> Result<()> {
+    match args.suite {
+        BenchSuite::Calls => calls(&args.plugin, args.iterations),
+        BenchSuite::Http => bench_node::http(&args.plugin, args.clients, args.seconds),
+        BenchSuite::Grid => bench_node::grid(&args.plugin, args.iterations.min(5_000)),
+        BenchSuite::Languages => bench_languages::run(args.iterations.min(2_000)),
+        BenchSuite::Inference => {
+            bench_inference::run(&args.models, Path::new("build/plugins/llm"), args.tokens, args.rounds, args.threads)
+        }
+    }
+}
 
 const COMMAND: &str = "text/convert-case";
 const INPUT: &str = r#"{"text":"hello world","to":"upper"}"#;
@@ -46,6 +110,7 @@ pub(super) fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     (at(0.50), at(0.99))
 }
 
+/// `d` in microseconds, for the figures.
 pub(super) fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -88,8 +153,9 @@ fn measure_pair(
     Ok([percentiles(sa), percentiles(sb)])
 }
 
-/// Runs the benchmark on the built `text` plugin in `plugin_dir` and prints the figures.
-pub fn run(plugin_dir: &Path, iterations: u32) -> Result<()> {
+/// `bench calls`: runs the benchmark on the built `text` plugin in `plugin_dir` and prints the
+/// figures.
+fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
     let wasm = plugin_dir.join("text.wasm");
     let wit = plugin_dir.join("wit");
     anyhow::ensure!(wasm.exists(), "{} not found; build the plugins first (scripts/build-plugins.sh)", wasm.display());

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::paths::DataDir;
 use crate::runtime::Host;
@@ -76,7 +76,7 @@ pub fn run(models: &Path, plugin_dir: &Path, tokens: u32, rounds: u32, threads: 
     let through_wit = || -> Result<(u32, f64)> {
         let t = Instant::now();
         let answer = host.call(&caller, "llm/generate", &params).result.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let n = answer["tokens"].as_u64().context("no token count in the answer")? as u32;
+        let n = answer.get("tokens").and_then(Value::as_u64).context("no `tokens` count in the answer")? as u32;
         Ok((n, t.elapsed().as_secs_f64()))
     };
     // Warm-up: load the model, compile and cache the plugin.

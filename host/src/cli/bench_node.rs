@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 
 use super::bench::{micros, percentiles};
+use super::plugin::locate;
 use crate::grid::dispatch::GridCall;
 use crate::grid::{Grid, GridOptions};
 use crate::node::NodeFile;
@@ -81,7 +82,7 @@ impl NodeProcess {
 fn prepared(plugin: &Path) -> Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     let host = crate::node::open_host(DataDir::at(dir.path().to_path_buf())?)?;
-    let (wasm, wit) = super::locate(plugin, None)?;
+    let (wasm, wit) = locate(plugin, None)?;
     host.install_component(&wasm, &wit, &crate::InstallOptions { allow: vec!["all".into()], ..Default::default() })?;
     Ok(dir)
 }
@@ -207,7 +208,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
     let remote_host = crate::node::open_host(DataDir::at(remote_dir.path().to_path_buf())?)?;
     let key = crate::keys::KeyStore::new(remote_dir.path().join("keys")).generate("bench")?;
     let shipped = largest_plugin(plugin.parent().unwrap_or(Path::new(".")))?;
-    let (wasm, wit) = super::locate(&shipped, None)?;
+    let (wasm, wit) = locate(&shipped, None)?;
     let packed = remote_host.pack(&crate::install::PackInput::for_component(&wasm, &wit)?, &key)?;
     let alloy_path = remote_dir.path().join("shipped.alloy");
     packed.write(&alloy_path)?;

@@ -1,13 +1,84 @@
-//! `continuum events …` and `continuum usage`.
+//! `continuum events …`: tail, verify, export, import and (through the running node) pull the
+//! event log; `continuum usage`: metering from it.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
 
-use super::{EventsCmd, UsageBy};
+use super::{node, prefix, Exit};
 use crate::eventlog::{self, chain::Entry, transfer};
+use crate::node::client::NodeClient;
+use crate::node::http::{Pull, Pulled};
+use crate::node::open_host;
+use crate::paths::DataDir;
 use crate::runtime::Host;
 use crate::terminal::strip_control;
+
+/// `continuum events …`.
+#[derive(Debug, Subcommand)]
+pub(super) enum EventsCmd {
+    /// Show the last entries (`--follow` keeps printing new ones).
+    Tail {
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u64,
+        /// Only this kind, or a prefix ending in `.` (`call.`).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Keep waiting for new entries.
+        #[arg(long)]
+        follow: bool,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the chain and check every checkpoint signature; names the first bad entry.
+    Verify,
+    /// Write the log (entries after --since) as JSONL.
+    Export {
+        /// Only entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Output file (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Import another node's export (verified first; Lamport clock merged).
+    Import {
+        /// The export file.
+        file: PathBuf,
+    },
+    /// Replicate a peer's log: pull its entries after the last one held here (needs a running node).
+    Pull {
+        /// The peer (id, prefix or name).
+        peer: String,
+    },
+}
+
+/// The arguments of `continuum usage`.
+#[derive(Debug, clap::Args)]
+pub(super) struct UsageArgs {
+    /// Group by `grantee` (default) or `command`.
+    #[arg(long, value_enum, default_value = "grantee")]
+    by: UsageBy,
+    /// Only calls in this window before now (`24h`, `7days`); default: all.
+    #[arg(long)]
+    since: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How `continuum usage` groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum UsageBy {
+    /// By caller (grantee key, or `owner`).
+    Grantee,
+    /// By command.
+    Command,
+}
 
 fn print(out: &mut impl Write, e: &Entry, json: bool) -> Result<()> {
     if json {
@@ -19,88 +90,120 @@ fn print(out: &mut impl Write, e: &Entry, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs an `events` subcommand.
-pub(super) fn run(host: &Host, cmd: EventsCmd) -> Result<()> {
+/// Runs an `events` subcommand: `pull` through the running node, the others on this data
+/// directory's log.
+pub(super) fn run(cmd: EventsCmd, data: DataDir) -> Result<(), Exit> {
+    match cmd {
+        EventsCmd::Pull { peer } => return pull(data.root(), &peer).map_err(Exit::from_api),
+        EventsCmd::Tail { lines, kind, follow, json } => tail(&open_host(data)?, lines, kind.as_deref(), follow, json),
+        EventsCmd::Verify => verify(&open_host(data)?),
+        EventsCmd::Export { since, output } => export(&open_host(data)?, since, output),
+        EventsCmd::Import { file } => import(&open_host(data)?, &file),
+    }
+    .map_err(Exit::from)
+}
+
+/// `events tail`: the last `lines` entries (of `kind`), then with `follow` new ones as they come.
+fn tail(host: &Host, lines: u64, kind: Option<&str>, follow: bool, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let core = host.core();
-    match cmd {
-        EventsCmd::Tail { lines, kind, follow, json } => {
-            let shown = eventlog::tail(&core.db(), lines, kind.as_deref())?;
-            let mut after = shown.last().map_or(0, |e| e.seq);
-            for e in &shown {
-                print(&mut out, e, json)?;
-            }
-            if shown.is_empty() {
-                after =
-                    core.db().query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get::<_, i64>(0))? as u64;
-            }
-            // --follow polls for new entries until interrupted.
-            if follow {
-                loop {
-                    out.flush()?;
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                    for e in eventlog::entries(&core.db(), after, kind.as_deref(), 1000)? {
-                        after = e.seq;
-                        print(&mut out, &e, json)?;
-                    }
-                }
+    let shown = eventlog::tail(&core.db(), lines, kind)?;
+    let mut after = shown.last().map_or(0, |e| e.seq);
+    for e in &shown {
+        print(&mut out, e, json)?;
+    }
+    if shown.is_empty() {
+        after = core.db().query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get::<_, i64>(0))? as u64;
+    }
+    // --follow polls for new entries until interrupted.
+    if follow {
+        loop {
+            out.flush()?;
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            for e in eventlog::entries(&core.db(), after, kind, 1000)? {
+                after = e.seq;
+                print(&mut out, &e, json)?;
             }
         }
-        EventsCmd::Verify => match {
-            // The chain, then the signed head kept outside the database (each takes the
-            // connection in turn).
-            let chain = eventlog::verify(&core.db(), core.log().node())?;
-            let head = eventlog::head_file::path_for(&core.data().database());
-            match chain {
-                Ok(v) => eventlog::verify_head(&core.db(), core.log().node(), &head)?.map(|()| v),
-                Err(broken) => Err(broken),
-            }
-        } {
-            Ok(v) => writeln!(
-                out,
-                "log of {} verified: {} entries, {} signed checkpoints",
-                &core.log().node()[..16],
-                v.entries,
-                v.checkpoints
-            )?,
-            Err(broken) => bail!("the event log does not verify: {broken}"),
-        },
-        EventsCmd::Export { since, output } => {
-            let count = match output {
-                Some(path) => {
-                    let mut file = std::io::BufWriter::new(
-                        std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?,
-                    );
-                    let n = transfer::export(&core.db(), core.log().node(), since, u64::MAX, &mut file)?;
-                    file.flush()?;
-                    n
-                }
-                None => transfer::export(&core.db(), core.log().node(), since, u64::MAX, &mut out)?,
-            };
-            eprintln!("exported {count} entries");
-        }
-        EventsCmd::Import { file } => {
-            let input = std::io::BufReader::new(
-                std::fs::File::open(&file).with_context(|| format!("cannot read {}", file.display()))?,
-            );
-            let done = transfer::import(&mut core.db(), core.log(), input)?;
-            writeln!(
-                out,
-                "imported {} entries from {} ({} already known); Lamport time is now {}",
-                done.entries,
-                &done.node[..16],
-                done.known,
-                done.lamport
-            )?;
-        }
-        EventsCmd::Pull { .. } => anyhow::bail!("`events pull` needs a running node; start one with `continuum serve`"),
     }
     Ok(())
 }
 
+/// `events verify`: the chain, then the signed head kept outside the database (each takes the
+/// connection in turn).
+fn verify(host: &Host) -> Result<()> {
+    let core = host.core();
+    let chain = eventlog::verify(&core.db(), core.log().node())?;
+    let head = eventlog::head_file::path_for(&core.data().database());
+    let verified = match chain {
+        Ok(v) => eventlog::verify_head(&core.db(), core.log().node(), &head)?.map(|()| v),
+        Err(broken) => Err(broken),
+    };
+    match verified {
+        Ok(v) => writeln!(
+            std::io::stdout().lock(),
+            "log of {} verified: {} entries, {} signed checkpoints",
+            &core.log().node()[..16],
+            v.entries,
+            v.checkpoints
+        )?,
+        Err(broken) => bail!("the event log does not verify: {broken}"),
+    }
+    Ok(())
+}
+
+/// `events export`: the entries after `since` as JSONL, to `output` or stdout.
+fn export(host: &Host, since: u64, output: Option<PathBuf>) -> Result<()> {
+    let core = host.core();
+    let count = match output {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?,
+            );
+            let n = transfer::export(&core.db(), core.log().node(), since, u64::MAX, &mut file)?;
+            file.flush()?;
+            n
+        }
+        None => transfer::export(&core.db(), core.log().node(), since, u64::MAX, &mut std::io::stdout().lock())?,
+    };
+    eprintln!("exported {count} entries");
+    Ok(())
+}
+
+/// `events import`: another node's export, verified first.
+fn import(host: &Host, file: &Path) -> Result<()> {
+    let core = host.core();
+    let input =
+        std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?);
+    let done = transfer::import(&mut core.db(), core.log(), input)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "imported {} entries from {} ({} already known); Lamport time is now {}",
+        done.entries,
+        &done.node[..16],
+        done.known,
+        done.lamport
+    )?;
+    Ok(())
+}
+
+/// `events pull <peer>`: the peer's new entries, through the running node.
+fn pull(root: &Path, peer: &str) -> Result<()> {
+    let client = NodeClient::require(root)?;
+    let pulled: Pulled = node::post(&client, "/v1/grid/events/pull", &Pull { peer: peer.to_string() })?;
+    println!(
+        "pulled {} new entries of {}'s log; Lamport time now {}",
+        pulled.entries,
+        prefix(&pulled.node, 12),
+        pulled.lamport
+    );
+    Ok(())
+}
+
 /// `continuum usage`.
-pub(super) fn usage(host: &Host, by: UsageBy, since: Option<&str>, json: bool) -> Result<()> {
-    let since_ms = match since {
+pub(super) fn usage(host: &Host, args: UsageArgs) -> Result<()> {
+    let UsageArgs { by, since, json } = args;
+    let since_ms = match since.as_deref() {
         Some(text) => {
             let d = humantime::parse_duration(text)
                 .with_context(|| format!("`{text}` is not a duration; write e.g. 24h, 7days"))?;

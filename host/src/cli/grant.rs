@@ -3,12 +3,58 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use clap::Subcommand;
 
-use super::GrantCmd;
+use super::key::key_store;
+use super::node::tell_running_node;
 use crate::alloy::custody::short;
-use crate::keys::{parse_public, KeyStore};
-use crate::paths::DataDir;
+use crate::keys::parse_public;
 use crate::runtime::Host;
+
+/// `continuum grant …`.
+#[derive(Debug, Subcommand)]
+pub(super) enum GrantCmd {
+    /// Issue a grant (signed by this node's key) and print its token.
+    Issue {
+        /// The grantee's public key.
+        #[arg(long)]
+        to: String,
+        /// A command or prefix it may call (`text/summarize`, `kv/`); repeat for more.
+        #[arg(long = "cap", required = true)]
+        caps: Vec<String>,
+        /// How long it lasts (`90s`, `30m`, `24h`, `7days`).
+        #[arg(long, default_value = "24h")]
+        expires: String,
+    },
+    /// List the grants this node issued.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke every grant to a key (a higher epoch with no capabilities).
+    Revoke {
+        /// The grantee's public key.
+        grantee: String,
+    },
+    /// As a grantee, derive a narrower, shorter token for someone else.
+    Attenuate {
+        /// Your token.
+        token: String,
+        /// Your key (the token's grantee): a key name, or a key file path containing `/` (`./k.ed25519`).
+        #[arg(long)]
+        key: String,
+        /// Who receives the narrower token.
+        #[arg(long)]
+        to: String,
+        /// Capabilities (each within yours); repeat for more.
+        #[arg(long = "cap", required = true)]
+        caps: Vec<String>,
+        /// How long it lasts (capped at your token's expiry).
+        #[arg(long, default_value = "1h")]
+        expires: String,
+    },
+}
 
 /// Seconds from now until a duration like `24h` or `7days` has passed.
 fn expiry(text: &str) -> Result<i64> {
@@ -17,8 +63,19 @@ fn expiry(text: &str) -> Result<i64> {
     Ok(crate::now_secs() + d.as_secs() as i64)
 }
 
-/// Runs a `grant` subcommand.
-pub(super) fn run(host: &Host, data: &DataDir, cmd: GrantCmd) -> Result<()> {
+/// Runs a `grant` subcommand; after an issue or a revocation, a node serving the same data
+/// directory re-reads the grants.
+pub(super) fn run(host: &Host, cmd: GrantCmd) -> Result<()> {
+    let changes = matches!(cmd, GrantCmd::Issue { .. } | GrantCmd::Revoke { .. });
+    manage(host, cmd)?;
+    if changes {
+        tell_running_node(host.core().data().root());
+    }
+    Ok(())
+}
+
+/// Runs `cmd` itself (`run` then tells a running node of any change).
+fn manage(host: &Host, cmd: GrantCmd) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
         GrantCmd::Issue { to, caps, expires } => {
@@ -60,7 +117,7 @@ pub(super) fn run(host: &Host, data: &DataDir, cmd: GrantCmd) -> Result<()> {
             writeln!(out, "revoked every grant to {} (epoch is now {epoch})", short(grantee.trim()))?;
         }
         GrantCmd::Attenuate { token, key, to, caps, expires } => {
-            let holder = KeyStore::new(data.root().join("keys")).load(&key)?;
+            let holder = key_store(host.core().data()).load(&key)?;
             let grantee = parse_public(&to)?;
             let narrower = crate::grants::attenuate(&token, &holder, &grantee, &caps, expiry(&expires)?)?;
             writeln!(out, "{narrower}")?;

@@ -1,14 +1,47 @@
-//! `continuum model …` (the model catalog) and `continuum commands search` (discovery by meaning).
+//! `continuum model …`: add, list and remove the models behind `continuum:host/inference` and
+//! `training` (the model catalog).
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use clap::Subcommand;
 
-use super::ModelCmd;
 use crate::runtime::Host;
 
+/// `continuum model …`.
+#[derive(Debug, Subcommand)]
+pub(super) enum ModelCmd {
+    /// Add a model from a local path: a .gguf language model, or a folder with an embedding
+    /// model (model.safetensors, tokenizer.json, config.json). Validated before it is added.
+    Add {
+        /// The .gguf file or the embedding model folder.
+        path: PathBuf,
+        /// The id commands use to name it (default: from the file or folder name).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List installed models.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a model and its files.
+    Remove {
+        /// The model id.
+        id: String,
+    },
+    /// Load a model and run it once (what `add` runs in a child process first).
+    #[command(hide = true)]
+    Probe {
+        /// The .gguf file or the embedding model folder.
+        path: PathBuf,
+    },
+}
+
 /// A model id derived from a path: `SmolLM2-135M-Instruct.Q4_1.gguf` → `smollm2-135m-instruct.q4_1`.
-fn default_id(path: &std::path::Path) -> String {
+fn default_id(path: &Path) -> String {
     let name = if path.is_dir() { path.file_name() } else { path.file_stem() };
     let name = name.map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect()
@@ -72,7 +105,7 @@ pub(super) fn run(host: &Host, cmd: ModelCmd) -> Result<()> {
 /// Loads and runs the model in a child `continuum model probe`, so that a model llama.cpp
 /// aborts on is refused with a message instead of taking this process (or later a serving
 /// node) down.
-fn probe_in_child(path: &std::path::Path) -> Result<()> {
+fn probe_in_child(path: &Path) -> Result<()> {
     let exe = std::env::current_exe()?;
     let output = std::process::Command::new(exe)
         .args(["model", "probe"])
@@ -102,29 +135,4 @@ fn probe_in_child(path: &std::path::Path) -> Result<()> {
             )
         }
     }
-}
-
-/// `continuum commands search`: the commands the caller may call, ranked by meaning.
-pub(super) fn search(host: &Host, as_caller: Option<&str>, query: &str, top: usize, json: bool) -> Result<()> {
-    let caller = super::caller_from_flag(host, as_caller)?;
-    let (method, matches) = crate::discovery::search(host, &caller, query, top)?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        let doc = serde_json::json!({ "ranking": method, "matches": matches });
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-        return Ok(());
-    }
-    match &method {
-        crate::discovery::Method::Embedding { model } => eprintln!("ranked by meaning ({model} embeddings):"),
-        crate::discovery::Method::Text => {
-            eprintln!("ranked by shared words (no embedding model installed; `continuum model add` one to search by meaning):")
-        }
-    }
-    if matches.is_empty() {
-        writeln!(out, "no command matches")?;
-    }
-    for m in matches {
-        writeln!(out, "{:.3}  {:<28} {}", m.score, m.name, m.about)?;
-    }
-    Ok(())
 }

@@ -16,8 +16,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
-use super::peers::Peer;
+use continuum_core::runtime::CALL_TIME_LIMIT;
+use continuum_core::{Caller, Outcome};
+
+use super::peers::{self, Peer};
 use super::reduce::Reducer;
+use super::request::unexpected;
 use super::wire::{Request, Response};
 use super::{short, Grid, PeerError};
 
@@ -133,8 +137,8 @@ fn any() -> String {
 pub struct Attempt {
     /// The peer.
     pub peer: String,
-    /// `ok`, or the failure's outcome name.
-    pub outcome: String,
+    /// `ok`, or how the request failed.
+    pub outcome: Outcome,
     /// The error message, if it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -177,15 +181,20 @@ pub enum GridError {
 }
 
 impl GridError {
-    /// The short outcome name.
-    pub fn outcome(&self) -> String {
+    /// How the call ended.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            GridError::Invalid(_) => "invalid-params".into(),
-            GridError::NoPeer { .. } => "no-peer".into(),
-            GridError::Peer { error, .. } => error.outcome().into(),
-            GridError::Quorum { .. } => "quorum".into(),
+            GridError::Invalid(_) => Outcome::InvalidParams,
+            GridError::NoPeer { .. } => Outcome::NoPeer,
+            GridError::Peer { error, .. } => error.outcome(),
+            GridError::Quorum { .. } => Outcome::Quorum,
         }
     }
+}
+
+/// A request the caller got wrong.
+fn invalid(e: anyhow::Error) -> GridError {
+    GridError::Invalid(format!("{e:#}"))
 }
 
 struct Plan {
@@ -199,21 +208,22 @@ impl Grid {
         let started = Instant::now();
         let result = self.dispatch(call).await;
         let (outcome, peers) = match &result {
-            Ok(r) => ("ok".to_string(), r.contributors.clone()),
+            Ok(r) => (Outcome::Ok, r.contributors.clone()),
             Err(e) => (e.outcome(), vec![]),
         };
         let payload = json!({
             "quorum": call.quorum, "on": call.on, "contributors": peers, "outcome": outcome,
             "ms": started.elapsed().as_millis() as u64,
         });
-        if let Err(e) = self.host().core().log().append("grid.call", &call.command, &payload) {
+        let command = call.command.clone();
+        let logged = self.host().run(move |host| host.core().log().append("grid.call", &command, &payload)).await;
+        if let Err(e) = logged.and_then(|appended| appended) {
             tracing::warn!("cannot log a grid call: {e:#}");
         }
         result
     }
 
     async fn dispatch(&self, call: &GridCall) -> Result<GridResult, GridError> {
-        let invalid = |e: anyhow::Error| GridError::Invalid(format!("{e:#}"));
         let timeout = Duration::from_millis(call.timeout_ms.unwrap_or(30_000).clamp(1, 600_000));
         let under_min = UnderMin::parse(call.if_under_min.as_deref().unwrap_or("fail")).map_err(invalid)?;
         let k = call.k.unwrap_or(10);
@@ -248,7 +258,8 @@ impl Grid {
     }
 
     /// The peers that may run `call`, best first, and whether its command is idempotent.
-    fn plan(&self, call: &GridCall) -> Result<Plan, GridError> {
+    async fn plan(&self, call: &GridCall) -> Result<Plan, GridError> {
+        let known = self.peers().await.map_err(invalid)?;
         let offers = self.offers();
         let offering = |id: &str| {
             offers
@@ -258,7 +269,7 @@ impl Grid {
         };
         let (candidates, idempotent) = match Target::parse(&call.on) {
             Target::Peer(key) => {
-                let peer = self.peer(&key).map_err(|e| GridError::Invalid(format!("{e:#}")))?;
+                let peer = peers::find_in(&known, &key).map_err(invalid)?;
                 let idem = offering(&peer.id).unwrap_or(false);
                 (vec![peer], idem)
             }
@@ -266,27 +277,25 @@ impl Grid {
                 // Every peer whose offer has the command; nodes known only through gossip
                 // too when the caller said `strangers`.
                 let me = self.id();
-                let peers: std::collections::HashSet<String> =
-                    self.peers().map_err(|e| GridError::Invalid(format!("{e:#}")))?.into_iter().map(|p| p.id).collect();
+                let peer_ids: std::collections::HashSet<&str> = known.iter().map(|p| p.id.as_str()).collect();
                 let matching: Vec<(Peer, bool)> = offers
                     .iter()
                     .filter(|k| k.offer.node != me)
-                    .filter(|k| call.strangers || peers.contains(&k.offer.node))
+                    .filter(|k| call.strangers || peer_ids.contains(k.offer.node.as_str()))
                     .filter_map(|k| k.offer.command(&call.command).map(|(p, _)| (k.offer.node.clone(), p.idempotent)))
-                    .filter_map(|(node, idem)| self.reach(&node).ok().map(|p| (p, idem)))
+                    .filter_map(|(node, idem)| self.reach_among(&known, &node).ok().map(|p| (p, idem)))
                     .collect();
                 let idem = !matching.is_empty() && matching.iter().all(|(_, i)| *i);
                 (matching.into_iter().map(|(p, _)| p).collect(), idem)
             }
         };
         if candidates.is_empty() {
-            let known = self.peers().map(|p| p.len()).unwrap_or(0);
             return Err(GridError::NoPeer {
                 command: call.command.clone(),
-                hint: if known == 0 {
+                hint: if known.is_empty() {
                     "; no peers are known — add one with `continuum peer add <node-id>@<ip:port>`".into()
                 } else {
-                    format!(" among the {known} known peers; `continuum offers` lists what they offer")
+                    format!(" among the {} known peers; `continuum offers` lists what they offer", known.len())
                 },
             });
         }
@@ -304,12 +313,12 @@ impl Grid {
         let started = Instant::now();
         let result = match self.request(peer, &request, timeout).await {
             Ok(Response::Ok { value, .. }) => Ok(value),
-            Ok(other) => Err(super::unexpected(peer, &other)),
+            Ok(other) => Err(unexpected(peer, &other)),
             Err(e) => Err(e),
         };
         let attempt = Attempt {
             peer: peer.id.clone(),
-            outcome: result.as_ref().map_or_else(|e| e.outcome().to_string(), |_| "ok".into()),
+            outcome: result.as_ref().map_or_else(PeerError::outcome, |_| Outcome::Ok),
             error: result.as_ref().err().map(|e| e.to_string()),
             us: started.elapsed().as_micros() as u64,
         };
@@ -321,7 +330,7 @@ impl Grid {
         let mut backoff = Duration::from_millis(200);
         let mut tries = 0;
         loop {
-            let plan = self.plan(call)?;
+            let plan = self.plan(call).await?;
             let peer = &plan.candidates[tries % plan.candidates.len()];
             let (attempt, result) = self.ask(peer, call, timeout).await;
             attempts.push(attempt);
@@ -342,7 +351,7 @@ impl Grid {
                 }
                 Err(error) => {
                     let error = match (&error, plan.idempotent) {
-                        (e, false) if e.retryable() && matches!(e.outcome(), "unreachable" | "timeout") => {
+                        (e, false) if e.retryable() && matches!(e.outcome(), Outcome::Unreachable | Outcome::Timeout) => {
                             PeerError::Unreachable {
                                 peer: short(&peer.id),
                                 message: format!(
@@ -378,7 +387,7 @@ impl Grid {
         let mut attempts = Vec::new();
         let mut answers: Vec<(String, Value)> = Vec::new();
         loop {
-            let plan = self.plan(call)?;
+            let plan = self.plan(call).await?;
             let asked: Vec<Peer> = plan
                 .candidates
                 .into_iter()
@@ -456,12 +465,19 @@ impl Grid {
     ) -> Result<GridResult, GridError> {
         let (value, contributors) = match reducer {
             Reducer::Command(command) => {
-                let host = self.host().clone();
                 let results: Vec<Value> = answers.iter().map(|(p, v)| json!({ "peer": p, "value": v })).collect();
-                let command = command.clone();
-                let report =
-                    host.call_async(continuum_core::Caller::owner(), command, json!({ "results": results })).await;
-                let value = report.result.map_err(|e| GridError::Quorum {
+                let (command, params) = (command.clone(), json!({ "results": results }));
+                let deadline = Instant::now() + CALL_TIME_LIMIT;
+                let queued = self
+                    .host()
+                    .run(move |host| host.core().call_queued(&Caller::owner(), &command, &params, 0, deadline))
+                    .await;
+                // The audit commit is awaited here, not on the call pool.
+                let result = match queued {
+                    Ok(call) => call.committed().await.result.map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("{e:#}")),
+                };
+                let value = result.map_err(|e| GridError::Quorum {
                     message: format!("the reducer command failed: {e}"),
                     attempts: attempts.clone(),
                 })?;

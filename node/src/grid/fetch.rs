@@ -9,14 +9,16 @@ use futures_util::StreamExt;
 use iroh_blobs::get::request::GetBlobItem;
 use iroh_blobs::Hash;
 
-use super::offers::PluginOffer;
-use super::{short, Grid, KnownOffer};
 use continuum_core::alloy::{Alloy, MAX_ALLOY_BYTES};
 use continuum_core::install::AlloyOptions;
 use continuum_core::registry::PluginRecord;
+use continuum_core::Host;
+
+use super::offers::PluginOffer;
+use super::{endpoint_addr, short, Grid, KnownOffer};
 
 /// What a fetch transferred.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Fetched {
     /// The installed plugin.
     pub name: String,
@@ -35,8 +37,8 @@ pub struct Fetched {
 impl Grid {
     /// Finds `what` (a plugin name, or a component digest or its prefix) in the offers of
     /// `from` (`any` or a peer): the newest version, and the node offering it.
-    pub fn find_plugin(&self, what: &str, from: &str) -> Result<(String, PluginOffer)> {
-        let node = if from == "any" { None } else { Some(self.peer(from)?.id) };
+    pub async fn find_plugin(&self, what: &str, from: &str) -> Result<(String, PluginOffer)> {
+        let node = if from == "any" { None } else { Some(self.peer(from).await?.id) };
         let offers: Vec<KnownOffer> = self
             .offers()
             .into_iter()
@@ -73,8 +75,8 @@ impl Grid {
         }
         let hash: Hash =
             offer.alloy.parse().map_err(|e| anyhow::anyhow!("the offer's alloy hash is malformed: {e}"))?;
-        let peer = self.reach(node)?;
-        let addr = super::endpoint_addr(&peer)?;
+        let peer = self.reach(node).await?;
+        let addr = endpoint_addr(&peer)?;
         let started = std::time::Instant::now();
         let transfer = async {
             let conn = self.inner.endpoint.connect(addr, iroh_blobs::ALPN).await.context("cannot reach the peer")?;
@@ -107,41 +109,47 @@ impl Grid {
 
     /// Installs `what` from `from` (`any` or a peer), verifying the alloy like a local file.
     pub async fn install_from(&self, what: &str, from: &str, options: AlloyOptions) -> Result<(PluginRecord, Fetched)> {
-        let (node, offer) = self.find_plugin(what, from)?;
+        let (node, offer) = self.find_plugin(what, from).await?;
         let (bytes, took) = self.fetch_alloy(&node, &offer).await?;
-        let alloy = Alloy::from_reader(&bytes[..]).map_err(anyhow::Error::from)?;
-        let digest = continuum_core::alloy::custody::sha256_hex(&alloy.component);
-        if digest != offer.digest || alloy.manifest.identity.name != offer.name {
-            bail!(
-                "{} offered `{}` with component sha256:{} but sent `{}` sha256:{}; nothing was installed",
-                short(&node),
-                offer.name,
-                short(&offer.digest),
-                alloy.manifest.identity.name,
-                short(&digest)
-            );
-        }
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join(format!("{}-{}.alloy", offer.name, offer.version));
-        std::fs::write(&path, &bytes)?;
-        let host = self.host().clone();
-        let pool = host.clone();
-        let record = pool
-            .offload(move || {
-                let record = host.install_alloy(&path, options);
-                drop(dir);
-                record
-            })
-            .await??;
+        let size = bytes.len() as u64;
+        let (sender, offered) = (node.clone(), offer.clone());
+        let record = self.host().run(move |host| install_fetched(host, &bytes, &sender, &offered, options)).await??;
         let fetched = Fetched {
             name: record.name.clone(),
             version: offer.version.clone(),
             digest: record.digest.clone(),
             from: node,
-            bytes: bytes.len() as u64,
+            bytes: size,
             transfer_us: took.as_micros() as u64,
         };
         self.refresh_offer().await?;
         Ok((record, fetched))
     }
+}
+
+/// Checks an alloy fetched from `node` against its `offer` and installs it exactly like a
+/// local `.alloy` (blocking: run on the host's call pool).
+fn install_fetched(
+    host: &Host,
+    bytes: &[u8],
+    node: &str,
+    offer: &PluginOffer,
+    options: AlloyOptions,
+) -> Result<PluginRecord> {
+    let alloy = Alloy::from_reader(bytes).map_err(anyhow::Error::from)?;
+    let digest = continuum_core::alloy::custody::sha256_hex(&alloy.component);
+    if digest != offer.digest || alloy.manifest.identity.name != offer.name {
+        bail!(
+            "{} offered `{}` with component sha256:{} but sent `{}` sha256:{}; nothing was installed",
+            short(node),
+            offer.name,
+            short(&offer.digest),
+            alloy.manifest.identity.name,
+            short(&digest)
+        );
+    }
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(format!("{}-{}.alloy", offer.name, offer.version));
+    std::fs::write(&path, bytes)?;
+    host.install_alloy(&path, options)
 }

@@ -74,16 +74,20 @@ pub fn list(conn: &Connection) -> Result<Vec<Peer>> {
     .collect()
 }
 
-/// Finds a peer by id, id prefix (at least 8 digits) or name.
+/// Finds a known peer by id, id prefix (at least 8 digits) or name.
 pub fn find(conn: &Connection, key: &str) -> Result<Peer> {
-    let peers = list(conn)?;
+    find_in(&list(conn)?, key)
+}
+
+/// Finds a peer among `peers` by id, id prefix (at least 8 digits) or name.
+pub fn find_in(peers: &[Peer], key: &str) -> Result<Peer> {
     let hits: Vec<&Peer> = peers
         .iter()
         .filter(|p| p.id == key || p.name.as_deref() == Some(key) || (key.len() >= 8 && p.id.starts_with(key)))
         .collect();
     match hits.as_slice() {
         [one] => Ok((*one).clone()),
-        [] => bail!("no peer `{key}`; add it with `continuum peer add <node-id>@<ip:port>` (known: {})", names(&peers)),
+        [] => bail!("no peer `{key}`; add it with `continuum peer add <node-id>@<ip:port>` (known: {})", names(peers)),
         _ => bail!("`{key}` matches {} peers; give more of the id", hits.len()),
     }
 }

@@ -1,13 +1,16 @@
 //! `offers --search`: the commands peers offer, ranked by meaning like local ones.
 
 use anyhow::Result;
+use serde::Serialize;
+
 use continuum_core::discovery::{self, Method};
 use continuum_core::reflect::CommandSchema;
 use continuum_core::Host;
-use serde::Serialize;
+
+use super::KnownOffer;
 
 /// A command offered on the grid, ranked.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct GridMatch {
     /// The offering node.
     pub node: String,
@@ -22,12 +25,7 @@ pub struct GridMatch {
 }
 
 /// Ranks every command in `offers` (one entry per offering node) by similarity to `query`.
-pub fn search_offers(
-    host: &Host,
-    offers: &[super::KnownOffer],
-    query: &str,
-    top: usize,
-) -> Result<(Method, Vec<GridMatch>)> {
+pub fn search_offers(host: &Host, offers: &[KnownOffer], query: &str, top: usize) -> Result<(Method, Vec<GridMatch>)> {
     let mut items = Vec::new();
     let mut texts = Vec::new();
     for known in offers {

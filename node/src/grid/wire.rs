@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 
+use continuum_core::Outcome;
+
 /// The ALPN of the Continuum grid protocol.
 pub const ALPN: &[u8] = b"continuum/grid/1";
 /// Largest request a node accepts from a peer.
@@ -63,8 +65,8 @@ pub enum Response {
     },
     /// The request failed; `outcome` names the kind (`denied`, `unknown-command`, …).
     Failed {
-        /// The kind of failure, as in the event log.
-        outcome: String,
+        /// The kind of failure, as in the event log (one a newer peer names reads as `other`).
+        outcome: Outcome,
         /// What went wrong, for a person.
         message: String,
     },
@@ -127,5 +129,19 @@ mod tests {
         assert!(format!("{err:#}").contains("malformed request"), "{err:#}");
         let err = decode::<Request>(&bytes, 8, "request").unwrap_err();
         assert!(err.to_string().contains("limit is 8"), "{err}");
+    }
+
+    /// A failure's outcome travels as its kebab-case name, as when it was a string.
+    #[test]
+    fn failures_carry_the_outcome_by_name() {
+        let busy = Response::Failed { outcome: Outcome::Busy, message: "later".into() };
+        let text = serde_json::to_string(&busy).unwrap();
+        assert_eq!(text, r#"{"status":"failed","outcome":"busy","message":"later"}"#);
+        assert_eq!(decode::<Response>(text.as_bytes(), 1 << 10, "answer").unwrap(), busy);
+        let newer = br#"{"status":"failed","outcome":"from-the-future","message":"?"}"#;
+        let Response::Failed { outcome, .. } = decode::<Response>(newer, 1 << 10, "answer").unwrap() else {
+            panic!("not a failure")
+        };
+        assert_eq!(outcome, Outcome::Other);
     }
 }

@@ -123,7 +123,7 @@ fn a_flood_of_grid_requests_is_answered_busy() {
         while let Some(done) = calls.join_next().await {
             match done.unwrap() {
                 Ok(Response::Ok { .. }) => ok += 1,
-                Err(e) if e.outcome() == "busy" => busy += 1,
+                Err(e) if e.outcome() == continuum::Outcome::Busy => busy += 1,
                 other => panic!("unexpected answer {other:?}"),
             }
         }

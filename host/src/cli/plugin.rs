@@ -1,0 +1,362 @@
+//! `continuum plugin …`: new, build, install (from a file, a folder, or `--from` a peer),
+//! upgrade, pack, verify, attest, permissions, allow, deny, list, inspect, remove.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+
+use super::{artifacts, node, prefix};
+use crate::grid::fetch::Fetched;
+use crate::install::AlloyOptions;
+use crate::node::client::NodeClient;
+use crate::node::http::InstallFrom;
+use crate::runtime::Host;
+use crate::terminal::strip_control;
+use crate::InstallOptions;
+
+/// The approval flags of `plugin install` and `plugin upgrade`.
+#[derive(Debug, clap::Args)]
+pub(super) struct AlloyOverrides {
+    /// Approve a host capability the plugin requests (host:log, host:store, host:commands,
+    /// host:events, or `all`); repeat or comma-separate. On a terminal you are asked instead.
+    #[arg(long, value_delimiter = ',', value_name = "CAPABILITY")]
+    allow: Vec<String>,
+    /// Install even though the signer is not in the trust store.
+    #[arg(long)]
+    allow_untrusted: bool,
+    /// Install even though the version is older than the installed one.
+    #[arg(long)]
+    allow_downgrade: bool,
+}
+
+impl AlloyOverrides {
+    /// The install options these flags ask for, approving `allow`.
+    fn options(&self, allow: Vec<String>, upgrade: bool) -> AlloyOptions {
+        AlloyOptions {
+            allow,
+            allow_untrusted: self.allow_untrusted,
+            allow_downgrade: self.allow_downgrade,
+            upgrade,
+            ..AlloyOptions::default()
+        }
+    }
+}
+
+/// `continuum plugin …`.
+#[derive(Debug, Subcommand)]
+pub(super) enum PluginCmd {
+    /// Create a command project: `continuum plugin new word-count --lang python` (WIT world, source,
+    /// proof cases, README) that builds, packs and installs as it is.
+    New {
+        /// The plugin's name, kebab-case (also its folder, WIT world and command prefix).
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum)]
+        lang: crate::authoring::Language,
+        /// Create it inside this folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build a command project into `<project>/build/` (cargo, componentize-py or componentize-js),
+    /// ready for `continuum plugin pack <project>/build --key K`.
+    Build {
+        /// The project folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Install a signed `.alloy`, or (development) a folder holding `<name>.wasm` and `wit/`, or a .wasm file with --wit;
+    /// with --from, a plugin a peer offers (by name or digest).
+    Install {
+        /// The .alloy file, plugin folder or .wasm file (with --from: the plugin's name or digest).
+        path: PathBuf,
+        /// Fetch from a peer (id, prefix, name) or `any`; verified exactly like a local alloy.
+        #[arg(long, value_name = "PEER|any")]
+        from: Option<String>,
+        #[command(flatten)]
+        overrides: AlloyOverrides,
+        /// The WIT folder describing the component (default: `wit/` beside it).
+        #[arg(long, value_name = "DIR")]
+        wit: Option<PathBuf>,
+        /// Install under this name (default: the WIT world's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The WIT world, when the package has several.
+        #[arg(long)]
+        world: Option<String>,
+        /// Replace an installed plugin of the same name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Upgrade an installed plugin from a newer signed `.alloy`.
+    Upgrade {
+        /// The .alloy file.
+        path: PathBuf,
+        #[command(flatten)]
+        overrides: AlloyOverrides,
+        /// Accept an alloy signed by another publisher than the installed plugin's: the installed
+        /// plugin's store is deleted and every capability must be approved again.
+        #[arg(long)]
+        allow_new_publisher: bool,
+    },
+    /// Pack a built plugin into a signed `.alloy`: a folder with `<name>.wasm`, `wit/` and `plugin.toml`, or a .wasm with --wit.
+    Pack {
+        /// The plugin folder or .wasm file.
+        path: PathBuf,
+        /// The signing key: a name from `continuum key list`, or a key file path containing `/` (`./k.ed25519`).
+        #[arg(long)]
+        key: String,
+        /// The WIT folder (default: `wit/` beside the component).
+        #[arg(long, value_name = "DIR")]
+        wit: Option<PathBuf>,
+        /// The version, when there is no plugin.toml.
+        #[arg(long)]
+        version: Option<String>,
+        /// Where to write the alloy (default: `<name>-<version>.alloy` here).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Check an `.alloy`: digest, signatures, chain of custody, interface, and re-run its proof suite here.
+    Verify {
+        /// The .alloy file.
+        path: PathBuf,
+    },
+    /// Re-run an `.alloy`'s proof suite and append your signed `evaluate` attestation to its chain.
+    Attest {
+        /// The .alloy file.
+        path: PathBuf,
+        /// Your signing key: a name, or a key file path containing `/`.
+        #[arg(long)]
+        key: String,
+        /// Where to write the attested alloy (default: in place).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Show the host capabilities a plugin requests and which are approved.
+    Permissions {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Approve host capabilities for an installed plugin (`all` for everything it requests).
+    Allow {
+        /// The plugin's name.
+        name: String,
+        /// Capabilities, e.g. host:store.
+        #[arg(required = true)]
+        capabilities: Vec<String>,
+    },
+    /// Withdraw host capabilities from an installed plugin (`all` for every one).
+    Deny {
+        /// The plugin's name.
+        name: String,
+        /// Capabilities, e.g. host:events.
+        #[arg(required = true)]
+        capabilities: Vec<String>,
+    },
+    /// List installed plugins.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin (installed, or an .alloy file): version, signers, chain, capabilities, commands.
+    Inspect {
+        /// The plugin's name, or an .alloy file.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a plugin.
+    Remove {
+        /// The plugin's name.
+        name: String,
+        /// Also delete the plugin's private store.
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+/// Finds the component and WIT folder of an install argument.
+pub(super) fn locate(path: &Path, wit: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
+    if path.is_dir() {
+        let wasm: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("wasm"))
+            .collect();
+        let [wasm] = wasm.as_slice() else {
+            bail!(
+                "{} must hold exactly one .wasm file (found {}); or pass the .wasm file and --wit",
+                path.display(),
+                wasm.len()
+            );
+        };
+        return Ok((wasm.clone(), wit.unwrap_or_else(|| path.join("wit"))));
+    }
+    let wit = match wit {
+        Some(w) => w,
+        None => {
+            let beside = path.parent().unwrap_or(Path::new(".")).join("wit");
+            if !beside.is_dir() {
+                bail!("no WIT for {}: pass --wit <dir> with the WIT world the component implements", path.display());
+            }
+            beside
+        }
+    };
+    Ok((path.to_path_buf(), wit))
+}
+
+/// Runs a `plugin` subcommand; after a change to the installed plugins, a node serving the
+/// same data directory re-reads them.
+pub(super) fn run(host: &Host, cmd: PluginCmd) -> Result<()> {
+    let changes = matches!(
+        cmd,
+        PluginCmd::Install { .. }
+            | PluginCmd::Upgrade { .. }
+            | PluginCmd::Allow { .. }
+            | PluginCmd::Deny { .. }
+            | PluginCmd::Remove { .. }
+    );
+    manage(host, cmd)?;
+    if changes {
+        node::tell_running_node(host.core().data().root());
+    }
+    Ok(())
+}
+
+/// Runs `cmd` itself (`run` then tells a running node of any change).
+fn manage(host: &Host, cmd: PluginCmd) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        PluginCmd::Install { path, from: Some(from), overrides, .. } => {
+            let what = path.to_string_lossy();
+            install_from(host.core().data().root(), &what, &from, &overrides.allow, overrides.allow_untrusted)?;
+        }
+        PluginCmd::Install { path, overrides, .. } if path.extension().is_some_and(|e| e == "alloy") => {
+            let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
+                host.install_alloy(&path, overrides.options(allow, false))
+            })?;
+            artifacts::print_installed(&mut out, &record)?;
+        }
+        PluginCmd::Upgrade { path, overrides, allow_new_publisher } => {
+            let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
+                let options = AlloyOptions { allow_new_publisher, ..overrides.options(allow, true) };
+                host.install_alloy(&path, options)
+            })?;
+            artifacts::print_installed(&mut out, &record)?;
+        }
+        PluginCmd::Permissions { name } => artifacts::permissions(host, &mut out, &name)?,
+        PluginCmd::Allow { name, capabilities } => print_approved(&mut out, &name, &host.allow(&name, &capabilities)?)?,
+        PluginCmd::Deny { name, capabilities } => print_approved(&mut out, &name, &host.deny(&name, &capabilities)?)?,
+        PluginCmd::Pack { path, key, wit, version, output } => {
+            artifacts::pack(host, &path, &key, wit, version, output)?
+        }
+        PluginCmd::Verify { path } => artifacts::verify(host, &path)?,
+        PluginCmd::Attest { path, key, output } => artifacts::attest(host, &path, &key, output)?,
+        PluginCmd::Inspect { name, json } if name.ends_with(".alloy") => {
+            artifacts::inspect_file(host, Path::new(&name), json)?
+        }
+        PluginCmd::Install { path, wit, name, world, replace, overrides, from: None } => {
+            let (wasm, wit) = locate(&path, wit)?;
+            let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
+                host.install_component(
+                    &wasm,
+                    &wit,
+                    &InstallOptions { name: name.clone(), world: world.clone(), replace, allow },
+                )
+            })?;
+            artifacts::print_installed(&mut out, &record)?;
+        }
+        PluginCmd::List { json } => {
+            let plugins = host.plugins()?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&plugins)?)?;
+            } else if plugins.is_empty() {
+                writeln!(out, "no plugins installed; `continuum plugin install <dir>` adds one")?;
+            } else {
+                for p in plugins {
+                    let version = p.version.as_deref().unwrap_or("dev");
+                    writeln!(
+                        out,
+                        "{:<16} {:<8} {:>3} commands  {}  {}",
+                        p.name,
+                        version,
+                        p.commands.len(),
+                        &p.digest[..12],
+                        strip_control(&p.description.unwrap_or_default())
+                    )?;
+                }
+            }
+        }
+        PluginCmd::Inspect { name, json } => {
+            let p = host.plugin(&name)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&p)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{}\n  world:     {}\n  digest:    sha256:{}\n  source:    {}",
+                    p.name, p.world, p.digest, p.source
+                )?;
+                if let Some(d) = &p.description {
+                    writeln!(out, "  about:     {}", strip_control(d))?;
+                }
+                artifacts::print_provenance(host, &mut out, &p)?;
+                let approved = if p.approved.is_empty() { "none".to_string() } else { p.approved.join(", ") };
+                writeln!(out, "  approved:  {approved}")?;
+                artifacts::print_interface(&mut out, &p.imports, &p.commands, &p.access)?;
+            }
+        }
+        PluginCmd::New { name, lang, dir } => {
+            let project = crate::authoring::scaffold::new_project(&dir, &name, lang)?;
+            writeln!(out, "created {} ({} plugin `{name}`); next:", project.display(), lang.as_str())?;
+            writeln!(out, "  cd {} && continuum plugin build", project.display())?;
+            writeln!(out, "  continuum plugin pack build --key <your key> -o {name}.alloy")?;
+        }
+        PluginCmd::Build { dir } => {
+            let started = std::time::Instant::now();
+            let built = crate::authoring::toolchain::build(&dir)?;
+            writeln!(
+                out,
+                "built {} ({}, {:.1} MB) into {} in {:.1} s; pack it with `continuum plugin pack {} --key <key>`",
+                built.name,
+                built.lang.as_str(),
+                built.bytes as f64 / 1e6,
+                built.dir.display(),
+                started.elapsed().as_secs_f64(),
+                built.dir.display()
+            )?;
+        }
+        PluginCmd::Remove { name, purge } => {
+            let r = host.remove(&name, purge)?;
+            writeln!(out, "removed {}{}", r.name, if purge { " and its store" } else { "" })?;
+        }
+    }
+    Ok(())
+}
+
+/// What a plugin may use after `plugin allow` or `plugin deny`.
+fn print_approved(out: &mut impl Write, name: &str, approved: &[String]) -> Result<()> {
+    let approved = if approved.is_empty() { "nothing".into() } else { approved.join(", ") };
+    writeln!(out, "{name} may use: {approved}")?;
+    Ok(())
+}
+
+/// `continuum plugin install <name|digest> --from <peer|any>` through the node.
+fn install_from(root: &Path, what: &str, from: &str, allow: &[String], allow_untrusted: bool) -> Result<()> {
+    let client = NodeClient::require(root)?;
+    let request =
+        InstallFrom { plugin: what.to_string(), from: from.to_string(), allow: allow.to_vec(), allow_untrusted };
+    let fetched: Fetched = node::post(&client, "/v1/grid/install", &request)?;
+    println!(
+        "installed {} {} (sha256:{}) from peer {}: {} bytes in {:.1} ms, verified",
+        fetched.name,
+        fetched.version,
+        prefix(&fetched.digest, 12),
+        prefix(&fetched.from, 12),
+        fetched.bytes,
+        fetched.transfer_us as f64 / 1000.0
+    );
+    Ok(())
+}

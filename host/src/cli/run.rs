@@ -1,0 +1,293 @@
+//! `continuum run <command> [params]`: the one path for a call. Without a running node the
+//! command runs in this process; with one, through it (models stay resident, the log has one
+//! writer); with `--on`, on peers through it. All three read the parameters by the command's
+//! schema, print the result and map how the call ended to an exit code the same way.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::CommandFactory;
+use continuum_gpu::textstream::Piece;
+use serde_json::{json, Value};
+
+use super::commands::caller_from_flag;
+use super::{api_outcome, help, node, params, prefix, Cli, Exit, OutputFormat};
+use crate::grid::dispatch::GridResult;
+use crate::grid::KnownOffer;
+use crate::node::client::NodeClient;
+use crate::node::http::CallResponse;
+use crate::paths::DataDir;
+use crate::reflect::{CommandSchema, ParamStyle};
+use crate::runtime::{CallError, Host};
+use crate::terminal::strip_control;
+use crate::{Caller, Outcome};
+
+/// The arguments of `continuum run`.
+#[derive(Debug, clap::Args)]
+pub(super) struct RunArgs {
+    /// How to print the result (default: pretty on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    output: Option<OutputFormat>,
+    /// Run as this caller: a public key (no grant), or a grant token.
+    #[arg(long = "as", value_name = "KEY|TOKEN")]
+    as_caller: Option<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// The command, `plugin/function`.
+    #[arg(allow_hyphen_values = true)]
+    command: String,
+    /// The command's parameters: --flags from its schema, or one JSON object.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "PARAMS")]
+    args: Vec<String>,
+}
+
+/// Remote-dispatch flags of `continuum run`.
+#[derive(Debug, clap::Args)]
+struct RemoteArgs {
+    /// Run on peers: a peer (id, prefix or name), `any`, or `all`.
+    #[arg(long)]
+    on: Option<String>,
+    /// single (default), multi, or any.
+    #[arg(long, value_parser = ["single", "multi", "any"])]
+    quorum: Option<String>,
+    /// Fewest answers (multi: 2).
+    #[arg(long)]
+    min: Option<usize>,
+    /// Most peers asked (multi: 8).
+    #[arg(long)]
+    max: Option<usize>,
+    /// majority, union, fedavg, weighted-average, best-of-n, first-good, merge-top-k, or a command.
+    #[arg(long)]
+    reduce: Option<String>,
+    /// How many items merge-top-k keeps.
+    #[arg(long)]
+    k: Option<usize>,
+    /// When fewer than --min answer: fail (default), degraded, or wait=<duration>.
+    #[arg(long)]
+    if_under_min: Option<String>,
+    /// A grant token to present (default: the one stored with the peer).
+    #[arg(long)]
+    grant: Option<String>,
+    /// Per-peer time limit (`30s`).
+    #[arg(long)]
+    timeout: Option<String>,
+    /// With `--on any|all`: also run on nodes that are not peers, known only from offers
+    /// relayed by gossip (they see the parameters). Off by default.
+    #[arg(long)]
+    strangers: bool,
+}
+
+/// Where a call runs.
+enum Route {
+    /// No node is running: this process opens the data directory and runs the command as this
+    /// caller.
+    InProcess(Host, Caller),
+    /// Through the running node, as its owner or as `--as`.
+    Node(NodeClient),
+    /// Through the running node on peers: `--on` (a peer, `any` or `all`).
+    Peers(NodeClient, String),
+}
+
+impl Route {
+    /// Where `continuum run` sends the call: through the node serving `data` if one runs,
+    /// otherwise in this process (where `--on` cannot be served).
+    fn choose(data: DataDir, args: &RunArgs) -> Result<Route, Exit> {
+        match (NodeClient::find(data.root()), &args.remote.on) {
+            (Some(client), Some(on)) => Ok(Route::Peers(client, on.clone())),
+            (Some(client), None) => Ok(Route::Node(client)),
+            (None, Some(_)) => Err(Exit::of(
+                Outcome::NoPeer,
+                "running on peers (--on) needs a running node; start one with `continuum serve`",
+            )),
+            (None, None) => {
+                let host = crate::node::open_host(data)?;
+                let caller = caller_from_flag(&host, args.as_caller.as_deref())
+                    .map_err(|e| Exit::of(Outcome::Unauthenticated, format!("{e:#}")))?;
+                Ok(Route::InProcess(host, caller))
+            }
+        }
+    }
+
+    /// The command's schema; on peers, from their offers (the command may not be installed
+    /// here), and `None` when no offer describes it.
+    fn schema(&self, name: &str) -> Result<Option<CommandSchema>, Exit> {
+        match self {
+            Route::InProcess(host, _) => Ok(Some(host.command(name)?)),
+            Route::Node(client) => node::get(client, &format!("/v1/commands/{name}")).map(Some).map_err(Exit::from_api),
+            Route::Peers(client, _) => offered_schema(client, name),
+        }
+    }
+
+    /// Makes the call and returns its result; what the plugin printed, and which peers
+    /// answered, go to stderr.
+    fn call(&self, args: &RunArgs, params: &Value) -> Result<Value, Exit> {
+        let name = args.command.as_str();
+        match self {
+            Route::InProcess(host, caller) => call_in_process(host, caller, name, params),
+            Route::Node(client) => call_through_node(client, args.as_caller.as_deref(), name, params),
+            Route::Peers(client, on) => call_on_peers(client, &args.remote, on, name, params),
+        }
+    }
+}
+
+/// Runs `continuum run`: `--help` as the command prints this page; `--help` among the
+/// parameters prints the command's.
+pub(super) fn run(args: RunArgs, data_dir: Option<&Path>) -> Result<(), Exit> {
+    if args.command == "--help" || args.command == "-h" {
+        let mut cli = Cli::command();
+        let run = cli.find_subcommand_mut("run").expect("run subcommand");
+        run.set_bin_name("continuum run");
+        run.print_long_help().map_err(anyhow::Error::from)?;
+        return Ok(());
+    }
+    let name = args.command.as_str();
+    let route = Route::choose(DataDir::resolve(data_dir)?, &args)?;
+    let params = match route.schema(name)? {
+        Some(schema) if args.args.iter().any(|a| a == "--help" || a == "-h") => {
+            print!("{}", help::render(&schema));
+            return Ok(());
+        }
+        Some(schema) => params::from_args(&schema, &args.args)
+            .map_err(|e| Exit::of(Outcome::InvalidParams, format!("{name}: {e:#}")))?,
+        None => unoffered_params(name, &args.args)?,
+    };
+    let value = route.call(&args, &params)?;
+    print_value(&value, args.output)
+}
+
+/// The schema a peer's offer gives for `name`, if any offer has it.
+fn offered_schema(client: &NodeClient, name: &str) -> Result<Option<CommandSchema>, Exit> {
+    let offers: Vec<KnownOffer> = node::get(client, "/v1/offers").map_err(Exit::from_api)?;
+    let offered = offers.iter().flat_map(|k| &k.offer.plugins).flat_map(|p| &p.commands).find(|c| c.name == name);
+    Ok(offered.map(|c| CommandSchema {
+        name: name.to_string(),
+        description: c.description.clone(),
+        param_style: ParamStyle::Named,
+        params: c.params.clone(),
+        result: c.result.clone(),
+        error: None,
+    }))
+}
+
+/// The parameters of a command no offer describes: one JSON object, sent as it is.
+fn unoffered_params(name: &str, args: &[String]) -> Result<Value, Exit> {
+    match args {
+        [one] if one.trim_start().starts_with('{') => {
+            serde_json::from_str(one).map_err(|e| Exit::of(Outcome::InvalidParams, format!("{name}: {e}")))
+        }
+        _ => Err(Exit::of(
+            Outcome::NoPeer,
+            format!("no peer offers `{name}` (`continuum offers` lists what peers offer); pass the parameters as one JSON object to try anyway"),
+        )),
+    }
+}
+
+/// Parameters the command refused (`problem`), pointing at its help page.
+fn invalid_params(name: &str, problem: &str) -> Exit {
+    Exit::of(Outcome::InvalidParams, format!("{problem} (see `continuum run {name} --help`)"))
+}
+
+/// On a terminal, shows generated text on stderr as it is produced (reasoning dimmed), before
+/// the result is printed; returns whether anything was shown.
+fn stream_tokens_to_terminal(host: &Host) -> Arc<AtomicBool> {
+    let shown = Arc::new(AtomicBool::new(false));
+    if std::io::stderr().is_terminal() {
+        let flag = shown.clone();
+        host.core().set_token_sink(Some(Arc::new(move |_command: &str, piece: &Piece| {
+            let mut err = std::io::stderr().lock();
+            let _ = match piece {
+                Piece::Answer(t) => write!(err, "{}", strip_control(t)),
+                Piece::Reasoning(t) => write!(err, "\x1b[2m{}\x1b[0m", strip_control(t)),
+            };
+            let _ = err.flush();
+            flag.store(true, Ordering::Relaxed);
+        })));
+    }
+    shown
+}
+
+/// The call in this process; the plugin's output goes to stderr, stripped of escape sequences,
+/// so stdout holds only the result.
+fn call_in_process(host: &Host, caller: &Caller, name: &str, params: &Value) -> Result<Value, Exit> {
+    let streamed = stream_tokens_to_terminal(host);
+    let report = host.call(caller, name, params);
+    if streamed.load(Ordering::Relaxed) {
+        eprintln!();
+    }
+    let mut err = std::io::stderr().lock();
+    for (stream, bytes) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
+        for line in strip_control(&String::from_utf8_lossy(bytes)).lines() {
+            let _ = writeln!(err, "[{name} {stream}] {line}");
+        }
+    }
+    report.result.map_err(|e| match e {
+        CallError::InvalidParams { command, message } => {
+            invalid_params(&command, &format!("{command}: {}", params::flag_error(&message)))
+        }
+        e => Exit::from(e),
+    })
+}
+
+/// The call through the running node, as `as_caller` if given; the node sends the plugin's
+/// output (already stripped) with the result.
+fn call_through_node(client: &NodeClient, as_caller: Option<&str>, name: &str, params: &Value) -> Result<Value, Exit> {
+    let headers: Vec<(&str, &str)> = as_caller.map(|a| ("x-continuum-as", a)).into_iter().collect();
+    let response: CallResponse = node::send(client, "POST", &format!("/v1/commands/{name}"), Some(params), &headers)
+        .map_err(|e| match api_outcome(&e) {
+            Some((Outcome::InvalidParams, message)) => invalid_params(name, &params::flag_error(message)),
+            _ => Exit::from_api(e),
+        })?;
+    for line in response.output.iter().flat_map(|output| output.lines()) {
+        eprintln!("[{name}] {line}");
+    }
+    Ok(response.result)
+}
+
+/// The call on peers through the running node, with the quorum flags; which peers contributed
+/// goes to stderr.
+fn call_on_peers(
+    client: &NodeClient,
+    remote: &RemoteArgs,
+    on: &str,
+    name: &str,
+    params: &Value,
+) -> Result<Value, Exit> {
+    let timeout = remote
+        .timeout
+        .as_deref()
+        .map(humantime::parse_duration)
+        .transpose()
+        .map_err(|e| Exit::of(Outcome::BadRequest, format!("--timeout: {e}")))?;
+    let call = json!({
+        "command": name, "params": params, "on": on, "quorum": remote.quorum.as_deref().unwrap_or("single"),
+        "min": remote.min, "max": remote.max, "reduce": remote.reduce, "k": remote.k,
+        "if_under_min": remote.if_under_min, "grant": remote.grant,
+        "timeout_ms": timeout.map(|t| t.as_millis() as u64), "strangers": remote.strangers,
+    });
+    let result: GridResult = node::post(client, "/v1/grid/call", &call).map_err(Exit::from_api)?;
+    eprintln!(
+        "[from {}{}{}]",
+        result.contributors.iter().map(|c| prefix(c, 12)).collect::<Vec<_>>().join(", "),
+        result.reducer.as_deref().map(|r| format!(" by {r}")).unwrap_or_default(),
+        if result.degraded { ", degraded: fewer than --min answered" } else { "" }
+    );
+    eprintln!("[contributors {}]", result.contributors.join(","));
+    Ok(result.value)
+}
+
+/// Prints a call's result on stdout as `--output` says; by default pretty on a terminal (a
+/// string result as plain text), one line of JSON otherwise.
+fn print_value(value: &Value, output: Option<OutputFormat>) -> Result<(), Exit> {
+    let format =
+        output.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Pretty } else { OutputFormat::Json });
+    let text = match (format, value) {
+        (OutputFormat::Pretty, Value::String(s)) => strip_control(s),
+        (OutputFormat::Pretty, v) => serde_json::to_string_pretty(v).context("printing the result")?,
+        (OutputFormat::Json, v) => v.to_string(),
+    };
+    println!("{text}");
+    Ok(())
+}

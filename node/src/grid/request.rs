@@ -1,0 +1,123 @@
+//! Asking a peer: one request per QUIC stream, on a cached connection that is replaced once
+//! when it turns out dead, within a time limit; and why a request failed ([`PeerError`]).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use iroh::endpoint::Connection;
+
+use continuum_core::sync::lock;
+use continuum_core::Outcome;
+
+use super::peers::Peer;
+use super::wire::{self, Request, Response};
+use super::{endpoint_addr, short, Grid};
+
+/// Why a request to a peer failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PeerError {
+    /// The peer could not be reached (offline, wrong address, closed).
+    #[error("peer {peer} is unreachable: {message}")]
+    Unreachable { peer: String, message: String },
+    /// The peer did not answer in time.
+    #[error("peer {peer} did not answer within {ms} ms")]
+    Timeout { peer: String, ms: u64 },
+    /// The peer answered, but with something that is not a valid answer.
+    #[error("peer {peer} sent a malformed answer: {message}")]
+    Malformed { peer: String, message: String },
+    /// The peer refused or failed the request; `outcome` as in its event log.
+    #[error("peer {peer}: {message}")]
+    Failed { peer: String, outcome: Outcome, message: String },
+}
+
+impl PeerError {
+    /// How the request ended (`unreachable`, `timeout`, `denied`, …).
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            PeerError::Unreachable { .. } => Outcome::Unreachable,
+            PeerError::Timeout { .. } => Outcome::Timeout,
+            PeerError::Malformed { .. } => Outcome::Malformed,
+            PeerError::Failed { outcome, .. } => *outcome,
+        }
+    }
+
+    /// Whether trying again (on this or another peer) could help.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self.outcome(),
+            Outcome::Unreachable
+                | Outcome::Timeout
+                | Outcome::Denied
+                | Outcome::UnknownCommand
+                | Outcome::HostError
+                | Outcome::Malformed
+        )
+    }
+}
+
+impl Grid {
+    /// Sends one request to `peer` and waits at most `timeout` for the answer. A cached
+    /// connection that turns out dead is replaced once.
+    pub async fn request(&self, peer: &Peer, request: &Request, timeout: Duration) -> Result<Response, PeerError> {
+        let started = Instant::now();
+        let name = short(&peer.id);
+        let attempt = async {
+            let mut last = None;
+            for fresh in [false, true] {
+                let conn = self.connection(peer, fresh).await?;
+                match exchange(&conn, request).await {
+                    Ok(response) => return Ok(response),
+                    Err(e) => {
+                        lock(&self.inner.connections).remove(&peer.id);
+                        last = Some(e);
+                    }
+                }
+            }
+            let e = last.expect("two attempts were made");
+            Err(PeerError::Unreachable { peer: name.clone(), message: format!("{e:#}") })
+        };
+        let result = match tokio::time::timeout(timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(PeerError::Timeout { peer: name.clone(), ms: timeout.as_millis() as u64 }),
+        };
+        if result.is_ok() {
+            self.inner.latencies.record(started.elapsed());
+        }
+        match result? {
+            Response::Failed { outcome, message } => Err(PeerError::Failed { peer: name, outcome, message }),
+            r => Ok(r),
+        }
+    }
+
+    /// The open connection to `peer`, or a new one when there is none or `fresh` is asked for.
+    async fn connection(&self, peer: &Peer, fresh: bool) -> Result<Connection, PeerError> {
+        if !fresh {
+            if let Some(c) = lock(&self.inner.connections).get(&peer.id).filter(|c| c.close_reason().is_none()) {
+                return Ok(c.clone());
+            }
+        }
+        let addr = endpoint_addr(peer)
+            .map_err(|e| PeerError::Unreachable { peer: short(&peer.id), message: e.to_string() })?;
+        let conn = self
+            .inner
+            .endpoint
+            .connect(addr, wire::ALPN)
+            .await
+            .map_err(|e| PeerError::Unreachable { peer: short(&peer.id), message: e.to_string() })?;
+        lock(&self.inner.connections).insert(peer.id.clone(), conn.clone());
+        Ok(conn)
+    }
+}
+
+/// One request and its answer, on a stream of their own.
+async fn exchange(conn: &Connection, request: &Request) -> Result<Response> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    wire::send(&mut send, request).await?;
+    wire::receive(&mut recv, wire::MAX_RESPONSE_BYTES, "answer").await
+}
+
+/// The error for an answer of the wrong kind (an offer where a call's result was expected).
+pub(super) fn unexpected(peer: &Peer, response: &Response) -> PeerError {
+    let kind = serde_json::to_value(response).ok().and_then(|v| v["status"].as_str().map(String::from));
+    PeerError::Malformed { peer: short(&peer.id), message: format!("unexpected `{}` answer", kind.unwrap_or_default()) }
+}

@@ -1,0 +1,211 @@
+//! Answering peers: the `continuum/grid/1` protocol handler. A request runs as the peer's key
+//! (QUIC proved it), within the node's budgets: requests in flight per connection and over all
+//! peers (the rest are answered `busy` at once), and log pages per peer per window.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use iroh::endpoint::Connection;
+use iroh::protocol::{AcceptError, ProtocolHandler};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use continuum_core::sync::lock;
+use continuum_core::{Caller, Outcome};
+
+use super::wire::{self, Request, Response};
+use super::Inner;
+
+/// Requests from all peers handled at once; more are answered `busy` at once.
+pub const MAX_REQUESTS: usize = 64;
+/// Requests from one connection handled at once.
+pub const MAX_REQUESTS_PER_PEER: usize = 16;
+/// Log pages one peer may ask for per [`LOG_PULL_WINDOW`].
+pub const LOG_PULLS_PER_WINDOW: u32 = 20;
+/// The window of the log-pull rate limit.
+pub const LOG_PULL_WINDOW: Duration = Duration::from_secs(10);
+
+/// What answering peers may take of this node.
+pub(super) struct Budgets {
+    /// Requests being answered, over all peers.
+    requests: Arc<Semaphore>,
+    /// Log pages served per peer in the current window: (window start, pages).
+    log_pulls: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl Budgets {
+    /// Full budgets: no request in flight, no page served.
+    pub(super) fn new() -> Budgets {
+        Budgets { requests: Arc::new(Semaphore::new(MAX_REQUESTS)), log_pulls: Mutex::new(HashMap::new()) }
+    }
+
+    /// A place for one more request of a connection whose own budget is `connection`: both
+    /// permits, or none when either budget is spent.
+    fn admit(&self, connection: &Arc<Semaphore>) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        connection.clone().try_acquire_owned().ok().zip(self.requests.clone().try_acquire_owned().ok())
+    }
+
+    /// Counts one log page for `peer`; false when it asked for more than its share.
+    fn log_pull_allowed(&self, peer: &str) -> bool {
+        let mut pulls = lock(&self.log_pulls);
+        let now = Instant::now();
+        pulls.retain(|_, (start, _)| now.duration_since(*start) < LOG_PULL_WINDOW);
+        let (_, count) = pulls.entry(peer.to_string()).or_insert((now, 0));
+        *count += 1;
+        *count <= LOG_PULLS_PER_WINDOW
+    }
+}
+
+/// The handler of [`wire::ALPN`] connections.
+#[derive(Clone)]
+pub(super) struct GridProtocol {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for GridProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GridProtocol")
+    }
+}
+
+impl ProtocolHandler for GridProtocol {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let peer = hex::encode(connection.remote_id().as_bytes());
+        let own = Arc::new(Semaphore::new(MAX_REQUESTS_PER_PEER));
+        while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+            // A flood is answered `busy` at once rather than queued: neither one connection
+            // nor all of them together can hold more than their share of the node.
+            let Some(permits) = self.inner.budgets.admit(&own) else {
+                tokio::spawn(async move {
+                    let busy = Response::Failed {
+                        outcome: Outcome::Busy,
+                        message: "the node is answering as many grid requests as it takes; retry shortly".into(),
+                    };
+                    // Take the request off the stream first (briefly), so the peer reads the
+                    // answer instead of a reset.
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), recv.read_to_end(wire::MAX_REQUEST_BYTES)).await;
+                    let _ = wire::send(&mut send, &busy).await;
+                });
+                continue;
+            };
+            let inner = self.inner.clone();
+            let peer = peer.clone();
+            tokio::spawn(async move {
+                let _permits = permits;
+                let response = match wire::receive::<Request>(&mut recv, wire::MAX_REQUEST_BYTES, "request").await {
+                    Ok(request) => inner.answer(&peer, request).await,
+                    Err(e) => Response::Failed { outcome: Outcome::BadRequest, message: format!("{e:#}") },
+                };
+                let _ = wire::send(&mut send, &response).await;
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The answer to a request the host could not serve.
+fn host_error(e: anyhow::Error) -> Response {
+    Response::Failed { outcome: Outcome::HostError, message: format!("{e:#}") }
+}
+
+impl Inner {
+    /// The answer to `peer`'s request.
+    async fn answer(&self, peer: &str, request: Request) -> Response {
+        match request {
+            Request::Offer {} => match self.offers.own() {
+                Some(offer) => Response::Offer { offer },
+                None => Response::Failed { outcome: Outcome::HostError, message: "no offer yet".into() },
+            },
+            Request::Call { command, params, grant, deadline_ms } => {
+                self.execute(peer, command, params, grant, deadline_ms).await
+            }
+            Request::Events { since, grant } => self.export_events(peer, since, grant).await,
+        }
+    }
+
+    /// Runs a call for a peer: the peer's key is the caller (QUIC proved it), with the grant it
+    /// presents checked exactly as for any caller.
+    async fn execute(
+        &self,
+        peer: &str,
+        command: String,
+        params: serde_json::Value,
+        grant: Option<String>,
+        deadline_ms: u64,
+    ) -> Response {
+        let peer = peer.to_string();
+        let queued = self
+            .host
+            .run(move |host| -> Result<_, (Outcome, String)> {
+                let caller = match &grant {
+                    Some(token) => host
+                        .caller_presenting(token, &peer)
+                        .map_err(|e| (Outcome::Denied, format!("grant refused: {e}"))),
+                    None => host.caller_for(&peer).map_err(|e| (Outcome::Denied, format!("{e:#}"))),
+                }?;
+                let deadline = Instant::now() + Duration::from_millis(deadline_ms.min(600_000));
+                Ok(host.core().call_queued(&caller, &command, &params, 0, deadline))
+            })
+            .await;
+        // The audit commit is awaited here, not on the call pool, which is free for the next call.
+        let report = match queued {
+            Ok(Ok(call)) => call.committed().await,
+            Ok(Err((outcome, message))) => return Response::Failed { outcome, message },
+            Err(e) => return host_error(e),
+        };
+        match report.result {
+            Ok(value) => Response::Ok { value, elapsed_us: report.elapsed.as_micros() as u64 },
+            Err(e) => Response::Failed { outcome: e.outcome(), message: e.to_string() },
+        }
+    }
+
+    /// A page of this node's log for `peer`, if its grant confers [`wire::LOG_PULL`].
+    async fn export_events(&self, peer: &str, since: u64, grant: Option<String>) -> Response {
+        let denied = |message: String| Response::Failed { outcome: Outcome::Denied, message };
+        let Some(token) = grant else {
+            return denied(format!(
+                "pulling this node's log needs a grant conferring `{0}`; its owner can issue one with `continuum grant issue --to {peer} --cap {0}`",
+                wire::LOG_PULL
+            ));
+        };
+        let holder = peer.to_string();
+        let checked = self.host.run(move |host| host.caller_presenting(&token, &holder)).await;
+        match checked {
+            Ok(Ok(Caller::Key { grant: Some(g), .. }))
+                if g.caps.iter().any(|c| continuum_core::grants::confers(c, wire::LOG_PULL)) => {}
+            Ok(Ok(_)) => return denied(format!("the grant presented does not confer `{}`", wire::LOG_PULL)),
+            Ok(Err(e)) => return denied(format!("grant refused: {e}")),
+            Err(e) => return host_error(e),
+        }
+        if !self.budgets.log_pull_allowed(peer) {
+            return Response::Failed {
+                outcome: Outcome::Busy,
+                message: format!(
+                    "at most {LOG_PULLS_PER_WINDOW} log pages per {} s; retry shortly",
+                    LOG_PULL_WINDOW.as_secs()
+                ),
+            };
+        }
+        let export = self
+            .host
+            .run(move |host| -> Result<(String, u64)> {
+                let mut out = Vec::new();
+                let node = host.core().log().node().to_string();
+                let count = continuum_core::eventlog::transfer::export(
+                    &host.core().db(),
+                    &node,
+                    since,
+                    wire::LOG_PAGE,
+                    &mut out,
+                )?;
+                Ok((String::from_utf8(out)?, count))
+            })
+            .await;
+        match export {
+            Ok(Ok((export, count))) => Response::Events { export, more: count == wire::LOG_PAGE },
+            Ok(Err(e)) | Err(e) => host_error(e),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Routes over this node's commands and plugins: listing them, their schemas, calling one, and
+//! the plugins it ships (with their alloys).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::Value;
+
+use super::error::{ApiError, ErrorBody};
+use super::principal::Principal;
+use super::types::CallResponse;
+use super::App;
+use crate::grid::offers::PluginOffer;
+use continuum_core::reflect::CommandSchema;
+use continuum_core::Outcome;
+
+/// The commands the caller may call, with their schemas.
+#[utoipa::path(get, path = "/v1/commands", responses((status = 200, body = [CommandSchema]), (status = 401, body = ErrorBody)))]
+pub(super) async fn list_commands(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Vec<CommandSchema>>, ApiError> {
+    let caller = p.caller();
+    let commands = app
+        .host
+        .run(move |host| host.commands_for(&caller))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(commands))
+}
+
+/// One command's schema.
+#[utoipa::path(get, path = "/v1/commands/{name}", params(("name" = String, Path, description = "plugin/function")),
+    responses((status = 200, body = CommandSchema), (status = 404, body = ErrorBody)))]
+pub(super) async fn command_schema(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Json<CommandSchema>, ApiError> {
+    // The owner sees every schema; another caller's view is filtered through the registry.
+    let caller = p.caller();
+    Ok(Json(app.host.run(move |host| host.command_for(&caller, &name)).await.map_err(ApiError::internal)??))
+}
+
+/// Calls a command with its JSON parameters as the authenticated caller.
+#[utoipa::path(post, path = "/v1/commands/{name}", params(("name" = String, Path, description = "plugin/function")),
+    request_body(content = Object, description = "The command's parameters"),
+    responses((status = 200, body = CallResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub(super) async fn call_command(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<CallResponse>, ApiError> {
+    let params: Value = if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(Outcome::InvalidParams, format!("the body is not JSON: {e}")))?
+    };
+    let report = app.host.call(p.caller(), name, params).await;
+    let mut output = String::new();
+    for bytes in [&report.stdout, &report.stderr] {
+        output.push_str(&continuum_core::terminal::strip_control(&String::from_utf8_lossy(bytes)));
+    }
+    Ok(Json(CallResponse {
+        result: report.result?,
+        elapsed_us: report.elapsed.as_micros() as u64,
+        output: (!output.is_empty()).then_some(output),
+    }))
+}
+
+/// The plugins this node ships (signed alloys), as in its offer.
+#[utoipa::path(get, path = "/v1/plugins", responses((status = 200, body = [PluginOffer])))]
+pub(super) async fn list_plugins(State(app): State<App>) -> Json<Vec<PluginOffer>> {
+    let own = app.grid.offers().into_iter().find(|k| k.via == "self");
+    Json(own.map(|k| k.offer.plugins).unwrap_or_default())
+}
+
+/// A shipped plugin's alloy, by component digest (or a prefix of at least 8 digits).
+#[utoipa::path(get, path = "/v1/plugins/{digest}/alloy", params(("digest" = String, Path, description = "component sha256")),
+    responses((status = 200, description = "The alloy archive", content_type = "application/x-continuum-alloy"), (status = 404, body = ErrorBody)))]
+pub(super) async fn plugin_alloy(State(app): State<App>, Path(digest): Path<String>) -> Result<Response, ApiError> {
+    let digest = digest.trim_start_matches("sha256:").to_string();
+    let bytes = app
+        .host
+        .run(move |host| -> anyhow::Result<Option<Vec<u8>>> {
+            let record = host.plugins()?.into_iter().find(|p| digest.len() >= 8 && p.digest.starts_with(&digest));
+            match record {
+                Some(r) => Ok(host.shipped_alloy(&r)?.map(|a| a.to_bytes()).transpose()?),
+                None => Ok(None),
+            }
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::new(Outcome::NotFound, "no shipped plugin has that digest; GET /v1/plugins lists them")
+        })?;
+    Ok(([(header::CONTENT_TYPE, "application/x-continuum-alloy")], bytes).into_response())
+}

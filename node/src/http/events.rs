@@ -1,0 +1,115 @@
+//! Routes over this node's event log: a page of entries, or new entries as they are committed
+//! (server-sent events). Owner only.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::{Extension, Json};
+use futures_util::Stream;
+
+use super::error::{ApiError, ErrorBody};
+use super::principal::Principal;
+use super::types::EventQuery;
+use super::App;
+use crate::async_host::AsyncHost;
+use continuum_core::eventlog::{self, chain::Entry};
+
+/// Entries read from the log per trip to the call pool while streaming.
+const STREAM_BATCH: u64 = 500;
+/// How long the stream waits before looking for new entries when there were none.
+const STREAM_POLL: Duration = Duration::from_millis(200);
+
+/// Whether an entry of `kind` passes `filter`: none, an exact kind, or a prefix ending in `.`.
+fn kind_matches(filter: &Option<String>, kind: &str) -> bool {
+    match filter {
+        None => true,
+        Some(f) if f.ends_with('.') => kind.starts_with(f.as_str()),
+        Some(f) => kind == f,
+    }
+}
+
+/// This node's log entries (owner only).
+#[utoipa::path(get, path = "/v1/events", params(EventQuery), responses((status = 200, body = [Entry]), (status = 403, body = ErrorBody)))]
+pub(super) async fn list_events(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<EventQuery>,
+) -> Result<Json<Vec<Entry>>, ApiError> {
+    p.require_owner()?;
+    let limit = q.limit.unwrap_or(100).min(1000);
+    let entries = app
+        .host
+        .run(move |host| eventlog::entries(&host.core().db(), q.after.unwrap_or(0), q.kind.as_deref(), limit))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(entries))
+}
+
+/// New log entries as server-sent events, one `entry` event per entry (owner only).
+#[utoipa::path(get, path = "/v1/events/stream", params(EventQuery), responses((status = 200, description = "text/event-stream of entries", content_type = "text/event-stream")))]
+pub(super) async fn stream_events(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<EventQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    p.require_owner()?;
+    let start = match q.after {
+        Some(a) => a,
+        None => {
+            app.host
+                .run(|host| eventlog::head(&host.core().db()))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?
+                .0
+        }
+    };
+    let stream = futures_util::stream::unfold(
+        (app.host.clone(), start, q.kind, VecDeque::new()),
+        |(host, mut after, kind, mut queue)| async move {
+            loop {
+                if let Some(entry) = queue.pop_front() {
+                    let event = SseEvent::default().event("entry").json_data(&entry).unwrap_or_default();
+                    return Some((Ok(event), (host, after, kind, queue)));
+                }
+                match next_batch(&host, after, kind.clone()).await {
+                    Ok(Ok((batch, last))) => {
+                        if let Some(l) = last {
+                            after = l;
+                        }
+                        queue.extend(batch);
+                        if queue.is_empty() {
+                            tokio::time::sleep(STREAM_POLL).await;
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+        },
+    );
+    // The stream ends when the node shuts down, so graceful shutdown does not wait on it.
+    let mut stopping = app.shutdown.subscribe();
+    let stream = futures_util::StreamExt::take_until(stream, async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The next entries after `after` that pass `kind`, and the last sequence number read (the
+/// stream moves past entries that `kind` filters out).
+async fn next_batch(
+    host: &AsyncHost,
+    after: u64,
+    kind: Option<String>,
+) -> anyhow::Result<anyhow::Result<(Vec<Entry>, Option<u64>)>> {
+    host.run(move |host| -> anyhow::Result<(Vec<Entry>, Option<u64>)> {
+        let all = eventlog::entries(&host.core().db(), after, None, STREAM_BATCH)?;
+        let last = all.last().map(|e| e.seq);
+        Ok((all.into_iter().filter(|e| kind_matches(&kind, &e.kind)).collect(), last))
+    })
+    .await
+}

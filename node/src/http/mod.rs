@@ -1,0 +1,230 @@
+//! The node's HTTP API (SPEC §8), versioned under `/v1`, with its OpenAPI document generated
+//! from these handlers (`/v1/openapi.json`). This module assembles the router and its shared
+//! state; each concern lives in its own file:
+//! - `error`: the error body and the one mapping from an [`Outcome`] to an HTTP status;
+//! - `limits`: body size and arrival time, request slots, per-address budgets, `Host` check;
+//! - `principal`: who a request comes from (authentication);
+//! - `types`: the API's own request and response bodies;
+//! - `commands`, `events`, `grid`, `node_info`: the handlers, by resource.
+//!
+//! Handlers reach the host only through [`AsyncHost`] (see [`crate::async_host`]).
+
+mod commands;
+mod error;
+mod events;
+mod grid;
+mod limits;
+mod node_info;
+mod principal;
+mod types;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tokio::sync::{watch, Semaphore};
+use utoipa::OpenApi;
+
+use crate::async_host::AsyncHost;
+use crate::auth::ReplayGuard;
+use crate::grid::dispatch::{GridCall, GridResult};
+use crate::grid::fetch::Fetched;
+use crate::grid::offers::PluginOffer;
+use crate::grid::peers::Peer;
+use crate::grid::search::GridMatch;
+use crate::grid::{Grid, KnownOffer};
+use continuum_core::discovery::Method;
+use continuum_core::eventlog::chain::Entry;
+use continuum_core::reflect::CommandSchema;
+use continuum_core::Outcome;
+
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use limits::{BODY_TIMEOUT, MAX_REMEMBERED_NONCES, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS};
+pub use principal::{Principal, Transport};
+pub use types::{AddPeer, CallResponse, EventQuery, InstallFrom, NodeInfo, OfferQuery, OfferSearch, Pull, Pulled};
+
+/// Shared state of the HTTP API, behind one `Arc`: axum clones it for every middleware and
+/// handler of every request.
+pub type App = Arc<AppState>;
+
+/// What the HTTP API's handlers share.
+pub struct AppState {
+    /// The host, reached from handlers only on its call pool.
+    pub host: AsyncHost,
+    /// The grid endpoint.
+    pub grid: Grid,
+    /// The owner token (TCP owner access).
+    pub owner_token: Arc<String>,
+    /// When the node started.
+    pub started: Instant,
+    /// The owner's requests handled at once (socket and owner token); more wait, then get 503.
+    pub owner_slots: Arc<Semaphore>,
+    /// Other callers' requests handled at once: a flood of them never takes the owner's.
+    pub client_slots: Arc<Semaphore>,
+    /// Signed requests whose bodies are being read before their signature can be checked:
+    /// unauthenticated work, bounded apart from both budgets above.
+    pub unauthenticated: Arc<Semaphore>,
+    /// Unauthenticated body reads in progress per client address.
+    pub reading: Mutex<HashMap<IpAddr, usize>>,
+    /// Nonces of accepted signed requests (each is accepted once).
+    pub replays: ReplayGuard,
+    /// Largest request body.
+    pub max_body: usize,
+    /// Ends the node gracefully.
+    pub shutdown: watch::Sender<bool>,
+    /// The HTTP address, as served.
+    pub http_addr: String,
+    /// The TCP port served, the only one a `Host` header may name.
+    pub http_port: u16,
+}
+
+impl AppState {
+    /// The state of a node serving `http_addr` (port `http_port`): `max_concurrent` requests at
+    /// once for the owner and as many for everyone else, bodies up to `max_body` bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        host: AsyncHost,
+        grid: Grid,
+        owner_token: String,
+        max_concurrent: usize,
+        max_body: usize,
+        shutdown: watch::Sender<bool>,
+        http_addr: String,
+        http_port: u16,
+    ) -> AppState {
+        AppState {
+            host,
+            grid,
+            owner_token: Arc::new(owner_token),
+            started: Instant::now(),
+            owner_slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            client_slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            unauthenticated: Arc::new(Semaphore::new(MAX_UNAUTHENTICATED)),
+            reading: Default::default(),
+            replays: ReplayGuard::new(MAX_REMEMBERED_NONCES),
+            max_body,
+            shutdown,
+            http_addr,
+            http_port,
+        }
+    }
+}
+
+/// The OpenAPI document of this API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Continuum node API",
+        version = "1",
+        description = "Commands, plugins, events and the grid of one Continuum node."
+    ),
+    paths(
+        node_info::node_info,
+        node_info::openapi,
+        commands::list_commands,
+        commands::command_schema,
+        commands::call_command,
+        commands::list_plugins,
+        commands::plugin_alloy,
+        events::list_events,
+        events::stream_events,
+        grid::list_peers,
+        grid::add_peer,
+        grid::remove_peer,
+        grid::list_offers,
+        grid::search_offers,
+        grid::grid_call,
+        grid::grid_install,
+        grid::grid_pull,
+        node_info::shutdown,
+        node_info::reload
+    ),
+    components(schemas(
+        NodeInfo,
+        CallResponse,
+        ErrorBody,
+        ErrorDetail,
+        Outcome,
+        CommandSchema,
+        PluginOffer,
+        Peer,
+        AddPeer,
+        KnownOffer,
+        GridCall,
+        GridResult,
+        InstallFrom,
+        Fetched,
+        Pull,
+        Pulled,
+        OfferSearch,
+        GridMatch,
+        Method,
+        Entry
+    )),
+    modifiers(&CommonErrors)
+)]
+pub struct ApiDoc;
+
+/// Adds the answers every endpoint can give (authentication, body size, load) to each operation.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.delete].into_iter().flatten() {
+                for (status, description) in [
+                    ("401", "Not authenticated: no or a wrong owner token, API key or request signature"),
+                    ("408", "The request body did not arrive within 10 s of its headers"),
+                    ("413", "The request body is over the node's limit"),
+                    ("421", "The Host header does not name this node (localhost or an IP literal, with its port)"),
+                    ("503", "The node is at its concurrent request limit, or too many unauthenticated bodies are being read"),
+                ] {
+                    op.responses.responses.entry(status.to_string()).or_insert_with(|| error(description).into());
+                }
+            }
+        }
+    }
+}
+
+/// The router, with authentication, body and concurrency limits.
+pub fn router(app: App) -> Router<()> {
+    Router::new()
+        .route("/v1/node", get(node_info::node_info))
+        .route("/v1/openapi.json", get(node_info::openapi))
+        .route("/v1/commands", get(commands::list_commands))
+        .route("/v1/commands/{*name}", get(commands::command_schema).post(commands::call_command))
+        .route("/v1/plugins", get(commands::list_plugins))
+        .route("/v1/plugins/{digest}/alloy", get(commands::plugin_alloy))
+        .route("/v1/events", get(events::list_events))
+        .route("/v1/events/stream", get(events::stream_events))
+        .route("/v1/peers", get(grid::list_peers).post(grid::add_peer))
+        .route("/v1/peers/{key}", delete(grid::remove_peer))
+        .route("/v1/offers", get(grid::list_offers))
+        .route("/v1/offers/search", get(grid::search_offers))
+        .route("/v1/grid/call", post(grid::grid_call))
+        .route("/v1/grid/install", post(grid::grid_install))
+        .route("/v1/grid/events/pull", post(grid::grid_pull))
+        .route("/v1/shutdown", post(node_info::shutdown))
+        .route("/v1/reload", post(node_info::reload))
+        .layer(middleware::from_fn_with_state(app.clone(), limits::limit_concurrency))
+        .layer(middleware::from_fn_with_state(app.clone(), principal::authenticate))
+        .layer(middleware::from_fn_with_state(app.clone(), limits::check_host))
+        .layer(middleware::from_fn_with_state(app.clone(), limits::refuse_oversized))
+        .layer(DefaultBodyLimit::max(app.max_body))
+        .with_state(app)
+}

@@ -1,0 +1,63 @@
+//! Routes over the node itself: what it is (id, addresses, counts), its OpenAPI document, and
+//! the owner's controls — reload what the CLI changed, shut down.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use utoipa::OpenApi;
+
+use super::error::{ApiError, ErrorBody};
+use super::principal::Principal;
+use super::types::NodeInfo;
+use super::{ApiDoc, App};
+
+/// The node's id, addresses and counts.
+#[utoipa::path(get, path = "/v1/node", responses((status = 200, body = NodeInfo), (status = 401, body = ErrorBody)))]
+pub(super) async fn node_info(State(app): State<App>) -> Result<Json<NodeInfo>, ApiError> {
+    let (plugins, peers) = app
+        .host
+        .run(|host| -> anyhow::Result<(usize, usize)> {
+            Ok((host.plugins()?.len(), crate::grid::peers::list(&host.core().db())?.len()))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(NodeInfo {
+        id: app.grid.id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        http: app.http_addr.clone(),
+        grid: app.grid.addrs().iter().map(|a| a.to_string()).collect(),
+        plugins,
+        peers,
+        uptime_s: app.started.elapsed().as_secs(),
+    }))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Re-reads the registry and grant state that the CLI changed beside the running node (owner only).
+#[utoipa::path(post, path = "/v1/reload", responses((status = 204, description = "Reloaded"), (status = 403, body = ErrorBody)))]
+pub(super) async fn reload(State(app): State<App>, Extension(p): Extension<Principal>) -> Result<StatusCode, ApiError> {
+    p.require_owner()?;
+    app.host
+        .run(|host| host.core().reload().and_then(|()| host.warm()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops the node gracefully: in-flight requests finish, then it exits (owner only).
+#[utoipa::path(post, path = "/v1/shutdown", responses((status = 202, description = "Shutting down"), (status = 403, body = ErrorBody)))]
+pub(super) async fn shutdown(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+) -> Result<StatusCode, ApiError> {
+    p.require_owner()?;
+    let _ = app.shutdown.send(true);
+    Ok(StatusCode::ACCEPTED)
+}
