@@ -15,6 +15,6 @@ scripts/build-plugins.sh
 cargo fmt --all -- --check
 # One feature set for the binary and the tests (the test crate's dependencies unify features),
 # so the heavy dependencies are compiled once.
-cargo build --release -p continuum -p continuum-gpu -p continuum-tests
-cargo test --release -p continuum -p continuum-gpu -p continuum-tests
+cargo build --release -p continuum -p continuum-core -p continuum-node -p continuum-gpu -p continuum-tests
+cargo test --release -p continuum -p continuum-core -p continuum-node -p continuum-gpu -p continuum-tests
 scripts/fuzz.sh smoke 30
