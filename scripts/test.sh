@@ -9,10 +9,14 @@ cd "$(dirname "$0")/.."
 
 scripts/system-deps.sh
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
+rustup component add clippy >/dev/null 2>&1 || rustup component add clippy
 scripts/fetch-models.sh
 scripts/authoring-tools.sh
 scripts/build-plugins.sh
 cargo fmt --all -- --check
+# The workspace lints (missing_docs, clippy's defaults) with warnings denied, tests included.
+cargo clippy --release -p continuum -p continuum-core -p continuum-node -p continuum-gpu -p continuum-tests \
+    --all-targets -- -D warnings
 # One feature set for the binary and the tests (the test crate's dependencies unify features),
 # so the heavy dependencies are compiled once.
 cargo build --release -p continuum -p continuum-core -p continuum-node -p continuum-gpu -p continuum-tests

@@ -104,7 +104,12 @@ pub enum GrantError {
     Widened(usize),
     /// The presenting key is not the key the token is bound to.
     #[error("grant is bound to key {bound} but was presented by {presenter}")]
-    KeyMismatch { bound: String, presenter: String },
+    KeyMismatch {
+        /// The key the token is bound to.
+        bound: String,
+        /// The key that presented the token.
+        presenter: String,
+    },
     /// Past its expiry.
     #[error("grant expired at {0} (unix seconds)")]
     Expired(i64),
@@ -112,7 +117,12 @@ pub enum GrantError {
     #[error(
         "grant epoch {epoch} is older than epoch {seen} already seen for this grantee (a replayed or superseded grant)"
     )]
-    Replayed { epoch: u64, seen: u64 },
+    Replayed {
+        /// The grant's epoch.
+        epoch: u64,
+        /// The newest epoch already seen for this grantee.
+        seen: u64,
+    },
     /// The grantee's grants were revoked.
     #[error("grants to this key were revoked at epoch {0}")]
     Revoked(u64),
@@ -122,7 +132,12 @@ pub enum GrantError {
         "grant was handed on to key {key}, whose grants were revoked at epoch {epoch}; a revoked key can \
          use no grant, however it was handed on, until this node's owner issues it a new one"
     )]
-    RevokedGrantee { key: String, epoch: u64 },
+    RevokedGrantee {
+        /// The revoked key the token was handed on to.
+        key: String,
+        /// The epoch at which that key's grants were revoked.
+        epoch: u64,
+    },
 }
 
 /// A verified grant: who may call what, until when.

@@ -87,17 +87,36 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LimitHit {
     /// The wall-clock deadline passed.
-    Deadline { timeout_ms: u64 },
+    Deadline {
+        /// The call's time limit, in milliseconds.
+        timeout_ms: u64,
+    },
     /// The instance asked for more linear memory than the cap.
-    Memory { cap_mib: u64, requested_bytes: usize },
+    Memory {
+        /// The memory cap, in MiB.
+        cap_mib: u64,
+        /// The size the linear memory was asked to grow to, in bytes.
+        requested_bytes: usize,
+    },
     /// The result or captured output was larger than the cap.
-    Output { cap_kib: u64, what: &'static str },
+    Output {
+        /// The output cap, in KiB.
+        cap_kib: u64,
+        /// What exceeded it (the result, or stdout/stderr).
+        what: &'static str,
+    },
     /// The guest tried to hand the host more data in one transfer than [`Limits::copy_fuel`].
-    Transfer { max_bytes: usize },
+    Transfer {
+        /// The most bytes one transfer may carry.
+        max_bytes: usize,
+    },
     /// The instance overflowed its stack (runaway recursion).
     Stack,
     /// The call made more host-interface calls than allowed (a flood of log/store/events).
-    HostCalls { max: u64 },
+    HostCalls {
+        /// The most host-interface calls one call may make.
+        max: u64,
+    },
 }
 
 /// The trap a host interface raises when a call exceeds its host-call budget.

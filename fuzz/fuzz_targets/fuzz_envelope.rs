@@ -50,7 +50,7 @@ fn node() -> &'static Node {
             ))
             .expect("grid endpoint on loopback");
         let app = std::sync::Arc::new(http::AppState::new(
-            host,
+            continuum::node::async_host::AsyncHost::new(host),
             grid,
             OWNER_TOKEN.into(),
             64,

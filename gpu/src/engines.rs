@@ -115,7 +115,7 @@ impl Engines {
         let llm = resident(&self.llms, &entry, || -> Result<Llm, InferenceError> {
             self.catalog.verify(&entry)?;
             let path = self.catalog.dir(&entry.id).join(crate::catalog::LLM_FILE);
-            Ok(Llm::load(&path, self.config.context, self.config.threads)?)
+            Llm::load(&path, self.config.context, self.config.threads)
         })?;
         Ok((entry, llm))
     }

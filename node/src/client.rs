@@ -84,7 +84,7 @@ impl NodeClient {
             let (mut sender, conn) =
                 hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
             tokio::spawn(conn);
-            let bytes = body.map(|b| serde_json::to_vec(b)).transpose()?.unwrap_or_default();
+            let bytes = body.map(serde_json::to_vec).transpose()?.unwrap_or_default();
             let mut request = hyper::Request::builder()
                 .method(method)
                 .uri(path)

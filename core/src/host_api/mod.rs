@@ -48,18 +48,27 @@ use crate::access::Caller;
 use crate::runtime::HostCore;
 use crate::sandbox::MemoryGuard;
 
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "continuum:host/command",
-    imports: { default: trappable },
-    trappable_error_type: {
-        "continuum:host/store.store-error" => Trappable<continuum::host::store::StoreError>,
-        "continuum:host/commands.call-error" => Trappable<continuum::host::commands::CallError>,
-        "continuum:host/inference.inference-error" => Trappable<continuum::host::inference::InferenceError>,
-        "continuum:host/training.training-error" => Trappable<continuum::host::training::TrainingError>,
-    },
-    with: { "continuum:host/inference.generation": inference::Generation },
-});
+/// The bindings generated from `wit/host.wit`: their items carry the WIT's own docs, where it
+/// has them.
+mod bindings {
+    #![allow(missing_docs)]
+    use super::Trappable;
+
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "continuum:host/command",
+        imports: { default: trappable },
+        trappable_error_type: {
+            "continuum:host/store.store-error" => Trappable<continuum::host::store::StoreError>,
+            "continuum:host/commands.call-error" => Trappable<continuum::host::commands::CallError>,
+            "continuum:host/inference.inference-error" => Trappable<continuum::host::inference::InferenceError>,
+            "continuum:host/training.training-error" => Trappable<continuum::host::training::TrainingError>,
+        },
+        with: { "continuum:host/inference.generation": crate::host_api::inference::Generation },
+    });
+}
+
+pub use bindings::*;
 
 /// How a host function whose WIT result has a named error type `E` fails: with `E`, which the
 /// guest receives as the result's `err`, or with a trap, which aborts the guest's call.
@@ -213,11 +222,14 @@ pub fn requested(imports: &[String]) -> Vec<String> {
     caps
 }
 
+/// Adds one `continuum:host` interface to a linker.
+type LinkInterface = fn(&mut Linker<CallState>) -> wasmtime::Result<()>;
+
 /// Links WASI (sandboxed per call by its context) and the `continuum:host` interfaces whose
 /// capabilities are in `approved`; nothing else, so an unapproved import cannot instantiate.
 pub fn add_to_linker(linker: &mut Linker<CallState>, approved: &[String]) -> Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
-    let interfaces: [(&str, fn(&mut Linker<CallState>) -> wasmtime::Result<()>); 6] = [
+    let interfaces: [(&str, LinkInterface); 6] = [
         ("host:log", log::add_to_linker),
         ("host:store", store::add_to_linker),
         ("host:commands", commands::add_to_linker),

@@ -59,7 +59,12 @@ pub enum ResultShape {
     /// A plain value.
     Value(Type),
     /// `result<T, E>`: success carries T, failure is a command error carrying E.
-    Fallible { ok: Option<Type>, err: Option<Type> },
+    Fallible {
+        /// The success type, if the `ok` case carries a value.
+        ok: Option<Type>,
+        /// The error type, if the `err` case carries a value.
+        err: Option<Type>,
+    },
 }
 
 /// One command reflected from a component: how to find it and how to convert its values.

@@ -12,28 +12,70 @@ use crate::sandbox::LimitHit;
 pub enum CallError {
     /// No installed command has this name.
     #[error("unknown command `{name}`; {hint}")]
-    UnknownCommand { name: String, hint: String },
+    UnknownCommand {
+        /// The command name asked for.
+        name: String,
+        /// What the plugin has instead, or that no such plugin is installed.
+        hint: String,
+    },
     /// The parameters do not fit the command's schema (checked before the plugin runs).
     #[error("{command}: {message}")]
-    InvalidParams { command: String, message: String },
+    InvalidParams {
+        /// The command's full name.
+        command: String,
+        /// What does not fit the schema.
+        message: String,
+    },
     /// The command returned the error case of its result.
     #[error("{command} returned an error: {error}")]
-    CommandFailed { command: String, error: Value },
+    CommandFailed {
+        /// The command's full name.
+        command: String,
+        /// The error value the command returned, as JSON.
+        error: Value,
+    },
     /// The call broke a sandbox limit and was stopped.
     #[error("{command} was stopped: {limit}{}", fix_hint(.plugin, .limit))]
-    Limit { command: String, plugin: String, limit: LimitHit },
+    Limit {
+        /// The command's full name.
+        command: String,
+        /// The name of the plugin that provides it.
+        plugin: String,
+        /// The limit that was broken.
+        limit: LimitHit,
+    },
     /// The plugin trapped (crashed).
     #[error("{command} trapped: {message}")]
-    Trapped { command: String, message: String },
+    Trapped {
+        /// The command's full name.
+        command: String,
+        /// The trap's message.
+        message: String,
+    },
     /// The caller may not call this command (no grant confers it, or it is owner-only).
     #[error("{command}: permission denied: {reason}")]
-    Denied { command: String, reason: String },
+    Denied {
+        /// The command's full name.
+        command: String,
+        /// Why the caller may not call it.
+        reason: String,
+    },
     /// `commands.call` nested deeper than allowed.
     #[error("{command}: nested calls are limited to {max} levels (max-call-depth)")]
-    DepthExceeded { command: String, max: u32 },
+    DepthExceeded {
+        /// The command's full name.
+        command: String,
+        /// The most nesting levels allowed (`max-call-depth`).
+        max: u32,
+    },
     /// The host could not run the call.
     #[error("{command}: {message}")]
-    Host { command: String, message: String },
+    Host {
+        /// The command's full name.
+        command: String,
+        /// What went wrong in the host.
+        message: String,
+    },
 }
 
 /// How to fix a broken limit, when a setting governs it: which key to raise, and where.

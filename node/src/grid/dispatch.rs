@@ -171,13 +171,28 @@ pub enum GridError {
     Invalid(String),
     /// No known peer offers the command.
     #[error("no peer offers `{command}`{hint}")]
-    NoPeer { command: String, hint: String },
+    NoPeer {
+        /// The command asked for.
+        command: String,
+        /// What to do about it, appended to the message.
+        hint: String,
+    },
     /// The command ran and returned its error, or the peer refused (not retried).
     #[error("{error}")]
-    Peer { error: PeerError, attempts: Vec<Attempt> },
+    Peer {
+        /// Why the peer's request failed.
+        error: PeerError,
+        /// Every request made, in order.
+        attempts: Vec<Attempt>,
+    },
     /// Not enough peers answered.
     #[error("{message}")]
-    Quorum { message: String, attempts: Vec<Attempt> },
+    Quorum {
+        /// What fell short (or why the answers could not be reduced).
+        message: String,
+        /// Every request made, in order.
+        attempts: Vec<Attempt>,
+    },
 }
 
 impl GridError {

@@ -18,16 +18,38 @@ use super::{endpoint_addr, short, Grid};
 pub enum PeerError {
     /// The peer could not be reached (offline, wrong address, closed).
     #[error("peer {peer} is unreachable: {message}")]
-    Unreachable { peer: String, message: String },
+    Unreachable {
+        /// The peer's short id.
+        peer: String,
+        /// Why it could not be reached.
+        message: String,
+    },
     /// The peer did not answer in time.
     #[error("peer {peer} did not answer within {ms} ms")]
-    Timeout { peer: String, ms: u64 },
+    Timeout {
+        /// The peer's short id.
+        peer: String,
+        /// The time limit, in milliseconds.
+        ms: u64,
+    },
     /// The peer answered, but with something that is not a valid answer.
     #[error("peer {peer} sent a malformed answer: {message}")]
-    Malformed { peer: String, message: String },
+    Malformed {
+        /// The peer's short id.
+        peer: String,
+        /// What is wrong with the answer.
+        message: String,
+    },
     /// The peer refused or failed the request; `outcome` as in its event log.
     #[error("peer {peer}: {message}")]
-    Failed { peer: String, outcome: Outcome, message: String },
+    Failed {
+        /// The peer's short id.
+        peer: String,
+        /// How the request ended, as the peer reported it.
+        outcome: Outcome,
+        /// The peer's error message.
+        message: String,
+    },
 }
 
 impl PeerError {

@@ -7,7 +7,7 @@ use continuum::grid::peers::Peer;
 use continuum::grid::wire::{Request, Response};
 use continuum::grid::{Grid, GridOptions};
 use continuum::paths::DataDir;
-use continuum::{Host, InstallOptions};
+use continuum::InstallOptions;
 use continuum_tests::{allow_all, eventually, plugin_dir, stderr, stdout, Publisher, TestHost, TestNode};
 use serde_json::{json, Value};
 
