@@ -45,4 +45,10 @@ impl AsyncHost {
     pub fn node_id(&self) -> String {
         self.0.node_id()
     }
+
+    /// The schema of command `name` if its plugin is loaded: memory only, never blocks (the
+    /// owner's schema lookups are answered without a trip to the call pool).
+    pub fn loaded_schema(&self, name: &str) -> Option<continuum_core::reflect::CommandSchema> {
+        self.0.loaded_schema(name)
+    }
 }

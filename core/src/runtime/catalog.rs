@@ -68,6 +68,14 @@ impl Host {
         self.core.find_schema(name)
     }
 
+    /// The schema of command `name` if its plugin is loaded: from memory only, never blocking
+    /// (async callers use it before falling back to [`Host::command`] on the call pool).
+    pub fn loaded_schema(&self, name: &str) -> Option<CommandSchema> {
+        let plugin = name.split('/').next().unwrap_or(name);
+        let loaded = lock(&self.core.loaded).get(plugin).cloned()?;
+        loaded.command(name).map(|c| c.schema.clone())
+    }
+
     /// The schema of command `name` as `caller` sees it: a command the caller may not call is
     /// answered exactly as one that does not exist.
     pub fn command_for(&self, caller: &Caller, name: &str) -> Result<CommandSchema, CallError> {

@@ -14,7 +14,7 @@ use super::types::CallResponse;
 use super::App;
 use crate::grid::offers::PluginOffer;
 use continuum_core::reflect::CommandSchema;
-use continuum_core::Outcome;
+use continuum_core::{Caller, Outcome};
 
 /// The commands the caller may call, with their schemas.
 #[utoipa::path(get, path = "/v1/commands", responses((status = 200, body = [CommandSchema]), (status = 401, body = ErrorBody)))]
@@ -40,8 +40,15 @@ pub(super) async fn command_schema(
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<CommandSchema>, ApiError> {
-    // The owner sees every schema; another caller's view is filtered through the registry.
+    // The owner sees every schema, answered from memory when the plugin is loaded (a trip to
+    // the call pool for each lookup cost ~25 % in `bench http`); another caller's view is
+    // filtered through the registry on the pool.
     let caller = p.caller();
+    if caller == Caller::Owner {
+        if let Some(schema) = app.host.loaded_schema(&name) {
+            return Ok(Json(schema));
+        }
+    }
     Ok(Json(app.host.run(move |host| host.command_for(&caller, &name)).await.map_err(ApiError::internal)??))
 }
 
