@@ -115,20 +115,20 @@ fn project(state: &mut CallState) -> Metered<'_, InferenceHost<'_>> {
 }
 
 /// What a call may do with the resident models: which its plugin may use (its policy, resolved
-/// once when made) and until when. Inference and training both go through it.
+/// once when the plugin was loaded) and until when. Inference and training both go through it.
 pub struct ModelAccess<'a> {
     /// The call.
     call: &'a CallContext,
     /// What the call's tree has spent on inference.
     usage: &'a Usage,
     /// The model policy of the call's plugin.
-    policy: ModelPolicy,
+    policy: &'a ModelPolicy,
 }
 
 impl<'a> ModelAccess<'a> {
     /// The access of `call`, whose tree has spent `usage`.
     pub fn new(call: &'a CallContext, usage: &'a Usage) -> Self {
-        ModelAccess { call, usage, policy: call.core.config().model_policy(&call.plugin) }
+        ModelAccess { call, usage, policy: &call.models }
     }
 
     /// When this call's inference must end: its own deadline or the time budget, if sooner

@@ -131,6 +131,8 @@ pub struct CallContext {
     pub depth: u32,
     /// When the call's deadline passes.
     pub deadline: Instant,
+    /// The models the plugin may use and their budgets (resolved when it was loaded).
+    pub models: Arc<crate::config::ModelPolicy>,
 }
 
 /// The state of one store: one call of one command in a fresh instance. The host interfaces

@@ -151,6 +151,7 @@ impl HostCore {
                 caller: caller.clone(),
                 depth: nesting.depth,
                 deadline: Instant::now() + Duration::from_millis(limits.timeout_ms),
+                models: plugin.models.clone(),
             },
         };
         let mut store = Store::new(&self.engine, state);

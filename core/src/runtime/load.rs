@@ -14,6 +14,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::{Host, HostCore};
 use crate::access::Access;
+use crate::config::ModelPolicy;
 use crate::engine;
 use crate::host_api::{self, CallState, NotApproved};
 use crate::reflect::wit_source::WitWorld;
@@ -78,6 +79,8 @@ pub struct LoadedPlugin {
     pub digest: String,
     /// The limits its calls run under.
     pub limits: Limits,
+    /// The models its calls may use and their budgets, resolved once at load.
+    pub models: Arc<ModelPolicy>,
     /// Access level per command.
     pub access: BTreeMap<String, Access>,
     /// The linked component, instantiated afresh for each call.
@@ -201,6 +204,7 @@ impl HostCore {
             namespace: namespace.to_string(),
             digest: digest.to_string(),
             limits: self.config.limits_for(name),
+            models: Arc::new(self.config.model_policy(name)),
             access: BTreeMap::new(),
             pre,
             commands,

@@ -113,7 +113,7 @@ fn tail(host: &Host, lines: u64, kind: Option<&str>, follow: bool, json: bool) -
         print(&mut out, e, json)?;
     }
     if shown.is_empty() {
-        after = core.db().query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get::<_, i64>(0))? as u64;
+        after = eventlog::head(&core.db())?.0;
     }
     // --follow polls for new entries until interrupted.
     if follow {
