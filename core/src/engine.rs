@@ -154,10 +154,12 @@ impl CompiledCache {
 
     /// Loads the precompiled component `digest` from the cache if it is there and is byte for
     /// byte the file this host wrote. A file whose identity (device, inode, size, modification
-    /// and change times) is the one recorded when it was last checked is mapped directly: any
-    /// write to it moves its change time, which no unprivileged process can set back. Any
-    /// other file is hashed whole and must match the recorded BLAKE3 digest. A file that is
-    /// not the host's, or does not load, is discarded with a warning; the caller recompiles.
+    /// and change times) is the one recorded when this host created it — 0600 in a 0700
+    /// folder, so no other user has ever opened it — is mapped directly, and its identity is
+    /// checked again once mapped. Any other file (copied, restored, or from before identities
+    /// were kept) is read whole, must match the recorded BLAKE3 digest, is loaded from memory,
+    /// and is written anew as a file of this host's own. A file that is not the host's, or
+    /// does not load, is discarded with a warning; the caller recompiles.
     pub fn get(&self, engine: &Engine, digest: &str) -> Option<Component> {
         let name = self.file_name(digest);
         let path = self.dir.join(&name);
@@ -207,12 +209,13 @@ impl CompiledCache {
         }
     }
 
-    /// Maps the file whose identity matched the record, and checks the identity again once it
-    /// is mapped, so a file changed while it was being mapped is not kept either.
+    /// Maps the file this host created (its identity matched the record), and checks the
+    /// identity again once it is mapped, so a file changed meanwhile is not kept either.
     fn load_mapped(&self, engine: &Engine, path: &Path, identity: &FileIdentity) -> Result<Component, Discard> {
-        // SAFETY: the file is, by its unchanged identity, the one whose bytes matched the
-        // recorded BLAKE3 digest of what `Component::serialize` of this host wrote for this
-        // engine configuration (the compatibility hash is in the name).
+        // SAFETY: the file is, by its unchanged identity, the one this host created (0600 in a
+        // 0700 folder: no other user can open it, so none can change it while it is mapped)
+        // from `Component::serialize` for this engine configuration (the compatibility hash is
+        // in the name).
         let component =
             unsafe { Component::deserialize_file(engine, path) }.map_err(|e| Discard::Unusable(e.into()))?;
         match std::fs::metadata(path) {
@@ -221,13 +224,10 @@ impl CompiledCache {
         }
     }
 
-    /// Reads and hashes the whole file (its identity is new: copied, restored, or recorded by
-    /// an older version), loads it from memory if the digest matches, and records its identity.
+    /// Reads and hashes the whole file, loads it from memory if the digest matches, and writes
+    /// it anew (a new inode, created 0600) so later loads map a file no other user has opened.
     fn load_hashed(&self, engine: &Engine, path: &Path, name: &str, blake3: &str) -> Result<Component, Discard> {
-        let file = std::fs::File::open(path).map_err(|e| Discard::Unusable(e.into()))?;
-        let identity = file.metadata().map(|meta| FileIdentity::of(&meta)).map_err(|e| Discard::Unusable(e.into()))?;
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|e| Discard::Unusable(e.into()))?;
+        let bytes = std::fs::read(path).map_err(|e| Discard::Unusable(e.into()))?;
         if blake3::hash(&bytes).to_hex().as_str() != blake3 {
             return Err(Discard::NotOurs);
         }
@@ -235,7 +235,9 @@ impl CompiledCache {
         // this host wrote for this engine configuration, deserialized from memory, so the file
         // cannot change under them.
         let component = unsafe { Component::deserialize(engine, &bytes) }.map_err(|e| Discard::Unusable(e.into()))?;
-        self.record_identity(name, blake3, &identity);
+        if let Err(e) = self.write_own(name, blake3, &bytes) {
+            tracing::warn!("cannot rewrite precompiled component {}: {e:#}", path.display());
+        }
         Ok(component)
     }
 
@@ -268,9 +270,15 @@ impl CompiledCache {
             Ok(())
         })
         .context("cannot record the digest of a precompiled component")?;
-        let path = self.dir.join(&name);
-        crate::paths::write_private(&path, &bytes)?;
-        self.record_identity(&name, hash.as_str(), &FileIdentity::of(&std::fs::metadata(&path)?));
+        self.write_own(&name, hash.as_str(), &bytes)
+    }
+
+    /// Writes `bytes` (whose digest is `blake3`) as the file `name`: a new file, 0600 in the
+    /// 0700 cache folder, renamed into place; then records its identity as this host's own.
+    fn write_own(&self, name: &str, blake3: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.dir.join(name);
+        crate::paths::write_private(&path, bytes)?;
+        self.record_identity(name, blake3, &FileIdentity::of(&std::fs::metadata(&path)?));
         Ok(())
     }
 
@@ -291,6 +299,7 @@ impl CompiledCache {
 struct FileIdentity(String);
 
 impl FileIdentity {
+    /// The identity of the file `meta` describes.
     fn of(meta: &std::fs::Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
         FileIdentity(format!(

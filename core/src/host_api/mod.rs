@@ -10,8 +10,7 @@
 //! projection from the `CallState` to that view, `D` being the module's
 //! [`HasData`](wasmtime::component::HasData) marker, as wasmtime-wasi projects its
 //! `WasiCtxView`. Policy that depends only on the plugin (its model policy) is resolved once per
-//! host call that needs it ([`inference::ModelAccess`]), not once per plugin load: that would
-//! take a field in the runtime's loaded plugin and in [`CallContext`].
+//! plugin load and carried in [`CallContext::models`]; [`inference::ModelAccess`] reads it.
 //!
 //! **The host-call budget, in one place.** The projection wraps the view in a [`Metered`] with
 //! the store's host-call count, and the view is reachable only through [`Metered::enter`], which

@@ -113,7 +113,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let busy = self.body.error.code == Outcome::Busy;
+        // Only this node's own capacity refusals (503) say when to retry; a peer's `busy`
+        // relayed as 502 does not.
+        let busy = self.status == StatusCode::SERVICE_UNAVAILABLE;
         let mut response = (self.status, Json(self.body)).into_response();
         if busy {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));

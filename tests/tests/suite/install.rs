@@ -120,8 +120,8 @@ fn an_install_survives_a_new_host_and_loads_from_the_aot_cache() {
     let r = again.call(&continuum::Caller::owner(), "text/convert-case", &json!({ "text": "ab", "to": "upper" }));
     assert_eq!(r.result.unwrap(), json!("AB"));
 
-    // A corrupt cache entry is discarded and rebuilt from the component. (Replaced, not
-    // rewritten in place: the other hosts here still have the old file mapped.)
+    // A corrupt cache entry (a new file in its place) is discarded and rebuilt from the
+    // component.
     for e in std::fs::read_dir(dir.join("compiled")).unwrap() {
         let path = e.unwrap().path();
         std::fs::write(dir.join("garbage"), b"garbage").unwrap();
@@ -148,4 +148,31 @@ fn a_bad_config_file_is_named() {
     let err = Host::open(DataDir::at(dir.path().to_path_buf()).unwrap()).err().unwrap();
     let msg = format!("{err:#}");
     assert!(msg.contains("continuum.toml") && msg.contains("memory-mib must be between 1 and 4096"), "{msg}");
+}
+
+/// A precompiled file the host did not create as it is now (copied or restored in place, or
+/// from before identities were kept) is hashed, loaded from memory and written anew: a new
+/// file of the host's own, 0600, whose identity is recorded, so later loads map only files no
+/// other user has opened.
+#[test]
+fn a_cached_file_of_unknown_identity_is_checked_and_written_anew() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let h = TestHost::with(&["text"]);
+    let dir = h.dir.path().to_path_buf();
+    let file = std::fs::read_dir(dir.join("compiled")).unwrap().next().unwrap().unwrap().path();
+    // The same bytes, as another file (another inode) in its place.
+    let copy = dir.join("copy");
+    std::fs::copy(&file, &copy).unwrap();
+    std::fs::rename(&copy, &file).unwrap();
+    let copied = std::fs::metadata(&file).unwrap().ino();
+
+    let again = Host::open(DataDir::at(dir.clone()).unwrap()).unwrap();
+    let r = again.call(&continuum::Caller::owner(), "text/convert-case", &json!({ "text": "ab", "to": "upper" }));
+    assert_eq!(r.result.unwrap(), json!("AB"), "the copy has the right bytes and loads");
+    let rewritten = std::fs::metadata(&file).unwrap();
+    assert_ne!(rewritten.ino(), copied, "the file was written anew");
+    assert_eq!(rewritten.permissions().mode() & 0o777, 0o600);
+    let db = rusqlite::Connection::open(dir.join("continuum.db")).unwrap();
+    let fingerprint: String = db.query_row("SELECT fingerprint FROM compiled_files", [], |r| r.get(0)).unwrap();
+    assert!(fingerprint.contains(&format!(":{}:", rewritten.ino())), "its identity is recorded: {fingerprint}");
 }
