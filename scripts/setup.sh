@@ -33,7 +33,7 @@ step "sign the first-party plugins: key, trust, pack (runs each proof suite), in
 publisher=$("$continuum" key export first-party)
 # Re-trusted on every run, so the approved set follows this script.
 "$continuum" trust remove first-party >/dev/null 2>&1 || true
-"$continuum" trust add "$publisher" --name first-party --approve host:log,host:store,host:commands,host:events,host:inference,host:training
+"$continuum" trust add "$publisher" --name first-party --approve host:log,host:store,host:commands,host:events,host:progress,host:inference,host:training
 mkdir -p build/alloys
 for p in text kv json llm rag classify; do
   "$continuum" plugin pack "build/plugins/$p" --key first-party -o "build/alloys/$p.alloy"

@@ -3,6 +3,7 @@
 //! ```toml
 //! [limits]            # defaults for every plugin
 //! timeout-ms = 10000
+//! job-timeout-ms = 3600000  # a call run as a job (`run --detach`, POST /v1/jobs)
 //! memory-mib = 256
 //! output-kib = 4096
 //!
@@ -12,6 +13,10 @@
 //! [inference]         # the resident models (see docs/inference.md)
 //! threads = 2                 # CPU threads per computation
 //! max-tokens-per-call = 4096  # tokens one top-level call (and every call nested in it) may generate
+//!
+//! [jobs]              # background runs (see docs/jobs.md)
+//! max-queued = 1000           # waiting jobs at most; more are refused `busy`
+//! keep-results-secs = 86400   # how long finished jobs stay
 //!
 //! [plugins.llm.inference]     # per-plugin policy
 //! models = ["smollm2"]        # the models it may use (default: all)
@@ -33,6 +38,8 @@ use crate::sandbox::Limits;
 pub struct LimitsOverride {
     /// Wall-clock deadline per call, in milliseconds.
     pub timeout_ms: Option<u64>,
+    /// Wall-clock deadline of a call run as a job, in milliseconds.
+    pub job_timeout_ms: Option<u64>,
     /// Linear-memory cap per instance, in MiB.
     pub memory_mib: Option<u64>,
     /// Cap on a call's JSON result and on captured stdout/stderr, in KiB.
@@ -47,6 +54,9 @@ impl LimitsOverride {
     fn apply(&self, mut base: Limits) -> Limits {
         if let Some(v) = self.timeout_ms {
             base.timeout_ms = v;
+        }
+        if let Some(v) = self.job_timeout_ms {
+            base.job_timeout_ms = v;
         }
         if let Some(v) = self.memory_mib {
             base.memory_mib = v;
@@ -187,6 +197,45 @@ pub struct Config {
     /// What this node offers the grid.
     #[serde(default)]
     pub grid: GridSection,
+    /// Jobs: commands run in the background under a handle.
+    #[serde(default)]
+    pub jobs: JobsSection,
+}
+
+/// `[jobs]`: how many jobs a node holds and runs, and for how long it keeps their results.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct JobsSection {
+    /// Jobs waiting for a compute slot at most; past it, a submission is refused `busy`.
+    pub max_queued: usize,
+    /// Jobs running at once (compute slots; default: the cores).
+    pub max_running: Option<usize>,
+    /// How long a finished job's result is kept, in seconds.
+    pub keep_results_secs: u64,
+    /// The lease a grid job gets unless its submitter asks for another, in seconds: a job whose
+    /// submitting peer stops renewing it for this long is cancelled.
+    pub lease_secs: u64,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        JobsSection { max_queued: 1000, max_running: None, keep_results_secs: 24 * 3600, lease_secs: 30 }
+    }
+}
+
+impl JobsSection {
+    /// Jobs running at once.
+    pub fn running(&self) -> usize {
+        self.max_running.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+    }
+
+    fn validate(&self) -> Result<()> {
+        anyhow::ensure!((1..=100_000).contains(&self.max_queued), "max-queued must be 1 to 100000");
+        anyhow::ensure!(self.max_running.is_none_or(|r| (1..=1024).contains(&r)), "max-running must be 1 to 1024");
+        anyhow::ensure!(self.keep_results_secs >= 1, "keep-results-secs must be at least 1");
+        anyhow::ensure!((1..=3600).contains(&self.lease_secs), "lease-secs must be 1 to 3600");
+        Ok(())
+    }
 }
 
 /// `[grid]`: terms of this node's offer.
@@ -214,6 +263,7 @@ impl Config {
         let config: Config = toml::from_str(text)?;
         config.default_limits().validate().context("in [limits]")?;
         config.inference.validate().context("in [inference]")?;
+        config.jobs.validate().context("in [jobs]")?;
         for (name, section) in &config.plugins {
             section
                 .limits

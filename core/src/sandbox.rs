@@ -19,6 +19,8 @@ pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(5);
 pub struct Limits {
     /// Wall-clock deadline per call, in milliseconds.
     pub timeout_ms: u64,
+    /// Wall-clock deadline of a call run as a job, in milliseconds.
+    pub job_timeout_ms: u64,
     /// Linear-memory cap per instance, in MiB.
     pub memory_mib: u64,
     /// Cap on the JSON result and on captured stdout/stderr, in KiB.
@@ -31,7 +33,14 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { timeout_ms: 10_000, memory_mib: 256, output_kib: 4096, max_call_depth: 8, max_host_calls: 100_000 }
+        Limits {
+            timeout_ms: 10_000,
+            job_timeout_ms: 3_600_000,
+            memory_mib: 256,
+            output_kib: 4096,
+            max_call_depth: 8,
+            max_host_calls: 100_000,
+        }
     }
 }
 
@@ -40,6 +49,9 @@ impl Limits {
     pub fn validate(&self) -> Result<()> {
         if self.timeout_ms == 0 || self.timeout_ms > 24 * 3600 * 1000 {
             bail!("timeout-ms must be between 1 and 86400000, got {}", self.timeout_ms);
+        }
+        if self.job_timeout_ms == 0 || self.job_timeout_ms > 7 * 24 * 3600 * 1000 {
+            bail!("job-timeout-ms must be between 1 and 604800000 (a week), got {}", self.job_timeout_ms);
         }
         if self.memory_mib == 0 || self.memory_mib > 4096 {
             bail!("memory-mib must be between 1 and 4096 (the 32-bit address space), got {}", self.memory_mib);

@@ -156,18 +156,21 @@ impl Engines {
     }
 
     /// Embeds `texts` with `embedding_model` and trains a head on them, in one compute slot.
-    /// Errors in the data or settings come back as [`InferenceError::InvalidRequest`].
+    /// `on_epoch(epoch, epochs)` is told before each epoch and stops training by returning
+    /// false ([`InferenceError::Cancelled`]). Errors in the data or settings come back as
+    /// [`InferenceError::InvalidRequest`].
     pub fn train(
         &self,
         embedding_model: &str,
         texts: &[String],
         targets: &Targets,
         config: &TrainConfig,
+        on_epoch: &mut dyn FnMut(u32, u32) -> bool,
     ) -> Result<(Head, Metrics), InferenceError> {
         let (_, embedder) = self.embedder(embedding_model)?;
         let _slot = self.queue.acquire(config.deadline)?;
         let features = embedder.embed(texts).map_err(|e| InferenceError::Backend(format!("{e:#}")))?;
-        crate::train::train(config, &features, targets).map_err(|e| match e.downcast::<InferenceError>() {
+        crate::train::train(config, &features, targets, on_epoch).map_err(|e| match e.downcast::<InferenceError>() {
             Ok(budget) => budget,
             Err(other) => InferenceError::InvalidRequest(format!("{other:#}")),
         })

@@ -82,6 +82,9 @@ pub enum InferenceError {
     /// The engine failed.
     #[error("inference backend error: {0}")]
     Backend(String),
+    /// Whoever started the work stopped it (a job cancelled).
+    #[error("cancelled after {0}")]
+    Cancelled(String),
 }
 
 /// The device models run on: the first CUDA GPU with the `cuda` feature, else the CPU.

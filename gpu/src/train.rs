@@ -124,7 +124,12 @@ impl TrainConfig {
 }
 
 /// Trains a head on `features` (one embedding per example) and `targets`.
-pub fn train(config: &TrainConfig, features: &[Vec<f32>], targets: &Targets) -> Result<(Head, Metrics)> {
+pub fn train(
+    config: &TrainConfig,
+    features: &[Vec<f32>],
+    targets: &Targets,
+    on_epoch: &mut dyn FnMut(u32, u32) -> bool,
+) -> Result<(Head, Metrics)> {
     config.check()?;
     let started = Instant::now();
     let n = features.len();
@@ -171,6 +176,9 @@ pub fn train(config: &TrainConfig, features: &[Vec<f32>], targets: &Targets) -> 
                 config.epochs
             ))
             .into());
+        }
+        if !on_epoch(epoch, config.epochs) {
+            return Err(crate::InferenceError::Cancelled(format!("{epoch} of {} epochs", config.epochs)).into());
         }
         epoch_order.shuffle(&mut rng);
         let (mut total, mut batches) = (0f32, 0u32);
@@ -398,7 +406,8 @@ mod tests {
             features.push(vec![s + i as f32 * 0.001, s * 0.5, 0.1, -s]);
             labels.push(if s > 0.0 { "pos".to_string() } else { "neg".to_string() });
         }
-        let (head, metrics) = train(&config(Task::Classification), &features, &Targets::Labels(labels)).unwrap();
+        let (head, metrics) =
+            train(&config(Task::Classification), &features, &Targets::Labels(labels), &mut |_, _| true).unwrap();
         assert_eq!(metrics.validation_accuracy, Some(1.0), "{metrics:?}");
         assert_eq!(metrics.validation_examples, 10);
         let again = Head::from_safetensors(&head.to_safetensors().unwrap()).unwrap();
@@ -413,7 +422,7 @@ mod tests {
         let values: Vec<f32> = (0..50).map(|i| 100.0 + 3.0 * i as f32).collect();
         let mut cfg = config(Task::Regression);
         cfg.epochs = 300;
-        let (head, metrics) = train(&cfg, &features, &Targets::Values(values)).unwrap();
+        let (head, metrics) = train(&cfg, &features, &Targets::Values(values), &mut |_, _| true).unwrap();
         assert!(metrics.validation_mae.unwrap() < 10.0, "{metrics:?}");
         let p = head.predict(&[vec![0.5, 1.0]]).unwrap();
         assert!((p[0].score - 175.0).abs() < 10.0, "{p:?}");
@@ -423,11 +432,14 @@ mod tests {
     fn bad_requests_are_named() {
         let f = vec![vec![1.0], vec![2.0]];
         let one_label = Targets::Labels(vec!["a".into(), "a".into()]);
-        assert!(train(&config(Task::Classification), &f, &one_label).unwrap_err().to_string().contains("2 different"));
+        assert!(train(&config(Task::Classification), &f, &one_label, &mut |_, _| true)
+            .unwrap_err()
+            .to_string()
+            .contains("2 different"));
         let mut cfg = config(Task::Classification);
         cfg.epochs = 0;
         let labels = Targets::Labels(vec!["a".into(), "b".into()]);
-        assert!(train(&cfg, &f, &labels).unwrap_err().to_string().contains("epochs"));
+        assert!(train(&cfg, &f, &labels, &mut |_, _| true).unwrap_err().to_string().contains("epochs"));
         assert!(Head::from_safetensors(b"junk").is_err());
     }
 }

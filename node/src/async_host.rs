@@ -13,7 +13,10 @@
 //!   `grep -rn "\.core()\|\.offload(\|grid\.host()" node/src/http node/src/lib.rs` lists only
 //!   lines inside `run` closures, and in `open_host` and `serve`, which are not async.
 
+use std::sync::Arc;
+
 use anyhow::Result;
+use continuum_core::runtime::watch::Watch;
 use continuum_core::{CallReport, Caller, Host};
 use serde_json::Value;
 
@@ -34,11 +37,11 @@ impl AsyncHost {
         self.0.offload(move || work(&host)).await
     }
 
-    /// Calls command `name` with JSON `params` as `caller`: the guest runs on the call pool, and
-    /// the call's audit entry is committed before the report is returned, awaited without
-    /// holding a thread (see [`Host::call_async`]).
-    pub async fn call(&self, caller: Caller, name: String, params: Value) -> CallReport {
-        self.0.call_async(caller, name, params).await
+    /// Calls command `name` with JSON `params` as `caller`, `watch` over the call tree: the
+    /// guest runs on the call pool, and the call's audit entry is committed before the report
+    /// is returned, awaited without holding a thread (see [`Host::call_async`]).
+    pub async fn call(&self, caller: Caller, name: String, params: Value, watch: Arc<Watch>) -> CallReport {
+        self.0.call_async(caller, name, params, watch).await
     }
 
     /// This node's id (its public key in hex): held in memory, never blocks.

@@ -26,6 +26,19 @@ pub struct ApiFailure {
     pub value: Option<Value>,
 }
 
+impl ApiFailure {
+    /// The failure an error body describes (the `error` event of a stream, which has no
+    /// status of its own: 0).
+    pub fn from_error_body(body: Value) -> ApiFailure {
+        match serde_json::from_value::<ErrorBody>(body.clone()) {
+            Ok(e) => ApiFailure { status: 0, code: e.error.code, message: e.error.message, value: e.error.value },
+            Err(_) => {
+                ApiFailure { status: 0, code: Outcome::Other, message: format!("the node failed: {body}"), value: None }
+            }
+        }
+    }
+}
+
 /// The running node's description, if `<data>/node.json` exists and parses.
 pub fn running(root: &Path) -> Option<NodeFile> {
     let text = std::fs::read_to_string(root.join("node.json")).ok()?;
@@ -78,45 +91,116 @@ impl NodeClient {
     /// Sends a request with extra headers; a non-2xx answer becomes an [`ApiFailure`].
     pub fn send(&self, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Result<Value> {
         self.runtime.block_on(async {
-            let stream = tokio::net::UnixStream::connect(&self.socket)
-                .await
-                .with_context(|| format!("cannot reach the node at {}", self.socket.display()))?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            let bytes = body.map(serde_json::to_vec).transpose()?.unwrap_or_default();
-            let mut request = hyper::Request::builder()
-                .method(method)
-                .uri(path)
-                .header("host", "continuum")
-                .header("content-type", "application/json");
-            for (k, v) in headers {
-                request = request.header(*k, *v);
-            }
-            let response = sender.send_request(request.body(Full::new(Bytes::from(bytes)))?).await?;
-            let status = response.status();
+            let response = self.request(method, path, body, headers, "application/json").await?;
             let body = response.into_body().collect().await?.to_bytes();
-            if status.is_success() {
-                if body.is_empty() {
-                    return Ok(Value::Null);
-                }
-                return serde_json::from_slice(&body).context("the node sent malformed JSON");
+            if body.is_empty() {
+                return Ok(Value::Null);
             }
-            let failure = match serde_json::from_slice::<ErrorBody>(&body) {
-                Ok(e) => ApiFailure {
-                    status: status.as_u16(),
-                    code: e.error.code,
-                    message: e.error.message,
-                    value: e.error.value,
-                },
-                Err(_) => ApiFailure {
-                    status: status.as_u16(),
-                    code: Outcome::Other,
-                    message: format!("the node answered {status}: {}", String::from_utf8_lossy(&body)),
-                    value: None,
-                },
-            };
-            Err(failure.into())
+            serde_json::from_slice(&body).context("the node sent malformed JSON")
         })
+    }
+
+    /// Sends a request whose answer is a stream of server-sent events, handing each to
+    /// `on_event` (its name and JSON data) as it arrives, until the stream ends or `on_event`
+    /// returns false; a non-2xx answer becomes an [`ApiFailure`].
+    pub fn events(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+        mut on_event: impl FnMut(&str, Value) -> bool,
+    ) -> Result<()> {
+        self.runtime.block_on(async {
+            let mut response = self.request(method, path, body, headers, "text/event-stream").await?;
+            let mut pending: Vec<u8> = Vec::new();
+            while let Some(frame) = response.body_mut().frame().await {
+                let Ok(data) = frame?.into_data() else { continue };
+                pending.extend_from_slice(&data);
+                while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+                    let block: Vec<u8> = pending.drain(..end + 2).collect();
+                    if let Some((name, data)) = parse_event(&String::from_utf8_lossy(&block)) {
+                        let data = serde_json::from_str(&data).context("the node sent a malformed event")?;
+                        if !on_event(&name, data) {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Sends a request; its response when the status is 2xx, else the error as an [`ApiFailure`].
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+        accept: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .with_context(|| format!("cannot reach the node at {}", self.socket.display()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let bytes = body.map(serde_json::to_vec).transpose()?.unwrap_or_default();
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "continuum")
+            .header("content-type", "application/json")
+            .header("accept", accept);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = sender.send_request(request.body(Full::new(Bytes::from(bytes)))?).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.into_body().collect().await?.to_bytes();
+        let failure = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => ApiFailure {
+                status: status.as_u16(),
+                code: e.error.code,
+                message: e.error.message,
+                value: e.error.value,
+            },
+            Err(_) => ApiFailure {
+                status: status.as_u16(),
+                code: Outcome::Other,
+                message: format!("the node answered {status}: {}", String::from_utf8_lossy(&body)),
+                value: None,
+            },
+        };
+        Err(failure.into())
+    }
+}
+
+/// One server-sent event block's name (default `message`) and data (its `data:` lines joined);
+/// `None` for a block without data (a keep-alive comment).
+fn parse_event(block: &str) -> Option<(String, String)> {
+    let (mut name, mut data) = ("message".to_string(), Vec::new());
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            name = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    (!data.is_empty()).then(|| (name, data.join("\n")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_event;
+
+    #[test]
+    fn event_blocks_parse_and_keep_alives_are_skipped() {
+        assert_eq!(parse_event("event: token\ndata: {\"a\":1}\n\n"), Some(("token".into(), "{\"a\":1}".into())));
+        assert_eq!(parse_event("data: 1\ndata: 2\n"), Some(("message".into(), "1\n2".into())));
+        assert_eq!(parse_event(":\n\n"), None);
     }
 }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod client;
 pub mod grid;
 pub mod http;
+pub mod jobs;
 pub mod socket;
 
 use std::collections::BTreeMap;
@@ -27,8 +28,8 @@ use crate::async_host::AsyncHost;
 use crate::grid::{Grid, GridOptions};
 use continuum_core::runtime::Host;
 
-/// The node's and the grid's tables, migrated by [`open_host`].
-pub const SCHEMAS: [&continuum_core::db::Schema; 2] = [&grid::peers::SCHEMA, &auth::SCHEMA];
+/// The node's, the grid's and the jobs' tables, migrated by [`open_host`].
+pub const SCHEMAS: [&continuum_core::db::Schema; 3] = [&grid::peers::SCHEMA, &auth::SCHEMA, &jobs::store::SCHEMA];
 
 /// Opens the host over `data` with the node's tables (peers, API keys) migrated too: how the
 /// node and the command line open a data directory.
@@ -90,6 +91,7 @@ pub fn serve(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     let start = Start {
         root: host.core().data().root().to_path_buf(),
         prices: host.core().config().prices(),
+        jobs_config: host.core().config().jobs.clone(),
         grid_host: host.clone(),
         host: AsyncHost::new(host),
     };
@@ -109,12 +111,14 @@ struct Start {
     root: PathBuf,
     /// Prices per command to put in offers.
     prices: BTreeMap<String, String>,
+    /// How many jobs the node holds and runs.
+    jobs_config: continuum_core::config::JobsSection,
 }
 
 /// The serve lifecycle: binds the grid, the TCP listener and the owner socket, serves until
 /// asked to stop, then cleans up.
 async fn run(start: Start, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -> Result<()> {
-    let Start { host, grid_host, root, prices } = start;
+    let Start { host, grid_host, root, prices, jobs_config } = start;
     let socket = root.join("node.sock");
     if socket.exists() {
         if tokio::net::UnixStream::connect(&socket).await.is_ok() {
@@ -124,9 +128,10 @@ async fn run(start: Start, options: ServeOptions, ready: impl FnOnce(&NodeFile))
         std::fs::remove_file(&socket)
             .with_context(|| format!("cannot remove the stale socket {}", socket.display()))?;
     }
-    let grid =
-        Grid::start(grid_host, GridOptions { bind: options.grid, offer_interval: options.offer_interval, prices })
-            .await?;
+    // Jobs left running by the last run are marked interrupted before anything else starts.
+    let jobs = jobs::Jobs::open(host.clone(), jobs_config).await?;
+    let grid_options = GridOptions { bind: options.grid, offer_interval: options.offer_interval, prices };
+    let grid = Grid::start(grid_host, grid_options, jobs).await?;
     for spec in &options.peers {
         grid.add_peer(spec, None, None).await.with_context(|| format!("--peer {spec}"))?;
     }

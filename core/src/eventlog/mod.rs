@@ -157,10 +157,6 @@ pub struct Verified {
     pub checkpoints: u64,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Opens a connection for the log at `path` with the given durability.
 fn connect(path: &Path, durability: Durability) -> Result<Connection> {
     let conn = crate::db::open(path)?;
@@ -207,7 +203,7 @@ fn write_group(
         let mut insert = tx.prepare_cached(
             "INSERT INTO log (seq, lamport, node, kind, subject, payload, prev, hash, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        let at = now_ms();
+        let at = crate::now_ms();
         for r in group {
             head.seq += 1;
             head.lamport += 1;

@@ -10,6 +10,7 @@ use wasmtime::component::{HasData, Linker};
 use super::continuum::host::commands::{CallError as WitCallError, Host};
 use super::inference::Usage;
 use super::{CallContext, CallState, Metered, Trappable};
+use crate::runtime::watch::Watch;
 use crate::runtime::CallError;
 
 /// Where a call sits in its call tree, and what it shares with the rest of that tree.
@@ -21,12 +22,15 @@ pub struct Nesting {
     /// What the whole tree has spent on inference: one budget per top-level call, so calling
     /// another command (or the same one again) never buys a fresh one.
     pub inference: Arc<Usage>,
+    /// The tree's live events and cancel switch, shared down the nesting.
+    pub watch: Arc<Watch>,
 }
 
 impl Nesting {
-    /// A call tree of its own, `depth` levels down, to finish by `deadline`, with fresh budgets.
-    pub fn fresh(depth: u32, deadline: Instant) -> Self {
-        Nesting { depth, deadline, inference: Arc::default() }
+    /// A call tree of its own, `depth` levels down, to finish by `deadline`, with fresh budgets
+    /// and `watch` over it.
+    pub fn fresh(depth: u32, deadline: Instant, watch: Arc<Watch>) -> Self {
+        Nesting { depth, deadline, inference: Arc::default(), watch }
     }
 }
 
@@ -64,7 +68,7 @@ fn to_wit(e: CallError) -> WitCallError {
         CallError::InvalidParams { .. } => WitCallError::InvalidParams(e.to_string()),
         CallError::CommandFailed { error, .. } => WitCallError::CommandFailed(error.to_string()),
         CallError::DepthExceeded { .. } | CallError::Denied { .. } => WitCallError::Denied(e.to_string()),
-        CallError::Limit { .. } | CallError::Trapped { .. } | CallError::Host { .. } => {
+        CallError::Limit { .. } | CallError::Trapped { .. } | CallError::Host { .. } | CallError::Cancelled { .. } => {
             WitCallError::Aborted(e.to_string())
         }
     }
@@ -75,7 +79,12 @@ impl Host for Metered<'_, CommandsHost<'_>> {
         let CommandsHost { call, inference } = *self.enter()?;
         let params: serde_json::Value = serde_json::from_str(&params_json)
             .map_err(|e| WitCallError::InvalidParams(format!("params are not valid JSON: {e}")))?;
-        let nesting = Nesting { depth: call.depth + 1, deadline: call.deadline, inference: inference.clone() };
+        let nesting = Nesting {
+            depth: call.depth + 1,
+            deadline: call.deadline,
+            inference: inference.clone(),
+            watch: call.watch.clone(),
+        };
         let report = call.core.call_nested(&call.caller, &name, &params, &nesting);
         let value = report.result.map_err(to_wit)?;
         Ok(value.to_string())

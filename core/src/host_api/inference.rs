@@ -21,6 +21,7 @@ use super::continuum::host::inference::{
 };
 use super::{CallContext, CallState, Metered, Trappable};
 use crate::config::ModelPolicy;
+use crate::runtime::watch::{CallEvent, Cancelled, Watch, CANCEL_CHECK};
 
 /// What one call tree — a top-level call and every call nested in it through
 /// `commands.call` — has spent on inference so far. The tree shares it, so a command cannot
@@ -67,6 +68,8 @@ pub struct Generation {
     cancel: Arc<AtomicBool>,
     outcome: Option<Result<Completion, InferenceError>>,
     deadline: Instant,
+    /// The call tree's watch: cancelling it ends the generation.
+    watch: Arc<Watch>,
 }
 
 /// The engines' error as the WIT variant.
@@ -78,7 +81,9 @@ pub fn to_wit(e: continuum_gpu::InferenceError) -> InferenceError {
         E::InvalidRequest(_) => InferenceError::InvalidRequest(text),
         E::PromptTooLong { .. } => InferenceError::PromptTooLong(text),
         E::BudgetExceeded(_) => InferenceError::BudgetExceeded(text),
-        E::Model(ModelError::Unusable { .. }) | E::InvalidModel(_) | E::Backend(_) => InferenceError::Backend(text),
+        E::Model(ModelError::Unusable { .. }) | E::InvalidModel(_) | E::Backend(_) | E::Cancelled(_) => {
+            InferenceError::Backend(text)
+        }
     }
 }
 
@@ -214,30 +219,39 @@ impl<'a> ModelAccess<'a> {
                 let _ = tx.send(Event::Done(result));
             })
             .map_err(|e| InferenceError::Backend(format!("cannot start a generation thread: {e}")))?;
-        Ok(Generation { events: rx, cancel, outcome: None, deadline })
+        Ok(Generation { events: rx, cancel, outcome: None, deadline, watch: self.call.watch.clone() })
     }
 }
 
 impl Generation {
-    /// The next event, waiting at most until the deadline.
+    /// The next event, waiting at most until the deadline, and looking every
+    /// [`CANCEL_CHECK`] whether the call tree was cancelled.
     fn recv(&mut self) -> Option<Piece> {
         if self.outcome.is_some() {
             return None;
         }
-        let wait = self.deadline.saturating_duration_since(Instant::now());
-        match self.events.recv_timeout(wait) {
-            Ok(Event::Piece(p)) => return Some(p),
-            Ok(Event::Done(result)) => self.outcome = Some(result.map_err(to_wit)),
-            Err(RecvTimeoutError::Timeout) => {
-                self.cancel.store(true, Ordering::Relaxed);
-                self.outcome =
-                    Some(Err(InferenceError::BudgetExceeded("the call's time budget ran out while generating".into())));
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left.min(CANCEL_CHECK)) {
+                Ok(Event::Piece(p)) => return Some(p),
+                Ok(Event::Done(result)) => self.outcome = Some(result.map_err(to_wit)),
+                Err(RecvTimeoutError::Timeout) if self.watch.is_cancelled() => {
+                    self.cancel.store(true, Ordering::Relaxed);
+                    self.outcome = Some(Err(InferenceError::Backend(Cancelled.to_string())));
+                }
+                Err(RecvTimeoutError::Timeout) if left > CANCEL_CHECK => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.cancel.store(true, Ordering::Relaxed);
+                    self.outcome = Some(Err(InferenceError::BudgetExceeded(
+                        "the call's time budget ran out while generating".into(),
+                    )));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.outcome = Some(Err(InferenceError::Backend("the generation stopped unexpectedly".into())));
+                }
             }
-            Err(RecvTimeoutError::Disconnected) => {
-                self.outcome = Some(Err(InferenceError::Backend("the generation stopped unexpectedly".into())));
-            }
+            return None;
         }
-        None
     }
 }
 
@@ -252,11 +266,15 @@ fn finish_reason(f: GpuFinish) -> FinishReason {
 }
 
 impl InferenceHost<'_> {
-    /// The generation's next piece, also shown to the host's token sink.
+    /// The generation's next piece, also reported to the call tree's watch.
     fn pull(&mut self, generation: &Resource<Generation>) -> wasmtime::Result<Option<Piece>> {
         let piece = self.generations.get_mut(generation)?.recv();
-        if let Some(p) = &piece {
-            self.call.core.observe_token(&self.call.command, p);
+        if let (Some(p), true) = (&piece, self.call.watch.observed()) {
+            let (text, reasoning) = match p {
+                Piece::Answer(t) => (t.clone(), false),
+                Piece::Reasoning(t) => (t.clone(), true),
+            };
+            self.call.watch.emit(CallEvent::Token { command: self.call.command.clone(), text, reasoning });
         }
         Ok(piece)
     }

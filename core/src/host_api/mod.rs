@@ -5,7 +5,7 @@
 //! **One view per interface.** A store's data is one [`CallState`], but no interface implements
 //! its generated traits on it: each implements them on its own view of the call
 //! ([`log::LogHost`], [`store::StoreHost`], [`commands::CommandsHost`], [`events::EventsHost`],
-//! [`inference::InferenceHost`], [`training::TrainingHost`]), which holds only what that
+//! [`progress::ProgressHost`], [`inference::InferenceHost`], [`training::TrainingHost`]), which holds only what that
 //! interface uses. Each module's `add_to_linker` passes the generated `add_to_linker::<_, D>` a
 //! projection from the `CallState` to that view, `D` being the module's
 //! [`HasData`](wasmtime::component::HasData) marker, as wasmtime-wasi projects its
@@ -31,6 +31,7 @@ pub mod commands;
 pub mod events;
 pub mod inference;
 pub mod log;
+pub mod progress;
 pub mod store;
 pub mod training;
 
@@ -39,7 +40,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker, ResourceTable, ResourceTableError, ResourceType};
+use wasmtime::component::{Component, Linker, ResourceTable, ResourceTableError, ResourceType, Val};
 use wasmtime::Engine;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -132,6 +133,8 @@ pub struct CallContext {
     pub deadline: Instant,
     /// The models the plugin may use and their budgets (resolved when it was loaded).
     pub models: Arc<crate::config::ModelPolicy>,
+    /// The call tree's live events and cancel switch.
+    pub watch: Arc<crate::runtime::watch::Watch>,
 }
 
 /// The state of one store: one call of one command in a fresh instance. The host interfaces
@@ -199,8 +202,8 @@ mod metered {
 pub use metered::Metered;
 
 /// The host capabilities a plugin can be granted, one per `continuum:host` interface.
-pub const HOST_CAPABILITIES: [&str; 6] =
-    ["host:log", "host:store", "host:commands", "host:events", "host:inference", "host:training"];
+pub const HOST_CAPABILITIES: [&str; 7] =
+    ["host:log", "host:store", "host:commands", "host:events", "host:progress", "host:inference", "host:training"];
 
 /// The capability an import requests: `continuum:host/store@0.1.0` → `host:store`. WASI
 /// imports need none (WASI is always linked, sandboxed by each call's context: no files, no
@@ -230,8 +233,9 @@ type LinkInterface = fn(&mut Linker<CallState>) -> wasmtime::Result<()>;
 /// capabilities are in `approved`; nothing else, so an unapproved import cannot instantiate.
 pub fn add_to_linker(linker: &mut Linker<CallState>, approved: &[String]) -> Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
-    let interfaces: [(&str, LinkInterface); 6] = [
+    let interfaces: [(&str, LinkInterface); 7] = [
         ("host:log", log::add_to_linker),
+        ("host:progress", progress::add_to_linker),
         ("host:store", store::add_to_linker),
         ("host:commands", commands::add_to_linker),
         ("host:events", events::add_to_linker),
@@ -248,9 +252,9 @@ pub fn add_to_linker(linker: &mut Linker<CallState>, approved: &[String]) -> Res
 
 /// Links the `continuum:host` interfaces `component` imports without their capability in
 /// `approved` so that it instantiates yet gets nothing from them (how a proof run is confined):
-/// each of their functions traps with an error naming the capability, except `host:log`'s,
-/// which drop the record (a log line changes no result and would reach only the operator's
-/// terminal).
+/// each of their functions traps with an error naming the capability, except `host:log`'s and
+/// `host:progress`'s, which drop the record (neither changes a result; a log line would reach
+/// only the operator's terminal).
 pub fn add_unapproved_to_linker(
     linker: &mut Linker<CallState>,
     engine: &Engine,
@@ -265,7 +269,12 @@ pub fn add_unapproved_to_linker(
         let mut instance = linker.instance(import)?;
         for (name, export) in interface.exports(engine) {
             match export.ty {
-                ComponentItem::ComponentFunc(_) if cap == "host:log" => instance.func_new(name, |_, _, _, _| Ok(()))?,
+                // A log line or a progress report changes no result: dropped, reported done.
+                ComponentItem::ComponentFunc(_) if matches!(cap.as_str(), "host:log" | "host:progress") => instance
+                    .func_new(name, |_, _, _, results| {
+                        results.iter_mut().for_each(|r| *r = Val::Result(Ok(None)));
+                        Ok(())
+                    })?,
                 ComponentItem::ComponentFunc(_) => {
                     let message = format!(
                         "{cap} is not approved for this proof run, so `{import}#{name}` is unavailable: proofs run \

@@ -13,6 +13,7 @@ use super::continuum::host::training::{
 };
 use super::inference::{to_wit, ModelAccess, Usage};
 use super::{CallContext, CallState, Metered, Trappable};
+use crate::runtime::watch::CallEvent;
 
 /// Table of every plugin's heads (keyed by namespace: [`purge`] deletes one's).
 pub const SCHEMA: crate::db::Schema = crate::db::Schema {
@@ -180,8 +181,19 @@ impl TrainingHost<'_> {
             deadline: Some(models.deadline()),
         };
         let engines = self.call.core.engines();
-        let (head, metrics) =
-            engines.train(&model.id, &texts, &targets, &config).map_err(|e| from_inference(to_wit(e)))?;
+        // Each epoch is reported as progress, and a cancelled call tree stops between epochs.
+        let watch = &self.call.watch;
+        let mut on_epoch = |epoch: u32, epochs: u32| {
+            watch.emit(CallEvent::Progress {
+                command: self.call.command.clone(),
+                fraction: epoch as f32 / epochs.max(1) as f32,
+                message: format!("training `{}`: epoch {} of {epochs}", request.name, epoch + 1),
+            });
+            !watch.is_cancelled()
+        };
+        let (head, metrics) = engines
+            .train(&model.id, &texts, &targets, &config, &mut on_epoch)
+            .map_err(|e| from_inference(to_wit(e)))?;
         let weights = head.to_safetensors().map_err(backend)?;
         let metrics_json = serde_json::to_string(&metrics).map_err(backend)?;
         let now =

@@ -6,34 +6,42 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wasmtime::component::{ResourceTable, Val};
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtx;
 
+use super::live_output::LiveOutput;
 use super::outcome::trap_message;
+use super::watch::{Cancelled, Purpose, Watch, CANCEL_CHECK};
 use super::{AuditedCall, CallError, CallReport, Host, HostCore, LoadedPlugin};
 use crate::access::{self, Caller};
 use crate::host_api::commands::Nesting;
 use crate::host_api::{CallContext, CallState};
 use crate::reflect::Outcome;
 use crate::registry;
-use crate::sandbox::{self, LimitHit, MemoryGuard};
+use crate::sandbox::{self, LimitHit, MemoryGuard, EPOCH_TICK};
 
 /// The outer deadline of a top-level call; each plugin's own timeout is far shorter.
-pub const CALL_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+pub const CALL_TIME_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Host {
     /// Calls command `name` with JSON `params` as `caller`.
     pub fn call(&self, caller: &Caller, name: &str, params: &Value) -> CallReport {
-        self.core.call_queued(caller, name, params, 0, Instant::now() + CALL_TIME_LIMIT).wait()
+        self.call_watched(caller, name, params, Arc::default())
     }
 
-    /// Calls like [`Host::call`] from async code: the call runs on the call pool, and its
-    /// audit commit is awaited without holding a thread.
-    pub async fn call_async(&self, caller: Caller, name: String, params: Value) -> CallReport {
+    /// Calls like [`Host::call`], with `watch` over the call tree: its events go to the
+    /// watch's sink, and cancelling the watch stops it.
+    pub fn call_watched(&self, caller: &Caller, name: &str, params: &Value, watch: Arc<Watch>) -> CallReport {
+        self.core.call_queued(caller, name, params, 0, Instant::now() + CALL_TIME_LIMIT, watch).wait()
+    }
+
+    /// Calls like [`Host::call_watched`] from async code: the call runs on the call pool, and
+    /// its audit commit is awaited without holding a thread.
+    pub async fn call_async(&self, caller: Caller, name: String, params: Value, watch: Arc<Watch>) -> CallReport {
         let (host, command) = (self.clone(), name.clone());
         let deadline = Instant::now() + CALL_TIME_LIMIT;
-        let queued = self.offload(move || host.core.call_queued(&caller, &name, &params, 0, deadline)).await;
+        let queued = self.offload(move || host.core.call_queued(&caller, &name, &params, 0, deadline, watch)).await;
         match queued {
             Ok(call) => call.committed().await,
             Err(e) => CallReport::of(Err(CallError::Host { command, message: format!("{e:#}") })),
@@ -51,8 +59,9 @@ impl HostCore {
     }
 
     /// Runs a call tree of its own (`depth` levels down, finishing by `deadline`, with fresh
-    /// budgets), audited like [`HostCore::call_nested`], but returns as soon as its audit entry
-    /// is queued: the thread is free for the next call while the entry's group commits.
+    /// budgets, `watch` over it), audited like [`HostCore::call_nested`], but returns as soon
+    /// as its audit entry is queued: the thread is free for the next call while the entry's
+    /// group commits.
     pub fn call_queued(
         self: &Arc<Self>,
         caller: &Caller,
@@ -60,8 +69,9 @@ impl HostCore {
         params: &Value,
         depth: u32,
         deadline: Instant,
+        watch: Arc<Watch>,
     ) -> AuditedCall {
-        self.call_in(caller, name, params, &Nesting::fresh(depth, deadline))
+        self.call_in(caller, name, params, &Nesting::fresh(depth, deadline, watch))
     }
 
     /// Runs command `name` as `caller` where `nesting` places it, loading its plugin first.
@@ -74,6 +84,9 @@ impl HostCore {
         report: &mut CallReport,
     ) -> Result<Value, CallError> {
         access::check_installed(caller).map_err(|reason| CallError::Denied { command: name.into(), reason })?;
+        if nesting.watch.is_cancelled() {
+            return Err(CallError::Cancelled { command: name.into() });
+        }
         let max_depth = self.config.default_limits().max_call_depth;
         if nesting.depth > max_depth {
             return Err(CallError::DepthExceeded { command: name.into(), max: max_depth });
@@ -103,7 +116,7 @@ impl HostCore {
         deadline: Instant,
         report: &mut CallReport,
     ) -> Result<Value, CallError> {
-        self.execute_in(plugin, caller, name, params, &Nesting::fresh(depth, deadline), report)
+        self.execute_in(plugin, caller, name, params, &Nesting::fresh(depth, deadline, Arc::default()), report)
     }
 
     /// Runs command `name` of `plugin` in a fresh instance where `nesting` places it.
@@ -123,20 +136,26 @@ impl HostCore {
             .params_to_vals(params)
             .map_err(|e| CallError::InvalidParams { command: name.into(), message: e.to_string() })?;
 
-        // A nested call gets what is left of the outer call's time, if that is less.
+        // A job gets its plugin's job deadline; a nested call gets what is left of the outer
+        // call's time, if that is less.
         let remaining = nesting.deadline.saturating_duration_since(Instant::now());
+        let watch = &nesting.watch;
         let mut limits = plugin.limits;
+        if watch.purpose() == Purpose::Job {
+            limits.timeout_ms = limits.job_timeout_ms;
+        }
         limits.timeout_ms = limits.timeout_ms.min(remaining.as_millis().max(1) as u64);
 
         let stdout = MemoryOutputPipe::new(limits.output_bytes());
         let stderr = MemoryOutputPipe::new(limits.output_bytes());
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let mut wasi = WasiCtx::builder();
+        if watch.observed() {
+            wasi.stdout(LiveOutput::new(stdout.clone(), watch.clone(), name, "stdout"));
+            wasi.stderr(LiveOutput::new(stderr.clone(), watch.clone(), name, "stderr"));
+        } else {
+            wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        }
+        let wasi = wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
@@ -152,13 +171,28 @@ impl HostCore {
                 depth: nesting.depth,
                 deadline: Instant::now() + Duration::from_millis(limits.timeout_ms),
                 models: plugin.models.clone(),
+                watch: watch.clone(),
             },
         };
+        let ends = state.call.deadline;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         store.set_hostcall_fuel(limits.copy_fuel());
-        store.set_epoch_deadline(limits.deadline_ticks());
-        store.epoch_deadline_trap();
+        // The guest is interrupted at its deadline, and looks every CANCEL_CHECK on the way
+        // whether its call tree was cancelled.
+        let check = ticks(CANCEL_CHECK);
+        store.set_epoch_deadline(limits.deadline_ticks().min(check));
+        let cancel = watch.clone();
+        store.epoch_deadline_callback(move |_| {
+            if cancel.is_cancelled() {
+                return Err(wasmtime::Error::new(Cancelled));
+            }
+            let left = ends.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(wasmtime::Trap::Interrupt.into());
+            }
+            Ok(UpdateDeadline::Continue(ticks(left).min(check)))
+        });
 
         let mut results = vec![Val::Bool(false); command.result_count()];
         let ran = (|| -> wasmtime::Result<()> {
@@ -171,6 +205,9 @@ impl HostCore {
         report.stdout = stdout.contents().to_vec();
         report.stderr = stderr.contents().to_vec();
         if let Err(e) = ran {
+            if watch.is_cancelled() {
+                return Err(CallError::Cancelled { command: name.into() });
+            }
             let (name, plugin_name) = (name.to_string(), plugin.name.clone());
             let output_full = report.stdout.len().max(report.stderr.len()) >= limits.output_bytes();
             return Err(match sandbox::classify(&e, &limits, &store.data().memory, output_full) {
@@ -194,4 +231,9 @@ impl HostCore {
             Outcome::Err(error) => Err(CallError::CommandFailed { command: name.into(), error }),
         }
     }
+}
+
+/// Epoch ticks in `d`, rounded up, at least one.
+fn ticks(d: Duration) -> u64 {
+    (d.as_micros() as u64).div_ceil(EPOCH_TICK.as_micros() as u64).max(1)
 }

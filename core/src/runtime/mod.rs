@@ -7,17 +7,21 @@
 //! - `catalog`: the installed plugins and their commands as a caller sees them, and removal;
 //! - `call`: running one call in a fresh instance under the plugin's limits;
 //! - `audit`: the event-log entries of a call, and releasing its result once they commit;
-//! - `outcome`: what a call produced ([`CallReport`]) or why it failed ([`CallError`]).
+//! - `outcome`: what a call produced ([`CallReport`]) or why it failed ([`CallError`]);
+//! - [`watch`]: a call tree's live events and cancel switch (`live_output` reports its
+//!   stdout/stderr as written).
 
 mod audit;
 mod call;
 mod catalog;
+mod live_output;
 mod load;
 mod outcome;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Result;
 use ed25519_dalek::SigningKey;
@@ -52,12 +56,8 @@ pub struct HostCore {
     log: EventLog,
     audit: AtomicBool,
     engines: continuum_gpu::Engines,
-    token_sink: RwLock<Option<TokenSink>>,
     calls: CallPool,
 }
-
-/// Receives each generated piece as it is produced: (command, piece). The CLI shows them live.
-pub type TokenSink = Arc<dyn Fn(&str, &continuum_gpu::textstream::Piece) + Send + Sync>;
 
 /// A Continuum host over one data directory.
 #[derive(Clone)]
@@ -93,7 +93,6 @@ impl Host {
                 log,
                 audit: AtomicBool::new(true),
                 engines,
-                token_sink: RwLock::new(None),
                 calls: CallPool::new(),
             }),
         })
@@ -125,18 +124,6 @@ impl HostCore {
     /// The node's grant state: epoch watermarks and the bounded cache of verified tokens.
     pub fn grants(&self) -> &Grants {
         &self.grants
-    }
-
-    /// Sets (or clears) the receiver of generated pieces.
-    pub fn set_token_sink(&self, sink: Option<TokenSink>) {
-        *self.token_sink.write().unwrap_or_else(|p| p.into_inner()) = sink;
-    }
-
-    /// Hands a generated piece to the token sink, if one is set.
-    pub fn observe_token(&self, command: &str, piece: &continuum_gpu::textstream::Piece) {
-        if let Some(sink) = self.token_sink.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            sink(command, piece);
-        }
     }
 
     /// The resident models.

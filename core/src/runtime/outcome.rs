@@ -68,6 +68,12 @@ pub enum CallError {
         /// The most nesting levels allowed (`max-call-depth`).
         max: u32,
     },
+    /// Whoever started the call tree cancelled it (a job's `cancel`) before it ended.
+    #[error("{command} was cancelled before it finished")]
+    Cancelled {
+        /// The command.
+        command: String,
+    },
     /// The host could not run the call.
     #[error("{command}: {message}")]
     Host {
@@ -107,6 +113,7 @@ impl CallError {
             CallError::Denied { .. } => Outcome::Denied,
             CallError::DepthExceeded { .. } => Outcome::DepthExceeded,
             CallError::Host { .. } => Outcome::HostError,
+            CallError::Cancelled { .. } => Outcome::Cancelled,
         }
     }
 
@@ -172,6 +179,12 @@ pub enum Outcome {
     Malformed,
     /// Too few peers agreed for the requested quorum.
     Quorum,
+    /// Whoever started it cancelled it (a job).
+    Cancelled,
+    /// The node stopped while it ran (a job found running at start).
+    Interrupted,
+    /// The peer running it stopped answering for longer than its lease (a grid job).
+    Lost,
     /// An outcome this version does not know.
     #[serde(other)]
     Other,
@@ -206,12 +219,16 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Malformed => "malformed",
             Outcome::Quorum => "quorum",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Lost => "lost",
             Outcome::Other => "other",
         }
     }
 
     /// The CLI's exit code: 0 ok, 2 bad input, 3 the command's own error, 4 a broken limit or
-    /// a crash, 5 refused, 6 the grid could not serve it, 1 anything else.
+    /// a crash, 5 refused, 6 the grid could not serve it (a lost job too), 7 cancelled or
+    /// interrupted, 1 anything else.
     pub fn exit_code(self) -> i32 {
         match self {
             Outcome::Ok => 0,
@@ -226,7 +243,8 @@ impl Outcome {
             | Outcome::Trap
             | Outcome::DepthExceeded => 4,
             Outcome::Denied | Outcome::Unauthenticated => 5,
-            Outcome::NoPeer | Outcome::Unreachable | Outcome::Timeout | Outcome::Quorum => 6,
+            Outcome::NoPeer | Outcome::Unreachable | Outcome::Timeout | Outcome::Quorum | Outcome::Lost => 6,
+            Outcome::Cancelled | Outcome::Interrupted => 7,
             Outcome::HostError
             | Outcome::Busy
             | Outcome::Malformed
@@ -303,6 +321,9 @@ mod tests {
             Outcome::NotFound,
             Outcome::TooLarge,
             Outcome::WrongHost,
+            Outcome::Cancelled,
+            Outcome::Interrupted,
+            Outcome::Lost,
         ] {
             let json = serde_json::to_string(&outcome).unwrap();
             assert_eq!(json, format!("\"{}\"", outcome.as_str()));

@@ -20,6 +20,7 @@ use super::bench::{micros, percentiles};
 use super::plugin::locate;
 use crate::grid::dispatch::GridCall;
 use crate::grid::{Grid, GridOptions};
+use crate::node::async_host::AsyncHost;
 use crate::node::NodeFile;
 use crate::paths::DataDir;
 use crate::Caller;
@@ -225,6 +226,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
     let params: serde_json::Value = serde_json::from_str(INPUT)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        let jobs = crate::node::jobs::Jobs::open(AsyncHost::new(local.clone()), Default::default()).await?;
         let grid = Grid::start(
             local.clone(),
             GridOptions {
@@ -232,6 +234,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
                 offer_interval: Duration::from_secs(60),
                 prices: Default::default(),
             },
+            jobs,
         )
         .await?;
         grid.add_peer(&remote.node.peer_address(), Some("remote".into()), None).await?;
@@ -259,7 +262,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
             local.call(&Caller::owner(), COMMAND, &params).result?;
             let a = t.elapsed();
             let t = Instant::now();
-            grid.call(&call).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            grid.call(&call, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let b = t.elapsed();
             if i >= iterations / 10 {
                 here.push(a);

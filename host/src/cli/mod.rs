@@ -4,7 +4,7 @@
 //!
 //! - `plugin …`: `plugin.rs` (signed artifacts in `artifacts.rs`);
 //! - `commands [search]`: `commands.rs`; `run`: `run.rs` (in this process, through the running
-//!   node, or on peers);
+//!   node, or on peers; `--detach` as a job); `jobs …`: `jobs.rs`;
 //! - `model …`: `models.rs`; `events …`, `usage`: `events.rs`; `grant …`: `grant.rs`;
 //! - `serve`, `node …`: `node.rs`; `peer …`, `offers`: `peer.rs`; `apikey …`: `apikey.rs`;
 //! - `key …`: `key.rs`; `trust …`: `trust.rs`; `bench …`: `bench.rs` (and `bench_*.rs`).
@@ -19,6 +19,7 @@ mod commands;
 mod events;
 mod grant;
 pub(crate) mod help;
+mod jobs;
 mod key;
 mod models;
 mod node;
@@ -74,6 +75,9 @@ enum Top {
     /// Run a command: `continuum run text/stats --text "…"`; `--help` after the name shows its parameters.
     #[command(disable_help_flag = true)]
     Run(run::RunArgs),
+    /// Jobs of the running node (`run --detach`): list, status, wait, logs, cancel.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCmd),
     /// Benchmarks: `calls` (default) measures call overhead against raw wasmtime, install-to-first-call,
     /// grants and the event log; `inference` measures llama.cpp and candle direct vs through WIT;
     /// `languages` the same command built from Rust, Python and JavaScript; `http` the node's API
@@ -210,6 +214,7 @@ pub fn main() -> Result<(), Exit> {
         Top::Usage(args) => events::usage(&open()?, args).map_err(Exit::from),
         Top::Grant(cmd) => grant::run(&open()?, cmd).map_err(Exit::from),
         Top::Run(args) => run::run(args, data_dir),
+        Top::Jobs(cmd) => jobs::run(data()?, cmd),
         Top::Bench(args) => bench::run(args).map_err(Exit::from),
         Top::Serve(args) => node::serve(open()?, args).map_err(Exit::from),
         Top::Node(cmd) => node::run(data()?.root(), cmd).map_err(Exit::from_api),

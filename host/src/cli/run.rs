@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::CommandFactory;
-use continuum_gpu::textstream::Piece;
 use serde_json::{json, Value};
 
 use super::commands::caller_from_flag;
@@ -18,9 +17,11 @@ use super::{api_outcome, help, node, params, prefix, Cli, Exit, OutputFormat};
 use crate::grid::dispatch::GridResult;
 use crate::grid::KnownOffer;
 use crate::node::client::NodeClient;
-use crate::node::http::CallResponse;
+use crate::node::http::{CallResponse, SubmitJob};
+use crate::node::jobs::JobView;
 use crate::paths::DataDir;
 use crate::reflect::{CommandSchema, ParamStyle};
+use crate::runtime::watch::{CallEvent, Purpose, Watch};
 use crate::runtime::{CallError, Host};
 use crate::terminal::strip_control;
 use crate::{Caller, Outcome};
@@ -36,6 +37,18 @@ pub(super) struct RunArgs {
     as_caller: Option<String>,
     #[command(flatten)]
     remote: RemoteArgs,
+    /// Run it as a job of the running node (on a peer with --on) and print the job's id;
+    /// follow it with `continuum jobs wait|logs|status`.
+    #[arg(long)]
+    detach: bool,
+    /// With --detach --on: the job's lease on the peer (`30s`); it is cancelled there if this
+    /// node stops renewing it for that long.
+    #[arg(long, value_name = "DURATION", requires = "detach")]
+    lease: Option<String>,
+    /// Show live events (generated text, progress) on stderr as they come, even when stderr is
+    /// not a terminal (on a terminal they always are).
+    #[arg(long)]
+    stream: bool,
     /// The command, `plugin/function`.
     #[arg(allow_hyphen_values = true)]
     command: String,
@@ -125,17 +138,79 @@ impl Route {
     /// answered, go to stderr.
     fn call(&self, args: &RunArgs, params: &Value) -> Result<Value, Exit> {
         let name = args.command.as_str();
+        let live = args.stream || std::io::stderr().is_terminal();
         match self {
-            Route::InProcess(host, caller) => call_in_process(host, caller, name, params),
-            Route::Node(client) => call_through_node(client, args.as_caller.as_deref(), name, params),
-            Route::Peers(client, on) => call_on_peers(client, &args.remote, on, name, params),
+            Route::InProcess(host, caller) => call_in_process(host, caller, name, params, live),
+            Route::Node(client) => call_through_node(client, args.as_caller.as_deref(), name, params, live),
+            Route::Peers(client, on) => call_on_peers(client, &args.remote, on, name, params, live),
         }
     }
+
+    /// Submits the call as a job of the running node (on a peer with `--on`); the job.
+    fn detach(&self, args: &RunArgs, params: &Value) -> Result<JobView, Exit> {
+        let lease = args
+            .lease
+            .as_deref()
+            .map(humantime::parse_duration)
+            .transpose()
+            .map_err(|e| Exit::of(Outcome::BadRequest, format!("--lease: {e}")))?;
+        let (client, on) = match self {
+            Route::InProcess(..) => {
+                return Err(Exit::of(
+                    Outcome::BadRequest,
+                    "--detach runs the command as a job of the running node; start one with `continuum serve`",
+                ))
+            }
+            Route::Node(client) => (client, None),
+            Route::Peers(client, on) => (client, Some(on.clone())),
+        };
+        if lease.is_some() && on.is_none() {
+            return Err(Exit::of(Outcome::BadRequest, "--lease applies to jobs on peers (--on)"));
+        }
+        let submit = SubmitJob {
+            command: args.command.clone(),
+            params: Some(params.clone()),
+            grant: args.remote.grant.clone().filter(|_| on.is_some()),
+            strangers: args.remote.strangers,
+            lease_ms: lease.map(|l| l.as_millis() as u64),
+            on,
+        };
+        let headers: Vec<(&str, &str)> = args.as_caller.as_deref().map(|a| ("x-continuum-as", a)).into_iter().collect();
+        let body = serde_json::to_value(&submit).context("encoding the job")?;
+        node::send(client, "POST", "/v1/jobs", Some(&body), &headers).map_err(Exit::from_api)
+    }
+}
+
+/// Moves `--detach`, `--stream` and `--lease <duration>` written among the command's
+/// parameters (`continuum run text/stats --text hi --detach`) to `run`'s own flags: they are
+/// `run`'s, whatever the command takes.
+fn take_run_flags(args: &mut RunArgs) -> Result<(), Exit> {
+    let mut rest = Vec::with_capacity(args.args.len());
+    let mut words = std::mem::take(&mut args.args).into_iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--detach" => args.detach = true,
+            "--stream" => args.stream = true,
+            "--lease" => {
+                let value =
+                    words.next().ok_or_else(|| Exit::of(Outcome::BadRequest, "--lease needs a duration (30s)"))?;
+                args.lease = Some(value);
+            }
+            w if w.starts_with("--lease=") => args.lease = Some(w["--lease=".len()..].to_string()),
+            _ => rest.push(word),
+        }
+    }
+    args.args = rest;
+    if args.lease.is_some() && !args.detach {
+        return Err(Exit::of(Outcome::BadRequest, "--lease applies to jobs: add --detach"));
+    }
+    Ok(())
 }
 
 /// Runs `continuum run`: `--help` as the command prints this page; `--help` among the
 /// parameters prints the command's.
-pub(super) fn run(args: RunArgs, data_dir: Option<&Path>) -> Result<(), Exit> {
+pub(super) fn run(mut args: RunArgs, data_dir: Option<&Path>) -> Result<(), Exit> {
+    take_run_flags(&mut args)?;
     if args.command == "--help" || args.command == "-h" {
         let mut cli = Cli::command();
         let run = cli.find_subcommand_mut("run").expect("run subcommand");
@@ -154,6 +229,14 @@ pub(super) fn run(args: RunArgs, data_dir: Option<&Path>) -> Result<(), Exit> {
             .map_err(|e| Exit::of(Outcome::InvalidParams, format!("{name}: {e:#}")))?,
         None => unoffered_params(name, &args.args)?,
     };
+    if args.detach {
+        let job = route.detach(&args, &params)?;
+        match args.output {
+            Some(OutputFormat::Json) => println!("{}", serde_json::to_string(&job).context("printing the job")?),
+            _ => println!("{}", job.id),
+        }
+        return Ok(());
+    }
     let value = route.call(&args, &params)?;
     print_value(&value, args.output)
 }
@@ -190,30 +273,44 @@ fn invalid_params(name: &str, problem: &str) -> Exit {
     Exit::of(Outcome::InvalidParams, format!("{problem} (see `continuum run {name} --help`)"))
 }
 
-/// On a terminal, shows generated text on stderr as it is produced (reasoning dimmed), before
-/// the result is printed; returns whether anything was shown.
-fn stream_tokens_to_terminal(host: &Host) -> Arc<AtomicBool> {
-    let shown = Arc::new(AtomicBool::new(false));
-    if std::io::stderr().is_terminal() {
-        let flag = shown.clone();
-        host.core().set_token_sink(Some(Arc::new(move |_command: &str, piece: &Piece| {
-            let mut err = std::io::stderr().lock();
-            let _ = match piece {
-                Piece::Answer(t) => write!(err, "{}", strip_control(t)),
-                Piece::Reasoning(t) => write!(err, "\x1b[2m{}\x1b[0m", strip_control(t)),
-            };
-            let _ = err.flush();
-            flag.store(true, Ordering::Relaxed);
-        })));
+/// A watch that, when `live`, shows generated text on stderr as it is produced (reasoning
+/// dimmed) and progress reports as they come, before the result is printed; `shown` records
+/// whether anything was.
+fn terminal_watch(live: bool, shown: Arc<AtomicBool>) -> Arc<Watch> {
+    if !live {
+        return Arc::default();
     }
-    shown
+    Arc::new(Watch::new(
+        Purpose::Interactive,
+        Some(Arc::new(move |event: CallEvent| {
+            if show_event(&event) {
+                shown.store(true, Ordering::Relaxed);
+            }
+        })),
+    ))
+}
+
+/// Shows a live event on stderr: tokens as they come (reasoning dimmed), progress on a line of
+/// its own; output is shown with the result instead. Whether anything was written.
+pub(super) fn show_event(event: &CallEvent) -> bool {
+    let mut err = std::io::stderr().lock();
+    let _ = match event {
+        CallEvent::Token { text, reasoning: false, .. } => write!(err, "{}", strip_control(text)),
+        CallEvent::Token { text, reasoning: true, .. } => write!(err, "\x1b[2m{}\x1b[0m", strip_control(text)),
+        CallEvent::Progress { fraction, message, .. } => {
+            writeln!(err, "[{:>3.0} %] {}", fraction * 100.0, strip_control(message))
+        }
+        CallEvent::Output { .. } => return false,
+    };
+    let _ = err.flush();
+    true
 }
 
 /// The call in this process; the plugin's output goes to stderr, stripped of escape sequences,
 /// so stdout holds only the result.
-fn call_in_process(host: &Host, caller: &Caller, name: &str, params: &Value) -> Result<Value, Exit> {
-    let streamed = stream_tokens_to_terminal(host);
-    let report = host.call(caller, name, params);
+fn call_in_process(host: &Host, caller: &Caller, name: &str, params: &Value, live: bool) -> Result<Value, Exit> {
+    let streamed = Arc::new(AtomicBool::new(false));
+    let report = host.call_watched(caller, name, params, terminal_watch(live, streamed.clone()));
     if streamed.load(Ordering::Relaxed) {
         eprintln!();
     }
@@ -232,28 +329,74 @@ fn call_in_process(host: &Host, caller: &Caller, name: &str, params: &Value) -> 
 }
 
 /// The call through the running node, as `as_caller` if given; the node sends the plugin's
-/// output (already stripped) with the result.
-fn call_through_node(client: &NodeClient, as_caller: Option<&str>, name: &str, params: &Value) -> Result<Value, Exit> {
+/// output (already stripped) with the result. When `live`, the node streams the call's events
+/// and they are shown as they come.
+fn call_through_node(
+    client: &NodeClient,
+    as_caller: Option<&str>,
+    name: &str,
+    params: &Value,
+    live: bool,
+) -> Result<Value, Exit> {
     let headers: Vec<(&str, &str)> = as_caller.map(|a| ("x-continuum-as", a)).into_iter().collect();
-    let response: CallResponse = node::send(client, "POST", &format!("/v1/commands/{name}"), Some(params), &headers)
-        .map_err(|e| match api_outcome(&e) {
-            Some((Outcome::InvalidParams, message)) => invalid_params(name, &params::flag_error(message)),
-            _ => Exit::from_api(e),
-        })?;
+    let path = format!("/v1/commands/{name}");
+    let answer = if live {
+        streamed(client, &path, params, &headers)
+    } else {
+        node::send(client, "POST", &path, Some(params), &headers)
+    };
+    let response: CallResponse = answer.map_err(|e| match api_outcome(&e) {
+        Some((Outcome::InvalidParams, message)) => invalid_params(name, &params::flag_error(message)),
+        _ => Exit::from_api(e),
+    })?;
     for line in response.output.iter().flat_map(|output| output.lines()) {
         eprintln!("[{name}] {line}");
     }
     Ok(response.result)
 }
 
+/// `POST path` with `body` asking for server-sent events: live events are shown on stderr as
+/// they come; the `end` event's data is the answer, an `error` event's the failure.
+fn streamed<T: serde::de::DeserializeOwned>(
+    client: &NodeClient,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<T> {
+    let mut shown = false;
+    let mut end = None;
+    client.events("POST", path, Some(body), headers, |name, data| {
+        match name {
+            "end" => end = Some(Ok(data)),
+            "error" => end = Some(Err(data)),
+            "lagged" => eprintln!("[{} live events were dropped: this terminal read too slowly]", data["skipped"]),
+            _ => {
+                if let Ok(event) = serde_json::from_value::<CallEvent>(data) {
+                    shown |= show_event(&event);
+                }
+            }
+        }
+        end.is_none()
+    })?;
+    if shown {
+        eprintln!();
+    }
+    match end {
+        Some(Ok(data)) => serde_json::from_value(data).context("the node's answer is not what this version expects"),
+        Some(Err(error)) => Err(crate::node::client::ApiFailure::from_error_body(error).into()),
+        None => anyhow::bail!("the node ended the stream before the answer (is it stopping?)"),
+    }
+}
+
 /// The call on peers through the running node, with the quorum flags; which peers contributed
-/// goes to stderr.
+/// goes to stderr. When `live`, a single peer's live events are shown as they arrive.
 fn call_on_peers(
     client: &NodeClient,
     remote: &RemoteArgs,
     on: &str,
     name: &str,
     params: &Value,
+    live: bool,
 ) -> Result<Value, Exit> {
     let timeout = remote
         .timeout
@@ -267,7 +410,9 @@ fn call_on_peers(
         "if_under_min": remote.if_under_min, "grant": remote.grant,
         "timeout_ms": timeout.map(|t| t.as_millis() as u64), "strangers": remote.strangers,
     });
-    let result: GridResult = node::post(client, "/v1/grid/call", &call).map_err(Exit::from_api)?;
+    let result: GridResult =
+        if live { streamed(client, "/v1/grid/call", &call, &[]) } else { node::post(client, "/v1/grid/call", &call) }
+            .map_err(Exit::from_api)?;
     eprintln!(
         "[from {}{}{}]",
         result.contributors.iter().map(|c| prefix(c, 12)).collect::<Vec<_>>().join(", "),
@@ -280,7 +425,7 @@ fn call_on_peers(
 
 /// Prints a call's result on stdout as `--output` says; by default pretty on a terminal (a
 /// string result as plain text), one line of JSON otherwise.
-fn print_value(value: &Value, output: Option<OutputFormat>) -> Result<(), Exit> {
+pub(super) fn print_value(value: &Value, output: Option<OutputFormat>) -> Result<(), Exit> {
     let format =
         output.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Pretty } else { OutputFormat::Json });
     let text = match (format, value) {

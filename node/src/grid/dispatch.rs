@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
-use continuum_core::runtime::CALL_TIME_LIMIT;
+use crate::jobs::JobEvent;
+use continuum_core::runtime::watch::EventSink;
 use continuum_core::{Caller, Outcome};
 
 use super::peers::{self, Peer};
@@ -218,10 +219,12 @@ struct Plan {
 }
 
 impl Grid {
-    /// Runs `call` on peers per its quorum, logs it, and returns the result with its contributors.
-    pub async fn call(&self, call: &GridCall) -> Result<GridResult, GridError> {
+    /// Runs `call` on peers per its quorum, logs it, and returns the result with its
+    /// contributors. With `live`, a single-quorum call streams the peer's live events (tokens,
+    /// progress, output) there as they arrive.
+    pub async fn call(&self, call: &GridCall, live: Option<&EventSink>) -> Result<GridResult, GridError> {
         let started = Instant::now();
-        let result = self.dispatch(call).await;
+        let result = self.dispatch(call, live).await;
         let (outcome, peers) = match &result {
             Ok(r) => (Outcome::Ok, r.contributors.clone()),
             Err(e) => (e.outcome(), vec![]),
@@ -238,7 +241,7 @@ impl Grid {
         result
     }
 
-    async fn dispatch(&self, call: &GridCall) -> Result<GridResult, GridError> {
+    async fn dispatch(&self, call: &GridCall, live: Option<&EventSink>) -> Result<GridResult, GridError> {
         let timeout = Duration::from_millis(call.timeout_ms.unwrap_or(30_000).clamp(1, 600_000));
         let under_min = UnderMin::parse(call.if_under_min.as_deref().unwrap_or("fail")).map_err(invalid)?;
         let k = call.k.unwrap_or(10);
@@ -247,7 +250,7 @@ impl Grid {
                 if call.reduce.is_some() {
                     return Err(GridError::Invalid("--reduce needs --quorum multi or any".into()));
                 }
-                self.single(call, timeout).await
+                self.single(call, timeout, live).await
             }
             Quorum::Multi => {
                 let reducer = Reducer::parse(call.reduce.as_deref().unwrap_or("majority"), k).map_err(invalid)?;
@@ -317,16 +320,59 @@ impl Grid {
         Ok(Plan { candidates, idempotent })
     }
 
-    async fn ask(&self, peer: &Peer, call: &GridCall, timeout: Duration) -> (Attempt, Result<Value, PeerError>) {
+    /// The peer a job of `command` goes to when submitted `on` a peer or `any` (the first that
+    /// offers it, as a single-quorum call would choose; nodes known only from gossip when
+    /// `strangers`).
+    pub async fn job_peer(&self, command: &str, on: &str, strangers: bool) -> Result<Peer, GridError> {
+        if on == "all" {
+            return Err(GridError::Invalid("a job runs on one peer: name one, or `any`".into()));
+        }
+        let call = GridCall {
+            command: command.to_string(),
+            params: Value::Null,
+            on: on.to_string(),
+            quorum: Quorum::Single,
+            min: None,
+            max: None,
+            reduce: None,
+            k: None,
+            if_under_min: None,
+            grant: None,
+            timeout_ms: None,
+            strangers,
+        };
+        Ok(self.plan(&call).await?.candidates.swap_remove(0))
+    }
+
+    /// Asks `peer` to run `call`; with `live`, the call's live events are streamed there.
+    async fn ask(
+        &self,
+        peer: &Peer,
+        call: &GridCall,
+        timeout: Duration,
+        live: Option<&EventSink>,
+    ) -> (Attempt, Result<Value, PeerError>) {
         let grant = call.grant.clone().or_else(|| peer.grant.clone());
         let request = Request::Call {
             command: call.command.clone(),
             params: call.params.clone(),
             grant,
             deadline_ms: timeout.as_millis() as u64,
+            stream: live.is_some(),
         };
         let started = Instant::now();
-        let result = match self.request(peer, &request, timeout).await {
+        let answer = match live {
+            None => self.request(peer, &request, timeout).await,
+            Some(sink) => {
+                let relay = |event: JobEvent| {
+                    if let JobEvent::Live(event) = event {
+                        sink(event)
+                    }
+                };
+                self.request_streamed(peer, &request, Some(timeout), relay).await
+            }
+        };
+        let result = match answer {
             Ok(Response::Ok { value, .. }) => Ok(value),
             Ok(other) => Err(unexpected(peer, &other)),
             Err(e) => Err(e),
@@ -340,14 +386,19 @@ impl Grid {
         (attempt, result)
     }
 
-    async fn single(&self, call: &GridCall, timeout: Duration) -> Result<GridResult, GridError> {
+    async fn single(
+        &self,
+        call: &GridCall,
+        timeout: Duration,
+        live: Option<&EventSink>,
+    ) -> Result<GridResult, GridError> {
         let mut attempts = Vec::new();
         let mut backoff = Duration::from_millis(200);
         let mut tries = 0;
         loop {
             let plan = self.plan(call).await?;
             let peer = &plan.candidates[tries % plan.candidates.len()];
-            let (attempt, result) = self.ask(peer, call, timeout).await;
+            let (attempt, result) = self.ask(peer, call, timeout, live).await;
             attempts.push(attempt);
             match result {
                 Ok(value) => {
@@ -413,7 +464,7 @@ impl Grid {
             for peer in asked {
                 let grid = self.clone();
                 let call = call.clone();
-                set.spawn(async move { grid.ask(&peer, &call, timeout).await });
+                set.spawn(async move { grid.ask(&peer, &call, timeout, None).await });
             }
             let deadline = collect_for.map(|d| tokio::time::Instant::now() + d);
             loop {
@@ -482,16 +533,8 @@ impl Grid {
             Reducer::Command(command) => {
                 let results: Vec<Value> = answers.iter().map(|(p, v)| json!({ "peer": p, "value": v })).collect();
                 let (command, params) = (command.clone(), json!({ "results": results }));
-                let deadline = Instant::now() + CALL_TIME_LIMIT;
-                let queued = self
-                    .host()
-                    .run(move |host| host.core().call_queued(&Caller::owner(), &command, &params, 0, deadline))
-                    .await;
-                // The audit commit is awaited here, not on the call pool.
-                let result = match queued {
-                    Ok(call) => call.committed().await.result.map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("{e:#}")),
-                };
+                let report = self.host().call(Caller::owner(), command, params, Default::default()).await;
+                let result = report.result.map_err(|e| e.to_string());
                 let value = result.map_err(|e| GridError::Quorum {
                     message: format!("the reducer command failed: {e}"),
                     attempts: attempts.clone(),

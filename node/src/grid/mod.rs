@@ -2,8 +2,9 @@
 //! DHT discovery off — peers are reached only at the addresses the operator gave.
 //!
 //! Three protocols share one endpoint, whose key is the node key:
-//! - `continuum/grid/1` ([`wire`]): remote calls, signed offers, log export — asked of peers
-//!   in `request.rs`, answered in `serve.rs` within the node's request budgets;
+//! - `continuum/grid/1` ([`wire`]): remote calls (streamed when asked), jobs under leases,
+//!   signed offers, log export — asked of peers in `request.rs` and `jobs.rs`, answered in
+//!   `serve.rs` within the node's request budgets;
 //! - iroh-gossip: offers ([`offers`]) spread through the swarm and held in `offer_store.rs`;
 //! - iroh-blobs: alloys fetched by BLAKE3 hash and verified while streaming ([`fetch`]).
 //!
@@ -14,6 +15,7 @@
 
 pub mod dispatch;
 pub mod fetch;
+mod jobs;
 mod latency;
 mod offer_store;
 pub mod offers;
@@ -27,7 +29,9 @@ pub mod wire;
 
 pub use offer_store::{KnownOffer, MAX_OFFERS};
 pub use request::PeerError;
-pub use serve::{LOG_PULLS_PER_WINDOW, LOG_PULL_WINDOW, MAX_REQUESTS, MAX_REQUESTS_PER_PEER};
+pub use serve::{
+    LOG_PULLS_PER_WINDOW, LOG_PULL_WINDOW, MAX_LEASE, MAX_REQUESTS, MAX_REQUESTS_PER_PEER, MIN_LEASE, STREAM_BUFFER,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -44,6 +48,7 @@ use iroh_gossip::api::GossipSender;
 use iroh_gossip::net::Gossip;
 
 use crate::async_host::AsyncHost;
+use crate::jobs::Jobs;
 use continuum_core::runtime::Host;
 use continuum_core::sync::lock;
 use latency::LatencyWindow;
@@ -89,6 +94,8 @@ struct Inner {
     connections: Mutex<HashMap<String, Connection>>,
     latencies: LatencyWindow,
     budgets: Budgets,
+    /// This node's jobs, which peers submit to.
+    jobs: Jobs,
 }
 
 /// Where the endpoint dials `peer`: its key, at its direct addresses.
@@ -100,8 +107,8 @@ fn endpoint_addr(peer: &Peer) -> Result<EndpointAddr> {
 
 impl Grid {
     /// Binds the endpoint (node key, no relays, no discovery), joins the offer topic with the
-    /// known peers, and starts announcing this node's offer.
-    pub async fn start(host: Host, options: GridOptions) -> Result<Grid> {
+    /// known peers, and starts announcing this node's offer; peers submit jobs to `jobs`.
+    pub async fn start(host: Host, options: GridOptions, jobs: Jobs) -> Result<Grid> {
         let secret = iroh::SecretKey::from_bytes(&host.core().node_key().to_bytes());
         let host = AsyncHost::new(host);
         let lookup = MemoryLookup::new();
@@ -139,6 +146,7 @@ impl Grid {
             connections: Mutex::new(HashMap::new()),
             latencies: LatencyWindow::default(),
             budgets: Budgets::new(),
+            jobs,
         });
         let router = Router::builder(endpoint)
             .accept(wire::ALPN, GridProtocol { inner: inner.clone() })
@@ -160,6 +168,11 @@ impl Grid {
     /// The UDP addresses the endpoint is bound to.
     pub fn addrs(&self) -> Vec<SocketAddr> {
         self.inner.endpoint.bound_sockets()
+    }
+
+    /// This node's jobs.
+    pub fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
     }
 
     /// The host behind the grid, for work on its call pool.

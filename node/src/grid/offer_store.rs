@@ -66,7 +66,7 @@ impl OfferStore {
 
     /// When the oldest offer still fresh arrived (ms since the epoch).
     fn fresh_since(&self) -> i64 {
-        now_ms() - self.ttl.as_millis() as i64
+        continuum_core::now_ms() - self.ttl.as_millis() as i64
     }
 
     /// Verifies and stores an offer; an older one than held is ignored. The store holds at
@@ -91,7 +91,7 @@ impl OfferStore {
                 );
             }
         }
-        others.insert(offer.node.clone(), KnownOffer { offer, via: via.into(), received_ms: now_ms() });
+        others.insert(offer.node.clone(), KnownOffer { offer, via: via.into(), received_ms: continuum_core::now_ms() });
         Ok(())
     }
 
@@ -112,8 +112,10 @@ impl Grid {
     pub fn offers(&self) -> Vec<KnownOffer> {
         let store = &self.inner.offers;
         let own = store.own().and_then(|o| o.verify().ok());
-        let mut all: Vec<KnownOffer> =
-            own.map(|offer| KnownOffer { offer, via: "self".into(), received_ms: now_ms() }).into_iter().collect();
+        let mut all: Vec<KnownOffer> = own
+            .map(|offer| KnownOffer { offer, via: "self".into(), received_ms: continuum_core::now_ms() })
+            .into_iter()
+            .collect();
         let fresh_since = store.fresh_since();
         all.extend(
             store
@@ -150,7 +152,7 @@ impl Grid {
             plugins.push(offers::plugin_offer(&record, &tag.hash.to_hex(), size, &prices));
         }
         let addrs = self.addrs().iter().map(|a| a.to_string()).collect();
-        let offer = Offer { node: self.id(), issued_ms: now_ms(), addrs, plugins };
+        let offer = Offer { node: self.id(), issued_ms: continuum_core::now_ms(), addrs, plugins };
         let signed = self.inner.host.run(move |host| SignedOffer::sign(&offer, host.core().node_key())).await??;
         *self.inner.offers.own.write().unwrap_or_else(|p| p.into_inner()) = Some(signed);
         self.inner.announce().await;
@@ -231,11 +233,6 @@ pub(super) fn spawn_gossip(grid: &Grid, mut receiver: GossipReceiver, interval: 
     });
 }
 
-/// Now, in ms since the epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,14 +253,17 @@ mod tests {
                 offer_interval: Duration::from_millis(10),
                 prices: Default::default(),
             };
-            let grid = Grid::start(host, options).await.unwrap();
+            let jobs = crate::jobs::Jobs::open(crate::async_host::AsyncHost::new(host.clone()), Default::default())
+                .await
+                .unwrap();
+            let grid = Grid::start(host, options, jobs).await.unwrap();
             let offer_from = |i: usize| {
                 let mut seed = [0u8; 32];
                 seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
                 let key = SigningKey::from_bytes(&seed);
                 let offer = Offer {
                     node: public_hex(&key.verifying_key()),
-                    issued_ms: now_ms(),
+                    issued_ms: continuum_core::now_ms(),
                     addrs: vec![],
                     plugins: vec![],
                 };

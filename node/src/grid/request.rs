@@ -12,6 +12,7 @@ use continuum_core::Outcome;
 use super::peers::Peer;
 use super::wire::{self, Request, Response};
 use super::{endpoint_addr, short, Grid};
+use crate::jobs::JobEvent;
 
 /// Why a request to a peer failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -105,6 +106,51 @@ impl Grid {
         if result.is_ok() {
             self.inner.latencies.record(started.elapsed());
         }
+        match result? {
+            Response::Failed { outcome, message } => Err(PeerError::Failed { peer: name, outcome, message }),
+            r => Ok(r),
+        }
+    }
+
+    /// Sends one request whose answer is streamed: its events go to `on_event` as they come,
+    /// and the last frame is the answer. `timeout` bounds the whole exchange (none: as long as
+    /// the stream lasts). A cached connection that turns out dead is replaced once, before any
+    /// event has arrived.
+    pub async fn request_streamed(
+        &self,
+        peer: &Peer,
+        request: &Request,
+        timeout: Option<Duration>,
+        mut on_event: impl FnMut(JobEvent) + Send,
+    ) -> Result<Response, PeerError> {
+        let name = short(&peer.id);
+        let attempt = async {
+            let mut streams = None;
+            for fresh in [false, true] {
+                let conn = self.connection(peer, fresh).await?;
+                match conn.open_bi().await {
+                    Ok(pair) => {
+                        streams = Some(pair);
+                        break;
+                    }
+                    Err(_) => {
+                        lock(&self.inner.connections).remove(&peer.id);
+                    }
+                }
+            }
+            let unreachable =
+                |e: anyhow::Error| PeerError::Unreachable { peer: name.clone(), message: format!("{e:#}") };
+            let (mut send, mut recv) =
+                streams.ok_or_else(|| unreachable(anyhow::anyhow!("no stream could be opened")))?;
+            wire::send(&mut send, request).await.map_err(unreachable)?;
+            wire::receive_frames(&mut recv, &mut on_event).await.map_err(unreachable)
+        };
+        let result = match timeout {
+            Some(limit) => tokio::time::timeout(limit, attempt)
+                .await
+                .unwrap_or_else(|_| Err(PeerError::Timeout { peer: name.clone(), ms: limit.as_millis() as u64 })),
+            None => attempt.await,
+        };
         match result? {
             Response::Failed { outcome, message } => Err(PeerError::Failed { peer: name, outcome, message }),
             r => Ok(r),

@@ -3,19 +3,23 @@
 //! peers (the rest are answered `busy` at once), and log pages per peer per window.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use iroh::endpoint::Connection;
+use futures_util::StreamExt;
+use iroh::endpoint::{Connection, SendStream};
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use continuum_core::runtime::watch::{CallEvent, Purpose, Watch};
 use continuum_core::sync::lock;
 use continuum_core::{Caller, Outcome};
 
-use super::wire::{self, Request, Response};
+use super::wire::{self, JobAction, Request, Response};
 use super::Inner;
+use crate::jobs::JobEvent;
 
 /// Requests from all peers handled at once; more are answered `busy` at once.
 pub const MAX_REQUESTS: usize = 64;
@@ -25,6 +29,13 @@ pub const MAX_REQUESTS_PER_PEER: usize = 16;
 pub const LOG_PULLS_PER_WINDOW: u32 = 20;
 /// The window of the log-pull rate limit.
 pub const LOG_PULL_WINDOW: Duration = Duration::from_secs(10);
+/// Live events of a streamed call waiting to be written; past it, a slow reader loses events
+/// (and is told how many), never the answer.
+pub const STREAM_BUFFER: usize = 1024;
+/// The shortest lease a peer may ask for a job (shorter ones are lengthened).
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+/// The longest lease a peer may ask for a job (longer ones are shortened).
+pub const MAX_LEASE: Duration = Duration::from_secs(3600);
 
 /// What answering peers may take of this node.
 pub(super) struct Budgets {
@@ -95,7 +106,7 @@ impl ProtocolHandler for GridProtocol {
             tokio::spawn(async move {
                 let _permits = permits;
                 let response = match wire::receive::<Request>(&mut recv, wire::MAX_REQUEST_BYTES, "request").await {
-                    Ok(request) => inner.answer(&peer, request).await,
+                    Ok(request) => inner.answer(&peer, request, &mut send).await,
                     Err(e) => Response::Failed { outcome: Outcome::BadRequest, message: format!("{e:#}") },
                 };
                 let _ = wire::send(&mut send, &response).await;
@@ -111,22 +122,46 @@ fn host_error(e: anyhow::Error) -> Response {
 }
 
 impl Inner {
-    /// The answer to `peer`'s request.
-    async fn answer(&self, peer: &str, request: Request) -> Response {
+    /// The answer to `peer`'s request; a streamed answer's frames go to `send` first.
+    async fn answer(&self, peer: &str, request: Request, send: &mut SendStream) -> Response {
         match request {
             Request::Offer {} => match self.offers.own() {
                 Some(offer) => Response::Offer { offer },
                 None => Response::Failed { outcome: Outcome::HostError, message: "no offer yet".into() },
             },
-            Request::Call { command, params, grant, deadline_ms } => {
-                self.execute(peer, command, params, grant, deadline_ms).await
+            Request::Call { command, params, grant, deadline_ms, stream } => {
+                let streamed = stream.then_some(send);
+                self.execute(peer, command, params, grant, deadline_ms, streamed).await
             }
+            Request::Submit { command, params, grant, lease_ms } => {
+                self.submit_job(peer, command, params, grant, lease_ms).await
+            }
+            Request::Job { id, action } => self.job_action(peer, &id, action, send).await,
             Request::Events { since, grant } => self.export_events(peer, since, grant).await,
         }
     }
 
-    /// Runs a call for a peer: the peer's key is the caller (QUIC proved it), with the grant it
+    /// The caller a request of `peer` runs as: its key (QUIC proved it), with the grant it
     /// presents checked exactly as for any caller.
+    async fn caller(&self, peer: &str, grant: Option<String>) -> Result<Caller, Response> {
+        let peer = peer.to_string();
+        let caller = self
+            .host
+            .run(move |host| match &grant {
+                Some(token) => host.caller_presenting(token, &peer).map_err(|e| format!("grant refused: {e}")),
+                None => host.caller_for(&peer).map_err(|e| format!("{e:#}")),
+            })
+            .await;
+        match caller {
+            Ok(Ok(caller)) => Ok(caller),
+            Ok(Err(message)) => Err(Response::Failed { outcome: Outcome::Denied, message }),
+            Err(e) => Err(host_error(e)),
+        }
+    }
+
+    /// Runs a call for a peer as [`Inner::caller`] says; with `stream`, its live events are
+    /// written there as frames while it runs (at most [`STREAM_BUFFER`] waiting: a slow reader
+    /// loses events, told how many, never the answer).
     async fn execute(
         &self,
         peer: &str,
@@ -134,30 +169,107 @@ impl Inner {
         params: serde_json::Value,
         grant: Option<String>,
         deadline_ms: u64,
+        stream: Option<&mut SendStream>,
     ) -> Response {
-        let peer = peer.to_string();
-        let queued = self
-            .host
-            .run(move |host| -> Result<_, (Outcome, String)> {
-                let caller = match &grant {
-                    Some(token) => host
-                        .caller_presenting(token, &peer)
-                        .map_err(|e| (Outcome::Denied, format!("grant refused: {e}"))),
-                    None => host.caller_for(&peer).map_err(|e| (Outcome::Denied, format!("{e:#}"))),
-                }?;
-                let deadline = Instant::now() + Duration::from_millis(deadline_ms.min(600_000));
-                Ok(host.core().call_queued(&caller, &command, &params, 0, deadline))
-            })
-            .await;
+        let caller = match self.caller(peer, grant).await {
+            Ok(caller) => caller,
+            Err(refused) => return refused,
+        };
+        let deadline = Instant::now() + Duration::from_millis(deadline_ms.min(600_000));
+        let (events, mut pending) = tokio::sync::mpsc::channel::<CallEvent>(STREAM_BUFFER);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let watch = match stream {
+            Some(_) => {
+                let dropped = dropped.clone();
+                let sink = Arc::new(move |event: CallEvent| {
+                    if events.try_send(event).is_err() {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                Arc::new(Watch::new(Purpose::Interactive, Some(sink)))
+            }
+            None => Arc::default(),
+        };
+        let queued = self.host.run(move |host| host.core().call_queued(&caller, &command, &params, 0, deadline, watch));
+        let report = match stream {
+            None => queued.await,
+            Some(send) => {
+                // Frames are written while the call runs; the call's end closes the channel.
+                let relay = async {
+                    while let Some(event) = pending.recv().await {
+                        if wire::send_frame(send, &Response::Event { event: JobEvent::Live(event) }).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let (report, ()) = tokio::join!(queued, relay);
+                let skipped = dropped.load(Ordering::Relaxed);
+                if skipped > 0 {
+                    let _ = wire::send_frame(send, &Response::Event { event: JobEvent::Lagged(skipped) }).await;
+                }
+                report
+            }
+        };
         // The audit commit is awaited here, not on the call pool, which is free for the next call.
-        let report = match queued {
-            Ok(Ok(call)) => call.committed().await,
-            Ok(Err((outcome, message))) => return Response::Failed { outcome, message },
+        let report = match report {
+            Ok(call) => call.committed().await,
             Err(e) => return host_error(e),
         };
         match report.result {
             Ok(value) => Response::Ok { value, elapsed_us: report.elapsed.as_micros() as u64 },
             Err(e) => Response::Failed { outcome: e.outcome(), message: e.to_string() },
+        }
+    }
+
+    /// Submits a job for `peer`, as [`Inner::caller`] says, under a lease of `lease_ms` (at
+    /// most [`MAX_LEASE`]) that only `peer` renews.
+    async fn submit_job(
+        &self,
+        peer: &str,
+        command: String,
+        params: serde_json::Value,
+        grant: Option<String>,
+        lease_ms: u64,
+    ) -> Response {
+        let caller = match self.caller(peer, grant).await {
+            Ok(caller) => caller,
+            Err(refused) => return refused,
+        };
+        let lease = Duration::from_millis(lease_ms).clamp(MIN_LEASE, MAX_LEASE);
+        match self.jobs.submit(caller, command, params, Some((peer.to_string(), lease))).await {
+            Ok(job) => Response::Job { job: Box::new(job) },
+            Err(refused) => Response::Failed { outcome: refused.outcome, message: refused.message },
+        }
+    }
+
+    /// Acts on job `id` for `peer`, which sees only the jobs it submitted (any other id reads
+    /// as unknown); a follow writes its events to `send` as frames.
+    async fn job_action(&self, peer: &str, id: &str, action: JobAction, send: &mut SendStream) -> Response {
+        // Its own jobs are the peer's by key: no grant is needed to see or stop them.
+        let caller = Caller::Key { key: peer.to_string(), grant: None };
+        let done = match action {
+            JobAction::Status => self.jobs.get(id, &caller).await,
+            JobAction::Renew => self.jobs.renew(id, &caller).await,
+            JobAction::Cancel => self.jobs.cancel(id, &caller).await,
+            JobAction::Follow => match self.jobs.follow(id, &caller).await {
+                Ok(events) => {
+                    tokio::pin!(events);
+                    while let Some(event) = events.next().await {
+                        if let JobEvent::End(job) = event {
+                            return Response::Job { job };
+                        }
+                        if wire::send_frame(send, &Response::Event { event }).await.is_err() {
+                            break;
+                        }
+                    }
+                    self.jobs.get(id, &caller).await
+                }
+                Err(refused) => Err(refused),
+            },
+        };
+        match done {
+            Ok(job) => Response::Job { job: Box::new(job) },
+            Err(refused) => Response::Failed { outcome: refused.outcome, message: refused.message },
         }
     }
 

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::jobs::{JobEvent, JobView};
 use continuum_core::Outcome;
 
 /// The ALPN of the Continuum grid protocol.
@@ -37,6 +38,29 @@ pub enum Request {
         grant: Option<String>,
         /// How long the caller waits, in milliseconds (the executing side stops no later).
         deadline_ms: u64,
+        /// Whether to stream the call's live events (tokens, progress, output) as
+        /// [`Response::Event`] frames before the answer.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stream: bool,
+    },
+    /// Run a command as a job of the calling peer, held under a lease it renews.
+    Submit {
+        /// The command, `plugin/function`.
+        command: String,
+        /// Its JSON parameters.
+        params: Value,
+        /// A grant token issued by the executing node to the calling node's key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant: Option<String>,
+        /// The lease in milliseconds: unless renewed within it, the job is cancelled.
+        lease_ms: u64,
+    },
+    /// Act on a job the calling peer submitted.
+    Job {
+        /// The job's id on the executing node.
+        id: String,
+        /// What to do.
+        action: JobAction,
     },
     /// The node's current signed offer.
     // An empty struct variant, not a unit one: serde ignores unknown fields on unit variants.
@@ -50,6 +74,20 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         grant: Option<String>,
     },
+}
+
+/// What a peer asks about a job it submitted.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobAction {
+    /// The job as it now is.
+    Status,
+    /// Renew the lease (the heartbeat); answers the job as it now is.
+    Renew,
+    /// Stop it.
+    Cancel,
+    /// Its events as [`Response::Event`] frames, then the ended job.
+    Follow,
 }
 
 /// The answer to a [`Request`].
@@ -69,6 +107,16 @@ pub enum Response {
         outcome: Outcome,
         /// What went wrong, for a person.
         message: String,
+    },
+    /// A job (submitted, as it now is, or ended: the last frame of a follow).
+    Job {
+        /// The job, with the executing node's id.
+        job: Box<JobView>,
+    },
+    /// One event of a streamed answer; more frames follow, the last one is not an event.
+    Event {
+        /// The event.
+        event: JobEvent,
     },
     /// A signed offer.
     Offer {
@@ -91,6 +139,42 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize, what: &str) -> Re
         anyhow::bail!("the {what} is {} bytes; the limit is {limit}", bytes.len());
     }
     serde_json::from_slice(bytes).with_context(|| format!("malformed {what}"))
+}
+
+/// Writes one frame of a streamed answer (a line of JSON), without finishing the stream.
+pub async fn send_frame(stream: &mut iroh::endpoint::SendStream, frame: &Response) -> Result<()> {
+    let mut bytes = serde_json::to_vec(frame)?;
+    bytes.push(b'\n');
+    stream.write_all(&bytes).await.context("the peer closed the stream")?;
+    Ok(())
+}
+
+/// Reads the frames of a streamed answer, each at most [`MAX_RESPONSE_BYTES`], handing
+/// events to `on_event`, until the stream ends; the last frame (the answer).
+pub async fn receive_frames(
+    stream: &mut iroh::endpoint::RecvStream,
+    mut on_event: impl FnMut(JobEvent),
+) -> Result<Response> {
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let frame: Response = decode(&buffer[..end], MAX_RESPONSE_BYTES, "answer frame")?;
+            buffer.drain(..=end);
+            match frame {
+                Response::Event { event } => on_event(event),
+                last => return Ok(last),
+            }
+        }
+        if buffer.len() > MAX_RESPONSE_BYTES {
+            anyhow::bail!("an answer frame is over {MAX_RESPONSE_BYTES} bytes");
+        }
+        let Some(n) = stream.read(&mut chunk).await.context("reading a streamed answer")? else {
+            // A last frame without its newline (a peer that answered in one message).
+            return decode(&buffer, MAX_RESPONSE_BYTES, "answer");
+        };
+        buffer.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// Writes `message` and finishes the stream.
@@ -122,6 +206,7 @@ mod tests {
             params: serde_json::json!({"text": "a"}),
             grant: None,
             deadline_ms: 5,
+            stream: false,
         };
         let bytes = serde_json::to_vec(&r).unwrap();
         assert_eq!(decode::<Request>(&bytes, 1 << 10, "request").unwrap(), r);

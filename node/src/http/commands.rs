@@ -3,18 +3,19 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::Value;
 
 use super::error::{ApiError, ErrorBody};
 use super::principal::Principal;
+use super::stream;
 use super::types::CallResponse;
 use super::App;
 use crate::grid::offers::PluginOffer;
 use continuum_core::reflect::CommandSchema;
-use continuum_core::{Caller, Outcome};
+use continuum_core::{CallReport, Caller, Outcome};
 
 /// The commands the caller may call, with their schemas.
 #[utoipa::path(get, path = "/v1/commands", responses((status = 200, body = [CommandSchema]), (status = 401, body = ErrorBody)))]
@@ -52,33 +53,55 @@ pub(super) async fn command_schema(
     Ok(Json(app.host.run(move |host| host.command_for(&caller, &name)).await.map_err(ApiError::internal)??))
 }
 
-/// Calls a command with its JSON parameters as the authenticated caller.
+/// Calls a command with its JSON parameters as the authenticated caller. With
+/// `Accept: text/event-stream`, the answer is a stream: the call's `token`, `progress` and
+/// `output` events as they happen, then `end` (the response) or `error` (the error body); a
+/// client that goes away cancels the call.
 #[utoipa::path(post, path = "/v1/commands/{name}", params(("name" = String, Path, description = "plugin/function")),
     request_body(content = Object, description = "The command's parameters"),
-    responses((status = 200, body = CallResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 200, body = CallResponse, description = "The call's result; with `Accept: text/event-stream`, its events, then `end` with this body"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub(super) async fn call_command(
     State(app): State<App>,
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<CallResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let params: Value = if body.is_empty() {
         Value::Object(Default::default())
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(Outcome::InvalidParams, format!("the body is not JSON: {e}")))?
     };
-    let report = app.host.call(p.caller(), name, params).await;
+    if !stream::wants_events(&headers) {
+        let report = app.host.call(p.caller(), name, params, Default::default()).await;
+        return Ok(Json(call_response(report)?).into_response());
+    }
+    let live = stream::LiveCall::new();
+    let watch = live.watch();
+    let (host, caller, call_watch) = (app.host.clone(), p.caller(), watch.clone());
+    let work = async move {
+        let report = host.call(caller, name, params, call_watch).await;
+        call_response(report)
+            .and_then(|r| serde_json::to_value(r).map_err(ApiError::internal))
+            .map_err(|e| e.into_body())
+    };
+    Ok(live.respond(&app, Some(watch), work).into_response())
+}
+
+/// The response to a finished call: its result, time and output (control characters stripped).
+fn call_response(report: CallReport) -> Result<CallResponse, ApiError> {
     let mut output = String::new();
     for bytes in [&report.stdout, &report.stderr] {
         output.push_str(&continuum_core::terminal::strip_control(&String::from_utf8_lossy(bytes)));
     }
-    Ok(Json(CallResponse {
+    Ok(CallResponse {
         result: report.result?,
         elapsed_us: report.elapsed.as_micros() as u64,
         output: (!output.is_empty()).then_some(output),
-    }))
+    })
 }
 
 /// The plugins this node ships (signed alloys), as in its offer.

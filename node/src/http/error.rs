@@ -10,6 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::grid::dispatch::GridError;
+use crate::jobs::Refused;
 use continuum_core::runtime::CallError;
 use continuum_core::Outcome;
 
@@ -64,6 +65,8 @@ fn status_of(outcome: Outcome, origin: Origin) -> StatusCode {
             Outcome::Denied => StatusCode::FORBIDDEN,
             Outcome::Unauthenticated => StatusCode::UNAUTHORIZED,
             Outcome::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Outcome::Cancelled | Outcome::Interrupted => StatusCode::CONFLICT,
+            Outcome::Lost => StatusCode::GATEWAY_TIMEOUT,
             // Locally, only a request body arrives late; a peer that never answers is a gateway's timeout.
             Outcome::Timeout => StatusCode::REQUEST_TIMEOUT,
             Outcome::Unreachable => StatusCode::GATEWAY_TIMEOUT,
@@ -111,6 +114,13 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The error body this error answers with (the last event of a failed stream).
+    pub(crate) fn into_body(self) -> ErrorBody {
+        self.body
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Only this node's own capacity refusals (503) say when to retry; a peer's `busy`
@@ -131,6 +141,12 @@ impl From<CallError> for ApiError {
             _ => None,
         };
         Self::answer(e.outcome(), Origin::Local, e.to_string(), value)
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(e: Refused) -> Self {
+        Self::new(e.outcome, e.message)
     }
 }
 

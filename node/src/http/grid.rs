@@ -2,10 +2,13 @@
 //! and what it asks of peers — a quorum call, a plugin install, a log pull.
 
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use super::error::{ApiError, ErrorBody};
 use super::principal::Principal;
+use super::stream;
 use super::types::{AddPeer, InstallFrom, OfferQuery, OfferSearch, Pull, Pulled};
 use super::App;
 use crate::grid::dispatch::{GridCall, GridResult};
@@ -71,17 +74,29 @@ pub(super) async fn search_offers(
     Ok(Json(OfferSearch { ranking, matches }))
 }
 
-/// Runs a command on peers with a quorum (owner only).
+/// Runs a command on peers with a quorum (owner only). With `Accept: text/event-stream`, a
+/// single-quorum call streams the peer's live events (`token`, `progress`, `output`) as they
+/// arrive over the grid, then `end` (the result) or `error`.
 #[utoipa::path(post, path = "/v1/grid/call", request_body = GridCall,
     responses((status = 200, body = GridResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
 pub(super) async fn grid_call(
     State(app): State<App>,
     Extension(p): Extension<Principal>,
+    headers: HeaderMap,
     Json(call): Json<GridCall>,
-) -> Result<Json<GridResult>, ApiError> {
+) -> Result<Response, ApiError> {
     p.require_owner()?;
-    Ok(Json(app.grid.call(&call).await?))
+    if !stream::wants_events(&headers) {
+        return Ok(Json(app.grid.call(&call, None).await?).into_response());
+    }
+    let live = stream::LiveCall::new();
+    let (grid, sink) = (app.grid.clone(), live.sink().clone());
+    let work = async move {
+        let result = grid.call(&call, Some(&sink)).await.map_err(|e| ApiError::from(e).into_body())?;
+        serde_json::to_value(result).map_err(|e| ApiError::internal(e).into_body())
+    };
+    Ok(live.respond(&app, None, work).into_response())
 }
 
 /// Installs a plugin from a peer, verified like a local alloy (owner only).

@@ -5,7 +5,8 @@
 //! - `limits`: body size and arrival time, request slots, per-address budgets, `Host` check;
 //! - `principal`: who a request comes from (authentication);
 //! - `types`: the API's own request and response bodies;
-//! - `commands`, `events`, `grid`, `node_info`: the handlers, by resource.
+//! - `stream`: server-sent event streams (a job's events, a call's live events);
+//! - `commands`, `events`, `grid`, `jobs`, `node_info`: the handlers, by resource.
 //!
 //! Handlers reach the host only through [`AsyncHost`] (see [`crate::async_host`]).
 
@@ -13,9 +14,11 @@ mod commands;
 mod error;
 mod events;
 mod grid;
+mod jobs;
 mod limits;
 mod node_info;
 mod principal;
+mod stream;
 mod types;
 
 use std::collections::HashMap;
@@ -38,15 +41,19 @@ use crate::grid::offers::PluginOffer;
 use crate::grid::peers::Peer;
 use crate::grid::search::GridMatch;
 use crate::grid::{Grid, KnownOffer};
+use crate::jobs::{JobError, JobEvent, JobState, JobView, Progress};
 use continuum_core::discovery::Method;
 use continuum_core::eventlog::chain::Entry;
 use continuum_core::reflect::CommandSchema;
+use continuum_core::runtime::watch::CallEvent;
 use continuum_core::Outcome;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use limits::{BODY_TIMEOUT, MAX_REMEMBERED_NONCES, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS};
 pub use principal::{Principal, Transport};
-pub use types::{AddPeer, CallResponse, EventQuery, InstallFrom, NodeInfo, OfferQuery, OfferSearch, Pull, Pulled};
+pub use types::{
+    AddPeer, CallResponse, EventQuery, InstallFrom, NodeInfo, OfferQuery, OfferSearch, Pull, Pulled, SubmitJob,
+};
 
 /// Shared state of the HTTP API, behind one `Arc`: axum clones it for every middleware and
 /// handler of every request.
@@ -141,6 +148,11 @@ impl AppState {
         grid::grid_call,
         grid::grid_install,
         grid::grid_pull,
+        jobs::submit_job,
+        jobs::list_jobs,
+        jobs::get_job,
+        jobs::cancel_job,
+        jobs::stream_job,
         node_info::shutdown,
         node_info::reload
     ),
@@ -164,7 +176,14 @@ impl AppState {
         OfferSearch,
         GridMatch,
         Method,
-        Entry
+        Entry,
+        SubmitJob,
+        JobView,
+        JobState,
+        JobError,
+        Progress,
+        JobEvent,
+        CallEvent
     )),
     modifiers(&CommonErrors)
 )]
@@ -219,6 +238,9 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/grid/call", post(grid::grid_call))
         .route("/v1/grid/install", post(grid::grid_install))
         .route("/v1/grid/events/pull", post(grid::grid_pull))
+        .route("/v1/jobs", get(jobs::list_jobs).post(jobs::submit_job))
+        .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
+        .route("/v1/jobs/{id}/stream", get(jobs::stream_job))
         .route("/v1/shutdown", post(node_info::shutdown))
         .route("/v1/reload", post(node_info::reload))
         .layer(middleware::from_fn_with_state(app.clone(), limits::limit_concurrency))

@@ -41,6 +41,30 @@ pub struct CallResponse {
     pub output: Option<String>,
 }
 
+/// A job to submit (`POST /v1/jobs`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    /// The command, `plugin/function`.
+    pub command: String,
+    /// Its parameters (default: none).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<Value>,
+    /// Run it on a peer: its id, prefix or name, or `any` (owner only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// With `on`: a grant token to present (default: the one stored with the peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+    /// With `on`: the lease in milliseconds (default `[jobs] lease-secs`, 1 s to 1 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+    /// With `on: any`: also consider nodes known only from gossiped offers.
+    #[serde(default)]
+    pub strangers: bool,
+}
+
 /// Filters for the event list and stream (`GET /v1/events`, `GET /v1/events/stream`).
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct EventQuery {

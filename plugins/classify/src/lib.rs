@@ -2,12 +2,16 @@
 //! with them. The host embeds the texts, trains the head and keeps it; this plugin shapes
 //! requests and reports.
 
+use continuum_sdk::progress;
 use continuum_sdk::training::{self, Example as TrainingExample, HeadInfo, Target, Task, TrainRequest, TrainingError};
 
 wit_bindgen::generate!({
     path: ["../../wit", "wit"],
     world: "continuum-plugins:classify/classify",
-    with: { "continuum:host/training@0.1.0": continuum_sdk::host::training },
+    with: {
+        "continuum:host/training@0.1.0": continuum_sdk::host::training,
+        "continuum:host/progress@0.1.0": continuum_sdk::host::progress,
+    },
 });
 
 struct Classify;
@@ -65,7 +69,11 @@ impl Guest for Classify {
             validation_fraction: validation_fraction.unwrap_or(0.2),
             seed: seed.unwrap_or(0),
         };
-        training::train(&request).map(report).map_err(error)
+        // The host reports each epoch between these two.
+        let _ = progress::report(0.0, &format!("embedding {} examples", request.examples.len()));
+        let trained = training::train(&request).map(report).map_err(error)?;
+        let _ = progress::report(1.0, &format!("trained `{}`", trained.name));
+        Ok(trained)
     }
 
     fn predict(name: String, texts: Vec<String>) -> Result<Vec<Prediction>, String> {

@@ -5,7 +5,7 @@
 //! passage as the little-endian f32 embedding, then the UTF-8 text.
 
 use continuum_sdk::inference::{self, InferenceError, Message, Prompt};
-use continuum_sdk::store;
+use continuum_sdk::{progress, store};
 
 wit_bindgen::generate!({
     path: ["../../wit", "wit"],
@@ -13,6 +13,7 @@ wit_bindgen::generate!({
     with: {
         "continuum:host/inference@0.1.0": continuum_sdk::host::inference,
         "continuum:host/store@0.1.0": continuum_sdk::host::store,
+        "continuum:host/progress@0.1.0": continuum_sdk::host::progress,
     },
 });
 
@@ -123,7 +124,8 @@ impl Guest for Rag {
             }
         }
         let (mut passages_stored, mut dimensions) = (0u32, 0u32);
-        for d in &documents {
+        for (done, d) in documents.iter().enumerate() {
+            let _ = progress::report(done as f32 / documents.len() as f32, &format!("indexing `{}`", d.id));
             let parts = passages(&d.text, words);
             let vectors =
                 if parts.is_empty() { Vec::new() } else { inference::embed("", &parts).map_err(inference_err)? };
@@ -135,6 +137,7 @@ impl Guest for Rag {
             store::set(&format!("doc/{}", d.id), parts.len().to_string()).map_err(store_err)?;
             passages_stored += parts.len() as u32;
         }
+        let _ = progress::report(1.0, &format!("indexed {} documents", documents.len()));
         Ok(Indexed { documents: documents.len() as u32, passages: passages_stored, dimensions })
     }
 

@@ -36,7 +36,7 @@ mod bindings {
 
 /// The generated bindings of the `continuum:host` interfaces (for `with` in your own bindings).
 pub mod host {
-    pub use crate::bindings::continuum::host::{commands, events, inference, log, store, training};
+    pub use crate::bindings::continuum::host::{commands, events, inference, log, progress, store, training};
 }
 
 /// Structured logging into the host's tracing (tagged with your plugin and command).
@@ -58,6 +58,15 @@ pub mod log {
     /// Logs an error.
     pub fn error(message: &str) {
         write(Level::Error, message)
+    }
+}
+
+/// How far a long command has come, for whoever follows it (a job's status and stream).
+pub mod progress {
+    /// Reports that `fraction` of the work (0 to 1) is done and what the command is doing.
+    /// A report no one follows costs one host call; a fraction outside 0 to 1 is refused.
+    pub fn report(fraction: f32, message: &str) -> Result<(), String> {
+        crate::host::progress::report(fraction, message)
     }
 }
 

@@ -6,6 +6,7 @@ use continuum::grid::offers::{Offer, SignedOffer};
 use continuum::grid::peers::Peer;
 use continuum::grid::wire::{Request, Response};
 use continuum::grid::{Grid, GridOptions};
+use continuum::node::async_host::AsyncHost;
 use continuum::paths::DataDir;
 use continuum::InstallOptions;
 use continuum_tests::{allow_all, eventually, plugin_dir, stderr, stdout, Publisher, TestHost, TestNode};
@@ -106,12 +107,15 @@ fn a_flood_of_grid_requests_is_answered_busy() {
             offer_interval: Duration::from_secs(60),
             prices: Default::default(),
         };
-        let grid = Grid::start(me.host.clone(), options).await.unwrap();
+        let jobs =
+            continuum::node::jobs::Jobs::open(AsyncHost::new(me.host.clone()), Default::default()).await.unwrap();
+        let grid = Grid::start(me.host.clone(), options, jobs).await.unwrap();
         let request = Request::Call {
             command: "hostile/drip".into(),
             params: json!({ "lines": 10, "ms": 100 }),
             grant: Some(grant),
             deadline_ms: 30_000,
+            stream: false,
         };
         grid.request(&peer, &Request::Offer {}, Duration::from_secs(10)).await.expect("the node answers");
         let mut calls = tokio::task::JoinSet::new();

@@ -1,0 +1,161 @@
+//! Jobs held on a peer: submitted over the grid, recorded here under an id of this node's,
+//! followed (their events relayed to local followers), their lease renewed by heartbeat, and
+//! cancelled there on request. A peer that cannot be reached for longer than the lease has
+//! lost the job: it is recorded `lost` here (and the peer, no longer renewed, cancels it).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{new_id, Inner, JobError, JobEvent, JobState, JobView, Jobs, LiveJob, Refused};
+use crate::grid::peers::Peer;
+use crate::grid::{short, Grid, PeerError};
+use continuum_core::sync::lock;
+use continuum_core::{Caller, Outcome};
+
+/// How long to wait before following a job again after its stream broke.
+const REFOLLOW_AFTER: Duration = Duration::from_millis(300);
+
+/// A peer's refusal as a job refusal, keeping how it was refused.
+fn refused(e: PeerError) -> Refused {
+    Refused::new(e.outcome(), e.to_string())
+}
+
+impl Jobs {
+    /// Submits command `command` to `peer` as a job of this node's owner, with `lease`; the
+    /// job is recorded here and followed until it ends.
+    pub async fn submit_remote(
+        &self,
+        grid: &Grid,
+        peer: Peer,
+        command: String,
+        params: Value,
+        grant: Option<String>,
+        lease: Duration,
+    ) -> Result<JobView, Refused> {
+        let grant = grant.or_else(|| peer.grant.clone());
+        let remote = grid.submit_job(&peer, &command, params, grant, lease).await.map_err(refused)?;
+        let view = JobView {
+            id: new_id()?,
+            command,
+            caller: Caller::Owner.id(),
+            peer: Some(peer.id.clone()),
+            remote_id: Some(remote.id.clone()),
+            state: remote.state,
+            submitted_ms: continuum_core::now_ms(),
+            started_ms: remote.started_ms,
+            finished_ms: None,
+            progress: None,
+            result: None,
+            error: None,
+            output: None,
+            lease_ms: Some(lease.as_millis() as u64),
+        };
+        let job = LiveJob::new(view.clone());
+        let data = json!({ "command": view.command, "caller": view.caller, "peer": peer.id, "remote-id": remote.id });
+        self.inner.record(&view, "job.submitted", data).await?;
+        lock(&self.inner.live).insert(view.id.clone(), job.clone());
+        tokio::spawn(self.inner.clone().follow_remote(grid.clone(), peer, remote.id, job, lease));
+        Ok(view)
+    }
+}
+
+impl Inner {
+    /// Follows a job on `peer` until it ends there, is cancelled here, or is lost.
+    async fn follow_remote(
+        self: Arc<Self>,
+        grid: Grid,
+        peer: Peer,
+        remote: String,
+        job: Arc<LiveJob>,
+        lease: Duration,
+    ) {
+        let mut last_contact = Instant::now();
+        let mut heartbeat = tokio::time::interval(lease / 3);
+        heartbeat.tick().await;
+        let ended: Result<JobView, JobError> = loop {
+            let relay = job.clone();
+            let follow = grid.follow_job(&peer, &remote, move |event| match event {
+                JobEvent::State(state) => {
+                    lock(&relay.view).state = state;
+                    let _ = relay.events.send(JobEvent::State(state));
+                }
+                JobEvent::Live(live) => relay.watch.emit(live),
+                JobEvent::Lagged(n) => {
+                    let _ = relay.events.send(JobEvent::Lagged(n));
+                }
+                JobEvent::End(_) => {}
+            });
+            tokio::pin!(follow);
+            // Renew the lease while following; a cancel here is sent to the peer.
+            let outcome = loop {
+                tokio::select! {
+                    followed = &mut follow => break followed,
+                    () = job.stop.notified() => {
+                        if let Err(e) = grid.job_action(&peer, &remote, crate::grid::wire::JobAction::Cancel).await {
+                            // The peer cancels it itself once the lease, no longer renewed, lapses.
+                            break Err(e);
+                        }
+                    }
+                    _ = heartbeat.tick() => {
+                        match grid.job_action(&peer, &remote, crate::grid::wire::JobAction::Renew).await {
+                            Ok(_) => last_contact = Instant::now(),
+                            Err(e) if last_contact.elapsed() >= lease => break Err(e),
+                            Err(_) => {}
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Ok(view) => break Ok(view),
+                Err(e) if job.watch.is_cancelled() => {
+                    break Err(JobError {
+                        code: Outcome::Cancelled,
+                        message: format!(
+                            "cancelled here; peer {} could not be told ({e}) and cancels it once its lease lapses",
+                            short(&peer.id)
+                        ),
+                        value: None,
+                    })
+                }
+                Err(e) if last_contact.elapsed() >= lease => {
+                    break Err(JobError {
+                        code: Outcome::Lost,
+                        message: format!(
+                            "peer {} stopped answering for longer than the job's lease of {} ms: {e}",
+                            short(&peer.id),
+                            lease.as_millis()
+                        ),
+                        value: None,
+                    })
+                }
+                Err(_) => {
+                    if grid.job_action(&peer, &remote, crate::grid::wire::JobAction::Renew).await.is_ok() {
+                        last_contact = Instant::now();
+                    }
+                    tokio::time::sleep(REFOLLOW_AFTER).await;
+                }
+            }
+        };
+        match ended {
+            Ok(view) => {
+                {
+                    let mut local = lock(&job.view);
+                    local.started_ms = view.started_ms.or(local.started_ms);
+                }
+                let result = match (view.state, view.result, view.error) {
+                    (JobState::Succeeded, Some(value), _) => Ok(value),
+                    (_, _, Some(error)) => Err(error),
+                    (state, _, None) => Err(JobError {
+                        code: Outcome::Malformed,
+                        message: format!("peer {} ended the job {} without a result", short(&peer.id), state.as_str()),
+                        value: None,
+                    }),
+                };
+                self.finish(&job, result, view.output).await;
+            }
+            Err(error) => self.finish(&job, Err(error), None).await,
+        }
+    }
+}
