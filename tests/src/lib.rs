@@ -133,16 +133,41 @@ impl TestNode {
     pub fn start(setup: impl FnOnce(&Path)) -> TestNode {
         let dir = tempfile::tempdir().expect("temp dir");
         setup(dir.path());
+        let mut node = TestNode {
+            dir,
+            child: None,
+            id: String::new(),
+            address: String::new(),
+            http: String::new(),
+            token: String::new(),
+        };
+        node.serve();
+        node
+    }
+
+    /// Kills the node (SIGKILL, as a crash would) and serves its data directory again.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.serve();
+    }
+
+    /// Serves the data directory and waits until the node says where it listens.
+    fn serve(&mut self) {
+        let file = self.dir.path().join("node.json");
+        let _ = std::fs::remove_file(&file);
         let child = std::process::Command::new(binary())
             .arg("--data-dir")
-            .arg(dir.path())
+            .arg(self.dir.path())
             .args(["serve", "--http", "127.0.0.1:0", "--grid", "127.0.0.1:0", "--offer-interval", "1s"])
             .env_remove("CONTINUUM_HOME")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            // CONTINUUM_TEST_NODE_LOGS=1 shows the nodes' logs (with CONTINUUM_LOG's filter).
+            .stderr(match std::env::var_os("CONTINUUM_TEST_NODE_LOGS") {
+                Some(_) => std::process::Stdio::inherit(),
+                None => std::process::Stdio::null(),
+            })
             .spawn()
             .expect("start continuum serve");
-        let file = dir.path().join("node.json");
         let started = std::time::Instant::now();
         let info: Value = loop {
             if let Some(v) = std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str(&t).ok()) {
@@ -151,17 +176,12 @@ impl TestNode {
             assert!(started.elapsed().as_secs() < 60, "the node did not start within 60 s");
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
-        let token = std::fs::read_to_string(dir.path().join("node.token")).expect("owner token");
-        let id = info["id"].as_str().expect("id").to_string();
+        self.token = std::fs::read_to_string(self.dir.path().join("node.token")).expect("owner token");
+        self.id = info["id"].as_str().expect("id").to_string();
         let grid: Vec<&str> = info["grid"].as_array().expect("grid").iter().filter_map(Value::as_str).collect();
-        TestNode {
-            address: format!("{id}@{}", grid.join(",")),
-            http: info["http"].as_str().expect("http").to_string(),
-            id,
-            token,
-            dir,
-            child: Some(child),
-        }
+        self.address = format!("{}@{}", self.id, grid.join(","));
+        self.http = info["http"].as_str().expect("http").to_string();
+        self.child = Some(child);
     }
 
     /// Runs the CLI on this node's data directory (it talks to the node over its socket).

@@ -34,10 +34,16 @@ impl Grid {
     }
 
     /// Asks `peer` to `action` its job `id` (not [`JobAction::Follow`]: see
-    /// [`Grid::follow_job`]); the job as it now is.
-    pub async fn job_action(&self, peer: &Peer, id: &str, action: JobAction) -> Result<JobView, PeerError> {
+    /// [`Grid::follow_job`]), waiting at most `patience`; the job as it now is.
+    pub async fn job_action(
+        &self,
+        peer: &Peer,
+        id: &str,
+        action: JobAction,
+        patience: Duration,
+    ) -> Result<JobView, PeerError> {
         let request = Request::Job { id: id.to_string(), action };
-        match self.request(peer, &request, JOB_REQUEST_TIMEOUT).await? {
+        match self.request(peer, &request, patience.min(JOB_REQUEST_TIMEOUT)).await? {
             Response::Job { job } => Ok(*job),
             other => Err(unexpected(peer, &other)),
         }

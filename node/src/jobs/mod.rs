@@ -503,23 +503,31 @@ impl Jobs {
             let live = lock(&self.inner.live);
             live.get(id).filter(|j| visible(&lock(&j.view), caller)).map(|j| (j.snapshot(), j.events.subscribe()))
         };
+        // A follower starts from the state and the last progress report.
         let (first, receiver) = match subscribed {
-            Some((view, rx)) => (JobEvent::State(view.state), Some(rx)),
-            None => (JobEvent::End(Box::new(self.get(id, caller).await?)), None),
+            Some((view, rx)) => {
+                let progress = view.progress.map(|p| {
+                    let command = view.command.clone();
+                    JobEvent::Live(CallEvent::Progress { command, fraction: p.fraction, message: p.message })
+                });
+                ([Some(JobEvent::State(view.state)), progress], Some(rx))
+            }
+            None => ([Some(JobEvent::End(Box::new(self.get(id, caller).await?))), None], None),
         };
-        Ok(follow_stream(first, receiver))
+        Ok(follow_stream(first.into_iter().flatten().collect(), receiver))
     }
 }
 
 /// `first`, then what `receiver` delivers until the job's end (a lag becomes a `lagged` event).
 fn follow_stream(
-    first: JobEvent,
+    first: Vec<JobEvent>,
     receiver: Option<broadcast::Receiver<JobEvent>>,
 ) -> impl Stream<Item = JobEvent> + Send + 'static {
-    let done = matches!(first, JobEvent::End(_));
-    futures_util::stream::unfold((Some(first), receiver, done), |(first, mut receiver, done)| async move {
-        if let Some(event) = first {
-            return Some((event, (None, receiver, done)));
+    let done = receiver.is_none();
+    let first: std::collections::VecDeque<JobEvent> = first.into();
+    futures_util::stream::unfold((first, receiver, done), |(mut first, mut receiver, done)| async move {
+        if let Some(event) = first.pop_front() {
+            return Some((event, (first, receiver, done)));
         }
         if done {
             return None;
@@ -528,9 +536,9 @@ fn follow_stream(
         match rx.recv().await {
             Ok(event) => {
                 let end = matches!(event, JobEvent::End(_));
-                Some((event, (None, receiver, end)))
+                Some((event, (first, receiver, end)))
             }
-            Err(broadcast::error::RecvError::Lagged(n)) => Some((JobEvent::Lagged(n), (None, receiver, false))),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some((JobEvent::Lagged(n), (first, receiver, false))),
             Err(broadcast::error::RecvError::Closed) => None,
         }
     })

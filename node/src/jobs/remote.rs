@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::{new_id, Inner, JobError, JobEvent, JobState, JobView, Jobs, LiveJob, Refused};
 use crate::grid::peers::Peer;
+use crate::grid::wire::JobAction;
 use crate::grid::{short, Grid, PeerError};
 use continuum_core::sync::lock;
 use continuum_core::{Caller, Outcome};
@@ -71,6 +72,9 @@ impl Inner {
         job: Arc<LiveJob>,
         lease: Duration,
     ) {
+        // A renewal that takes longer than half the lease counts as failed: a peer that died
+        // without closing its connection is found out within the lease, not a QUIC timeout.
+        let patience = (lease / 2).max(Duration::from_millis(500));
         let mut last_contact = Instant::now();
         let mut heartbeat = tokio::time::interval(lease / 3);
         heartbeat.tick().await;
@@ -93,13 +97,17 @@ impl Inner {
                 tokio::select! {
                     followed = &mut follow => break followed,
                     () = job.stop.notified() => {
-                        if let Err(e) = grid.job_action(&peer, &remote, crate::grid::wire::JobAction::Cancel).await {
+                        if let Err(e) = grid.job_action(&peer, &remote, JobAction::Cancel, patience).await {
                             // The peer cancels it itself once the lease, no longer renewed, lapses.
                             break Err(e);
                         }
                     }
                     _ = heartbeat.tick() => {
-                        match grid.job_action(&peer, &remote, crate::grid::wire::JobAction::Renew).await {
+                        let renewed = grid.job_action(&peer, &remote, JobAction::Renew, patience).await;
+                        if let Err(e) = &renewed {
+                            tracing::debug!("job {remote}: renewal failed, last contact {:?} ago: {e}", last_contact.elapsed());
+                        }
+                        match renewed {
                             Ok(_) => last_contact = Instant::now(),
                             Err(e) if last_contact.elapsed() >= lease => break Err(e),
                             Err(_) => {}
@@ -131,13 +139,14 @@ impl Inner {
                     })
                 }
                 Err(_) => {
-                    if grid.job_action(&peer, &remote, crate::grid::wire::JobAction::Renew).await.is_ok() {
+                    if grid.job_action(&peer, &remote, JobAction::Renew, patience).await.is_ok() {
                         last_contact = Instant::now();
                     }
                     tokio::time::sleep(REFOLLOW_AFTER).await;
                 }
             }
         };
+        tracing::debug!("job {remote} on {} ended: {:?}", short(&peer.id), ended.as_ref().map(|v| v.state));
         match ended {
             Ok(view) => {
                 {

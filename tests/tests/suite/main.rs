@@ -13,6 +13,7 @@ mod host_api;
 mod http_api;
 mod inference;
 mod install;
+mod jobs;
 mod reflection;
 mod robustness;
 mod sandbox;
