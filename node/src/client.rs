@@ -114,10 +114,14 @@ impl NodeClient {
         self.runtime.block_on(async {
             let mut response = self.request(method, path, body, headers, "text/event-stream").await?;
             let mut pending: Vec<u8> = Vec::new();
+            // How much of `pending` is known to hold no block end (a long event is scanned once).
+            let mut scanned = 0;
             while let Some(frame) = response.body_mut().frame().await {
                 let Ok(data) = frame?.into_data() else { continue };
                 pending.extend_from_slice(&data);
-                while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+                while let Some(at) = pending[scanned..].windows(2).position(|w| w == b"\n\n") {
+                    let end = scanned + at;
+                    scanned = 0;
                     let block: Vec<u8> = pending.drain(..end + 2).collect();
                     if let Some((name, data)) = parse_event(&String::from_utf8_lossy(&block)) {
                         let data = serde_json::from_str(&data).context("the node sent a malformed event")?;
@@ -126,6 +130,8 @@ impl NodeClient {
                         }
                     }
                 }
+                // A block end may straddle the next piece: rescan its last byte.
+                scanned = pending.len().saturating_sub(1);
             }
             Ok(())
         })

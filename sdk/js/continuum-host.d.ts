@@ -40,6 +40,11 @@ declare module 'continuum:host/events@0.1.0' {
   export function emit(kind: string, payloadJson: string): void;
 }
 
+declare module 'continuum:host/progress@0.1.0' {
+  /** Reports that `fraction` (0 to 1) of the work is done; throws the host's message when it is not. */
+  export function report(fraction: number, message: string): void;
+}
+
 declare module 'continuum:host/inference@0.1.0' {
   export type InferenceError = {
     tag: 'unknown-model' | 'model-not-allowed' | 'invalid-request' | 'prompt-too-long' | 'budget-exceeded' | 'backend';

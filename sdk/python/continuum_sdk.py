@@ -70,6 +70,13 @@ def emit(kind: str, payload: Any) -> None:
     _unwrap(events.emit, kind, json.dumps(payload))
 
 
+def progress(fraction: float, message: str) -> None:
+    """Reports how far the command has come (0 to 1) to whoever follows it (needs host:progress)."""
+    from wit_world.imports import progress as host_progress
+
+    _unwrap(host_progress.report, fraction, message)
+
+
 def _request(prompt, max_tokens, temperature, model, stop):
     from wit_world.imports import inference
 

@@ -167,6 +167,13 @@ impl Route {
         if lease.is_some() && on.is_none() {
             return Err(Exit::of(Outcome::BadRequest, "--lease applies to jobs on peers (--on)"));
         }
+        let remote = &args.remote;
+        if remote.quorum.as_deref().is_some_and(|q| q != "single") || remote.if_under_min.is_some() {
+            return Err(Exit::of(
+                Outcome::BadRequest,
+                "a job runs on one peer: --quorum multi|any and --if-under-min apply to calls, not with --detach",
+            ));
+        }
         let submit = SubmitJob {
             command: args.command.clone(),
             params: Some(params.clone()),

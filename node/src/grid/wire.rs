@@ -157,15 +157,20 @@ pub async fn receive_frames(
 ) -> Result<Response> {
     let mut buffer: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
+    // How much of the buffer is known to hold no newline (a long frame is scanned once).
+    let mut scanned = 0;
     loop {
-        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+        while let Some(at) = buffer[scanned..].iter().position(|b| *b == b'\n') {
+            let end = scanned + at;
             let frame: Response = decode(&buffer[..end], MAX_RESPONSE_BYTES, "answer frame")?;
             buffer.drain(..=end);
+            scanned = 0;
             match frame {
                 Response::Event { event } => on_event(event),
                 last => return Ok(last),
             }
         }
+        scanned = buffer.len();
         if buffer.len() > MAX_RESPONSE_BYTES {
             anyhow::bail!("an answer frame is over {MAX_RESPONSE_BYTES} bytes");
         }

@@ -4,11 +4,13 @@ use std::time::Duration;
 
 use continuum::grid::offers::{Offer, SignedOffer};
 use continuum::grid::peers::Peer;
-use continuum::grid::wire::{Request, Response};
+use continuum::grid::wire::{JobAction, Request, Response};
 use continuum::grid::{Grid, GridOptions};
 use continuum::node::async_host::AsyncHost;
+use continuum::node::jobs::JobState;
 use continuum::paths::DataDir;
 use continuum::InstallOptions;
+use continuum::Outcome;
 use continuum_tests::{allow_all, eventually, plugin_dir, stderr, stdout, Publisher, TestHost, TestNode};
 use serde_json::{json, Value};
 
@@ -223,4 +225,93 @@ fn a_plugin_cannot_write_host_entries() {
     assert!(err.to_string().contains("reserved for the host"), "{err}");
     let usage = th.cli(&["usage", "--json"]);
     assert!(!stdout(&usage).contains("victim"), "usage billed a forged entry: {}", stdout(&usage));
+}
+
+/// Grid jobs (issue 17): a peer sees, renews, follows and cancels only the jobs it submitted:
+/// any other id reads as unknown, whoever asks. Submitting needs what calling needs (a grant
+/// for a granted command), and a flood of submissions is refused `busy` past the queue's bound.
+#[test]
+fn a_peer_reaches_only_its_own_grid_jobs_and_cannot_flood_the_queue() {
+    let node = TestNode::start(|d| {
+        std::fs::write(d.join("continuum.toml"), "[jobs]\nmax-running = 1\nmax-queued = 2\n").unwrap();
+        let host = continuum::node::open_host(DataDir::at(d.to_path_buf()).unwrap()).unwrap();
+        let dir = plugin_dir("misbehave");
+        host.install_component(&dir.join("misbehave.wasm"), &dir.join("wit"), &allow_all()).unwrap();
+    });
+    let (me, stranger) = (TestHost::with(&[]), TestHost::with(&[]));
+    let grant = node.ok(&["grant", "issue", "--to", &me.host.node_id(), "--cap", "misbehave/"]).trim().to_string();
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(node.dir.path().join("node.json")).unwrap()).unwrap();
+    let peer = Peer {
+        id: node.id.clone(),
+        name: None,
+        addrs: info["grid"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().parse().unwrap()).collect(),
+        grant: None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let start = |host: &TestHost| {
+            let host = host.host.clone();
+            async move {
+                let options = GridOptions {
+                    bind: "127.0.0.1:0".parse().unwrap(),
+                    offer_interval: Duration::from_secs(60),
+                    prices: Default::default(),
+                };
+                let jobs =
+                    continuum::node::jobs::Jobs::open(AsyncHost::new(host.clone()), Default::default()).await.unwrap();
+                Grid::start(host, options, jobs).await.unwrap()
+            }
+        };
+        let (mine, theirs) = (start(&me).await, start(&stranger).await);
+        let wait = Duration::from_secs(10);
+        let submit = |grant: Option<String>| Request::Submit {
+            command: "misbehave/spin".into(),
+            params: json!({}),
+            grant,
+            lease_ms: 60_000,
+        };
+        let Response::Job { job } = mine.request(&peer, &submit(Some(grant.clone())), wait).await.unwrap() else {
+            panic!("no job")
+        };
+        let id = job.id.clone();
+
+        // Without a grant, the command is not there for the stranger.
+        let refused = theirs.request(&peer, &submit(None), wait).await.unwrap_err();
+        assert_eq!(refused.outcome(), Outcome::UnknownCommand, "{refused}");
+        // Another's job id reads as unknown, for every action.
+        for action in [JobAction::Status, JobAction::Renew, JobAction::Cancel, JobAction::Follow] {
+            let asked = Request::Job { id: id.clone(), action };
+            let answer = theirs.request(&peer, &asked, wait).await.unwrap_err();
+            assert_eq!(answer.outcome(), Outcome::NotFound, "{action:?}: {answer}");
+        }
+        let Response::Job { job } =
+            mine.request(&peer, &Request::Job { id: id.clone(), action: JobAction::Status }, wait).await.unwrap()
+        else {
+            panic!("no job")
+        };
+        assert!(matches!(job.state, JobState::Queued | JobState::Running), "{job:?}");
+
+        // One runs, two wait; the next submission is refused busy, naming the bound.
+        let mut refusals = Vec::new();
+        for _ in 0..4 {
+            if let Err(e) = mine.request(&peer, &submit(Some(grant.clone())), wait).await {
+                refusals.push(e);
+            }
+        }
+        assert!(!refusals.is_empty(), "no submission was refused past max-queued = 2");
+        assert!(refusals.iter().all(|e| e.outcome() == Outcome::Busy && e.to_string().contains("max-queued")));
+
+        let cancelled = Request::Job { id: id.clone(), action: JobAction::Cancel };
+        mine.request(&peer, &cancelled, wait).await.unwrap();
+        mine.shutdown().await;
+        theirs.shutdown().await;
+    });
+    // Submitting peers' jobs stop once their leases lapse with the peers gone (60 s here), or
+    // by the owner: cancel what is left.
+    let jobs: Vec<Value> = serde_json::from_str(&node.ok(&["jobs", "list", "--json"])).unwrap();
+    assert!(jobs.iter().all(|j| j["caller"] == me.host.node_id().as_str()), "{jobs:?}");
+    for job in jobs.iter().filter(|j| j["state"] == "queued" || j["state"] == "running") {
+        node.ok(&["jobs", "cancel", job["id"].as_str().unwrap()]);
+    }
 }
