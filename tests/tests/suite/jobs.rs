@@ -89,7 +89,13 @@ fn events(node: &TestNode, method: &str, path: &str, body: Option<Value>) -> Vec
     }
     .expect("stream");
     assert_eq!(response.status().as_u16(), 200, "{method} {path}");
-    let mut reader = BufReader::new(response.into_body().into_reader());
+    read_events(response.into_body().into_reader())
+}
+
+/// Server-sent events from `body` until `end` or `error`: each event's name, its data and when
+/// it arrived.
+fn read_events(body: impl std::io::Read) -> Vec<(String, Value, Instant)> {
+    let mut reader = BufReader::new(body);
     let (mut out, mut name, mut line) = (Vec::new(), String::new(), String::new());
     while reader.read_line(&mut line).unwrap_or(0) > 0 {
         let text = line.trim_end().to_string();
@@ -458,25 +464,13 @@ fn a_slow_reader_of_a_streamed_call_loses_events_not_the_answer() {
     assert_eq!(response.status().as_u16(), 200);
     // The guest writes 15 360 pieces of 1 KiB while this reader does not read.
     std::thread::sleep(Duration::from_secs(3));
-    let mut reader = BufReader::new(response.into_body().into_reader());
-    let (mut name, mut line) = (String::new(), String::new());
     let (mut outputs, mut skipped, mut end) = (0u64, 0u64, None);
-    while reader.read_line(&mut line).unwrap_or(0) > 0 {
-        let text = line.trim_end().to_string();
-        line.clear();
-        if let Some(n) = text.strip_prefix("event:") {
-            name = n.trim().to_string();
-        } else if let Some(d) = text.strip_prefix("data:") {
-            let data: Value = serde_json::from_str(d.trim()).unwrap();
-            match name.as_str() {
-                "output" => outputs += 1,
-                "lagged" => skipped += data["skipped"].as_u64().unwrap(),
-                "end" => {
-                    end = Some(data);
-                    break;
-                }
-                other => panic!("unexpected event {other}: {data}"),
-            }
+    for (name, data, _) in read_events(response.into_body().into_reader()) {
+        match name.as_str() {
+            "output" => outputs += 1,
+            "lagged" => skipped += data["skipped"].as_u64().unwrap(),
+            "end" => end = Some(data),
+            other => panic!("unexpected event {other}: {data}"),
         }
     }
     let end = end.expect("no end event");

@@ -82,6 +82,29 @@ fn gossip_learned_strangers_receive_no_calls() {
     assert!(eventually(20, || !offered(&b, &a)), "A's offer never expired on B");
 }
 
+/// How a raw grid client reaches `node`: its key at the addresses in its `node.json`.
+fn peer_of(node: &TestNode) -> Peer {
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(node.dir.path().join("node.json")).unwrap()).unwrap();
+    Peer {
+        id: node.id.clone(),
+        name: None,
+        addrs: info["grid"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().parse().unwrap()).collect(),
+        grant: None,
+    }
+}
+
+/// A grid endpoint of `host`'s own on loopback, to send raw requests from.
+async fn grid_of(host: &TestHost) -> Grid {
+    let options = GridOptions {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        offer_interval: Duration::from_secs(60),
+        prices: Default::default(),
+    };
+    let jobs = continuum::node::jobs::Jobs::open(AsyncHost::new(host.host.clone()), Default::default()).await.unwrap();
+    Grid::start(host.host.clone(), options, jobs).await.unwrap()
+}
+
 /// Finding 17: the grid had no request-concurrency limit: one peer could make a node run
 /// any number of calls at once. Now a connection gets 16 requests at a time and all peers 64;
 /// the rest are answered `busy` at once.
@@ -94,24 +117,10 @@ fn a_flood_of_grid_requests_is_answered_busy() {
     });
     let me = TestHost::with(&[]);
     let grant = node.ok(&["grant", "issue", "--to", &me.host.node_id(), "--cap", "hostile/drip"]).trim().to_string();
-    let info: Value =
-        serde_json::from_str(&std::fs::read_to_string(node.dir.path().join("node.json")).unwrap()).unwrap();
-    let peer = Peer {
-        id: node.id.clone(),
-        name: None,
-        addrs: info["grid"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().parse().unwrap()).collect(),
-        grant: None,
-    };
+    let peer = peer_of(&node);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let (busy, ok) = runtime.block_on(async {
-        let options = GridOptions {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            offer_interval: Duration::from_secs(60),
-            prices: Default::default(),
-        };
-        let jobs =
-            continuum::node::jobs::Jobs::open(AsyncHost::new(me.host.clone()), Default::default()).await.unwrap();
-        let grid = Grid::start(me.host.clone(), options, jobs).await.unwrap();
+        let grid = grid_of(&me).await;
         let request = Request::Call {
             command: "hostile/drip".into(),
             params: json!({ "lines": 10, "ms": 100 }),
@@ -240,30 +249,10 @@ fn a_peer_reaches_only_its_own_grid_jobs_and_cannot_flood_the_queue() {
     });
     let (me, stranger) = (TestHost::with(&[]), TestHost::with(&[]));
     let grant = node.ok(&["grant", "issue", "--to", &me.host.node_id(), "--cap", "misbehave/"]).trim().to_string();
-    let info: Value =
-        serde_json::from_str(&std::fs::read_to_string(node.dir.path().join("node.json")).unwrap()).unwrap();
-    let peer = Peer {
-        id: node.id.clone(),
-        name: None,
-        addrs: info["grid"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().parse().unwrap()).collect(),
-        grant: None,
-    };
+    let peer = peer_of(&node);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let start = |host: &TestHost| {
-            let host = host.host.clone();
-            async move {
-                let options = GridOptions {
-                    bind: "127.0.0.1:0".parse().unwrap(),
-                    offer_interval: Duration::from_secs(60),
-                    prices: Default::default(),
-                };
-                let jobs =
-                    continuum::node::jobs::Jobs::open(AsyncHost::new(host.clone()), Default::default()).await.unwrap();
-                Grid::start(host, options, jobs).await.unwrap()
-            }
-        };
-        let (mine, theirs) = (start(&me).await, start(&stranger).await);
+        let (mine, theirs) = (grid_of(&me).await, grid_of(&stranger).await);
         let wait = Duration::from_secs(10);
         let submit = |grant: Option<String>| Request::Submit {
             command: "misbehave/spin".into(),
