@@ -228,6 +228,8 @@ impl HostCore {
         }
         match outcome {
             Outcome::Ok(v) => Ok(v),
+            // A guest that returns the error a cancelled host function gave it was cancelled.
+            Outcome::Err(_) if watch.is_cancelled() => Err(CallError::Cancelled { command: name.into() }),
             Outcome::Err(error) => Err(CallError::CommandFailed { command: name.into(), error }),
         }
     }

@@ -9,6 +9,8 @@
 //! - `any`: every matching peer; `first-good` (default), `merge-top-k` or `union`; waits at
 //!   most p95 of recent latency × 1.5, capped at 5 s.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -392,6 +394,16 @@ impl Grid {
         timeout: Duration,
         live: Option<&EventSink>,
     ) -> Result<GridResult, GridError> {
+        // Once a peer's live events have reached the caller, a retry would show them twice.
+        let relayed = Arc::new(AtomicBool::new(false));
+        let live: Option<EventSink> = live.map(|sink| {
+            let (sink, relayed) = (sink.clone(), relayed.clone());
+            Arc::new(move |event| {
+                relayed.store(true, Ordering::Relaxed);
+                sink(event)
+            }) as EventSink
+        });
+        let live = live.as_ref();
         let mut attempts = Vec::new();
         let mut backoff = Duration::from_millis(200);
         let mut tries = 0;
@@ -410,7 +422,7 @@ impl Grid {
                         attempts,
                     })
                 }
-                Err(e) if e.retryable() && plan.idempotent && tries < 3 => {
+                Err(e) if e.retryable() && plan.idempotent && tries < 3 && !relayed.load(Ordering::Relaxed) => {
                     tries += 1;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));

@@ -30,7 +30,8 @@ pub mod wire;
 pub use offer_store::{KnownOffer, MAX_OFFERS};
 pub use request::PeerError;
 pub use serve::{
-    LOG_PULLS_PER_WINDOW, LOG_PULL_WINDOW, MAX_LEASE, MAX_REQUESTS, MAX_REQUESTS_PER_PEER, MIN_LEASE, STREAM_BUFFER,
+    LOG_PULLS_PER_WINDOW, LOG_PULL_WINDOW, MAX_FOLLOWS, MAX_FOLLOWS_PER_PEER, MAX_LEASE, MAX_REQUESTS,
+    MAX_REQUESTS_PER_PEER, MIN_LEASE, WRITE_TIMEOUT,
 };
 
 use std::collections::{BTreeMap, HashMap};

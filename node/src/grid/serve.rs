@@ -19,7 +19,7 @@ use continuum_core::{Caller, Outcome};
 
 use super::wire::{self, JobAction, Request, Response};
 use super::Inner;
-use crate::jobs::JobEvent;
+use crate::jobs::{JobEvent, LIVE_BUFFER};
 
 /// Requests from all peers handled at once; more are answered `busy` at once.
 pub const MAX_REQUESTS: usize = 64;
@@ -29,18 +29,28 @@ pub const MAX_REQUESTS_PER_PEER: usize = 16;
 pub const LOG_PULLS_PER_WINDOW: u32 = 20;
 /// The window of the log-pull rate limit.
 pub const LOG_PULL_WINDOW: Duration = Duration::from_secs(10);
-/// Live events of a streamed call waiting to be written; past it, a slow reader loses events
-/// (and is told how many), never the answer.
-pub const STREAM_BUFFER: usize = 1024;
+/// Jobs followed at once over all peers, and over one connection: a follow lasts as long as its
+/// job, so it holds a place of its own rather than a request slot.
+pub const MAX_FOLLOWS: usize = 1024;
+/// Jobs followed at once over one connection.
+pub const MAX_FOLLOWS_PER_PEER: usize = 256;
+/// How long writing one frame, or an answer, may wait for a peer that does not read: past it
+/// the stream is dropped (a streamed call is cancelled), and its slot freed.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The shortest lease a peer may ask for a job (shorter ones are lengthened).
 pub const MIN_LEASE: Duration = Duration::from_secs(1);
 /// The longest lease a peer may ask for a job (longer ones are shortened).
 pub const MAX_LEASE: Duration = Duration::from_secs(3600);
 
+/// A connection's place and the node's, held while a request is answered.
+type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
 /// What answering peers may take of this node.
 pub(super) struct Budgets {
     /// Requests being answered, over all peers.
     requests: Arc<Semaphore>,
+    /// Jobs being followed, over all peers.
+    follows: Arc<Semaphore>,
     /// Log pages served per peer in the current window: (window start, pages).
     log_pulls: Mutex<HashMap<String, (Instant, u32)>>,
 }
@@ -48,13 +58,22 @@ pub(super) struct Budgets {
 impl Budgets {
     /// Full budgets: no request in flight, no page served.
     pub(super) fn new() -> Budgets {
-        Budgets { requests: Arc::new(Semaphore::new(MAX_REQUESTS)), log_pulls: Mutex::new(HashMap::new()) }
+        Budgets {
+            requests: Arc::new(Semaphore::new(MAX_REQUESTS)),
+            follows: Arc::new(Semaphore::new(MAX_FOLLOWS)),
+            log_pulls: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A place for one more request of a connection whose own budget is `connection`: both
     /// permits, or none when either budget is spent.
-    fn admit(&self, connection: &Arc<Semaphore>) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    fn admit(&self, connection: &Arc<Semaphore>) -> Option<Permits> {
         connection.clone().try_acquire_owned().ok().zip(self.requests.clone().try_acquire_owned().ok())
+    }
+
+    /// A place for one more follow of a connection whose own follow budget is `connection`.
+    fn admit_follow(&self, connection: &Arc<Semaphore>) -> Option<Permits> {
+        connection.clone().try_acquire_owned().ok().zip(self.follows.clone().try_acquire_owned().ok())
     }
 
     /// Counts one log page for `peer`; false when it asked for more than its share.
@@ -84,6 +103,7 @@ impl ProtocolHandler for GridProtocol {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let peer = hex::encode(connection.remote_id().as_bytes());
         let own = Arc::new(Semaphore::new(MAX_REQUESTS_PER_PEER));
+        let own_follows = Arc::new(Semaphore::new(MAX_FOLLOWS_PER_PEER));
         while let Ok((mut send, mut recv)) = connection.accept_bi().await {
             // A flood is answered `busy` at once rather than queued: neither one connection
             // nor all of them together can hold more than their share of the node.
@@ -97,23 +117,34 @@ impl ProtocolHandler for GridProtocol {
                     // answer instead of a reset.
                     let _ =
                         tokio::time::timeout(Duration::from_secs(1), recv.read_to_end(wire::MAX_REQUEST_BYTES)).await;
-                    let _ = wire::send(&mut send, &busy).await;
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, wire::send(&mut send, &busy)).await;
                 });
                 continue;
             };
-            let inner = self.inner.clone();
-            let peer = peer.clone();
+            let (inner, peer, own_follows) = (self.inner.clone(), peer.clone(), own_follows.clone());
             tokio::spawn(async move {
-                let _permits = permits;
+                let mut held = Held { permits: Some(permits), follows: own_follows };
                 let response = match wire::receive::<Request>(&mut recv, wire::MAX_REQUEST_BYTES, "request").await {
-                    Ok(request) => inner.answer(&peer, request, &mut send).await,
+                    Ok(request) => inner.answer(&peer, request, &mut send, &mut held).await,
                     Err(e) => Response::Failed { outcome: Outcome::BadRequest, message: format!("{e:#}") },
                 };
-                let _ = wire::send(&mut send, &response).await;
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, wire::send(&mut send, &response)).await;
             });
         }
         Ok(())
     }
+}
+
+/// What a request being answered holds of the node's budgets: its request places (a follow
+/// trades them for a follow place), and its connection's follow budget.
+struct Held {
+    permits: Option<Permits>,
+    follows: Arc<Semaphore>,
+}
+
+/// Writes one frame, waiting at most [`WRITE_TIMEOUT`] for the peer to read; whether it went.
+async fn write_frame(send: &mut SendStream, frame: &Response) -> bool {
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, wire::send_frame(send, frame)).await, Ok(Ok(())))
 }
 
 /// The answer to a request the host could not serve.
@@ -123,7 +154,7 @@ fn host_error(e: anyhow::Error) -> Response {
 
 impl Inner {
     /// The answer to `peer`'s request; a streamed answer's frames go to `send` first.
-    async fn answer(&self, peer: &str, request: Request, send: &mut SendStream) -> Response {
+    async fn answer(&self, peer: &str, request: Request, send: &mut SendStream, held: &mut Held) -> Response {
         match request {
             Request::Offer {} => match self.offers.own() {
                 Some(offer) => Response::Offer { offer },
@@ -136,7 +167,7 @@ impl Inner {
             Request::Submit { command, params, grant, lease_ms } => {
                 self.submit_job(peer, command, params, grant, lease_ms).await
             }
-            Request::Job { id, action } => self.job_action(peer, &id, action, send).await,
+            Request::Job { id, action } => self.job_action(peer, &id, action, send, held).await,
             Request::Events { since, grant } => self.export_events(peer, since, grant).await,
         }
     }
@@ -160,8 +191,9 @@ impl Inner {
     }
 
     /// Runs a call for a peer as [`Inner::caller`] says; with `stream`, its live events are
-    /// written there as frames while it runs (at most [`STREAM_BUFFER`] waiting: a slow reader
-    /// loses events, told how many, never the answer).
+    /// written there as frames while it runs (at most [`LIVE_BUFFER`] waiting: a slow reader
+    /// loses events, told how many, never the answer; one that stops reading for
+    /// [`WRITE_TIMEOUT`], or goes away, cancels the call).
     async fn execute(
         &self,
         peer: &str,
@@ -176,7 +208,7 @@ impl Inner {
             Err(refused) => return refused,
         };
         let deadline = Instant::now() + Duration::from_millis(deadline_ms.min(600_000));
-        let (events, mut pending) = tokio::sync::mpsc::channel::<CallEvent>(STREAM_BUFFER);
+        let (events, mut pending) = tokio::sync::mpsc::channel::<CallEvent>(LIVE_BUFFER);
         let dropped = Arc::new(AtomicU64::new(0));
         let watch = match stream {
             Some(_) => {
@@ -190,22 +222,36 @@ impl Inner {
             }
             None => Arc::default(),
         };
+        let abandon = watch.clone();
         let queued = self.host.run(move |host| host.core().call_queued(&caller, &command, &params, 0, deadline, watch));
         let report = match stream {
             None => queued.await,
             Some(send) => {
-                // Frames are written while the call runs; the call's end closes the channel.
-                let relay = async {
-                    while let Some(event) = pending.recv().await {
-                        if wire::send_frame(send, &Response::Event { event: JobEvent::Live(event) }).await.is_err() {
-                            break;
+                // Frames are written while the call runs, then what is left once it has ended.
+                tokio::pin!(queued);
+                let mut reading = true;
+                let report = loop {
+                    tokio::select! {
+                        biased;
+                        Some(event) = pending.recv(), if reading => {
+                            let frame = Response::Event { event: JobEvent::Live(event) };
+                            if !write_frame(send, &frame).await {
+                                // Nobody reads the stream any more: the call's work would be lost.
+                                abandon.cancel();
+                                reading = false;
+                            }
                         }
+                        report = &mut queued => break report,
                     }
                 };
-                let (report, ()) = tokio::join!(queued, relay);
+                while let Ok(event) = pending.try_recv() {
+                    if !reading || !write_frame(send, &Response::Event { event: JobEvent::Live(event) }).await {
+                        break;
+                    }
+                }
                 let skipped = dropped.load(Ordering::Relaxed);
                 if skipped > 0 {
-                    let _ = wire::send_frame(send, &Response::Event { event: JobEvent::Lagged(skipped) }).await;
+                    write_frame(send, &Response::Event { event: JobEvent::Lagged(skipped) }).await;
                 }
                 report
             }
@@ -243,29 +289,54 @@ impl Inner {
     }
 
     /// Acts on job `id` for `peer`, which sees only the jobs it submitted (any other id reads
-    /// as unknown); a follow writes its events to `send` as frames.
-    async fn job_action(&self, peer: &str, id: &str, action: JobAction, send: &mut SendStream) -> Response {
+    /// as unknown); a follow writes its events to `send` as frames, holding a follow place
+    /// (not a request slot) for as long as the job runs. A peer whose grants were revoked can
+    /// no longer renew: its jobs stop when their leases lapse.
+    async fn job_action(
+        &self,
+        peer: &str,
+        id: &str,
+        action: JobAction,
+        send: &mut SendStream,
+        held: &mut Held,
+    ) -> Response {
         // Its own jobs are the peer's by key: no grant is needed to see or stop them.
         let caller = Caller::Key { key: peer.to_string(), grant: None };
         let done = match action {
             JobAction::Status => self.jobs.get(id, &caller).await,
-            JobAction::Renew => self.jobs.renew(id, &caller).await,
-            JobAction::Cancel => self.jobs.cancel(id, &caller).await,
-            JobAction::Follow => match self.jobs.follow(id, &caller).await {
-                Ok(events) => {
-                    tokio::pin!(events);
-                    while let Some(event) = events.next().await {
-                        if let JobEvent::End(job) = event {
-                            return Response::Job { job };
-                        }
-                        if wire::send_frame(send, &Response::Event { event }).await.is_err() {
-                            break;
-                        }
-                    }
-                    self.jobs.get(id, &caller).await
+            JobAction::Renew => match self.caller(peer, None).await {
+                Ok(Caller::Blocked { .. }) => {
+                    let message = "this node revoked your grants; the job's lease is no longer renewed".to_string();
+                    return Response::Failed { outcome: Outcome::Denied, message };
                 }
-                Err(refused) => Err(refused),
+                _ => self.jobs.renew(id, &caller).await,
             },
+            JobAction::Cancel => self.jobs.cancel(id, &caller).await,
+            JobAction::Follow => {
+                let Some(place) = self.budgets.admit_follow(&held.follows) else {
+                    let message = format!(
+                        "this node follows as many jobs as it takes ({MAX_FOLLOWS_PER_PEER} per connection, \
+                         {MAX_FOLLOWS} in all); retry shortly"
+                    );
+                    return Response::Failed { outcome: Outcome::Busy, message };
+                };
+                held.permits = Some(place);
+                match self.jobs.follow(id, &caller).await {
+                    Ok(events) => {
+                        tokio::pin!(events);
+                        while let Some(event) = events.next().await {
+                            if let JobEvent::End(job) = event {
+                                return Response::Job { job };
+                            }
+                            if !write_frame(send, &Response::Event { event }).await {
+                                break;
+                            }
+                        }
+                        self.jobs.get(id, &caller).await
+                    }
+                    Err(refused) => Err(refused),
+                }
+            }
         };
         match done {
             Ok(job) => Response::Job { job: Box::new(job) },

@@ -1,7 +1,7 @@
 //! Server-sent event streams: a job's events, and a call's live events followed by its answer
 //! (`POST /v1/commands/{name}` and `POST /v1/grid/call` when the client accepts
 //! `text/event-stream`). Each is bounded: a call's events wait in a channel of
-//! [`STREAM_BUFFER`] and a client that reads slower loses events (a `lagged` event says how
+//! [`LIVE_BUFFER`] and a client that reads slower loses events (a `lagged` event says how
 //! many), never the answer; a job's followers read its bounded broadcast the same way.
 
 use std::convert::Infallible;
@@ -18,11 +18,8 @@ use tokio::task::JoinHandle;
 
 use super::error::ErrorBody;
 use super::App;
-use crate::jobs::JobEvent;
+use crate::jobs::{JobEvent, LIVE_BUFFER};
 use continuum_core::runtime::watch::{CallEvent, EventSink, Purpose, Watch};
-
-/// Live events of a streamed call waiting to be sent to the client.
-pub const STREAM_BUFFER: usize = 1024;
 
 /// Whether the client asked for server-sent events (`Accept: text/event-stream`).
 pub(super) fn wants_events(headers: &HeaderMap) -> bool {
@@ -73,7 +70,7 @@ pub(super) struct LiveCall {
 impl LiveCall {
     /// A call to stream, with nothing sent yet.
     pub(super) fn new() -> LiveCall {
-        let (sender, frames) = mpsc::channel(STREAM_BUFFER);
+        let (sender, frames) = mpsc::channel(LIVE_BUFFER);
         let dropped = Arc::new(AtomicU64::new(0));
         let (to_client, missed) = (sender.clone(), dropped.clone());
         let sink: EventSink = Arc::new(move |event: CallEvent| {

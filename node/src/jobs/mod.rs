@@ -34,8 +34,12 @@ use continuum_core::sync::lock;
 use continuum_core::terminal::strip_control;
 use continuum_core::{CallError, Caller, Outcome};
 
-/// Live events one follower may fall behind by before it is told it missed some.
-pub const FOLLOW_BUFFER: usize = 1024;
+/// Live events waiting for their reader: a job's followers share a ring of this many (one that
+/// falls behind by more is told how many it missed), and a streamed call's events wait in a
+/// channel of this many (more are dropped and counted).
+pub const LIVE_BUFFER: usize = 256;
+/// Bytes of parameters all waiting jobs may hold together; past it, submissions get `busy`.
+pub const MAX_QUEUED_BYTES: usize = 256 << 20;
 /// How often leases and retention are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
@@ -237,7 +241,7 @@ struct LiveJob {
     watch: Arc<Watch>,
     events: broadcast::Sender<JobEvent>,
     /// Wakes a queued job so that it ends without running, or a followed remote job.
-    stop: Notify,
+    wake: Notify,
     /// Why it was stopped, when not by its submitter's cancel.
     stop_reason: Mutex<Option<String>>,
     lease: Mutex<Option<Lease>>,
@@ -246,7 +250,7 @@ struct LiveJob {
 impl LiveJob {
     /// A live job for `view`, its events on a fresh bounded channel.
     fn new(view: JobView) -> Arc<LiveJob> {
-        let (events, _) = broadcast::channel(FOLLOW_BUFFER);
+        let (events, _) = broadcast::channel(LIVE_BUFFER);
         let progress: Arc<Mutex<Option<Progress>>> = Arc::default();
         let (sink_events, sink_progress) = (events.clone(), progress.clone());
         let sink = Arc::new(move |event: CallEvent| {
@@ -261,7 +265,7 @@ impl LiveJob {
             progress,
             watch: Arc::new(Watch::new(Purpose::Job, Some(sink))),
             events,
-            stop: Notify::new(),
+            wake: Notify::new(),
             stop_reason: Mutex::new(None),
             lease: Mutex::new(None),
         })
@@ -281,7 +285,7 @@ impl LiveJob {
             lock(&self.stop_reason).get_or_insert(reason);
         }
         self.watch.cancel();
-        self.stop.notify_one();
+        self.wake.notify_one();
     }
 }
 
@@ -296,9 +300,55 @@ struct Inner {
     config: JobsSection,
     /// Compute slots: jobs running at once.
     slots: Arc<Semaphore>,
-    /// Jobs waiting for a slot.
-    queued: AtomicUsize,
+    /// Jobs waiting for a slot: the owner's, and everyone else's (a flood of others' jobs never
+    /// takes the owner's place).
+    queued: [AtomicUsize; 2],
+    /// Bytes of parameters the waiting jobs hold.
+    queued_bytes: AtomicUsize,
     live: Mutex<HashMap<String, Arc<LiveJob>>>,
+}
+
+/// A job's place in the queue, given back when dropped: when the job gets a slot or ends, and
+/// on every way a submission can fail (an error, a dropped request).
+struct Queued {
+    inner: Arc<Inner>,
+    /// Which budget it counts against (0: the owner's, 1: everyone else's).
+    budget: usize,
+    bytes: usize,
+}
+
+impl Queued {
+    /// A place for a job of `caller` whose parameters are `bytes` long, if the queue has one.
+    fn take(inner: &Arc<Inner>, caller: &Caller, bytes: usize) -> Result<Queued, Refused> {
+        let budget = usize::from(*caller != Caller::Owner);
+        let max = inner.config.max_queued;
+        let place = Queued { inner: inner.clone(), budget, bytes };
+        // Counted first, so that the drop of a refused place gives back exactly what it took.
+        let waiting = inner.queued[budget].fetch_add(1, Ordering::SeqCst);
+        let held = inner.queued_bytes.fetch_add(bytes, Ordering::SeqCst);
+        if waiting >= max {
+            return Err(Refused::new(
+                Outcome::Busy,
+                format!(
+                    "{max} jobs are already waiting for a compute slot ([jobs] max-queued); retry when some have run"
+                ),
+            ));
+        }
+        if held + bytes > MAX_QUEUED_BYTES {
+            return Err(Refused::new(
+                Outcome::Busy,
+                format!("waiting jobs already hold {} MiB of parameters; retry when some have run", held >> 20),
+            ));
+        }
+        Ok(place)
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.inner.queued[self.budget].fetch_sub(1, Ordering::SeqCst);
+        self.inner.queued_bytes.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
 }
 
 /// Whether `caller` may see `job`: its submitter and the owner may.
@@ -332,7 +382,8 @@ impl Jobs {
                 host,
                 slots: Arc::new(Semaphore::new(config.running())),
                 config,
-                queued: AtomicUsize::new(0),
+                queued: Default::default(),
+                queued_bytes: AtomicUsize::new(0),
                 live: Mutex::new(HashMap::new()),
             }),
         };
@@ -360,7 +411,8 @@ impl Jobs {
     }
 
     /// Submits command `name` with `params` as a job of `caller`; `lease` (holder, ttl) when a
-    /// peer submits it. Refused `busy` when `[jobs] max-queued` jobs already wait.
+    /// peer submits it. Refused `busy` when `[jobs] max-queued` jobs of the owner (or as many
+    /// of everyone else) already wait, or their parameters hold [`MAX_QUEUED_BYTES`].
     pub async fn submit(
         &self,
         caller: Caller,
@@ -369,27 +421,14 @@ impl Jobs {
         lease: Option<(String, Duration)>,
     ) -> Result<JobView, Refused> {
         let inner = &self.inner;
-        let max = inner.config.max_queued;
-        if inner.queued.fetch_add(1, Ordering::SeqCst) >= max {
-            inner.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(Refused::new(
-                Outcome::Busy,
-                format!(
-                    "{max} jobs are already waiting for a compute slot ([jobs] max-queued); retry when some have run"
-                ),
-            ));
-        }
+        let place = Queued::take(inner, &caller, serde_json::to_vec(&params).map_or(0, |p| p.len()))?;
         // Refuse at once what could never run: an unknown command, or one the caller may not call.
         let (check_caller, check_name) = (caller.clone(), command.clone());
         let known = inner.host.run(move |host| host.command_for(&check_caller, &check_name).map(|_| ())).await;
-        let refused = match known {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(Refused::new(e.outcome(), e.to_string())),
-            Err(e) => Some(Refused::host(e)),
-        };
-        if let Some(refused) = refused {
-            inner.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(refused);
+        match known {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Refused::new(e.outcome(), e.to_string())),
+            Err(e) => return Err(Refused::host(e)),
         }
         let view = JobView {
             id: new_id()?,
@@ -411,15 +450,16 @@ impl Jobs {
         if let Some((holder, ttl)) = lease {
             *lock(&job.lease) = Some(Lease { holder, ttl, expires: Instant::now() + ttl });
         }
-        if let Err(e) =
-            inner.record(&view, "job.submitted", json!({ "command": view.command, "caller": view.caller })).await
-        {
-            inner.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(e);
-        }
-        lock(&inner.live).insert(view.id.clone(), job.clone());
-        tokio::spawn(inner.clone().run_local(job, caller, params));
-        Ok(view)
+        // Recorded and started on a task of its own: a submitter that goes away meanwhile
+        // cannot leave a job recorded but never run.
+        let inner = inner.clone();
+        let started = tokio::spawn(async move {
+            inner.record(&view, "job.submitted", json!({ "command": view.command, "caller": view.caller })).await?;
+            lock(&inner.live).insert(view.id.clone(), job.clone());
+            tokio::spawn(inner.clone().run_local(job, caller, params, place));
+            Ok(view)
+        });
+        started.await.map_err(|e| Refused::new(Outcome::HostError, format!("the job could not start: {e}")))?
     }
 
     /// Job `id` as `caller` may see it.
@@ -559,15 +599,15 @@ impl Inner {
             .map_err(Refused::host)
     }
 
-    /// Runs a local job: waits for a slot (or a cancel), runs the command under the job's
-    /// watch, and records how it ended.
-    async fn run_local(self: Arc<Self>, job: Arc<LiveJob>, caller: Caller, params: Value) {
+    /// Runs a local job: waits for a slot (or a cancel) holding its `place` in the queue, runs
+    /// the command under the job's watch, and records how it ended.
+    async fn run_local(self: Arc<Self>, job: Arc<LiveJob>, caller: Caller, params: Value, place: Queued) {
         let slot = tokio::select! {
             biased;
-            () = job.stop.notified() => None,
+            () = job.wake.notified() => None,
             slot = self.slots.clone().acquire_owned() => slot.ok(),
         };
-        self.queued.fetch_sub(1, Ordering::SeqCst);
+        drop(place);
         let command = lock(&job.view).command.clone();
         let Some(_slot) = slot.filter(|_| !job.watch.is_cancelled()) else {
             let cancelled = CallError::Cancelled { command };

@@ -82,7 +82,11 @@ impl Inner {
             let relay = job.clone();
             let follow = grid.follow_job(&peer, &remote, move |event| match event {
                 JobEvent::State(state) => {
-                    lock(&relay.view).state = state;
+                    let mut view = lock(&relay.view);
+                    view.state = state;
+                    if state == JobState::Running {
+                        view.started_ms.get_or_insert_with(continuum_core::now_ms);
+                    }
                     let _ = relay.events.send(JobEvent::State(state));
                 }
                 JobEvent::Live(live) => relay.watch.emit(live),
@@ -96,7 +100,7 @@ impl Inner {
             let outcome = loop {
                 tokio::select! {
                     followed = &mut follow => break followed,
-                    () = job.stop.notified() => {
+                    () = job.wake.notified() => {
                         if let Err(e) = grid.job_action(&peer, &remote, JobAction::Cancel, patience).await {
                             // The peer cancels it itself once the lease, no longer renewed, lapses.
                             break Err(e);

@@ -316,6 +316,21 @@ fn progress_events_come_from_classify_train() {
     assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {fractions:?}");
     let (name, end, _) = stream.last().unwrap();
     assert_eq!((name.as_str(), &end["state"]), ("end", &json!("succeeded")), "{end}");
+
+    // Cancelled mid-training, the job is cancelled (not failed), stopped between epochs.
+    let long =
+        json!({ "command": "classify/train", "params": { "name": "long", "examples": examples, "epochs": 10000 } });
+    let (_, _, job) = request(&node, &node.token, "POST", "/v1/jobs", Some(long));
+    let id = job["id"].as_str().unwrap().to_string();
+    let training = || {
+        let (_, _, job) = request(&node, &node.token, "GET", &format!("/v1/jobs/{id}"), None);
+        job["progress"]["message"].as_str().is_some_and(|m| m.contains("epoch"))
+    };
+    assert!(eventually(30, training), "the long training never reported an epoch");
+    let started = Instant::now();
+    node.ok(&["jobs", "cancel", &id]);
+    assert_eq!(state(&node, &id), "cancelled");
+    assert!(started.elapsed() < Duration::from_secs(2), "cancel took {:?}", started.elapsed());
 }
 
 /// Two nodes: `a` calls, `b` ships misbehave and text and grants `a` their commands.

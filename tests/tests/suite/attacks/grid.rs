@@ -291,6 +291,13 @@ fn a_peer_reaches_only_its_own_grid_jobs_and_cannot_flood_the_queue() {
         assert!(!refusals.is_empty(), "no submission was refused past max-queued = 2");
         assert!(refusals.iter().all(|e| e.outcome() == Outcome::Busy && e.to_string().contains("max-queued")));
 
+        // Once the node revokes its grants, the submitter can no longer renew its jobs.
+        let renew = Request::Job { id: id.clone(), action: JobAction::Renew };
+        mine.request(&peer, &renew, wait).await.unwrap();
+        node.ok(&["grant", "revoke", &me.host.node_id()]);
+        let refused = mine.request(&peer, &renew, wait).await.unwrap_err();
+        assert_eq!(refused.outcome(), Outcome::Denied, "{refused}");
+
         let cancelled = Request::Job { id: id.clone(), action: JobAction::Cancel };
         mine.request(&peer, &cancelled, wait).await.unwrap();
         mine.shutdown().await;
@@ -301,6 +308,12 @@ fn a_peer_reaches_only_its_own_grid_jobs_and_cannot_flood_the_queue() {
     let jobs: Vec<Value> = serde_json::from_str(&node.ok(&["jobs", "list", "--json"])).unwrap();
     assert!(jobs.iter().all(|j| j["caller"] == me.host.node_id().as_str()), "{jobs:?}");
     for job in jobs.iter().filter(|j| j["state"] == "queued" || j["state"] == "running") {
-        node.ok(&["jobs", "cancel", job["id"].as_str().unwrap()]);
+        // One may end on its own meanwhile (its caller's grants were revoked above).
+        node.cli(&["jobs", "cancel", job["id"].as_str().unwrap()]);
     }
+    let ended = || {
+        let jobs: Vec<Value> = serde_json::from_str(&node.ok(&["jobs", "list", "--json"])).unwrap();
+        jobs.iter().all(|j| j["state"] != "queued" && j["state"] != "running")
+    };
+    assert!(eventually(10, ended), "jobs were left running");
 }
