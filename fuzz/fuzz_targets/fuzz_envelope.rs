@@ -39,6 +39,8 @@ fn node() -> &'static Node {
             let _ = host.install_component(&dir.join(format!("{name}.wasm")), &dir.join("wit"), &options);
         }
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let async_host = continuum::node::async_host::AsyncHost::new(host.clone());
+        let jobs = runtime.block_on(continuum::node::jobs::Jobs::open(async_host, Default::default())).expect("jobs");
         let grid = runtime
             .block_on(Grid::start(
                 host.clone(),
@@ -47,6 +49,7 @@ fn node() -> &'static Node {
                     offer_interval: std::time::Duration::from_secs(3600),
                     prices: Default::default(),
                 },
+                jobs,
             ))
             .expect("grid endpoint on loopback");
         let app = std::sync::Arc::new(http::AppState::new(
