@@ -135,6 +135,16 @@ set -x
 "$continuum" --data-dir "$grid_tmp/b" run --on a text/convert-case --text "Remote Call" --to kebab
 "$continuum" --data-dir "$grid_tmp/b" events pull a
 set +x
+
+step "jobs: commands in the background of the running node, and on a peer (docs/jobs.md)"
+set -x
+job=$("$continuum" run classify/train --name sentiment-job --examples @examples/data/sentiment-train.json --detach)
+"$continuum" jobs status "$job"
+"$continuum" jobs wait "$job" --output json
+remote=$("$continuum" --data-dir "$grid_tmp/b" run --on a text/stats --text "a job held on a peer under a lease" --detach)
+"$continuum" --data-dir "$grid_tmp/b" jobs wait "$remote"
+"$continuum" jobs list
+set +x
 stop_nodes
 trap - EXIT
 
