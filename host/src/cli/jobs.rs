@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::run::{print_value, show_event};
+use super::run::{print_value, LiveDisplay};
 use super::{node, prefix, Exit, OutputFormat};
 use crate::node::client::NodeClient;
 use crate::node::jobs::JobView;
@@ -88,9 +88,9 @@ pub(super) fn run(data: DataDir, cmd: JobsCmd) -> Result<(), Exit> {
             Ok(())
         }
         JobsCmd::Wait { id, output } => {
-            let (job, _) = follow(&client, &resolve(&client, &id)?, |event| {
-                show_event(&event);
-            })?;
+            let mut display = LiveDisplay::new();
+            let (job, _) = follow(&client, &resolve(&client, &id)?, |event| display.show(&event))?;
+            display.finish();
             ended(&job).and_then(|value| print_value(&value, output))
         }
         JobsCmd::Logs { id, follow: keep } => {

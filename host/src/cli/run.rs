@@ -5,8 +5,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::CommandFactory;
@@ -23,6 +22,7 @@ use crate::paths::DataDir;
 use crate::reflect::{CommandSchema, ParamStyle};
 use crate::runtime::watch::{CallEvent, Purpose, Watch};
 use crate::runtime::{CallError, Host};
+use crate::sync::lock;
 use crate::terminal::strip_control;
 use crate::{Caller, Outcome};
 
@@ -280,47 +280,91 @@ fn invalid_params(name: &str, problem: &str) -> Exit {
     Exit::of(Outcome::InvalidParams, format!("{problem} (see `continuum run {name} --help`)"))
 }
 
-/// A watch that, when `live`, shows generated text on stderr as it is produced (reasoning
-/// dimmed) and progress reports as they come, before the result is printed; `shown` records
-/// whether anything was.
-fn terminal_watch(live: bool, shown: Arc<AtomicBool>) -> Arc<Watch> {
+/// A watch that, when `live`, shows the call's live events on `display` as they come.
+fn terminal_watch(live: bool, display: Arc<Mutex<LiveDisplay>>) -> Arc<Watch> {
     if !live {
         return Arc::default();
     }
-    Arc::new(Watch::new(
-        Purpose::Interactive,
-        Some(Arc::new(move |event: CallEvent| {
-            if show_event(&event) {
-                shown.store(true, Ordering::Relaxed);
-            }
-        })),
-    ))
+    let sink = move |event: CallEvent| lock(&display).show(&event);
+    Arc::new(Watch::new(Purpose::Interactive, Some(Arc::new(sink))))
 }
 
-/// Shows a live event on stderr: tokens as they come (reasoning dimmed), progress on a line of
-/// its own; output is shown with the result instead. Whether anything was written.
-pub(super) fn show_event(event: &CallEvent) -> bool {
-    let mut err = std::io::stderr().lock();
-    let _ = match event {
-        CallEvent::Token { text, reasoning: false, .. } => write!(err, "{}", strip_control(text)),
-        CallEvent::Token { text, reasoning: true, .. } => write!(err, "\x1b[2m{}\x1b[0m", strip_control(text)),
-        CallEvent::Progress { fraction, message, .. } => {
-            writeln!(err, "[{:>3.0} %] {}", fraction * 100.0, strip_control(message))
+/// Shows a call's live events on stderr before its result is printed: generated text as it
+/// comes (reasoning dimmed); progress on one line rewritten in place on a terminal, otherwise a
+/// line per tenth of the work. Output is shown with the result instead.
+#[derive(Default)]
+pub(super) struct LiveDisplay {
+    /// Whether stderr is a terminal.
+    terminal: bool,
+    /// The tenth of the work last reported (off a terminal).
+    tenth: Option<u32>,
+    /// What the last, unfinished line holds.
+    line: OpenLine,
+}
+
+/// The last line a [`LiveDisplay`] wrote, while it is unfinished.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum OpenLine {
+    /// None: the next write starts a line.
+    #[default]
+    Closed,
+    /// Generated text.
+    Text,
+    /// A progress report rewritten in place (on a terminal).
+    Progress,
+}
+
+impl LiveDisplay {
+    /// A display on this process's stderr.
+    pub(super) fn new() -> LiveDisplay {
+        LiveDisplay { terminal: std::io::stderr().is_terminal(), ..LiveDisplay::default() }
+    }
+
+    /// Shows one live event.
+    pub(super) fn show(&mut self, event: &CallEvent) {
+        let mut err = std::io::stderr().lock();
+        match event {
+            CallEvent::Token { text, reasoning, .. } => {
+                if self.line == OpenLine::Progress {
+                    let _ = writeln!(err);
+                }
+                let _ = match reasoning {
+                    false => write!(err, "{}", strip_control(text)),
+                    true => write!(err, "\x1b[2m{}\x1b[0m", strip_control(text)),
+                };
+                self.line = OpenLine::Text;
+            }
+            CallEvent::Progress { fraction, message, .. } => {
+                let report = format!("[{:>3.0} %] {}", fraction * 100.0, strip_control(message));
+                let tenth = (fraction * 10.0) as u32;
+                let newline = if self.line == OpenLine::Text { "\n" } else { "" };
+                if self.terminal {
+                    let _ = write!(err, "{newline}\r\x1b[2K{report}");
+                    self.line = OpenLine::Progress;
+                } else if self.tenth != Some(tenth) {
+                    let _ = writeln!(err, "{newline}{report}");
+                    (self.line, self.tenth) = (OpenLine::Closed, Some(tenth));
+                }
+            }
+            CallEvent::Output { .. } => return,
         }
-        CallEvent::Output { .. } => return false,
-    };
-    let _ = err.flush();
-    true
+        let _ = err.flush();
+    }
+
+    /// Ends the last line shown, if it is unfinished.
+    pub(super) fn finish(&mut self) {
+        if std::mem::take(&mut self.line) != OpenLine::Closed {
+            eprintln!();
+        }
+    }
 }
 
 /// The call in this process; the plugin's output goes to stderr, stripped of escape sequences,
 /// so stdout holds only the result.
 fn call_in_process(host: &Host, caller: &Caller, name: &str, params: &Value, live: bool) -> Result<Value, Exit> {
-    let streamed = Arc::new(AtomicBool::new(false));
-    let report = host.call_watched(caller, name, params, terminal_watch(live, streamed.clone()));
-    if streamed.load(Ordering::Relaxed) {
-        eprintln!();
-    }
+    let display = Arc::new(Mutex::new(LiveDisplay::new()));
+    let report = host.call_watched(caller, name, params, terminal_watch(live, display.clone()));
+    lock(&display).finish();
     let mut err = std::io::stderr().lock();
     for (stream, bytes) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
         for line in strip_control(&String::from_utf8_lossy(bytes)).lines() {
@@ -370,7 +414,7 @@ fn streamed<T: serde::de::DeserializeOwned>(
     body: &Value,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<T> {
-    let mut shown = false;
+    let mut display = LiveDisplay::new();
     let mut end = None;
     client.events("POST", path, Some(body), headers, |name, data| {
         match name {
@@ -379,15 +423,13 @@ fn streamed<T: serde::de::DeserializeOwned>(
             "lagged" => eprintln!("[{} live events were dropped: this terminal read too slowly]", data["skipped"]),
             _ => {
                 if let Ok(event) = serde_json::from_value::<CallEvent>(data) {
-                    shown |= show_event(&event);
+                    display.show(&event);
                 }
             }
         }
         end.is_none()
     })?;
-    if shown {
-        eprintln!();
-    }
+    display.finish();
     match end {
         Some(Ok(data)) => serde_json::from_value(data).context("the node's answer is not what this version expects"),
         Some(Err(error)) => Err(crate::node::client::ApiFailure::from_error_body(error).into()),
