@@ -1,5 +1,15 @@
 //! Text from plugins on its way to a terminal: control characters and escape sequences removed.
 
+/// Cuts `text` to at most `max` bytes, on a character boundary; whether anything was cut.
+pub fn truncate(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let cut = (0..=max).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    text.truncate(cut);
+    true
+}
+
 /// Removes ANSI escape sequences and other control characters, keeping newlines and tabs.
 pub fn strip_control(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -49,7 +59,15 @@ pub fn first_control(text: &str) -> Option<char> {
 
 #[cfg(test)]
 mod tests {
-    use super::{first_control, strip_control};
+    use super::{first_control, strip_control, truncate};
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        let mut text = "aé€".to_string();
+        assert!(truncate(&mut text, 4));
+        assert_eq!(text, "aé");
+        assert!(!truncate(&mut text, 3));
+    }
 
     #[test]
     fn removes_csi_osc_and_bare_controls() {

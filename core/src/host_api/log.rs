@@ -5,7 +5,7 @@ use wasmtime::component::{HasData, Linker};
 
 use super::continuum::host::log::{Host, Level};
 use super::{CallState, Metered};
-use crate::terminal::strip_control;
+use crate::terminal::{strip_control, truncate};
 
 /// Longest log message kept; the rest is cut off.
 const MAX_MESSAGE: usize = 8 * 1024;
@@ -41,9 +41,7 @@ impl Host for Metered<'_, LogHost<'_>> {
     fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let LogHost { plugin, command } = *self.enter()?;
         let mut message = strip_control(&message);
-        if message.len() > MAX_MESSAGE {
-            let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
-            message.truncate(cut);
+        if truncate(&mut message, MAX_MESSAGE) {
             message.push('…');
         }
         match level {

@@ -7,7 +7,7 @@ use wasmtime::component::{HasData, Linker};
 use super::continuum::host::progress::Host;
 use super::{CallContext, CallState, Metered};
 use crate::runtime::watch::CallEvent;
-use crate::terminal::strip_control;
+use crate::terminal::{strip_control, truncate};
 
 /// Longest progress message kept; the rest is cut off.
 pub const MAX_MESSAGE: usize = 1024;
@@ -44,10 +44,7 @@ impl Host for Metered<'_, ProgressHost<'_>> {
         }
         if call.watch.observed() {
             let mut message = strip_control(&message);
-            if message.len() > MAX_MESSAGE {
-                let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
-                message.truncate(cut);
-            }
+            truncate(&mut message, MAX_MESSAGE);
             call.watch.emit(CallEvent::Progress { command: call.command.clone(), fraction, message });
         }
         Ok(Ok(()))
