@@ -21,6 +21,8 @@ PLUGINS=(
   hostile=tests/adversarial/hostile
   resourceful=tests/plugins/resourceful
   streamy=tests/plugins/streamy
+  wasi-main=tests/plugins/wasi-main
+  http-hello=tests/plugins/http-hello
 )
 
 packages=()
@@ -36,8 +38,12 @@ for entry in "${PLUGINS[@]}"; do
   name="${entry%%=*}"; src="${entry#*=}"
   out="build/plugins/$name"
   rm -rf "$out" && mkdir -p "$out"
-  cp "$target_dir/wasm32-wasip2/release/$name.wasm" "$out/$name.wasm"
-  cp -r "$src/wit" "$out/wit"
+  built="$target_dir/wasm32-wasip2/release/$name.wasm"
+  # A library's file has underscores for hyphens (a binary's keeps its name).
+  [ -f "$built" ] || built="$target_dir/wasm32-wasip2/release/${name//-/_}.wasm"
+  cp "$built" "$out/$name.wasm"
+  # Plain WASI components carry no WIT folder: theirs is decoded from the component.
+  [ -d "$src/wit" ] && cp -r "$src/wit" "$out/wit"
   [ -f "$src/plugin.toml" ] && cp "$src/plugin.toml" "$out/plugin.toml"
   # Provenance for `continuum plugin pack`: a digest over the plugin's source files (path and
   # content, sorted), the commit, the toolchain and the build command.
@@ -46,4 +52,14 @@ for entry in "${PLUGINS[@]}"; do
 {"source-digest": "sha256:$source_digest", "commit": $commit_json, "toolchain": "$toolchain", "command": "cargo build --release --target wasm32-wasip2 -p $name"}
 JSON
 done
-echo "built ${#PLUGINS[@]} plugins into build/plugins/"
+
+# The same `fn main` program as a WASI preview-1 core module (adapted into a component at install).
+cargo build --release --target wasm32-wasip1 -p wasi-main
+rm -rf build/plugins/wasi-main-p1 && mkdir -p build/plugins/wasi-main-p1
+cp "$target_dir/wasm32-wasip1/release/wasi-main.wasm" build/plugins/wasi-main-p1/wasi-main-p1.wasm
+
+# A fourth language: the C example, built by clang with Debian's wasi-libc (a preview-1 module).
+rm -rf build/plugins/wc && mkdir -p build/plugins/wc
+clang --target=wasm32-wasi -O2 -o build/plugins/wc/wc.wasm examples/wc-c/wc.c
+cp examples/wc-c/plugin.toml build/plugins/wc/plugin.toml
+echo "built ${#PLUGINS[@]} plugins, a preview-1 module and the C example into build/plugins/"

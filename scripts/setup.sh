@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "system packages (cmake, clang, libclang-dev for llama.cpp) and the wasm32-wasip2 target"
+step "system packages (cmake, clang, libclang-dev for llama.cpp) wasi-libc for the C example, and the wasm32-wasip2/wasip1 targets"
 scripts/system-deps.sh
-rustup target add wasm32-wasip2
+rustup target add wasm32-wasip2 wasm32-wasip1
 
 step "build the host (release)"
 # The same package selection as scripts/test.sh, so both share one build of the dependencies.

@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
 # Installs the system packages the native build needs, when missing: cmake, clang and
-# libclang-dev (llama-cpp-2 builds llama.cpp and generates its bindings), unzip (model wheels).
+# libclang-dev (llama-cpp-2 builds llama.cpp and generates its bindings), unzip (model wheels);
+# and for the C example (a plain WASI program): wasi-libc, lld (wasm-ld) and clang's wasm32
+# runtime (the package named after the installed clang's major version).
 set -euo pipefail
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+updated=""
+install() {
+  [ $# -eq 0 ] && return 0
+  echo "installing system packages: $*"
+  if ! command -v apt-get >/dev/null; then
+    echo "error: install $* with your package manager (needed to build llama.cpp and the C example)" >&2
+    exit 1
+  fi
+  [ -n "$updated" ] || { $sudo apt-get update -qq; updated=1; }
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
 
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v clang >/dev/null || missing+=(clang)
 command -v unzip >/dev/null || missing+=(unzip)
 compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*/libclang*.so*" >/dev/null || missing+=(libclang-dev)
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ -f /usr/include/wasm32-wasi/stdio.h ] || missing+=(wasi-libc)
+command -v wasm-ld >/dev/null || compgen -G "/usr/bin/wasm-ld*" >/dev/null || missing+=(lld)
+install "${missing[@]}"
 
-echo "installing system packages: ${missing[*]}"
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
-if ! command -v apt-get >/dev/null; then
-  echo "error: install ${missing[*]} with your package manager (needed to build llama.cpp)" >&2
-  exit 1
-fi
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+clang_major=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)
+compgen -G "/usr/lib/llvm-$clang_major/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null \
+  || install "libclang-rt-$clang_major-dev-wasm32"

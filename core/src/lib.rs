@@ -29,6 +29,7 @@ pub mod authoring;
 pub mod call_pool;
 pub mod config;
 pub mod db;
+pub mod dir_grant;
 pub mod discovery;
 pub mod engine;
 pub mod eventlog;

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::access::Access;
+use crate::dir_grant::DirGrant;
 use crate::reflect::wit_source::WitSource;
 use crate::reflect::CommandSchema;
 
@@ -31,6 +32,8 @@ CREATE TABLE IF NOT EXISTS plugins (
     approved     TEXT NOT NULL,
     access       TEXT NOT NULL
 ) STRICT;
+", "
+ALTER TABLE plugins ADD COLUMN dirs TEXT NOT NULL DEFAULT '[]';
 "],
 };
 
@@ -70,9 +73,11 @@ pub struct PluginRecord {
     pub approved: Vec<String>,
     /// Access level per command (unlisted: `granted`).
     pub access: BTreeMap<String, Access>,
+    /// Host folders the operator lent it (`--dir`).
+    pub dirs: Vec<DirGrant>,
 }
 
-type Row = (PluginRecord, [String; 5]);
+type Row = (PluginRecord, [String; 6]);
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
@@ -92,28 +97,30 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             custody: row.get(12)?,
             approved: Vec::new(),
             access: BTreeMap::new(),
+            dirs: Vec::new(),
         },
-        [row.get(4)?, row.get(5)?, row.get(6)?, row.get(13)?, row.get(14)?],
+        [row.get(4)?, row.get(5)?, row.get(6)?, row.get(13)?, row.get(14)?, row.get(15)?],
     ))
 }
 
-fn decode((mut rec, [wit, commands, imports, approved, access]): Row) -> Result<PluginRecord> {
+fn decode((mut rec, [wit, commands, imports, approved, access, dirs]): Row) -> Result<PluginRecord> {
     let ctx = || format!("registry entry of plugin `{}` is corrupt; remove and re-install it", rec.name);
     rec.wit = serde_json::from_str(&wit).with_context(ctx)?;
     rec.commands = serde_json::from_str(&commands).with_context(ctx)?;
     rec.imports = serde_json::from_str(&imports).with_context(ctx)?;
     rec.approved = serde_json::from_str(&approved).with_context(ctx)?;
     rec.access = serde_json::from_str(&access).with_context(ctx)?;
+    rec.dirs = serde_json::from_str(&dirs).with_context(ctx)?;
     Ok(rec)
 }
 
 const COLUMNS: &str =
-    "name, digest, description, world, wit, commands, imports, source, installed_at, version, signer, manifest, custody, approved, access";
+    "name, digest, description, world, wit, commands, imports, source, installed_at, version, signer, manifest, custody, approved, access, dirs";
 
 /// Records `plugin`, replacing any earlier install of the same name.
 pub fn put(conn: &Connection, plugin: &PluginRecord) -> Result<()> {
     conn.execute(
-        &format!("INSERT OR REPLACE INTO plugins ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        &format!("INSERT OR REPLACE INTO plugins ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
         params![
             plugin.name,
             plugin.digest,
@@ -130,6 +137,7 @@ pub fn put(conn: &Connection, plugin: &PluginRecord) -> Result<()> {
             plugin.custody,
             serde_json::to_string(&plugin.approved)?,
             serde_json::to_string(&plugin.access)?,
+            serde_json::to_string(&plugin.dirs)?,
         ],
     )?;
     Ok(())
@@ -167,6 +175,11 @@ pub fn digest_in_use(conn: &Connection, digest: &str) -> Result<bool> {
 pub fn purge(conn: &Connection, plugin: &str) -> Result<()> {
     crate::host_api::store::purge(conn, plugin)?;
     crate::host_api::training::purge(conn, plugin)
+}
+
+/// Replaces the folders lent to plugin `name`; returns whether it is installed.
+pub fn set_dirs(conn: &Connection, name: &str, dirs: &[DirGrant]) -> Result<bool> {
+    Ok(conn.execute("UPDATE plugins SET dirs = ?2 WHERE name = ?1", params![name, serde_json::to_string(dirs)?])? > 0)
 }
 
 /// Replaces the approved capabilities of plugin `name`; returns whether it is installed.

@@ -46,7 +46,7 @@ impl TestHost {
             continuum::node::open_host(DataDir::at(dir.path().to_path_buf()).expect("data dir")).expect("open host");
         for p in plugins {
             let d = plugin_dir(p);
-            host.install_component(&d.join(format!("{p}.wasm")), &d.join("wit"), &allow_all())
+            host.install_component(&d.join(format!("{p}.wasm")), Some(&d.join("wit")), &allow_all())
                 .unwrap_or_else(|e| panic!("install {p}: {e:#}"));
         }
         TestHost { dir, host }

@@ -29,6 +29,7 @@
 
 pub mod commands;
 pub mod events;
+pub mod http;
 pub mod inference;
 pub mod log;
 pub mod progress;
@@ -151,6 +152,8 @@ pub struct CallState {
     /// What the call's tree (the top-level call and every call nested in it) has spent on
     /// inference: one budget, shared down the nesting.
     pub inference: Arc<inference::Usage>,
+    /// `wasi:http`'s state (incoming requests; outgoing ones are refused).
+    pub http: http::HttpState,
     /// The call.
     pub call: CallContext,
 }
@@ -233,6 +236,7 @@ type LinkInterface = fn(&mut Linker<CallState>) -> wasmtime::Result<()>;
 /// capabilities are in `approved`; nothing else, so an unapproved import cannot instantiate.
 pub fn add_to_linker(linker: &mut Linker<CallState>, approved: &[String]) -> Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    http::add_to_linker(linker)?;
     let interfaces: [(&str, LinkInterface); 7] = [
         ("host:log", log::add_to_linker),
         ("host:progress", progress::add_to_linker),

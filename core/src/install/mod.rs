@@ -11,24 +11,26 @@
 //! capability approval; packing and proof runs are in `pack`, and installing, verifying and
 //! attesting signed alloys in `signed`.
 
+mod adapt;
 mod pack;
 mod signed;
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::json;
 use wasmtime::component::Component;
 
 use crate::alloy::custody::short;
 use crate::alloy::{component_imports, Reason, Refusal};
 use crate::host_api::{self, NotApproved, HOST_CAPABILITIES};
-use crate::reflect::wit_source::WitSource;
 use crate::registry::{self, PluginRecord};
-use crate::runtime::{check_component_bytes, check_plugin_name, digest, Host};
+use crate::dir_grant::DirGrant;
+use crate::runtime::{check_plugin_name, digest, Host};
 use crate::terminal::strip_control;
 use crate::trust;
 
+pub use adapt::{component_from, decoded_wit, Built, DECODED_WIT_FILE};
 pub use pack::PackInput;
 pub use signed::Verified;
 
@@ -43,6 +45,8 @@ pub struct InstallOptions {
     pub replace: bool,
     /// Host capabilities the operator approves (`all`: everything the plugin requests).
     pub allow: Vec<String>,
+    /// Host folders lent to the plugin's calls.
+    pub dirs: Vec<DirGrant>,
 }
 
 /// Overrides for installing an alloy.
@@ -59,6 +63,9 @@ pub struct AlloyOptions {
     /// Upgrade to an alloy signed by another publisher than the installed plugin's: its store is
     /// deleted and no earlier approval carries over.
     pub allow_new_publisher: bool,
+    /// Host folders lent to the plugin's calls (on upgrade by the same publisher, added to
+    /// those lent before).
+    pub dirs: Vec<DirGrant>,
 }
 
 /// Decides which of the capabilities a plugin requests are approved: by `allow` (`all` means
@@ -90,14 +97,12 @@ fn capabilities(bytes: &[u8]) -> Result<Vec<String>, Refusal> {
 }
 
 impl Host {
-    /// Installs a component with the WIT folder that describes it (a development install of
-    /// an unsigned component). Nothing is changed unless every check passes.
-    pub fn install_component(&self, wasm: &Path, wit_dir: &Path, options: &InstallOptions) -> Result<PluginRecord> {
-        let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-        check_component_bytes(&bytes, wasm)?;
-        let wit = WitSource::read_dir(wit_dir)?;
-        let world = wit.resolve(options.world.as_deref())?;
-        let name = options.name.clone().unwrap_or_else(|| world.name().to_string());
+    /// Installs a component (or a WASI preview-1 module, adapted) with the WIT folder that
+    /// describes it, or without one its WIT decoded from the component (a development install
+    /// of unsigned code). Nothing is changed unless every check passes.
+    pub fn install_component(&self, wasm: &Path, wit_dir: Option<&Path>, options: &InstallOptions) -> Result<PluginRecord> {
+        let (Built { bytes, wit, default_name }, world) = Built::read(wasm, wit_dir, options.world.as_deref())?;
+        let name = options.name.clone().unwrap_or(default_name);
         check_plugin_name(&name)?;
         if !options.replace && registry::get(&self.core().db(), &name)?.is_some() {
             bail!("plugin `{name}` is already installed; pass --replace to replace it, or `continuum plugin remove {name}` first");
@@ -123,6 +128,7 @@ impl Host {
             custody: None,
             approved,
             access: Default::default(),
+            dirs: options.dirs.clone(),
         };
         self.register(&record, &bytes, &component, false)?;
         Ok(record)
@@ -190,6 +196,30 @@ impl Host {
         registry::set_approved(&self.core().db(), name, &approved)?;
         self.core().unload(name);
         Ok(approved)
+    }
+
+    /// Lends installed plugin `name` the folders `dirs` (replacing a lending at the same guest
+    /// path); its calls see them from the next load.
+    pub fn lend_dirs(&self, name: &str, dirs: &[DirGrant]) -> Result<Vec<DirGrant>> {
+        let record = self.plugin(name)?;
+        let mut lent: Vec<DirGrant> = record.dirs.into_iter().filter(|d| !dirs.iter().any(|n| n.guest == d.guest)).collect();
+        lent.extend(dirs.iter().cloned());
+        registry::set_dirs(&self.core().db(), name, &lent)?;
+        self.core().unload(name);
+        Ok(lent)
+    }
+
+    /// Withdraws the folders lent to installed plugin `name` at guest paths `guests`.
+    pub fn withdraw_dirs(&self, name: &str, guests: &[String]) -> Result<Vec<DirGrant>> {
+        let record = self.plugin(name)?;
+        if let Some(unknown) = guests.iter().find(|g| !record.dirs.iter().any(|d| &d.guest == *g)) {
+            let lent: Vec<&str> = record.dirs.iter().map(|d| d.guest.as_str()).collect();
+            bail!("plugin `{name}` has no folder at `{unknown}`; it has {}", if lent.is_empty() { "none".into() } else { lent.join(", ") });
+        }
+        let lent: Vec<DirGrant> = record.dirs.into_iter().filter(|d| !guests.contains(&d.guest)).collect();
+        registry::set_dirs(&self.core().db(), name, &lent)?;
+        self.core().unload(name);
+        Ok(lent)
     }
 
     /// Withdraws `caps` from installed plugin `name`; its commands that need them stop working.

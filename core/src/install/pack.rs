@@ -16,20 +16,20 @@ use crate::alloy::proof::{judge, PluginSpec};
 use crate::alloy::Alloy;
 use crate::host_api;
 use crate::keys::public_hex;
-use crate::reflect::wit_source::{WitSource, WitWorld};
+use crate::reflect::wit_source::WitWorld;
 use crate::registry::{self, PluginRecord};
-use crate::runtime::{check_component_bytes, check_plugin_name, digest, CallReport, Host};
+use crate::runtime::{check_plugin_name, digest, CallReport, Host};
 use crate::Caller;
 
-use super::capabilities;
+use super::{capabilities, Built};
 
 /// What `plugin pack` packs.
 #[derive(Debug, Clone, Default)]
 pub struct PackInput {
     /// The component.
     pub wasm: PathBuf,
-    /// Its WIT folder.
-    pub wit: PathBuf,
+    /// Its WIT folder (none: decoded from the component).
+    pub wit: Option<PathBuf>,
     /// `plugin.toml`: version, build command, proof cases.
     pub spec: Option<PluginSpec>,
     /// Provenance recorded by the build (`provenance.json`), if any.
@@ -41,7 +41,7 @@ pub struct PackInput {
 impl PackInput {
     /// The pack input for a built component: `plugin.toml` and `provenance.json` are read from
     /// beside it when present.
-    pub fn for_component(wasm: &Path, wit: &Path) -> Result<PackInput> {
+    pub fn for_component(wasm: &Path, wit: Option<&Path>) -> Result<PackInput> {
         let folder = wasm.parent().unwrap_or(Path::new("."));
         let spec_path = folder.join("plugin.toml");
         let spec = if spec_path.exists() { Some(PluginSpec::read(&spec_path)?) } else { None };
@@ -52,7 +52,7 @@ impl PackInput {
         } else {
             Provenance::default()
         };
-        Ok(PackInput { wasm: wasm.to_path_buf(), wit: wit.to_path_buf(), spec, provenance, version: None })
+        Ok(PackInput { wasm: wasm.to_path_buf(), wit: wit.map(Path::to_path_buf), spec, provenance, version: None })
     }
 }
 
@@ -110,11 +110,7 @@ impl Host {
     /// Packs a component into an alloy signed by `key`: reflects it, runs its proof suite
     /// (refusing to pack if a case fails), and starts the chain of custody.
     pub fn pack(&self, input: &PackInput, key: &SigningKey) -> Result<Alloy> {
-        let bytes = std::fs::read(&input.wasm).with_context(|| format!("cannot read {}", input.wasm.display()))?;
-        check_component_bytes(&bytes, &input.wasm)?;
-        let wit = WitSource::read_dir(&input.wit)?;
-        let world = wit.resolve(None)?;
-        let name = world.name().to_string();
+        let (Built { bytes, wit, default_name: name }, world) = Built::read(&input.wasm, input.wit.as_deref(), None)?;
         check_plugin_name(&name)?;
         let version = match (&input.spec, &input.version) {
             (_, Some(v)) => v.clone(),
@@ -163,7 +159,7 @@ impl Host {
                 size: bytes.len() as u64,
             },
             interface: Interface {
-                world: name.clone(),
+                world: world.name().to_string(),
                 wit,
                 commands: plugin.schemas(),
                 capabilities: imports,

@@ -12,6 +12,7 @@ use wasmtime::component::Component;
 use crate::alloy::custody::{sha256_hex, short, Entry, Stage};
 use crate::alloy::manifest::{control_character, CaseResult};
 use crate::alloy::{Alloy, Reason, Refusal};
+use crate::dir_grant::DirGrant;
 use crate::host_api;
 use crate::registry::{self, PluginRecord};
 use crate::runtime::{check_plugin_name, Host};
@@ -139,6 +140,7 @@ impl Host {
             custody: Some(alloy.chain.text()),
             approved,
             access: m.interface.access.clone(),
+            dirs: lent_dirs(&options.dirs, installed.as_ref().filter(|_| !new_publisher)),
         };
         self.register(&record, &alloy.component, &proven.component, new_publisher)?;
         Ok(record)
@@ -263,4 +265,16 @@ fn check_identity(alloy: &Alloy) -> Result<semver::Version, Refusal> {
     semver::Version::parse(&id.version).map_err(|e| {
         Refusal::new(Reason::Malformed, format!("version `{}` is not a semantic version (like 1.2.3): {e}", id.version))
     })
+}
+
+/// The folders an installed alloy's calls may use: those given now, and on an upgrade by the
+/// same publisher those lent before (a guest path given now replaces the old lending).
+fn lent_dirs(given: &[DirGrant], before: Option<&PluginRecord>) -> Vec<DirGrant> {
+    let mut dirs = given.to_vec();
+    for old in before.map(|r| r.dirs.as_slice()).unwrap_or_default() {
+        if !dirs.iter().any(|d| d.guest == old.guest) {
+            dirs.push(old.clone());
+        }
+    }
+    dirs
 }

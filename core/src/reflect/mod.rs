@@ -4,6 +4,7 @@
 //! what a command accepts; the WIT source carried with the plugin adds names and docs.
 
 pub mod convert;
+pub mod program;
 pub mod schema;
 pub mod wit_source;
 
@@ -67,11 +68,25 @@ pub enum ResultShape {
     },
 }
 
+/// What kind of export a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandKind {
+    /// An exported function: JSON params become its arguments.
+    Function,
+    /// `wasi:cli/run`: JSON params are the process's arguments, stdin and environment, and its
+    /// result is what the process wrote and its exit code ([`program`]).
+    Program,
+    /// `wasi:http/incoming-handler`: JSON params are one HTTP request, the result its response.
+    Http,
+}
+
 /// One command reflected from a component: how to find it and how to convert its values.
 #[derive(Debug, Clone)]
 pub struct Command {
     /// Schemas and docs.
     pub schema: CommandSchema,
+    /// What kind of export it runs.
+    pub kind: CommandKind,
     /// Export index of the function, valid for every instance of the component.
     pub export: ComponentExportIndex,
     /// Parameter names and types, in order.
@@ -271,11 +286,58 @@ fn reflect_function(
             result: result_schema,
             error: error_schema,
         },
+        kind: CommandKind::Function,
         export,
         params,
         result,
         order: 0,
     })
+}
+
+/// The command of an HTTP handler (a component exporting `wasi:http/incoming-handler`),
+/// `<plugin>/http`: one request in, its response out.
+fn reflect_http_handler(plugin: &str, export: ComponentExportIndex, wit: Option<&WitWorld>) -> Command {
+    let description = wit.and_then(|w| w.docs()).map(|d| d.trim().to_string()).or_else(|| {
+        Some(format!("The HTTP handler `{plugin}`, also served at /v1/http/{plugin}/: one request (body base64) in, its response out."))
+    });
+    Command {
+        schema: CommandSchema {
+            name: format!("{plugin}/http"),
+            description,
+            param_style: ParamStyle::Record,
+            params: crate::host_api::http::params_schema(),
+            result: crate::host_api::http::result_schema(),
+            error: None,
+        },
+        kind: CommandKind::Http,
+        export,
+        params: Vec::new(),
+        result: ResultShape::Unit,
+        order: 0,
+    }
+}
+
+/// The one command of a program (a component exporting `wasi:cli/run`), named after the
+/// plugin; `world` adds the world's docs as its description.
+fn reflect_program(plugin: &str, export: ComponentExportIndex, wit: Option<&WitWorld>) -> Command {
+    let description = wit.and_then(|w| w.docs()).map(|d| d.trim().to_string()).or_else(|| {
+        Some(format!("Runs the WASI program `{plugin}` with arguments, stdin and environment; returns its output and exit code."))
+    });
+    Command {
+        schema: CommandSchema {
+            name: plugin.to_string(),
+            description,
+            param_style: ParamStyle::Record,
+            params: program::params_schema(),
+            result: program::result_schema(),
+            error: None,
+        },
+        kind: CommandKind::Program,
+        export,
+        params: Vec::new(),
+        result: ResultShape::Fallible { ok: None, err: None },
+        order: 0,
+    }
 }
 
 /// Exports that guest toolchains add for themselves, never commands: skipped when the plugin's
@@ -294,6 +356,17 @@ pub fn reflect(engine: &Engine, component: &Component, plugin: &str, wit: Option
             ComponentItem::ComponentFunc(func) => {
                 let export = component.get_export_index(None, name).context("export vanished")?;
                 commands.push(reflect_function(plugin, None, name, &func, export, wit)?);
+            }
+            ComponentItem::ComponentInstance(_) if program::is_cli_run(name) => {
+                let instance_index = component.get_export_index(None, name).context("export vanished")?;
+                let export = component.get_export_index(Some(&instance_index), "run").with_context(|| {
+                    format!("the component exports `{name}` without its `run` function; rebuild it with a WASI 0.2 toolchain")
+                })?;
+                commands.push(reflect_program(plugin, export, wit));
+            }
+            ComponentItem::ComponentInstance(_) if program::is_http_handler(name) => {
+                let instance_index = component.get_export_index(None, name).context("export vanished")?;
+                commands.push(reflect_http_handler(plugin, instance_index, wit));
             }
             ComponentItem::ComponentInstance(instance) => {
                 let instance_index = component.get_export_index(None, name).context("export vanished")?;
@@ -316,7 +389,10 @@ pub fn reflect(engine: &Engine, component: &Component, plugin: &str, wit: Option
         c.order = i;
     }
     if commands.is_empty() {
-        bail!("the component exports no functions, so it has no commands; export at least one function from its world");
+        bail!(
+            "the component exports no functions, so it has no commands; a command exports functions from its world, \
+             `wasi:cli/run` (a program with a `main`) or `wasi:http/incoming-handler`"
+        );
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = commands.iter().find(|c| !seen.insert(c.schema.name.clone())) {

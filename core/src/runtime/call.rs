@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx};
 
 use super::live_output::LiveOutput;
 use super::outcome::trap_message;
@@ -16,8 +16,11 @@ use super::watch::{Cancelled, Purpose, Watch, CANCEL_CHECK};
 use super::{AuditedCall, CallError, CallReport, Host, HostCore, LoadedPlugin};
 use crate::access::{self, Caller};
 use crate::host_api::commands::Nesting;
+use crate::host_api::http::{self, Answer, HttpRequest};
 use crate::host_api::{CallContext, CallState};
-use crate::reflect::Outcome;
+use crate::reflect::convert::ConvertError;
+use crate::reflect::program::{exit_code, program_result, ProgramInput};
+use crate::reflect::{CommandKind, Outcome};
 use crate::registry;
 use crate::sandbox::{self, LimitHit, MemoryGuard, EPOCH_TICK};
 
@@ -132,9 +135,13 @@ impl HostCore {
         let command = plugin.command(name).ok_or_else(|| self.unknown(caller, name))?;
         access::check(caller, name, access::level(&plugin.access, name))
             .map_err(|reason| CallError::Denied { command: name.into(), reason })?;
-        let args = command
-            .params_to_vals(params)
-            .map_err(|e| CallError::InvalidParams { command: name.into(), message: e.to_string() })?;
+        let invalid = |e: ConvertError| CallError::InvalidParams { command: name.into(), message: e.to_string() };
+        let (mut args, mut program, mut request) = (Vec::new(), None, None);
+        match command.kind {
+            CommandKind::Function => args = command.params_to_vals(params).map_err(invalid)?,
+            CommandKind::Program => program = Some(ProgramInput::from_params(params).map_err(invalid)?),
+            CommandKind::Http => request = Some(HttpRequest::from_params(params).map_err(invalid)?),
+        }
 
         // A job gets its plugin's job deadline; a nested call gets what is left of the outer
         // call's time, if that is less.
@@ -155,6 +162,18 @@ impl HostCore {
         } else {
             wasi.stdout(stdout.clone()).stderr(stderr.clone());
         }
+        if let Some(input) = &program {
+            wasi.arg(&plugin.name).args(&input.args);
+            wasi.envs(&input.env.iter().flatten().collect::<Vec<_>>());
+            wasi.stdin(MemoryInputPipe::new(input.stdin.clone().unwrap_or_default()));
+        }
+        for dir in &plugin.dirs {
+            let perms = if dir.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms).map_err(|e| CallError::Host {
+                command: name.into(),
+                message: format!("cannot open folder {} lent to `{}`: {e:#}", dir.host.display(), plugin.name),
+            })?;
+        }
         let wasi = wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
         let state = CallState {
             wasi,
@@ -162,6 +181,7 @@ impl HostCore {
             memory: MemoryGuard::new(limits.memory_bytes()),
             host_calls: (0, limits.max_host_calls),
             inference: nesting.inference.clone(),
+            http: Default::default(),
             call: CallContext {
                 core: self.clone(),
                 plugin: plugin.name.clone(),
@@ -195,25 +215,62 @@ impl HostCore {
         });
 
         let mut results = vec![Val::Bool(false); command.result_count()];
-        let ran = (|| -> wasmtime::Result<()> {
+        let ran = (|| -> wasmtime::Result<Option<Answer>> {
             let instance = plugin.pre.instantiate(&mut store)?;
+            if let Some(request) = &request {
+                return http::handle(&mut store, &instance, request, limits.output_bytes()).map(Some);
+            }
             let func = instance
                 .get_func(&mut store, command.export)
                 .ok_or_else(|| wasmtime::format_err!("export of `{name}` not found in the instance"))?;
-            func.call(&mut store, &args, &mut results)
+            func.call(&mut store, &args, &mut results).map(|()| None)
         })();
         report.stdout = stdout.contents().to_vec();
         report.stderr = stderr.contents().to_vec();
-        if let Err(e) = ran {
-            if watch.is_cancelled() {
-                return Err(CallError::Cancelled { command: name.into() });
+        // A program that calls `exit` ends with that status; what it wrote is its result.
+        let exited = match &ran {
+            Err(e) if program.is_some() => e.downcast_ref::<I32Exit>().map(|I32Exit(status)| exit_code(*status)),
+            _ => None,
+        };
+        let answer = match ran {
+            Ok(answer) => answer,
+            Err(_) if exited.is_some() => None,
+            Err(_) if watch.is_cancelled() => return Err(CallError::Cancelled { command: name.into() }),
+            Err(e) => {
+                let (name, plugin_name) = (name.to_string(), plugin.name.clone());
+                let output_full = report.stdout.len().max(report.stderr.len()) >= limits.output_bytes();
+                return Err(match sandbox::classify(&e, &limits, &store.data().memory, output_full) {
+                    Some(limit) => CallError::Limit { command: name, plugin: plugin_name, limit },
+                    None => CallError::Trapped { command: name, message: trap_message(&e, &report.stderr) },
+                });
             }
-            let (name, plugin_name) = (name.to_string(), plugin.name.clone());
-            let output_full = report.stdout.len().max(report.stderr.len()) >= limits.output_bytes();
-            return Err(match sandbox::classify(&e, &limits, &store.data().memory, output_full) {
-                Some(limit) => CallError::Limit { command: name, plugin: plugin_name, limit },
-                None => CallError::Trapped { command: name, message: trap_message(&e, &report.stderr) },
-            });
+        };
+        if program.is_some() {
+            // A program stopped at the output cap (however it took the closed pipe) has not
+            // given its whole output: that is the output limit, never a truncated result.
+            if report.stdout.len().max(report.stderr.len()) >= limits.output_bytes() {
+                return Err(CallError::Limit {
+                    command: name.into(),
+                    plugin: plugin.name.clone(),
+                    limit: LimitHit::Output { cap_kib: limits.output_kib, what: "stdout/stderr" },
+                });
+            }
+            let code = exited.unwrap_or(if matches!(results.first(), Some(Val::Result(Ok(_)))) { 0 } else { 1 });
+            return Ok(program_result(&std::mem::take(&mut report.stdout), &std::mem::take(&mut report.stderr), code));
+        }
+        match answer {
+            Some(Answer::Response(response)) => return Ok(response),
+            Some(Answer::TooLarge) => {
+                return Err(CallError::Limit {
+                    command: name.into(),
+                    plugin: plugin.name.clone(),
+                    limit: LimitHit::Output { cap_kib: limits.output_kib, what: "the response body" },
+                })
+            }
+            Some(Answer::Failed(message)) => {
+                return Err(CallError::CommandFailed { command: name.into(), error: Value::String(message) })
+            }
+            None => {}
         }
         let outcome =
             command.outcome(&results).map_err(|e| CallError::Host { command: name.into(), message: e.to_string() })?;

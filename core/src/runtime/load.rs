@@ -15,6 +15,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use super::{Host, HostCore};
 use crate::access::Access;
 use crate::config::ModelPolicy;
+use crate::dir_grant::DirGrant;
 use crate::engine;
 use crate::host_api::{self, CallState, NotApproved};
 use crate::reflect::wit_source::WitWorld;
@@ -43,8 +44,8 @@ pub fn check_component_bytes(bytes: &[u8], path: &Path) -> Result<()> {
     }
     if wasmparser::Parser::is_core_wasm(bytes) {
         bail!(
-            "{} is a core WebAssembly module, not a component; build for the wasm32-wasip2 target \
-             (which emits components) or wrap it with `wasm-tools component new`",
+            "{} is a core WebAssembly module, not a component; `plugin install` and `plugin pack` adapt a \
+             WASI preview-1 module from its .wasm file, or build for the wasm32-wasip2 target (which emits components)",
             path.display()
         );
     }
@@ -83,6 +84,8 @@ pub struct LoadedPlugin {
     pub models: Arc<ModelPolicy>,
     /// Access level per command.
     pub access: BTreeMap<String, Access>,
+    /// Host folders its calls see (`--dir`).
+    pub dirs: Vec<DirGrant>,
     /// The linked component, instantiated afresh for each call.
     pub(super) pre: InstancePre<CallState>,
     /// Its commands by name (`plugin/function`).
@@ -150,6 +153,7 @@ impl HostCore {
         let world: WitWorld = record.wit.resolve(Some(&record.world))?;
         let mut plugin = self.prepare(name, name, &record.digest, &component, &world, &record.approved)?;
         plugin.access = record.access;
+        plugin.dirs = record.dirs;
         let plugin = Arc::new(plugin);
         lock(&self.loaded).insert(name.to_string(), plugin.clone());
         Ok(plugin)
@@ -206,6 +210,7 @@ impl HostCore {
             limits: self.config.limits_for(name),
             models: Arc::new(self.config.model_policy(name)),
             access: BTreeMap::new(),
+            dirs: Vec::new(),
             pre,
             commands,
         })

@@ -188,7 +188,7 @@ pub(super) fn pack(
     output: Option<PathBuf>,
 ) -> Result<()> {
     let (wasm, wit) = locate(path, wit)?;
-    let input = PackInput { version, ..PackInput::for_component(&wasm, &wit)? };
+    let input = PackInput { version, ..PackInput::for_component(&wasm, wit.as_deref())? };
     let signing = key_store(host.core().data()).load(key)?;
     let alloy = host.pack(&input, &signing)?;
     let id = &alloy.manifest.identity;

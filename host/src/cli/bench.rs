@@ -164,7 +164,7 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
     // Install-to-first-call, cold: empty data dir, so the component is compiled.
     let t = Instant::now();
     let host = Host::open(DataDir::at(scratch.path().to_path_buf())?)?;
-    host.install_component(&wasm, &wit, &InstallOptions { allow: vec!["all".into()], ..Default::default() })?;
+    host.install_component(&wasm, Some(&wit), &InstallOptions { allow: vec!["all".into()], ..Default::default() })?;
     let first = host.call(&Caller::owner(), COMMAND, &serde_json::from_str(INPUT)?);
     first.result.context("first call failed")?;
     let cold = t.elapsed();

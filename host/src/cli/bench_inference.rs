@@ -52,7 +52,7 @@ pub fn run(models: &Path, plugin_dir: &Path, tokens: u32, rounds: u32, threads: 
     anyhow::ensure!(wasm.exists(), "{} not found; run scripts/build-plugins.sh first", wasm.display());
     host.install_component(
         &wasm,
-        &plugin_dir.join("wit"),
+        Some(&plugin_dir.join("wit")),
         &InstallOptions { allow: vec!["all".into()], ..Default::default() },
     )?;
     host.core().set_audit(false);

@@ -35,7 +35,7 @@ pub fn run(iterations: u32) -> Result<()> {
         let host = Host::open(DataDir::at(data.path().to_path_buf())?)?;
         host.install_component(
             &wasm,
-            &built.dir.join("wit"),
+            Some(&built.dir.join("wit")),
             &InstallOptions { allow: vec!["all".into()], ..Default::default() },
         )?;
         let compile = t.elapsed();

@@ -84,7 +84,7 @@ fn prepared(plugin: &Path) -> Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     let host = crate::node::open_host(DataDir::at(dir.path().to_path_buf())?)?;
     let (wasm, wit) = locate(plugin, None)?;
-    host.install_component(&wasm, &wit, &crate::InstallOptions { allow: vec!["all".into()], ..Default::default() })?;
+    host.install_component(&wasm, wit.as_deref(), &crate::InstallOptions { allow: vec!["all".into()], ..Default::default() })?;
     Ok(dir)
 }
 
@@ -210,7 +210,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
     let key = crate::keys::KeyStore::new(remote_dir.path().join("keys")).generate("bench")?;
     let shipped = largest_plugin(plugin.parent().unwrap_or(Path::new(".")))?;
     let (wasm, wit) = locate(&shipped, None)?;
-    let packed = remote_host.pack(&crate::install::PackInput::for_component(&wasm, &wit)?, &key)?;
+    let packed = remote_host.pack(&crate::install::PackInput::for_component(&wasm, wit.as_deref())?, &key)?;
     let alloy_path = remote_dir.path().join("shipped.alloy");
     packed.write(&alloy_path)?;
     let every: Vec<String> = crate::host_api::HOST_CAPABILITIES.iter().map(|c| c.to_string()).collect();

@@ -144,6 +144,23 @@ pub fn from_args(command: &CommandSchema, args: &[String]) -> Result<Value> {
     Ok(Value::Object(params))
 }
 
+/// Adds the words given after `--` to `params` as the `args` list a program takes.
+pub fn with_passed_through(command: &CommandSchema, mut params: Value, words: Vec<String>) -> Result<Value> {
+    if words.is_empty() {
+        return Ok(params);
+    }
+    let takes_args = command.params.pointer("/properties/args/type").and_then(Value::as_str) == Some("array");
+    if !takes_args {
+        bail!("words after `--` are a program's arguments, but {} takes no `args` list", command.name);
+    }
+    let Some(object) = params.as_object_mut() else { bail!("params after `--` need an object") };
+    match object.entry("args").or_insert_with(|| Value::Array(Vec::new())) {
+        Value::Array(list) => list.extend(words.into_iter().map(Value::String)),
+        _ => bail!("--args must be a list"),
+    }
+    Ok(params)
+}
+
 /// Rewrites a params error path for the command line: `params.max-words: …` → `--max-words: …`.
 pub fn flag_error(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("params.") {

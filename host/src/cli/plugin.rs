@@ -9,6 +9,7 @@ use clap::Subcommand;
 
 use super::{artifacts, node, prefix};
 use crate::grid::fetch::Fetched;
+use crate::dir_grant::DirGrant;
 use crate::install::AlloyOptions;
 use crate::node::client::NodeClient;
 use crate::node::http::InstallFrom;
@@ -29,6 +30,15 @@ pub(super) struct AlloyOverrides {
     /// Install even though the version is older than the installed one.
     #[arg(long)]
     allow_downgrade: bool,
+    /// Lend the plugin's calls a host folder: `--dir ./data:/data:ro` (HOST:GUEST[:ro]); repeatable.
+    /// Without it a command sees no files at all.
+    #[arg(long = "dir", value_name = "HOST:GUEST[:ro]", value_parser = parse_dir)]
+    dirs: Vec<DirGrant>,
+}
+
+/// Parses `--dir HOST:GUEST[:ro]`.
+fn parse_dir(spec: &str) -> Result<DirGrant, String> {
+    DirGrant::parse(spec).map_err(|e| format!("{e:#}"))
 }
 
 impl AlloyOverrides {
@@ -39,6 +49,7 @@ impl AlloyOverrides {
             allow_untrusted: self.allow_untrusted,
             allow_downgrade: self.allow_downgrade,
             upgrade,
+            dirs: self.dirs.clone(),
             ..AlloyOptions::default()
         }
     }
@@ -66,8 +77,10 @@ pub(super) enum PluginCmd {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
-    /// Install a signed `.alloy`, or (development) a folder holding `<name>.wasm` and `wit/`, or a .wasm file with --wit;
-    /// with --from, a plugin a peer offers (by name or digest).
+    /// Install a signed `.alloy`, or (development) a folder holding `<name>.wasm` and `wit/`, or a
+    /// .wasm file: a component, or a WASI preview-1 module (adapted); without WIT it is decoded
+    /// from the component (no descriptions: pass --wit to add them); with --from, a plugin a
+    /// peer offers (by name or digest).
     Install {
         /// The .alloy file, plugin folder or .wasm file (with --from: the plugin's name or digest).
         path: PathBuf,
@@ -76,10 +89,11 @@ pub(super) enum PluginCmd {
         from: Option<String>,
         #[command(flatten)]
         overrides: AlloyOverrides,
-        /// The WIT folder describing the component (default: `wit/` beside it).
+        /// The WIT folder describing the component (default: `wit/` beside it, else decoded
+        /// from the component).
         #[arg(long, value_name = "DIR")]
         wit: Option<PathBuf>,
-        /// Install under this name (default: the WIT world's name).
+        /// Install under this name (default: the WIT world's name, or the file's for decoded WIT).
         #[arg(long)]
         name: Option<String>,
         /// The WIT world, when the package has several.
@@ -107,7 +121,7 @@ pub(super) enum PluginCmd {
         /// The signing key: a name from `continuum key list`, or a key file path containing `/` (`./k.ed25519`).
         #[arg(long)]
         key: String,
-        /// The WIT folder (default: `wit/` beside the component).
+        /// The WIT folder (default: `wit/` beside the component, else decoded from it).
         #[arg(long, value_name = "DIR")]
         wit: Option<PathBuf>,
         /// The version, when there is no plugin.toml.
@@ -143,16 +157,22 @@ pub(super) enum PluginCmd {
         /// The plugin's name.
         name: String,
         /// Capabilities, e.g. host:store.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "dirs")]
         capabilities: Vec<String>,
+        /// Lend a host folder: `--dir ./data:/data:ro` (HOST:GUEST[:ro]); repeatable.
+        #[arg(long = "dir", value_name = "HOST:GUEST[:ro]", value_parser = parse_dir)]
+        dirs: Vec<DirGrant>,
     },
-    /// Withdraw host capabilities from an installed plugin (`all` for every one).
+    /// Withdraw host capabilities (`all` for every one) or lent folders from an installed plugin.
     Deny {
         /// The plugin's name.
         name: String,
         /// Capabilities, e.g. host:events.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "dirs")]
         capabilities: Vec<String>,
+        /// Withdraw the folder lent at this guest path (`--dir /data`); repeatable.
+        #[arg(long = "dir", value_name = "GUEST")]
+        dirs: Vec<String>,
     },
     /// List installed plugins.
     List {
@@ -179,7 +199,9 @@ pub(super) enum PluginCmd {
 }
 
 /// Finds the component and WIT folder of an install argument.
-pub(super) fn locate(path: &Path, wit: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
+pub(super) fn locate(path: &Path, wit: Option<PathBuf>) -> Result<(PathBuf, Option<PathBuf>)> {
+    // Without a WIT folder, the WIT is decoded from the component (no descriptions).
+    let beside = |folder: &Path| Some(folder.join("wit")).filter(|w| w.is_dir());
     if path.is_dir() {
         let wasm: Vec<PathBuf> = std::fs::read_dir(path)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -192,19 +214,9 @@ pub(super) fn locate(path: &Path, wit: Option<PathBuf>) -> Result<(PathBuf, Path
                 wasm.len()
             );
         };
-        return Ok((wasm.clone(), wit.unwrap_or_else(|| path.join("wit"))));
+        return Ok((wasm.clone(), wit.or_else(|| beside(path))));
     }
-    let wit = match wit {
-        Some(w) => w,
-        None => {
-            let beside = path.parent().unwrap_or(Path::new(".")).join("wit");
-            if !beside.is_dir() {
-                bail!("no WIT for {}: pass --wit <dir> with the WIT world the component implements", path.display());
-            }
-            beside
-        }
-    };
-    Ok((path.to_path_buf(), wit))
+    Ok((path.to_path_buf(), wit.or_else(|| beside(path.parent().unwrap_or(Path::new("."))))))
 }
 
 /// Runs a `plugin` subcommand; after a change to the installed plugins, a node serving the
@@ -247,8 +259,22 @@ fn manage(host: &Host, cmd: PluginCmd) -> Result<()> {
             artifacts::print_installed(&mut out, &record)?;
         }
         PluginCmd::Permissions { name } => artifacts::permissions(host, &mut out, &name)?,
-        PluginCmd::Allow { name, capabilities } => print_approved(&mut out, &name, &host.allow(&name, &capabilities)?)?,
-        PluginCmd::Deny { name, capabilities } => print_approved(&mut out, &name, &host.deny(&name, &capabilities)?)?,
+        PluginCmd::Allow { name, capabilities, dirs } => {
+            if !capabilities.is_empty() {
+                print_approved(&mut out, &name, &host.allow(&name, &capabilities)?)?;
+            }
+            if !dirs.is_empty() {
+                print_dirs(&mut out, &name, &host.lend_dirs(&name, &dirs)?)?;
+            }
+        }
+        PluginCmd::Deny { name, capabilities, dirs } => {
+            if !capabilities.is_empty() {
+                print_approved(&mut out, &name, &host.deny(&name, &capabilities)?)?;
+            }
+            if !dirs.is_empty() {
+                print_dirs(&mut out, &name, &host.withdraw_dirs(&name, &dirs)?)?;
+            }
+        }
         PluginCmd::Pack { path, key, wit, version, output } => {
             artifacts::pack(host, &path, &key, wit, version, output)?
         }
@@ -262,8 +288,8 @@ fn manage(host: &Host, cmd: PluginCmd) -> Result<()> {
             let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
                 host.install_component(
                     &wasm,
-                    &wit,
-                    &InstallOptions { name: name.clone(), world: world.clone(), replace, allow },
+                    wit.as_deref(),
+                    &InstallOptions { name: name.clone(), world: world.clone(), replace, allow, dirs: overrides.dirs.clone() },
                 )
             })?;
             artifacts::print_installed(&mut out, &record)?;
@@ -340,6 +366,12 @@ fn manage(host: &Host, cmd: PluginCmd) -> Result<()> {
 fn print_approved(out: &mut impl Write, name: &str, approved: &[String]) -> Result<()> {
     let approved = if approved.is_empty() { "nothing".into() } else { approved.join(", ") };
     writeln!(out, "{name} may use: {approved}")?;
+    Ok(())
+}
+
+fn print_dirs(out: &mut impl Write, name: &str, dirs: &[DirGrant]) -> Result<()> {
+    let dirs = if dirs.is_empty() { "no folders".into() } else { dirs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ") };
+    writeln!(out, "{name} sees: {}", strip_control(&dirs))?;
     Ok(())
 }
 

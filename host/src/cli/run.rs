@@ -188,6 +188,13 @@ impl Route {
     }
 }
 
+/// Takes the words after `--` (`continuum run wc -- a.txt b.txt`): a program's arguments, never
+/// read as flags. clap drops the `--` itself, so the words are counted on the raw command line.
+fn take_passed_through(args: &mut RunArgs) -> Vec<String> {
+    let count = std::env::args().skip_while(|a| a != "--").skip(1).count().min(args.args.len());
+    args.args.split_off(args.args.len() - count)
+}
+
 /// Moves `--detach`, `--stream` and `--lease <duration>` written among the command's
 /// parameters (`continuum run text/stats --text hi --detach`) to `run`'s own flags: they are
 /// `run`'s, whatever the command takes.
@@ -217,6 +224,7 @@ fn take_run_flags(args: &mut RunArgs) -> Result<(), Exit> {
 /// Runs `continuum run`: `--help` as the command prints this page; `--help` among the
 /// parameters prints the command's.
 pub(super) fn run(mut args: RunArgs, data_dir: Option<&Path>) -> Result<(), Exit> {
+    let passed_through = take_passed_through(&mut args);
     take_run_flags(&mut args)?;
     if args.command == "--help" || args.command == "-h" {
         let mut cli = Cli::command();
@@ -233,6 +241,7 @@ pub(super) fn run(mut args: RunArgs, data_dir: Option<&Path>) -> Result<(), Exit
             return Ok(());
         }
         Some(schema) => params::from_args(&schema, &args.args)
+            .and_then(|p| params::with_passed_through(&schema, p, passed_through))
             .map_err(|e| Exit::of(Outcome::InvalidParams, format!("{name}: {e:#}")))?,
         None => unoffered_params(name, &args.args)?,
     };

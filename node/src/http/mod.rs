@@ -20,6 +20,7 @@ mod node_info;
 mod principal;
 mod stream;
 mod types;
+mod wasi_http;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -28,7 +29,7 @@ use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 use tokio::sync::{watch, Semaphore};
 use utoipa::OpenApi;
@@ -241,6 +242,8 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/jobs", get(jobs::list_jobs).post(jobs::submit_job))
         .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
         .route("/v1/jobs/{id}/stream", get(jobs::stream_job))
+        .route("/v1/http/{plugin}", any(wasi_http::serve_root))
+        .route("/v1/http/{plugin}/{*rest}", any(wasi_http::serve))
         .route("/v1/shutdown", post(node_info::shutdown))
         .route("/v1/reload", post(node_info::reload))
         .layer(middleware::from_fn_with_state(app.clone(), limits::limit_concurrency))

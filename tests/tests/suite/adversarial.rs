@@ -33,7 +33,7 @@ fn prepare(data: &Path) {
     let host = Host::open(DataDir::at(data.to_path_buf()).expect("data dir")).expect("host");
     for name in ["kv", "misbehave", "hostile"] {
         let dir = plugin_dir(name);
-        host.install_component(&dir.join(format!("{name}.wasm")), &dir.join("wit"), &allow_all())
+        host.install_component(&dir.join(format!("{name}.wasm")), Some(&dir.join("wit")), &allow_all())
             .unwrap_or_else(|e| panic!("install {name}: {e:#}"));
     }
 }

@@ -22,7 +22,7 @@ fn pack_input(plugin: &str, version: Option<&str>) -> PackInput {
     let d = plugin_dir(plugin);
     PackInput {
         wasm: d.join(format!("{plugin}.wasm")),
-        wit: d.join("wit"),
+        wit: Some(d.join("wit")),
         spec: Some(PluginSpec::read(&d.join("plugin.toml")).unwrap()),
         provenance: serde_json::from_str(&std::fs::read_to_string(d.join("provenance.json")).unwrap()).unwrap(),
         version: version.map(String::from),

@@ -32,7 +32,7 @@ fn node() -> TestHost {
         let d = plugin_dir(p);
         let input = PackInput {
             wasm: d.join(format!("{p}.wasm")),
-            wit: d.join("wit"),
+            wit: Some(d.join("wit")),
             spec: Some(PluginSpec::read(&d.join("plugin.toml")).unwrap()),
             ..Default::default()
         };

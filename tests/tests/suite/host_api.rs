@@ -51,7 +51,7 @@ fn stores_are_private_to_each_plugin() {
     let h = TestHost::with(&["kv"]);
     let d = plugin_dir("kv");
     let other = InstallOptions { name: Some("vault".into()), ..continuum_tests::allow_all() };
-    h.host.install_component(&d.join("kv.wasm"), &d.join("wit"), &other).unwrap();
+    h.host.install_component(&d.join("kv.wasm"), Some(&d.join("wit")), &other).unwrap();
     h.call("kv/put", json!({ "key": "secret", "value": { "text": "kv's" } })).unwrap();
     assert_eq!(h.call("vault/get", json!({ "key": "secret" })).unwrap(), json!(null));
     assert_eq!(h.call("vault/list", json!({})).unwrap(), json!([]));
@@ -60,10 +60,10 @@ fn stores_are_private_to_each_plugin() {
 
     // Removing without --purge keeps the store; with it, the store goes too.
     h.host.remove("vault", false).unwrap();
-    h.host.install_component(&d.join("kv.wasm"), &d.join("wit"), &other).unwrap();
+    h.host.install_component(&d.join("kv.wasm"), Some(&d.join("wit")), &other).unwrap();
     assert_eq!(h.call("vault/get", json!({ "key": "secret" })).unwrap(), json!({ "text": "vault's" }));
     h.host.remove("vault", true).unwrap();
-    h.host.install_component(&d.join("kv.wasm"), &d.join("wit"), &other).unwrap();
+    h.host.install_component(&d.join("kv.wasm"), Some(&d.join("wit")), &other).unwrap();
     assert_eq!(h.call("vault/get", json!({ "key": "secret" })).unwrap(), json!(null));
 }
 

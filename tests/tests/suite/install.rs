@@ -22,7 +22,7 @@ fn state(h: &TestHost) -> (Vec<String>, Vec<String>) {
 
 fn refuse(h: &TestHost, wasm: &Path, wit: &Path, expected: &str) {
     let before = state(h);
-    let err = h.host.install_component(wasm, wit, &continuum_tests::allow_all()).expect_err("install must fail");
+    let err = h.host.install_component(wasm, Some(wit), &continuum_tests::allow_all()).expect_err("install must fail");
     let msg = format!("{err:#}");
     assert!(msg.contains(expected), "expected `{expected}` in: {msg}");
     assert_eq!(state(h), before, "a refused install changed the host's state");
@@ -72,7 +72,7 @@ fn bad_components_are_refused_with_a_named_reason() {
         .host
         .install_component(
             &text.join("text.wasm"),
-            &wit,
+            Some(&wit),
             &InstallOptions { name: Some("Bad_Name".into()), ..continuum_tests::allow_all() },
         )
         .unwrap_err();
@@ -93,9 +93,9 @@ fn install_replace_and_remove() {
 
     let d = plugin_dir("text");
     let opts = InstallOptions { replace: true, ..continuum_tests::allow_all() };
-    h.host.install_component(&d.join("text.wasm"), &d.join("wit"), &opts).unwrap();
+    h.host.install_component(&d.join("text.wasm"), Some(&d.join("wit")), &opts).unwrap();
     let alias = InstallOptions { name: Some("words".into()), ..continuum_tests::allow_all() };
-    h.host.install_component(&d.join("text.wasm"), &d.join("wit"), &alias).unwrap();
+    h.host.install_component(&d.join("text.wasm"), Some(&d.join("wit")), &alias).unwrap();
     assert_eq!(h.call("words/convert-case", json!({ "text": "a b", "to": "snake" })).unwrap(), json!("a_b"));
 
     h.host.remove("text", false).unwrap();

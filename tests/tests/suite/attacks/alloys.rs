@@ -36,7 +36,7 @@ fn strangers_alloy(plugin: &str, edit: impl FnOnce(&mut Manifest)) -> Alloy {
     let stranger = SigningKey::from_bytes(&[0x5a; 32]);
     let workshop = TestHost::with(&[]);
     let dir = plugin_dir(plugin);
-    let built = PackInput::for_component(&dir.join(format!("{plugin}.wasm")), &dir.join("wit")).unwrap();
+    let built = PackInput::for_component(&dir.join(format!("{plugin}.wasm")), Some(&dir.join("wit"))).unwrap();
     let packed = workshop.host.pack(&PackInput { version: Some("0.1.0".into()), ..built }, &stranger).unwrap();
     let mut manifest = packed.manifest.clone();
     edit(&mut manifest);

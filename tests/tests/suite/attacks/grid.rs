@@ -113,7 +113,7 @@ fn a_flood_of_grid_requests_is_answered_busy() {
     let node = TestNode::start(|d| {
         let host = continuum::node::open_host(DataDir::at(d.to_path_buf()).unwrap()).unwrap();
         let dir = plugin_dir("hostile");
-        host.install_component(&dir.join("hostile.wasm"), &dir.join("wit"), &allow_all()).unwrap();
+        host.install_component(&dir.join("hostile.wasm"), Some(&dir.join("wit")), &allow_all()).unwrap();
     });
     let me = TestHost::with(&[]);
     let grant = node.ok(&["grant", "issue", "--to", &me.host.node_id(), "--cap", "hostile/drip"]).trim().to_string();
@@ -224,7 +224,7 @@ fn a_plugin_cannot_write_host_entries() {
     let th = TestHost::with(&[]);
     let dir = plugin_dir("hostile");
     let options = InstallOptions { name: Some("call".into()), ..allow_all() };
-    th.host.install_component(&dir.join("hostile.wasm"), &dir.join("wit"), &options).unwrap();
+    th.host.install_component(&dir.join("hostile.wasm"), Some(&dir.join("wit")), &options).unwrap();
     let bill = json!({
         "caller": "victim", "command": "call/forge", "outcome": "ok", "duration-us": 3_600_000_000u64,
         "input-bytes": 1, "output-bytes": 1,
@@ -245,7 +245,7 @@ fn a_peer_reaches_only_its_own_grid_jobs_and_cannot_flood_the_queue() {
         std::fs::write(d.join("continuum.toml"), "[jobs]\nmax-running = 1\nmax-queued = 2\n").unwrap();
         let host = continuum::node::open_host(DataDir::at(d.to_path_buf()).unwrap()).unwrap();
         let dir = plugin_dir("misbehave");
-        host.install_component(&dir.join("misbehave.wasm"), &dir.join("wit"), &allow_all()).unwrap();
+        host.install_component(&dir.join("misbehave.wasm"), Some(&dir.join("wit")), &allow_all()).unwrap();
     });
     let (me, stranger) = (TestHost::with(&[]), TestHost::with(&[]));
     let grant = node.ok(&["grant", "issue", "--to", &me.host.node_id(), "--cap", "misbehave/"]).trim().to_string();
