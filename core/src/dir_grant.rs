@@ -32,7 +32,11 @@ impl DirGrant {
         };
         parts.truncate(2);
         let (host, guest) = (parts[0], parts[1]);
-        if host.is_empty() || !guest.starts_with('/') || guest.contains(['\0', '\\']) || guest.split('/').any(|s| s == "..") {
+        if host.is_empty()
+            || !guest.starts_with('/')
+            || guest.contains(['\0', '\\'])
+            || guest.split('/').any(|s| s == "..")
+        {
             bail!("`{spec}`: {usage} (the guest path is absolute, without `..`)");
         }
         let host = std::fs::canonicalize(host).with_context(|| format!("`{spec}`: cannot find folder `{host}`"))?;
@@ -64,7 +68,9 @@ mod tests {
         let g = DirGrant::parse(&format!("{host}:/data:ro")).unwrap();
         assert_eq!((g.guest.as_str(), g.read_only), ("/data", true));
         assert!(!DirGrant::parse(&format!("{host}:/data/")).unwrap().read_only);
-        for bad in [format!("{host}:data"), format!("{host}:/a/../b"), format!("{host}:/d:x"), "/nonexistent-x:/d".into()] {
+        for bad in
+            [format!("{host}:data"), format!("{host}:/a/../b"), format!("{host}:/d:x"), "/nonexistent-x:/d".into()]
+        {
             assert!(DirGrant::parse(&bad).is_err(), "{bad}");
         }
     }

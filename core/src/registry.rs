@@ -14,7 +14,8 @@ use crate::reflect::CommandSchema;
 /// Table of installed plugins.
 pub const SCHEMA: crate::db::Schema = crate::db::Schema {
     owner: "registry",
-    migrations: &["
+    migrations: &[
+        "
 CREATE TABLE IF NOT EXISTS plugins (
     name         TEXT PRIMARY KEY,
     digest       TEXT NOT NULL,
@@ -32,9 +33,11 @@ CREATE TABLE IF NOT EXISTS plugins (
     approved     TEXT NOT NULL,
     access       TEXT NOT NULL
 ) STRICT;
-", "
+",
+        "
 ALTER TABLE plugins ADD COLUMN dirs TEXT NOT NULL DEFAULT '[]';
-"],
+",
+    ],
 };
 
 /// One installed plugin as recorded in the registry.

@@ -13,6 +13,7 @@ pub mod client;
 pub mod grid;
 pub mod http;
 pub mod jobs;
+pub mod mcp;
 pub mod socket;
 
 use std::collections::BTreeMap;

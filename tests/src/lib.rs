@@ -46,7 +46,9 @@ impl TestHost {
             continuum::node::open_host(DataDir::at(dir.path().to_path_buf()).expect("data dir")).expect("open host");
         for p in plugins {
             let d = plugin_dir(p);
-            host.install_component(&d.join(format!("{p}.wasm")), Some(&d.join("wit")), &allow_all())
+            // A plain WASI component carries no wit/: its WIT is decoded from it.
+            let wit = d.join("wit");
+            host.install_component(&d.join(format!("{p}.wasm")), wit.is_dir().then_some(wit.as_path()), &allow_all())
                 .unwrap_or_else(|e| panic!("install {p}: {e:#}"));
         }
         TestHost { dir, host }
@@ -61,6 +63,28 @@ impl TestHost {
     pub fn cli(&self, args: &[&str]) -> Output {
         cli(self.dir.path(), args)
     }
+}
+
+/// The Python of the tools environment scripts/authoring-tools.sh makes (with the `mcp`,
+/// `jsonschema` and `openapi-spec-validator` packages the tests drive the node with).
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("CONTINUUM_TOOLS_VENV").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".local/share/continuum/tools-venv")
+    });
+    let python = venv.join("bin/python");
+    assert!(python.is_file(), "{} is missing: run scripts/authoring-tools.sh", python.display());
+    python
+}
+
+/// Runs the Python client `tests/python/<script>` with `args`; its JSON report.
+pub fn python_client(script: &str, args: &[&str]) -> Value {
+    let out = std::process::Command::new(python())
+        .arg(repo().join("tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "{script} failed: {}{}", stdout(&out), stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {}", stdout(&out)))
 }
 
 /// Install options approving every host capability the plugin requests.

@@ -119,8 +119,14 @@ fn build_python(dir: &Path, world: &str, wasm: &Path) -> Result<String> {
     if !dir.join("app.py").is_file() {
         bail!("{} has no app.py (the module componentize-py builds)", dir.display());
     }
-    let Some(tool) = find_tool("componentize-py", &[]) else {
-        bail!("componentize-py is not installed; run `pip install {COMPONENTIZE_PY}`");
+    // scripts/authoring-tools.sh links it into ~/.local/bin, which may not be on PATH.
+    let user_bin: Vec<PathBuf> =
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/bin")).into_iter().collect();
+    let Some(tool) = find_tool("componentize-py", &user_bin) else {
+        bail!(
+            "componentize-py is not installed; run scripts/authoring-tools.sh, or `pip install {COMPONENTIZE_PY}` \
+             in a virtual environment"
+        );
     };
     let out = wasm.to_string_lossy().into_owned();
     let args = ["-d", "wit", "-w", world, "componentize", "app", "-o", &out];

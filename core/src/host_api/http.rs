@@ -81,14 +81,18 @@ impl HttpRequest {
     pub fn from_params(params: &Value) -> Result<HttpRequest, ConvertError> {
         serde_json::from_value(params.clone()).map_err(|e| ConvertError {
             path: "params".into(),
-            message: format!("{e}; an HTTP handler takes {{\"method\", \"path\", \"headers\": [[name, value]], \"body\": base64}}"),
+            message: format!(
+                "{e}; an HTTP handler takes {{\"method\", \"path\", \"headers\": [[name, value]], \"body\": base64}}"
+            ),
         })
     }
 
     /// The request as hyper's.
     fn to_hyper(&self) -> Result<hyper::Request<Full<Bytes>>, String> {
         let body = match &self.body {
-            Some(b) => base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| format!("params.body: not base64: {e}"))?,
+            Some(b) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|e| format!("params.body: not base64: {e}"))?,
             None => Vec::new(),
         };
         if !self.path.starts_with('/') {
@@ -186,7 +190,10 @@ pub fn handle(
             Err(code) => *crate::sync::lock(&h) = Some(Err(format!("the handler answered with error {code:?}"))),
         }
     })?;
-    let incoming = store.data_mut().http().new_incoming_request(wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http, request)?;
+    let incoming = store
+        .data_mut()
+        .http()
+        .new_incoming_request(wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http, request)?;
     let proxy = Proxy::new(&mut *store, instance)?;
     proxy.wasi_http_incoming_handler().call_handle(&mut *store, incoming, outparam)?;
     store.data_mut().table = ResourceTable::new();

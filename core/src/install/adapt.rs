@@ -34,11 +34,8 @@ pub fn component_from(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
             imports_wasi_p1.join(", ")
         );
     }
-    let adapter = if has_start(&bytes) {
-        WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER
-    } else {
-        WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER
-    };
+    let adapter =
+        if has_start(&bytes) { WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER } else { WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER };
     let component = ComponentEncoder::default()
         .validate(true)
         .module(&bytes)
@@ -123,8 +120,10 @@ impl Built {
         let wit = match wit {
             Some(dir) => WitSource::read_dir(dir)?,
             None => {
-                let stem = wasm.file_stem().unwrap_or_default().to_string_lossy().to_ascii_lowercase().replace('_', "-");
-                decoded_wit(&bytes, &stem).with_context(|| format!("{}: pass --wit <dir> to describe it", wasm.display()))?
+                let stem =
+                    wasm.file_stem().unwrap_or_default().to_string_lossy().to_ascii_lowercase().replace('_', "-");
+                decoded_wit(&bytes, &stem)
+                    .with_context(|| format!("{}: pass --wit <dir> to describe it", wasm.display()))?
             }
         };
         let resolved = wit.resolve(world)?;

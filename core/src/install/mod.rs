@@ -23,9 +23,9 @@ use wasmtime::component::Component;
 
 use crate::alloy::custody::short;
 use crate::alloy::{component_imports, Reason, Refusal};
+use crate::dir_grant::DirGrant;
 use crate::host_api::{self, NotApproved, HOST_CAPABILITIES};
 use crate::registry::{self, PluginRecord};
-use crate::dir_grant::DirGrant;
 use crate::runtime::{check_plugin_name, digest, Host};
 use crate::terminal::strip_control;
 use crate::trust;
@@ -100,7 +100,12 @@ impl Host {
     /// Installs a component (or a WASI preview-1 module, adapted) with the WIT folder that
     /// describes it, or without one its WIT decoded from the component (a development install
     /// of unsigned code). Nothing is changed unless every check passes.
-    pub fn install_component(&self, wasm: &Path, wit_dir: Option<&Path>, options: &InstallOptions) -> Result<PluginRecord> {
+    pub fn install_component(
+        &self,
+        wasm: &Path,
+        wit_dir: Option<&Path>,
+        options: &InstallOptions,
+    ) -> Result<PluginRecord> {
         let (Built { bytes, wit, default_name }, world) = Built::read(wasm, wit_dir, options.world.as_deref())?;
         let name = options.name.clone().unwrap_or(default_name);
         check_plugin_name(&name)?;
@@ -202,7 +207,8 @@ impl Host {
     /// path); its calls see them from the next load.
     pub fn lend_dirs(&self, name: &str, dirs: &[DirGrant]) -> Result<Vec<DirGrant>> {
         let record = self.plugin(name)?;
-        let mut lent: Vec<DirGrant> = record.dirs.into_iter().filter(|d| !dirs.iter().any(|n| n.guest == d.guest)).collect();
+        let mut lent: Vec<DirGrant> =
+            record.dirs.into_iter().filter(|d| !dirs.iter().any(|n| n.guest == d.guest)).collect();
         lent.extend(dirs.iter().cloned());
         registry::set_dirs(&self.core().db(), name, &lent)?;
         self.core().unload(name);
@@ -214,7 +220,10 @@ impl Host {
         let record = self.plugin(name)?;
         if let Some(unknown) = guests.iter().find(|g| !record.dirs.iter().any(|d| &d.guest == *g)) {
             let lent: Vec<&str> = record.dirs.iter().map(|d| d.guest.as_str()).collect();
-            bail!("plugin `{name}` has no folder at `{unknown}`; it has {}", if lent.is_empty() { "none".into() } else { lent.join(", ") });
+            bail!(
+                "plugin `{name}` has no folder at `{unknown}`; it has {}",
+                if lent.is_empty() { "none".into() } else { lent.join(", ") }
+            );
         }
         let lent: Vec<DirGrant> = record.dirs.into_iter().filter(|d| !guests.contains(&d.guest)).collect();
         registry::set_dirs(&self.core().db(), name, &lent)?;

@@ -321,7 +321,9 @@ fn reflect_http_handler(plugin: &str, export: ComponentExportIndex, wit: Option<
 /// plugin; `world` adds the world's docs as its description.
 fn reflect_program(plugin: &str, export: ComponentExportIndex, wit: Option<&WitWorld>) -> Command {
     let description = wit.and_then(|w| w.docs()).map(|d| d.trim().to_string()).or_else(|| {
-        Some(format!("Runs the WASI program `{plugin}` with arguments, stdin and environment; returns its output and exit code."))
+        Some(format!(
+            "Runs the WASI program `{plugin}` with arguments, stdin and environment; returns its output and exit code."
+        ))
     });
     Command {
         schema: CommandSchema {

@@ -56,7 +56,9 @@ impl ProgramInput {
             )));
         }
         let input: ProgramInput = serde_json::from_value(params.clone()).map_err(|e| {
-            bad(format!("{e}; a program takes {{\"args\": [string], \"stdin\": string|null, \"env\": {{string: string}}|null}}"))
+            bad(format!(
+                "{e}; a program takes {{\"args\": [string], \"stdin\": string|null, \"env\": {{string: string}}|null}}"
+            ))
         })?;
         if input.args.len() > MAX_ARGS {
             return Err(ConvertError {

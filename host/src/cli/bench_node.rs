@@ -84,7 +84,11 @@ fn prepared(plugin: &Path) -> Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     let host = crate::node::open_host(DataDir::at(dir.path().to_path_buf())?)?;
     let (wasm, wit) = locate(plugin, None)?;
-    host.install_component(&wasm, wit.as_deref(), &crate::InstallOptions { allow: vec!["all".into()], ..Default::default() })?;
+    host.install_component(
+        &wasm,
+        wit.as_deref(),
+        &crate::InstallOptions { allow: vec!["all".into()], ..Default::default() },
+    )?;
     Ok(dir)
 }
 

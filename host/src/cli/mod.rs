@@ -21,6 +21,7 @@ mod grant;
 pub(crate) mod help;
 mod jobs;
 mod key;
+mod mcp;
 mod models;
 mod node;
 mod params;
@@ -83,6 +84,8 @@ enum Top {
     /// `languages` the same command built from Rust, Python and JavaScript; `http` the node's API
     /// under concurrent clients; `grid` remote calls and plugin fetch between nodes.
     Bench(bench::BenchArgs),
+    /// Serve MCP over stdin/stdout: every command you (or --as a grantee) may call is a tool.
+    Mcp(mcp::McpArgs),
     /// Run this node: the HTTP API (loopback and a unix socket) and the grid endpoint, until stopped.
     Serve(node::ServeArgs),
     /// The running node: info, stop.
@@ -216,6 +219,7 @@ pub fn main() -> Result<(), Exit> {
         Top::Run(args) => run::run(args, data_dir),
         Top::Jobs(cmd) => jobs::run(data()?, cmd),
         Top::Bench(args) => bench::run(args).map_err(Exit::from),
+        Top::Mcp(args) => mcp::run(args, data()?).map_err(Exit::from),
         Top::Serve(args) => node::serve(open()?, args).map_err(Exit::from),
         Top::Node(cmd) => node::run(data()?.root(), cmd).map_err(Exit::from_api),
         Top::Peer(cmd) => peer::run(data()?.root(), cmd).map_err(Exit::from_api),

@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use clap::Subcommand;
 
 use super::{artifacts, node, prefix};
-use crate::grid::fetch::Fetched;
 use crate::dir_grant::DirGrant;
+use crate::grid::fetch::Fetched;
 use crate::install::AlloyOptions;
 use crate::node::client::NodeClient;
 use crate::node::http::InstallFrom;
@@ -289,7 +289,13 @@ fn manage(host: &Host, cmd: PluginCmd) -> Result<()> {
                 host.install_component(
                     &wasm,
                     wit.as_deref(),
-                    &InstallOptions { name: name.clone(), world: world.clone(), replace, allow, dirs: overrides.dirs.clone() },
+                    &InstallOptions {
+                        name: name.clone(),
+                        world: world.clone(),
+                        replace,
+                        allow,
+                        dirs: overrides.dirs.clone(),
+                    },
                 )
             })?;
             artifacts::print_installed(&mut out, &record)?;
@@ -370,7 +376,11 @@ fn print_approved(out: &mut impl Write, name: &str, approved: &[String]) -> Resu
 }
 
 fn print_dirs(out: &mut impl Write, name: &str, dirs: &[DirGrant]) -> Result<()> {
-    let dirs = if dirs.is_empty() { "no folders".into() } else { dirs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ") };
+    let dirs = if dirs.is_empty() {
+        "no folders".into()
+    } else {
+        dirs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+    };
     writeln!(out, "{name} sees: {}", strip_control(&dirs))?;
     Ok(())
 }

@@ -19,6 +19,7 @@ mod limits;
 mod node_info;
 mod principal;
 mod stream;
+mod typed_api;
 mod types;
 mod wasi_http;
 
@@ -244,6 +245,7 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/jobs/{id}/stream", get(jobs::stream_job))
         .route("/v1/http/{plugin}", any(wasi_http::serve_root))
         .route("/v1/http/{plugin}/{*rest}", any(wasi_http::serve))
+        .nest_service("/mcp", crate::mcp::http_service(app.host.clone()))
         .route("/v1/shutdown", post(node_info::shutdown))
         .route("/v1/reload", post(node_info::reload))
         .layer(middleware::from_fn_with_state(app.clone(), limits::limit_concurrency))

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use serde_json::Value;
 use utoipa::OpenApi;
 
 use super::error::{ApiError, ErrorBody};
@@ -33,10 +34,23 @@ pub(super) async fn node_info(State(app): State<App>) -> Result<Json<NodeInfo>, 
     }))
 }
 
-/// This document.
+/// This document, with one typed operation per command the caller may call
+/// (`POST /v1/commands/<plugin>/<command>`).
 #[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "The OpenAPI document", body = Object)))]
-pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub(super) async fn openapi(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = p.caller();
+    let commands = app
+        .host
+        .run(move |host| host.commands_for(&caller))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).map_err(ApiError::internal)?;
+    super::typed_api::add_operations(&mut doc, &commands);
+    Ok(Json(doc))
 }
 
 /// Re-reads the registry and grant state that the CLI changed beside the running node (owner only).

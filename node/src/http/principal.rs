@@ -36,7 +36,7 @@ pub enum Principal {
 
 impl Principal {
     /// The caller that commands run as.
-    pub(super) fn caller(&self) -> Caller {
+    pub fn caller(&self) -> Caller {
         match self {
             Principal::Owner => Caller::owner(),
             Principal::Caller(c) => c.clone(),

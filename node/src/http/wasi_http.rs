@@ -75,7 +75,8 @@ fn response(result: Value) -> Result<Response, ApiError> {
     let body = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| bad("body not base64"))?;
     let mut response = Response::builder().status(status);
     for pair in result.get("headers").and_then(Value::as_array).into_iter().flatten() {
-        let (Some(name), Some(value)) = (pair.get(0).and_then(Value::as_str), pair.get(1).and_then(Value::as_str)) else {
+        let (Some(name), Some(value)) = (pair.get(0).and_then(Value::as_str), pair.get(1).and_then(Value::as_str))
+        else {
             continue;
         };
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {

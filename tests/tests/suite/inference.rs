@@ -82,7 +82,8 @@ fn the_operator_decides_which_models_a_plugin_may_use() {
 fn inference_is_a_capability_the_operator_must_approve() {
     let h = TestHost::with_config(&[], ONE_THREAD);
     let d = plugin_dir("llm");
-    let err = h.host.install_component(&d.join("llm.wasm"), Some(&d.join("wit")), &InstallOptions::default()).unwrap_err();
+    let err =
+        h.host.install_component(&d.join("llm.wasm"), Some(&d.join("wit")), &InstallOptions::default()).unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("host:inference") && msg.contains("--allow host:inference"), "{msg}");
 }

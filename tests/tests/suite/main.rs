@@ -6,6 +6,7 @@ mod alloy;
 mod attacks;
 mod authoring;
 mod cli;
+mod ecosystem;
 mod eventlog;
 mod grants;
 mod grid;

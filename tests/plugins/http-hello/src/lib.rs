@@ -12,6 +12,7 @@ struct Hello;
 impl wasip2::exports::http::incoming_handler::Guest for Hello {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
+        let header_names: Vec<String> = request.headers().entries().into_iter().map(|(name, _)| name).collect();
         let method = format!("{:?}", request.method());
         let mut body = Vec::new();
         if let Ok(incoming) = request.consume() {
@@ -33,6 +34,8 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
                 Ok(Some(Ok(Ok(_)))) => (200, "the network was reachable".to_string()),
                 other => (502, format!("outgoing request refused: {other:?}")),
             }
+        } else if path.starts_with("/headers") {
+            (200, header_names.join(","))
         } else {
             (200, format!("{method} {path} {}", String::from_utf8_lossy(&body)))
         };
