@@ -35,7 +35,7 @@ publisher=$("$continuum" key export first-party)
 "$continuum" trust remove first-party >/dev/null 2>&1 || true
 "$continuum" trust add "$publisher" --name first-party --approve host:log,host:store,host:commands,host:events,host:progress,host:inference,host:training
 mkdir -p build/alloys
-for p in text kv json llm rag classify; do
+for p in text kv json llm rag classify wc; do
   "$continuum" plugin pack "build/plugins/$p" --key first-party -o "build/alloys/$p.alloy"
   if "$continuum" plugin list | grep -q "^$p "; then
     # Re-running setup re-installs the same version, possibly rebuilt: allow it explicitly.
@@ -64,6 +64,8 @@ set -x
 "$continuum" run json/query --document '{"plugins": [{"name": "text"}]}' --path 'plugins[0].name'
 # Composition: json/map calls text/convert-case once per item, as the same caller.
 "$continuum" run json/map --command text/convert-case --field text --items "hello world" --items "grid of commands" --extra '{"to": "kebab"}'
+# A plain C program (clang + wasi-libc, a WASI preview-1 module adapted at pack) as a signed command.
+"$continuum" run wc --stdin @examples/data/grid.txt
 # Bad input is refused before the plugin runs, with the path of the bad value.
 "$continuum" run text/stats --text hi --top -1 || true
 set +x

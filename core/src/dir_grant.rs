@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// One host folder, visible to a plugin's calls at a guest path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +49,25 @@ impl DirGrant {
             trimmed => trimmed,
         };
         Ok(DirGrant { host, guest: guest.to_string(), read_only })
+    }
+}
+
+impl DirGrant {
+    /// Preopens the folder for one call. It must still resolve to the very path it was lent
+    /// as: a lent folder (or a folder above it) replaced by a symlink since — say by another
+    /// plugin with a read-write folder around it — would point the guest elsewhere.
+    pub fn preopen(&self, wasi: &mut WasiCtxBuilder) -> Result<()> {
+        let now = std::fs::canonicalize(&self.host).with_context(|| format!("{} is gone", self.host.display()))?;
+        if now != self.host {
+            bail!(
+                "{} now resolves to {}; lend the folder again if that is intended",
+                self.host.display(),
+                now.display()
+            );
+        }
+        let perms = if self.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        wasi.preopened_dir(&self.host, &self.guest, perms).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        Ok(())
     }
 }
 

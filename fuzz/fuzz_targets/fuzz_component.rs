@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(dir.join("smith.wasm"), &plugin.bytes).unwrap();
     std::fs::write(dir.join("wit/smith.wit"), &plugin.wit).unwrap();
     let options = InstallOptions { replace: true, allow: vec!["all".into()], ..Default::default() };
-    if host.install_component(&dir.join("smith.wasm"), &dir.join("wit"), &options).is_err() {
+    if host.install_component(&dir.join("smith.wasm"), Some(&dir.join("wit")), &options).is_err() {
         // Refused (say, a feature this engine does not enable): a clear error is all we ask.
         return;
     }

@@ -36,7 +36,7 @@ fn node() -> &'static Node {
         for name in ["text", "kv"] {
             let dir = plugins.join(name);
             let options = continuum::InstallOptions { allow: vec!["all".into()], ..Default::default() };
-            let _ = host.install_component(&dir.join(format!("{name}.wasm")), &dir.join("wit"), &options);
+            let _ = host.install_component(&dir.join(format!("{name}.wasm")), Some(&dir.join("wit")), &options);
         }
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let async_host = continuum::node::async_host::AsyncHost::new(host.clone());

@@ -4,8 +4,8 @@
 //! each request authenticated like any other API request), with the `rmcp` SDK.
 //!
 //! Tool names: MCP clients accept `[A-Za-z0-9_-]`, 64 at most, so each `/` of a command name
-//! becomes `__` (command names are kebab-case, so the mapping is reversible): `text/stats` is
-//! `text__stats`. A result that is a JSON object is the tool's structured content as it is; any
+//! becomes `__` (command names are kebab-case, so the mapping is one to one): `text/stats` is
+//! `text__stats`; a longer name is shortened with a hash ([`tool_name`]). A result that is a JSON object is the tool's structured content as it is; any
 //! other result is wrapped as `{"result": …}`, as MCP wants an object. A failed call is a tool
 //! error carrying the node's error body.
 
@@ -23,14 +23,24 @@ use serde_json::{json, Value};
 
 use crate::async_host::AsyncHost;
 use crate::client::{ApiFailure, NodeClient};
-use crate::http::Principal;
+use crate::http::limits;
+use crate::http::{App, Principal};
 use continuum_core::reflect::CommandSchema;
 use continuum_core::runtime::watch::{CallEvent, Purpose, Watch};
 use continuum_core::{CallReport, Caller, Outcome};
 
-/// The MCP tool name of command `name`: each `/` becomes `__`.
+/// Longest tool name MCP clients accept.
+const MAX_TOOL_NAME: usize = 64;
+
+/// The MCP tool name of command `name`: each `/` becomes `__`; a name past 64 characters keeps
+/// its first 55 and ends with `_` and 8 hex digits of the command's BLAKE3 hash.
 pub fn tool_name(command: &str) -> String {
-    command.replace('/', "__")
+    let name = command.replace('/', "__");
+    if name.len() <= MAX_TOOL_NAME {
+        return name;
+    }
+    let hash = blake3::hash(command.as_bytes()).to_hex();
+    format!("{}_{}", &name[..MAX_TOOL_NAME - 9], &hash[..8])
 }
 
 /// Where an MCP server's tools come from and its calls go.
@@ -51,10 +61,12 @@ pub enum Backend {
         /// A key or grant token to act as (`--as`).
         as_caller: Option<String>,
     },
-    /// The node's `/mcp`: each request as the principal its HTTP request authenticated.
+    /// The node's `/mcp`: each request as the principal its HTTP request authenticated, each
+    /// call in that principal's concurrency budget (the middleware's slot ends with the
+    /// response's headers, before a streamed tool call runs).
     Http {
-        /// The node's host.
-        host: AsyncHost,
+        /// The node.
+        app: App,
     },
 }
 
@@ -66,7 +78,9 @@ pub struct McpServer {
 
 /// How one MCP request's calls are made.
 enum Route {
-    Host(AsyncHost, Caller),
+    /// On a host as a caller, within the node's slots for that caller when served over HTTP.
+    Host(AsyncHost, Caller, Option<(App, Principal)>),
+    /// Through the running node.
     Node(std::path::PathBuf, Option<String>),
 }
 
@@ -79,15 +93,15 @@ impl McpServer {
     /// Where this request's calls go: for `/mcp`, as the principal of its HTTP request.
     fn route(&self, ctx: &RequestContext<RoleServer>) -> Result<Route, McpError> {
         match &*self.backend {
-            Backend::Local { host, caller } => Ok(Route::Host(host.clone(), caller.clone())),
+            Backend::Local { host, caller } => Ok(Route::Host(host.clone(), caller.clone(), None)),
             Backend::Node { root, as_caller } => Ok(Route::Node(root.clone(), as_caller.clone())),
-            Backend::Http { host } => {
+            Backend::Http { app } => {
                 let principal = ctx
                     .extensions
                     .get::<axum::http::request::Parts>()
                     .and_then(|parts| parts.extensions.get::<Principal>())
                     .ok_or_else(|| McpError::invalid_request("the request was not authenticated", None))?;
-                Ok(Route::Host(host.clone(), principal.caller()))
+                Ok(Route::Host(app.host.clone(), principal.caller(), Some((app.clone(), principal.clone()))))
             }
         }
     }
@@ -96,7 +110,7 @@ impl McpServer {
     async fn commands(&self, route: &Route) -> Result<Vec<CommandSchema>, McpError> {
         let internal = |e: anyhow::Error| McpError::internal_error(format!("{e:#}"), None);
         match route {
-            Route::Host(host, caller) => {
+            Route::Host(host, caller, _) => {
                 let caller = caller.clone();
                 host.run(move |h| h.commands_for(&caller)).await.map_err(internal)?.map_err(internal)
             }
@@ -225,7 +239,17 @@ impl ServerHandler for McpServer {
         };
         let params = Value::Object(request.arguments.unwrap_or_default());
         let result = match route {
-            Route::Host(host, caller) => {
+            Route::Host(host, caller, budget) => {
+                let _slot = match &budget {
+                    Some((app, principal)) => match limits::slot(app, Some(principal)).await {
+                        Some(slot) => Some(slot),
+                        None => {
+                            let busy = "the node is at its concurrent request limit; retry shortly".to_string();
+                            return Ok(failure(Outcome::Busy, busy, None).into());
+                        }
+                    },
+                    None => None,
+                };
                 let watch = progress_watch(&ctx);
                 let cancel = watch.clone();
                 let call = host.call(caller, command.name.clone(), params, watch);
@@ -284,8 +308,8 @@ fn progress_watch(ctx: &RequestContext<RoleServer>) -> Arc<Watch> {
 
 /// The node's `/mcp` service: stateless streamable HTTP (each request authenticated by the
 /// node's own middleware, whose Host check also applies).
-pub fn http_service(host: AsyncHost) -> StreamableHttpService<McpServer, NeverSessionManager> {
-    let server = McpServer::new(Backend::Http { host });
+pub fn http_service(app: App) -> StreamableHttpService<McpServer, NeverSessionManager> {
+    let server = McpServer::new(Backend::Http { app });
     let config = StreamableHttpServerConfig::default().with_legacy_session_mode(false).disable_allowed_hosts();
     StreamableHttpService::new(move || Ok(server.clone()), Arc::new(NeverSessionManager::default()), config)
 }
@@ -307,5 +331,9 @@ mod tests {
         assert_eq!(tool_name("text/stats"), "text__stats");
         assert_eq!(tool_name("wc"), "wc");
         assert_eq!(tool_name("rag/index/add-docs"), "rag__index__add-docs");
+        let long = format!("{}/{}", "p".repeat(40), "f".repeat(40));
+        let name = tool_name(&long);
+        assert_eq!(name.len(), 64);
+        assert!(name.starts_with("pppp") && name != tool_name(&format!("{long}x")), "{name}");
     }
 }

@@ -30,9 +30,23 @@ pub struct HttpState {
     hooks: NoNetwork,
 }
 
-/// Refuses every outgoing request: commands have no network.
+impl HttpState {
+    /// The state of a call whose output cap is `output_bytes`.
+    pub fn new(output_bytes: usize) -> Self {
+        HttpState { ctx: WasiHttpCtx::new(), hooks: NoNetwork { body_chunks: output_bytes.div_ceil(BODY_CHUNK) + 1 } }
+    }
+}
+
+/// Largest piece of a response body the guest hands over at once.
+const BODY_CHUNK: usize = 16 << 10;
+
+/// Refuses every outgoing request: commands have no network. It also sizes the response body's
+/// buffer to hold a whole capped body: the body is read only once the guest sets its response,
+/// and a guest that writes first must not find the buffer full before the output cap.
 #[derive(Default)]
-struct NoNetwork;
+struct NoNetwork {
+    body_chunks: usize,
+}
 
 /// A future of `wasi:http`'s outgoing-request hook, boxed.
 type HookFuture<T> = Box<dyn Future<Output = Result<T, wasmtime_wasi_http::Error>> + Send>;
@@ -45,6 +59,14 @@ impl WasiHttpHooks for NoNetwork {
         _fut: HookFuture<()>,
     ) -> HookFuture<(http::Response<wasmtime_wasi_http::WasiBody>, HookFuture<()>)> {
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        self.body_chunks.max(wasmtime_wasi_http::p2::DEFAULT_OUTGOING_BODY_BUFFER_CHUNKS)
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK
     }
 }
 
@@ -184,8 +206,13 @@ pub fn handle(
             Ok(response) => {
                 let (parts, body) = response.into_parts();
                 *crate::sync::lock(&h) = Some(Ok(parts));
-                // Read the body while the guest writes it, on a thread of its own.
-                *crate::sync::lock(&d) = Some(std::thread::spawn(move || read_body(body, cap, &c)));
+                // Read the body while the guest writes it, on a thread of its own; without one
+                // the body is dropped (the guest's writes fail) and the call fails.
+                let into = c.clone();
+                match std::thread::Builder::new().name("http-body".into()).spawn(move || read_body(body, cap, &into)) {
+                    Ok(reader) => *crate::sync::lock(&d) = Some(reader),
+                    Err(e) => crate::sync::lock(&c).error = Some(format!("no thread to read the response body: {e}")),
+                }
             }
             Err(code) => *crate::sync::lock(&h) = Some(Err(format!("the handler answered with error {code:?}"))),
         }

@@ -396,6 +396,14 @@ pub fn reflect(engine: &Engine, component: &Component, plugin: &str, wit: Option
              `wasi:cli/run` (a program with a `main`) or `wasi:http/incoming-handler`"
         );
     }
+    // A program's command is named after its plugin, so a grant for it would confer every
+    // other command of the plugin too (`wc` covers `wc/…`): a program stands alone.
+    if commands.len() > 1 && commands.iter().any(|c| c.kind == CommandKind::Program) {
+        bail!(
+            "the component exports `wasi:cli/run` beside other functions; a program must be its plugin's only \
+             export (its command is named after the plugin) — split it into two components"
+        );
+    }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = commands.iter().find(|c| !seen.insert(c.schema.name.clone())) {
         bail!("two exports both become command `{}`; rename one of the interfaces or functions", dup.schema.name);

@@ -8,7 +8,7 @@ use serde_json::Value;
 use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx};
+use wasmtime_wasi::{I32Exit, WasiCtx};
 
 use super::live_output::LiveOutput;
 use super::outcome::trap_message;
@@ -168,10 +168,9 @@ impl HostCore {
             wasi.stdin(MemoryInputPipe::new(input.stdin.clone().unwrap_or_default()));
         }
         for dir in &plugin.dirs {
-            let perms = if dir.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
-            wasi.preopened_dir(&dir.host, &dir.guest, perms).map_err(|e| CallError::Host {
+            dir.preopen(&mut wasi).map_err(|e| CallError::Host {
                 command: name.into(),
-                message: format!("cannot open folder {} lent to `{}`: {e:#}", dir.host.display(), plugin.name),
+                message: format!("the folder lent to `{}` cannot be opened: {e:#}", plugin.name),
             })?;
         }
         let wasi = wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
@@ -181,7 +180,7 @@ impl HostCore {
             memory: MemoryGuard::new(limits.memory_bytes()),
             host_calls: (0, limits.max_host_calls),
             inference: nesting.inference.clone(),
-            http: Default::default(),
+            http: http::HttpState::new(limits.output_bytes()),
             call: CallContext {
                 core: self.clone(),
                 plugin: plugin.name.clone(),

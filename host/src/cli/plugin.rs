@@ -242,6 +242,11 @@ fn manage(host: &Host, cmd: PluginCmd) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
         PluginCmd::Install { path, from: Some(from), overrides, .. } => {
+            if !overrides.dirs.is_empty() {
+                bail!(
+                    "--dir applies once the plugin is installed: `continuum plugin allow <name> --dir …` after --from"
+                );
+            }
             let what = path.to_string_lossy();
             install_from(host.core().data().root(), &what, &from, &overrides.allow, overrides.allow_untrusted)?;
         }

@@ -191,7 +191,7 @@ impl Route {
 /// Takes the words after `--` (`continuum run wc -- a.txt b.txt`): a program's arguments, never
 /// read as flags. clap drops the `--` itself, so the words are counted on the raw command line.
 fn take_passed_through(args: &mut RunArgs) -> Vec<String> {
-    let count = std::env::args().skip_while(|a| a != "--").skip(1).count().min(args.args.len());
+    let count = std::env::args_os().skip_while(|a| a != "--").skip(1).count().min(args.args.len());
     args.args.split_off(args.args.len() - count)
 }
 

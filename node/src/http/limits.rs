@@ -45,15 +45,21 @@ pub(super) async fn refuse_oversized(
     }
 }
 
-/// Runs the request in its principal's budget: the owner's slots, or the other callers'.
-pub(super) async fn limit_concurrency(State(app): State<App>, request: Request, next: Next) -> Response {
-    let slots = match request.extensions().get::<Principal>() {
+/// A slot in `principal`'s budget (the owner's slots, or the other callers'), waiting at most
+/// `SLOT_WAIT`; none when the node is at its limit.
+pub(crate) async fn slot(app: &App, principal: Option<&Principal>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let slots = match principal {
         Some(Principal::Owner) => &app.owner_slots,
         _ => &app.client_slots,
     };
-    match tokio::time::timeout(SLOT_WAIT, slots.clone().acquire_owned()).await {
-        Ok(Ok(_permit)) => next.run(request).await,
-        _ => ApiError::busy("the node is at its concurrent request limit; retry shortly").into_response(),
+    tokio::time::timeout(SLOT_WAIT, slots.clone().acquire_owned()).await.ok()?.ok()
+}
+
+/// Runs the request in its principal's budget.
+pub(super) async fn limit_concurrency(State(app): State<App>, request: Request, next: Next) -> Response {
+    match slot(&app, request.extensions().get::<Principal>()).await {
+        Some(_permit) => next.run(request).await,
+        None => ApiError::busy("the node is at its concurrent request limit; retry shortly").into_response(),
     }
 }
 

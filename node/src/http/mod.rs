@@ -15,7 +15,7 @@ mod error;
 mod events;
 mod grid;
 mod jobs;
-mod limits;
+pub(crate) mod limits;
 mod node_info;
 mod principal;
 mod stream;
@@ -243,9 +243,9 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/jobs", get(jobs::list_jobs).post(jobs::submit_job))
         .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
         .route("/v1/jobs/{id}/stream", get(jobs::stream_job))
-        .route("/v1/http/{plugin}", any(wasi_http::serve_root))
+        .route("/v1/http/{plugin}", any(wasi_http::serve))
         .route("/v1/http/{plugin}/{*rest}", any(wasi_http::serve))
-        .nest_service("/mcp", crate::mcp::http_service(app.host.clone()))
+        .nest_service("/mcp", crate::mcp::http_service(app.clone()))
         .route("/v1/shutdown", post(node_info::shutdown))
         .route("/v1/reload", post(node_info::reload))
         .layer(middleware::from_fn_with_state(app.clone(), limits::limit_concurrency))

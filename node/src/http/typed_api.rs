@@ -29,12 +29,16 @@ pub fn add_operations(doc: &mut Value, commands: &[CommandSchema]) {
             "200".into(),
             json!({ "description": "The call's result", "content": { "application/json": { "schema": response } } }),
         );
+        // As `error::status_of` maps each outcome of a local call.
         for (status, description) in [
-            ("400", "The body is not JSON"),
+            ("400", "The body is not JSON, or the parameters do not match the command's schema"),
             ("401", "Not authenticated"),
             ("403", "The caller's grant does not cover this command"),
-            ("422", "The parameters do not match the command's schema, or the command returned its error"),
-            ("502", "The command failed (trapped, or broke a limit)"),
+            ("404", "No such command (or it was removed)"),
+            ("409", "The call was cancelled"),
+            ("422", "The command returned its error, broke a limit, or nested too deep"),
+            ("500", "The host failed"),
+            ("502", "The command trapped"),
             ("503", "The node is at its concurrent request limit"),
         ] {
             responses.insert(status.into(), error_response(description));

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::principal::Principal;
 use super::App;
+use continuum_core::runtime::check_plugin_name;
 use continuum_core::Outcome;
 
 /// Headers that belong to this hop or to the node's authentication, not to the plugin.
@@ -24,32 +25,26 @@ fn passed_on(name: &HeaderName) -> bool {
         || matches!(name, "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "te" | "trailer" | "host"))
 }
 
-/// Serves `/v1/http/{plugin}` (the handler's `/`).
-pub(super) async fn serve_root(
-    state: State<App>,
-    principal: Extension<Principal>,
-    Path(plugin): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    serve(state, principal, Path((plugin, String::new())), method, uri, headers, body).await
-}
-
-/// Serves `/v1/http/{plugin}/{*rest}`: the handler sees `/{rest}` and the query.
+/// Serves `/v1/http/{plugin}` and everything under it: the handler sees the rest of the path
+/// exactly as sent (still percent-encoded) and the query.
 pub(super) async fn serve(
     State(app): State<App>,
     Extension(p): Extension<Principal>,
-    Path((plugin, rest)): Path<(String, String)>,
+    Path(params): Path<Vec<(String, String)>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let path = match uri.query() {
-        Some(q) => format!("/{rest}?{q}"),
-        None => format!("/{rest}"),
+    let plugin = params.iter().find(|(k, _)| k == "plugin").map(|(_, v)| v.clone()).unwrap_or_default();
+    // A plugin name has no `/` or `%`: the raw path starts with the decoded name.
+    check_plugin_name(&plugin).map_err(|e| ApiError::new(Outcome::NotFound, format!("{e:#}")))?;
+    let rest = uri.path().strip_prefix(&format!("/v1/http/{plugin}")).unwrap_or_default();
+    let path = match (rest, uri.query()) {
+        ("", Some(q)) => format!("/?{q}"),
+        ("", None) => "/".to_string(),
+        (rest, Some(q)) => format!("{rest}?{q}"),
+        (rest, None) => rest.to_string(),
     };
     let headers: Vec<(String, String)> = headers
         .iter()

@@ -101,6 +101,8 @@ fn a_missing_toolchain_is_named_with_the_command_that_installs_it() {
             .args(["--data-dir", data.path().to_str().unwrap(), "plugin", "build"])
             .current_dir(work.path().join(&name))
             .env("PATH", "/nonexistent")
+            // ~/.local/bin (where scripts/authoring-tools.sh links componentize-py) is empty here.
+            .env("HOME", work.path())
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1));

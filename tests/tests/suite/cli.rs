@@ -103,7 +103,7 @@ fn errors_are_one_line_with_an_exit_code() {
             3,
             "text/find returned an error: \"pattern is empty",
         ),
-        (&["plugin", "install", "/nonexistent"], 1, "no WIT for /nonexistent"),
+        (&["plugin", "install", "/nonexistent"], 1, "cannot read /nonexistent"),
         (&["plugin", "remove", "ghost"], 1, "plugin `ghost` is not installed"),
     ];
     for (args, code, message) in cases {

@@ -71,6 +71,17 @@ fn plain_wasi_programs_run_as_commands_with_only_what_they_are_given() {
     let r = program(&h, "wasi-main", json!({ "args": ["write", "/data/out.txt"] }));
     assert_eq!(r["exit-code"], 0, "{r}");
     assert_eq!(std::fs::read_to_string(data.path().join("out.txt")).unwrap(), "written by the guest");
+    // A lent folder replaced by a symlink since (to the host's /etc) is refused, not followed.
+    let sub = data.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    h.host.lend_dirs("wasi-main", &[DirGrant::parse(&format!("{}:/sub:ro", sub.display())).unwrap()]).unwrap();
+    std::fs::remove_dir(&sub).unwrap();
+    std::os::unix::fs::symlink("/etc", &sub).unwrap();
+    match h.call("wasi-main", json!({ "args": ["read", "/sub/hostname"] })) {
+        Err(CallError::Host { message, .. }) => assert!(message.contains("now resolves to /etc"), "{message}"),
+        other => panic!("a lent folder swapped for a symlink was followed: {other:?}"),
+    }
+    h.host.withdraw_dirs("wasi-main", &["/sub".into()]).unwrap();
     h.host.withdraw_dirs("wasi-main", &["/data".into()]).unwrap();
     let r = program(&h, "wasi-main", json!({ "args": ["read", "/data/in.txt"] }));
     assert_ne!(r["exit-code"], 0, "a withdrawn folder is still lent: {r}");
@@ -169,15 +180,27 @@ fn a_wasi_http_handler_is_served_by_the_node_like_any_call() {
         assert!(o.status.success(), "{}", stderr(&o));
     });
     let owner = format!("Bearer {}", node.token);
-    let auth = [("authorization", owner.as_str()), ("x-custom", "1")];
+    let auth = [("authorization", owner.as_str()), ("x-custom", "1"), ("x-continuum-date", "2026-01-01")];
     let (s, body) = request("POST", &format!("{}/v1/http/http-hello/echo?x=1", node.http), &auth, b"hi");
     assert_eq!((s, body.as_str()), (200, "Method::Post /echo?x=1 hi"));
     // The plugin sees the request's headers, never the node's credentials.
     let (s, body) = request("GET", &format!("{}/v1/http/http-hello/headers", node.http), &auth, b"");
     assert!(s == 200 && body.contains("x-custom") && !body.contains("authorization"), "{s} {body}");
+    assert!(!body.contains("x-continuum"), "the node's own headers reached the plugin: {body}");
+    // The path arrives as sent, escapes and all; an escaped `/` cannot name another command.
+    let (s, body) = request("GET", &format!("{}/v1/http/http-hello/a%20b%3Fc?d=%20", node.http), &auth, b"");
+    assert_eq!((s, body.as_str()), (200, "Method::Get /a%20b%3Fc?d=%20 "));
+    let (s, _) = request("GET", &format!("{}/v1/http/http-hello%2Fx/", node.http), &auth, b"");
+    assert_eq!(s, 404);
     // No network: an outgoing request is refused inside the guest.
     let (s, body) = request("GET", &format!("{}/v1/http/http-hello/outbound", node.http), &auth, b"");
     assert!(s == 502 && body.contains("HttpRequestDenied"), "{s} {body}");
+    // A body written before the response is set is held (up to the output cap), not a hang;
+    // a body past the cap fails the call with the limit named.
+    let (s, body) = request("GET", &format!("{}/v1/http/http-hello/early", node.http), &auth, b"");
+    assert_eq!((s, body.len()), (200, 64 * 4096 + "Method::Get /early ".len()));
+    let (s, body) = request("GET", &format!("{}/v1/http/http-hello/huge", node.http), &auth, b"");
+    assert!(s == 422 && body.contains("output-limit"), "{s} {body}");
     // Strangers and grantees without the command get nothing from it.
     let (s, _) = request("GET", &format!("{}/v1/http/http-hello/", node.http), &[], b"");
     assert_eq!(s, 401);

@@ -43,8 +43,22 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
         let response = OutgoingResponse::new(headers);
         response.set_status_code(status).unwrap();
         let out = response.body().unwrap();
-        ResponseOutparam::set(response_out, Ok(response));
         let mut stream = out.write().unwrap();
+        // `/early`: 256 KiB of body written in 4 KiB pieces before the response is set;
+        // `/huge`: 8 MiB after it (past the output cap).
+        if path.starts_with("/early") {
+            for _ in 0..64 {
+                stream.write_all(&[b'e'; 4096]).unwrap();
+            }
+        }
+        ResponseOutparam::set(response_out, Ok(response));
+        if path.starts_with("/huge") {
+            for _ in 0..2048 {
+                if stream.write_all(&[b'h'; 4096]).is_err() {
+                    break;
+                }
+            }
+        }
         stream.write_all(text.as_bytes()).unwrap();
         stream.flush().unwrap();
         drop(stream);
