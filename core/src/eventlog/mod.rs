@@ -20,6 +20,7 @@ pub mod head_file;
 pub mod transfer;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -146,6 +147,8 @@ impl PendingCommit {
 pub struct EventLog {
     tx: Arc<Mutex<Sender<Request>>>,
     node: String,
+    /// Entries queued and not yet committed (the log's lag).
+    pending: Arc<AtomicUsize>,
 }
 
 /// What `verify` found.
@@ -234,7 +237,14 @@ fn write_group(
     Ok((seqs, cp))
 }
 
-fn writer(mut conn: Connection, key: SigningKey, node: String, rx: Receiver<Request>, mut head: HeadFile) {
+fn writer(
+    mut conn: Connection,
+    key: SigningKey,
+    node: String,
+    rx: Receiver<Request>,
+    mut head: HeadFile,
+    pending: Arc<AtomicUsize>,
+) {
     loop {
         let first = match rx.recv_timeout(head_file::INTERVAL) {
             Ok(r) => r,
@@ -268,6 +278,7 @@ fn writer(mut conn: Connection, key: SigningKey, node: String, rx: Receiver<Requ
         if let Err(e) = &result {
             tracing::error!("{e}");
         }
+        pending.fetch_sub(group.len(), Ordering::Relaxed);
         for (i, r) in group.into_iter().enumerate() {
             if let Some(done) = r.done {
                 let _ = done.send(result.as_ref().map(|(seqs, _)| seqs[i]).map_err(Clone::clone));
@@ -297,11 +308,13 @@ impl EventLog {
         let node = crate::keys::public_hex(&key.verifying_key());
         let (tx, rx) = mpsc::channel();
         let writer_node = node.clone();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let writer_pending = pending.clone();
         std::thread::Builder::new()
             .name("continuum-log".into())
-            .spawn(move || writer(conn, key, writer_node, rx, head))
+            .spawn(move || writer(conn, key, writer_node, rx, head, writer_pending))
             .context("cannot start the event log writer")?;
-        Ok(EventLog { tx: Arc::new(Mutex::new(tx)), node })
+        Ok(EventLog { tx: Arc::new(Mutex::new(tx)), node, pending })
     }
 
     /// This node's id (the log's signer).
@@ -309,10 +322,17 @@ impl EventLog {
         &self.node
     }
 
+    /// Entries queued and not yet committed.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
     fn send(&self, entry: NewEntry, done: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>) -> Result<()> {
-        crate::sync::lock(&self.tx)
-            .send(Request { entry, done })
-            .map_err(|_| anyhow::anyhow!("the event log writer has stopped"))
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        crate::sync::lock(&self.tx).send(Request { entry, done }).map_err(|_| {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            anyhow::anyhow!("the event log writer has stopped")
+        })
     }
 
     /// Appends an entry and returns its seq once it is committed.

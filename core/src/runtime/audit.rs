@@ -90,6 +90,8 @@ impl HostCore {
         }
         report.result = self.run(caller, name, params, nesting, &mut report);
         report.elapsed = started.elapsed();
+        let outcome = report.result.as_ref().map_or_else(|e| e.outcome().as_str(), |_| "ok");
+        self.metrics.record(name, outcome, report.elapsed);
         let commit = input.map(|input| self.audit(caller, name, depth, &input, &report));
         AuditedCall { command: name.into(), report, commit }
     }
@@ -128,6 +130,16 @@ impl HostCore {
             "outcome": outcome,
         });
         self.log.submit(kind, name, &payload)
+    }
+
+    /// The counters of the calls this host ran (`GET /metrics`).
+    pub fn metrics(&self) -> &super::metrics::CallMetrics {
+        &self.metrics
+    }
+
+    /// Entries of the event log queued and not yet committed.
+    pub fn log_lag(&self) -> usize {
+        self.log.pending()
     }
 
     /// Turns call auditing off or on (for `continuum bench`, to measure what it costs).

@@ -16,6 +16,7 @@ mod call;
 mod catalog;
 mod live_output;
 mod load;
+pub mod metrics;
 mod outcome;
 pub mod watch;
 
@@ -57,6 +58,7 @@ pub struct HostCore {
     audit: AtomicBool,
     engines: continuum_gpu::Engines,
     calls: CallPool,
+    metrics: metrics::CallMetrics,
 }
 
 /// A Continuum host over one data directory.
@@ -94,6 +96,7 @@ impl Host {
                 audit: AtomicBool::new(true),
                 engines,
                 calls: CallPool::new(),
+                metrics: Default::default(),
             }),
         })
     }

@@ -156,7 +156,8 @@ impl AppState {
         jobs::cancel_job,
         jobs::stream_job,
         node_info::shutdown,
-        node_info::reload
+        node_info::reload,
+        node_info::metrics
     ),
     components(schemas(
         NodeInfo,
@@ -246,6 +247,7 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/http/{plugin}", any(wasi_http::serve))
         .route("/v1/http/{plugin}/{*rest}", any(wasi_http::serve))
         .nest_service("/mcp", crate::mcp::http_service(app.clone()))
+        .route("/metrics", get(node_info::metrics))
         .route("/v1/shutdown", post(node_info::shutdown))
         .route("/v1/reload", post(node_info::reload))
         .layer(middleware::from_fn_with_state(app.clone(), limits::limit_concurrency))
@@ -254,4 +256,6 @@ pub fn router(app: App) -> Router<()> {
         .layer(middleware::from_fn_with_state(app.clone(), limits::refuse_oversized))
         .layer(DefaultBodyLimit::max(app.max_body))
         .with_state(app)
+        // Added after the layers, so outside authentication: liveness says nothing else.
+        .route("/healthz", get(node_info::healthz))
 }

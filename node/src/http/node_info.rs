@@ -2,7 +2,8 @@
 //! the owner's controls — reload what the CLI changed, shut down.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::Value;
 use utoipa::OpenApi;
@@ -74,4 +75,40 @@ pub(super) async fn shutdown(
     p.require_owner()?;
     let _ = app.shutdown.send(true);
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Liveness for a supervisor: `ok` whenever the node answers; no authentication, no details.
+pub(super) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// The node's counters in Prometheus' text format (owner only): calls by command and outcome,
+/// call latency histograms, jobs waiting and running, the event log's uncommitted entries.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text", content_type = "text/plain"), (status = 403, body = ErrorBody)))]
+pub(super) async fn metrics(State(app): State<App>, Extension(p): Extension<Principal>) -> Result<Response, ApiError> {
+    p.require_owner()?;
+    let mut out = app
+        .host
+        .run(|host| {
+            let mut out = String::new();
+            host.core().metrics().render(&mut out);
+            let lag = host.core().log_lag();
+            out.push_str("# HELP continuum_log_pending_entries Event log entries queued and not yet committed.\n");
+            out.push_str("# TYPE continuum_log_pending_entries gauge\n");
+            out.push_str(&format!("continuum_log_pending_entries {lag}\n"));
+            out
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let (queued, running) = app.grid.jobs().depth();
+    out.push_str("# HELP continuum_jobs Jobs by state: waiting for a compute slot, or holding one.\n");
+    out.push_str("# TYPE continuum_jobs gauge\n");
+    out.push_str(&format!(
+        "continuum_jobs{{state=\"queued\"}} {queued}\ncontinuum_jobs{{state=\"running\"}} {running}\n"
+    ));
+    out.push_str(
+        "# HELP continuum_uptime_seconds Seconds since the node started.\n# TYPE continuum_uptime_seconds gauge\n",
+    );
+    out.push_str(&format!("continuum_uptime_seconds {}\n", app.started.elapsed().as_secs()));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

@@ -405,6 +405,12 @@ impl Jobs {
         Ok(jobs)
     }
 
+    /// How many jobs wait for a compute slot, and how many hold one.
+    pub fn depth(&self) -> (usize, usize) {
+        let queued = self.inner.queued.iter().map(|q| q.load(Ordering::Relaxed)).sum();
+        (queued, self.inner.config.running().saturating_sub(self.inner.slots.available_permits()))
+    }
+
     /// The default lease of a grid job.
     pub fn default_lease(&self) -> Duration {
         Duration::from_secs(self.inner.config.lease_secs)

@@ -213,6 +213,26 @@ fn a_wasi_http_handler_is_served_by_the_node_like_any_call() {
     // Audited like any call.
     let log = node.ok(&["events", "tail", "--kind", "call.completed"]);
     assert!(log.matches("http-hello/http").count() >= 3, "{log}");
+
+    // Operators: liveness without credentials or details; counters for the owner only, where
+    // a caller's made-up command names never become labels.
+    let (s, body) = request("GET", &format!("{}/healthz", node.http), &[], b"");
+    assert_eq!((s, body.as_str()), (200, "ok\n"));
+    assert_eq!(request("GET", &format!("{}/metrics", node.http), &[], b"").0, 401);
+    assert_eq!(request("GET", &format!("{}/metrics", node.http), &[("authorization", &narrow)], b"").0, 403);
+    let made_up = format!("{}/v1/commands/made-up-{}/x", node.http, "z".repeat(20));
+    assert_eq!(request("POST", &made_up, &auth, b"{}").0, 404);
+    let (s, metrics) = request("GET", &format!("{}/metrics", node.http), &auth, b"");
+    assert_eq!(s, 200, "{metrics}");
+    let ok_calls = metrics
+        .lines()
+        .find(|l| l.starts_with("continuum_calls_total{command=\"http-hello/http\",outcome=\"ok\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no count of the handler's calls in {metrics}"));
+    assert!(ok_calls >= 5, "{metrics}");
+    assert!(metrics.contains("outcome=\"output-limit\"") && metrics.contains("command=\"(other)\""), "{metrics}");
+    assert!(!metrics.contains("made-up") && metrics.contains("continuum_jobs{state=\"queued\"} 0"), "{metrics}");
+    assert!(metrics.contains("continuum_call_duration_seconds_count{command=\"http-hello/http\"}"), "{metrics}");
 }
 
 /// Tool names as MCP shows them: `plugin/command` → `plugin__command`.
