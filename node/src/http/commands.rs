@@ -23,14 +23,13 @@ pub(super) async fn list_commands(
     State(app): State<App>,
     Extension(p): Extension<Principal>,
 ) -> Result<Json<Vec<CommandSchema>>, ApiError> {
+    Ok(Json(callable(&app, &p).await?))
+}
+
+/// The commands `p` may call (listed == callable), read on the call pool.
+pub(super) async fn callable(app: &App, p: &Principal) -> Result<Vec<CommandSchema>, ApiError> {
     let caller = p.caller();
-    let commands = app
-        .host
-        .run(move |host| host.commands_for(&caller))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    Ok(Json(commands))
+    app.host.run(move |host| host.commands_for(&caller)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)
 }
 
 /// One command's schema.

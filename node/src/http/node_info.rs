@@ -42,13 +42,7 @@ pub(super) async fn openapi(
     State(app): State<App>,
     Extension(p): Extension<Principal>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = p.caller();
-    let commands = app
-        .host
-        .run(move |host| host.commands_for(&caller))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let commands = super::commands::callable(&app, &p).await?;
     let mut doc = serde_json::to_value(ApiDoc::openapi()).map_err(ApiError::internal)?;
     super::typed_api::add_operations(&mut doc, &commands);
     Ok(Json(doc))
