@@ -294,52 +294,69 @@ fn reflect_function(
     })
 }
 
-/// The command of an HTTP handler (a component exporting `wasi:http/incoming-handler`),
-/// `<plugin>/http`: one request in, its response out.
-fn reflect_http_handler(plugin: &str, export: ComponentExportIndex, wit: Option<&WitWorld>) -> Command {
-    let description = wit.and_then(|w| w.docs()).map(|d| d.trim().to_string()).or_else(|| {
-        Some(format!("The HTTP handler `{plugin}`, also served at /v1/http/{plugin}/: one request (body base64) in, its response out."))
-    });
-    Command {
-        schema: CommandSchema {
-            name: format!("{plugin}/http"),
-            description,
-            param_style: ParamStyle::Record,
-            params: crate::host_api::http::params_schema(),
-            result: crate::host_api::http::result_schema(),
-            error: None,
-        },
-        kind: CommandKind::Http,
-        export,
-        params: Vec::new(),
-        result: ResultShape::Unit,
-        order: 0,
+/// A command whose schemas come from the WASI world it exports rather than from its own
+/// function types: a program, an HTTP handler. The world's docs, when the WIT has them, are
+/// its description instead of `fallback`.
+struct StandardExport {
+    name: String,
+    fallback: String,
+    kind: CommandKind,
+    params: Value,
+    result: Value,
+    shape: ResultShape,
+}
+
+impl StandardExport {
+    fn command(self, export: ComponentExportIndex, wit: Option<&WitWorld>) -> Command {
+        let description = wit.and_then(|w| w.docs()).map(|d| d.trim().to_string()).unwrap_or(self.fallback);
+        Command {
+            schema: CommandSchema {
+                name: self.name,
+                description: Some(description),
+                param_style: ParamStyle::Record,
+                params: self.params,
+                result: self.result,
+                error: None,
+            },
+            kind: self.kind,
+            export,
+            params: Vec::new(),
+            result: self.shape,
+            order: 0,
+        }
     }
 }
 
-/// The one command of a program (a component exporting `wasi:cli/run`), named after the
-/// plugin; `world` adds the world's docs as its description.
-fn reflect_program(plugin: &str, export: ComponentExportIndex, wit: Option<&WitWorld>) -> Command {
-    let description = wit.and_then(|w| w.docs()).map(|d| d.trim().to_string()).or_else(|| {
-        Some(format!(
-            "Runs the WASI program `{plugin}` with arguments, stdin and environment; returns its output and exit code."
-        ))
-    });
-    Command {
-        schema: CommandSchema {
-            name: plugin.to_string(),
-            description,
-            param_style: ParamStyle::Record,
-            params: program::params_schema(),
-            result: program::result_schema(),
-            error: None,
-        },
-        kind: CommandKind::Program,
-        export,
-        params: Vec::new(),
-        result: ResultShape::Fallible { ok: None, err: None },
-        order: 0,
+/// The command of an HTTP handler (a component exporting `wasi:http/incoming-handler`),
+/// `<plugin>/http`: one request in, its response out.
+fn reflect_http_handler(plugin: &str, export: ComponentExportIndex, wit: Option<&WitWorld>) -> Command {
+    StandardExport {
+        name: format!("{plugin}/http"),
+        fallback: format!(
+            "The HTTP handler `{plugin}`, also served at /v1/http/{plugin}/: one request (body base64) in, its response out."
+        ),
+        kind: CommandKind::Http,
+        params: crate::host_api::http::params_schema(),
+        result: crate::host_api::http::result_schema(),
+        shape: ResultShape::Unit,
     }
+    .command(export, wit)
+}
+
+/// The one command of a program (a component exporting `wasi:cli/run`), named after the
+/// plugin.
+fn reflect_program(plugin: &str, export: ComponentExportIndex, wit: Option<&WitWorld>) -> Command {
+    StandardExport {
+        name: plugin.to_string(),
+        fallback: format!(
+            "Runs the WASI program `{plugin}` with arguments, stdin and environment; returns its output and exit code."
+        ),
+        kind: CommandKind::Program,
+        params: program::params_schema(),
+        result: program::result_schema(),
+        shape: ResultShape::Fallible { ok: None, err: None },
+    }
+    .command(export, wit)
 }
 
 /// Exports that guest toolchains add for themselves, never commands: skipped when the plugin's
