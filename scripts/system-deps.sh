@@ -2,7 +2,8 @@
 # Installs the system packages the native build needs, when missing: cmake, clang and
 # libclang-dev (llama-cpp-2 builds llama.cpp and generates its bindings), unzip (model wheels);
 # and for the C example (a plain WASI program): wasi-libc, lld (wasm-ld) and clang's wasm32
-# runtime (the package named after the installed clang's major version).
+# runtime (the package named after the installed clang's major version); libfaketime for a
+# test peer with a skewed clock.
 set -euo pipefail
 
 sudo=""
@@ -26,6 +27,8 @@ command -v unzip >/dev/null || missing+=(unzip)
 compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*/libclang*.so*" >/dev/null || missing+=(libclang-dev)
 [ -f /usr/include/wasm32-wasi/stdio.h ] || missing+=(wasi-libc)
 command -v wasm-ld >/dev/null || compgen -G "/usr/bin/wasm-ld*" >/dev/null || missing+=(lld)
+# The market tests run a peer whose clock is hours off (libfaketime), as a skewed machine would be.
+compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null || missing+=(libfaketime)
 install "${missing[@]}"
 
 clang_major=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)

@@ -36,14 +36,30 @@ impl Host {
 
     /// Issues a grant of `caps` to `grantee` until `expires`, superseding earlier grants to it.
     pub fn issue_grant(&self, grantee: &str, caps: &[String], expires: i64) -> Result<String> {
+        self.issue_budgeted_grant(grantee, caps, expires, None)
+    }
+
+    /// Issues a grant as [`Host::issue_grant`] does, spending at most `budget` per period.
+    pub fn issue_budgeted_grant(
+        &self,
+        grantee: &str,
+        caps: &[String],
+        expires: i64,
+        budget: Option<crate::grants::Budget>,
+    ) -> Result<String> {
+        if let Some(budget) = &budget {
+            budget.validate()?;
+        }
         if caps.is_empty() {
             anyhow::bail!("a grant needs at least one --cap (to take grants away, use `continuum grant revoke`)");
         }
         let core = self.core();
         let grantee = parse_public(grantee)?;
-        let token = core.grants().issue(&core.db(), core.node_key(), &grantee, caps, expires)?;
+        let token = core.grants().issue(&core.db(), core.node_key(), &grantee, caps, expires, budget)?;
         let epoch = core.grants().watermark(&public_hex(&grantee)).map_or(0, |(e, _)| e);
-        let payload = json!({ "grantee": public_hex(&grantee), "caps": caps, "expires": expires, "epoch": epoch });
+        let payload = json!({
+            "grantee": public_hex(&grantee), "caps": caps, "expires": expires, "epoch": epoch, "budget": budget,
+        });
         core.log().append("grant.issued", &public_hex(&grantee), &payload)?;
         Ok(token)
     }

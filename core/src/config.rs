@@ -238,13 +238,21 @@ impl JobsSection {
     }
 }
 
-/// `[grid]`: terms of this node's offer.
+/// `[grid]`: terms of this node's offer (read by the node's market, `docs/market.md`).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct GridSection {
-    /// Price per call by command (`"text/summarize" = "2 credits"`), shown in offers.
+    /// Price by command (`"text/summarize" = "2 credits"`, `"0.5 credits/s"`,
+    /// `"1 credit/call + 3 credits/1k-tokens"`); unlisted commands are free.
     #[serde(default)]
     pub prices: BTreeMap<String, String>,
+    /// Price per fetch of a plugin's alloy (`text = "5 credits"`); unlisted alloys are free.
+    #[serde(default)]
+    pub alloy_prices: BTreeMap<String, String>,
+    /// The most credits a caller may owe this node before its priced calls are refused
+    /// (`"10 credits"`); unset, nobody is refused for lack of credits.
+    #[serde(default)]
+    pub credit_limit: Option<String>,
 }
 
 impl Config {
@@ -272,11 +280,6 @@ impl Config {
                 .with_context(|| format!("in [plugins.{name}.limits]"))?;
         }
         Ok(config)
-    }
-
-    /// Prices per command for this node's offer.
-    pub fn prices(&self) -> BTreeMap<String, String> {
-        self.grid.prices.clone()
     }
 
     /// The limits every plugin gets unless its own section overrides them.

@@ -72,6 +72,40 @@ pub struct Claims {
     pub epoch: u64,
     /// Block 0: a random id. Later blocks: sha256 of the previous block's payload.
     pub id: String,
+    /// Block 0 only: what the grant may spend per period on this node (none: unmetered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+}
+
+/// What a grant may spend on the issuing node per period; the node enforces it on every call
+/// made with the grant (or a token attenuated from it: they share the one budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Most calls per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<u64>,
+    /// Most credits per period, in thousandths of a credit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millicredits: Option<u64>,
+    /// Most generated tokens per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// The period in seconds; periods start at the grant's issue time.
+    pub period_secs: u64,
+}
+
+impl Budget {
+    /// Checks that the budget limits something over a period of at least a second.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.calls.is_some() || self.millicredits.is_some() || self.tokens.is_some(),
+            "a budget limits calls, credits or tokens (--budget-calls, --budget-credits, --budget-tokens)"
+        );
+        anyhow::ensure!(self.period_secs >= 1, "a budget's period is at least one second");
+        anyhow::ensure!(self.period_secs <= 100 * 365 * 86_400, "a budget's period is at most 100 years");
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +189,10 @@ pub struct Grant {
     pub expires: i64,
     /// The root grant's epoch.
     pub epoch: u64,
+    /// When the root grant was issued (unix seconds): the budget's periods start there.
+    pub issued: i64,
+    /// The root grant's budget, shared by every token derived from it.
+    pub budget: Option<Budget>,
 }
 
 /// Whether capability `cap` confers command `command`: equal, or a prefix ending at a `/`
@@ -209,6 +247,18 @@ fn check_signature(block: &Block, key: &VerifyingKey, index: usize) -> Result<()
 
 /// Issues a grant from `owner` to `grantee` for `caps` until `expires`, at `epoch`.
 pub fn issue(owner: &SigningKey, grantee: &VerifyingKey, caps: &[String], expires: i64, epoch: u64) -> String {
+    issue_budgeted(owner, grantee, caps, expires, epoch, None)
+}
+
+/// Issues a grant as [`issue`] does, spending at most `budget` per period.
+pub fn issue_budgeted(
+    owner: &SigningKey,
+    grantee: &VerifyingKey,
+    caps: &[String],
+    expires: i64,
+    epoch: u64,
+    budget: Option<Budget>,
+) -> String {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).expect("OS randomness");
     let claims = Claims {
@@ -219,6 +269,7 @@ pub fn issue(owner: &SigningKey, grantee: &VerifyingKey, caps: &[String], expire
         issued: crate::now_secs(),
         epoch,
         id: hex::encode(id),
+        budget,
     };
     encode(&Token { blocks: vec![sign_block(owner, &claims)] })
 }
@@ -250,6 +301,7 @@ pub fn attenuate(
         issued: 0,
         epoch: 0,
         id: sha256_hex(last.payload.as_bytes()),
+        budget: None,
     };
     parsed.blocks.push(sign_block(holder, &claims));
     Ok(encode(&parsed))
@@ -285,6 +337,12 @@ fn verify_chain(parsed: &Token, owner: &VerifyingKey) -> Result<Chain, GrantErro
         let signer = parse_public(&prev.grantee).map_err(|e| GrantError::Malformed(e.to_string()))?;
         check_signature(block, &signer, i)?;
         let next = claims(block, i)?;
+        if next.budget.is_some() {
+            return Err(GrantError::Malformed(format!(
+                "attenuation block {i} states a budget; only the owner's grant (block 0) does, and every token \
+                 derived from it shares that budget"
+            )));
+        }
         if next.caps.is_empty() {
             return Err(GrantError::Malformed(format!(
                 "attenuation block {i} grants no capabilities; an attenuation names at least one, and only \
@@ -306,6 +364,8 @@ fn verify_chain(parsed: &Token, owner: &VerifyingKey) -> Result<Chain, GrantErro
         caps: prev.caps,
         expires: prev.expires,
         epoch: root.epoch,
+        issued: root.issued,
+        budget: root.budget,
     };
     Ok(Chain { grant: Arc::new(grant), delegates, revocation })
 }
@@ -469,7 +529,7 @@ impl Grants {
     }
 
     /// Issues a grant to `grantee` (superseding earlier ones: its epoch is one above the
-    /// watermark) and records it.
+    /// watermark), spending at most `budget` per period, and records it.
     pub fn issue(
         &self,
         conn: &Connection,
@@ -477,10 +537,11 @@ impl Grants {
         grantee: &VerifyingKey,
         caps: &[String],
         expires: i64,
+        budget: Option<Budget>,
     ) -> anyhow::Result<String> {
         let grantee_hex = public_hex(grantee);
         let epoch = self.watermark(&grantee_hex).map_or(1, |(e, _)| e + 1);
-        let token = issue(owner, grantee, caps, expires, epoch);
+        let token = issue_budgeted(owner, grantee, caps, expires, epoch, budget);
         let grant = verify_signed(&token, &self.owner).map_err(|e| anyhow::anyhow!("{e}"))?;
         self.raise(conn, &grantee_hex, epoch, caps.is_empty())?;
         conn.execute(
@@ -492,7 +553,7 @@ impl Grants {
 
     /// Revokes every grant to `grantee`: a higher epoch with no capabilities.
     pub fn revoke(&self, conn: &Connection, owner: &SigningKey, grantee: &VerifyingKey) -> anyhow::Result<u64> {
-        self.issue(conn, owner, grantee, &[], crate::now_secs() + 1)?;
+        self.issue(conn, owner, grantee, &[], crate::now_secs() + 1, None)?;
         Ok(self.watermark(&public_hex(grantee)).map_or(0, |(e, _)| e))
     }
 }

@@ -15,6 +15,12 @@ pub const CHECKPOINT: &[u8] = b"continuum-log-checkpoint-v1\0";
 pub const OFFER: &[u8] = b"continuum-offer-v1\0";
 /// Signed HTTP requests.
 pub const REQUEST: &[u8] = b"continuum-request-v2\0";
+/// Market receipts, as the provider signs them.
+pub const RECEIPT: &[u8] = b"continuum-receipt-v1\0";
+/// Market receipts, as the caller countersigns them.
+pub const COUNTERSIGN: &[u8] = b"continuum-receipt-countersign-v1\0";
+/// Credit statements between two peers.
+pub const STATEMENT: &[u8] = b"continuum-credit-statement-v1\0";
 
 /// Signs `message` under `domain`; the signature as 128 hex digits.
 pub fn sign(key: &SigningKey, domain: &[u8], message: &[u8]) -> String {

@@ -47,7 +47,7 @@ fn node() -> &'static Node {
                 GridOptions {
                     bind: "127.0.0.1:0".parse().unwrap(),
                     offer_interval: std::time::Duration::from_secs(3600),
-                    prices: Default::default(),
+                    terms: Default::default(),
                 },
                 jobs,
             ))

@@ -102,6 +102,13 @@ impl Engines {
         Ok(entry)
     }
 
+    /// The GPU models run on, by name; none when they run on the CPU.
+    pub fn gpu_name(&self) -> Option<String> {
+        // Opening a CUDA device is not free: asked once per process.
+        static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        NAME.get_or_init(|| crate::device().is_cuda().then(|| "CUDA device 0".to_string())).clone()
+    }
+
     /// Ids of the models loaded now.
     pub fn loaded(&self) -> Vec<String> {
         let mut ids: Vec<String> = lock(&self.llms).keys().chain(lock(&self.embedders).keys()).cloned().collect();

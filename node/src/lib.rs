@@ -13,10 +13,10 @@ pub mod client;
 pub mod grid;
 pub mod http;
 pub mod jobs;
+pub mod market;
 pub mod mcp;
 pub mod socket;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,7 +30,8 @@ use crate::grid::{Grid, GridOptions};
 use continuum_core::runtime::Host;
 
 /// The node's, the grid's and the jobs' tables, migrated by [`open_host`].
-pub const SCHEMAS: [&continuum_core::db::Schema; 3] = [&grid::peers::SCHEMA, &auth::SCHEMA, &jobs::store::SCHEMA];
+pub const SCHEMAS: [&continuum_core::db::Schema; 5] =
+    [&grid::peers::SCHEMA, &auth::SCHEMA, &jobs::store::SCHEMA, &market::ledger::SCHEMA, &market::budget::SCHEMA];
 
 /// Opens the host over `data` with the node's tables (peers, API keys) migrated too: how the
 /// node and the command line open a data directory.
@@ -91,7 +92,7 @@ pub fn serve(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     // host only through an `AsyncHost`.
     let start = Start {
         root: host.core().data().root().to_path_buf(),
-        prices: host.core().config().prices(),
+        terms: market::terms::Terms::from_config(&host.core().config().grid)?,
         jobs_config: host.core().config().jobs.clone(),
         grid_host: host.clone(),
         host: AsyncHost::new(host),
@@ -110,8 +111,8 @@ struct Start {
     grid_host: Host,
     /// The data directory's root.
     root: PathBuf,
-    /// Prices per command to put in offers.
-    prices: BTreeMap<String, String>,
+    /// What the node asks (prices, credit limit).
+    terms: market::terms::Terms,
     /// How many jobs the node holds and runs.
     jobs_config: continuum_core::config::JobsSection,
 }
@@ -119,7 +120,7 @@ struct Start {
 /// The serve lifecycle: binds the grid, the TCP listener and the owner socket, serves until
 /// asked to stop, then cleans up.
 async fn run(start: Start, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -> Result<()> {
-    let Start { host, grid_host, root, prices, jobs_config } = start;
+    let Start { host, grid_host, root, terms, jobs_config } = start;
     let socket = root.join("node.sock");
     if socket.exists() {
         if tokio::net::UnixStream::connect(&socket).await.is_ok() {
@@ -131,7 +132,7 @@ async fn run(start: Start, options: ServeOptions, ready: impl FnOnce(&NodeFile))
     }
     // Jobs left running by the last run are marked interrupted before anything else starts.
     let jobs = jobs::Jobs::open(host.clone(), jobs_config).await?;
-    let grid_options = GridOptions { bind: options.grid, offer_interval: options.offer_interval, prices };
+    let grid_options = GridOptions { bind: options.grid, offer_interval: options.offer_interval, terms };
     let grid = Grid::start(grid_host, grid_options, jobs).await?;
     for spec in &options.peers {
         grid.add_peer(spec, None, None).await.with_context(|| format!("--peer {spec}"))?;

@@ -150,11 +150,18 @@ pub struct TestNode {
     pub http: String,
     /// The owner token for TCP requests.
     pub token: String,
+    /// Environment variables the serving process gets.
+    env: Vec<(String, String)>,
 }
 
 impl TestNode {
     /// Prepares a data directory with `setup` (CLI steps: keys, trust, installs), then serves it.
     pub fn start(setup: impl FnOnce(&Path)) -> TestNode {
+        TestNode::start_with_env(Vec::new(), setup)
+    }
+
+    /// Like [`TestNode::start`], the serving process getting the environment variables `env`.
+    pub fn start_with_env(env: Vec<(String, String)>, setup: impl FnOnce(&Path)) -> TestNode {
         let dir = tempfile::tempdir().expect("temp dir");
         setup(dir.path());
         let mut node = TestNode {
@@ -164,6 +171,7 @@ impl TestNode {
             address: String::new(),
             http: String::new(),
             token: String::new(),
+            env,
         };
         node.serve();
         node
@@ -184,6 +192,7 @@ impl TestNode {
             .arg(self.dir.path())
             .args(["serve", "--http", "127.0.0.1:0", "--grid", "127.0.0.1:0", "--offer-interval", "1s"])
             .env_remove("CONTINUUM_HOME")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::null())
             // CONTINUUM_TEST_NODE_LOGS=1 shows the nodes' logs (with CONTINUUM_LOG's filter).
             .stderr(match std::env::var_os("CONTINUUM_TEST_NODE_LOGS") {
@@ -243,6 +252,21 @@ impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The environment that runs a process with its wall clock `offset` off (libfaketime, e.g.
+/// `+2h`), as on a machine whose clock is wrong; its monotonic clock (timers) stays true.
+pub fn skewed_clock(offset: &str) -> Vec<(String, String)> {
+    let library = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"]
+        .iter()
+        .map(|dir| PathBuf::from(dir).join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.exists())
+        .expect("libfaketime is installed (scripts/system-deps.sh installs it)");
+    vec![
+        ("LD_PRELOAD".into(), library.display().to_string()),
+        ("FAKETIME".into(), offset.into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ]
 }
 
 /// Polls `check` every 100 ms until it returns true or `secs` pass; whether it did.

@@ -269,6 +269,9 @@ impl InferenceHost<'_> {
     /// The generation's next piece, also reported to the call tree's watch.
     fn pull(&mut self, generation: &Resource<Generation>) -> wasmtime::Result<Option<Piece>> {
         let piece = self.generations.get_mut(generation)?.recv();
+        if piece.is_some() {
+            self.call.watch.count_generated();
+        }
         if let (Some(p), true) = (&piece, self.call.watch.observed()) {
             let (text, reasoning) = match p {
                 Piece::Answer(t) => (t.clone(), false),

@@ -185,6 +185,8 @@ pub enum Outcome {
     Interrupted,
     /// The peer running it stopped answering for longer than its lease (a grid job).
     Lost,
+    /// The caller's grant has spent its budget for the period (calls, credits or tokens).
+    BudgetExhausted,
     /// An outcome this version does not know.
     #[serde(other)]
     Other,
@@ -222,6 +224,7 @@ impl Outcome {
             Outcome::Cancelled => "cancelled",
             Outcome::Interrupted => "interrupted",
             Outcome::Lost => "lost",
+            Outcome::BudgetExhausted => "budget-exhausted",
             Outcome::Other => "other",
         }
     }
@@ -242,7 +245,7 @@ impl Outcome {
             | Outcome::HostCallLimit
             | Outcome::Trap
             | Outcome::DepthExceeded => 4,
-            Outcome::Denied | Outcome::Unauthenticated => 5,
+            Outcome::Denied | Outcome::Unauthenticated | Outcome::BudgetExhausted => 5,
             Outcome::NoPeer | Outcome::Unreachable | Outcome::Timeout | Outcome::Quorum | Outcome::Lost => 6,
             Outcome::Cancelled | Outcome::Interrupted => 7,
             Outcome::HostError
@@ -324,6 +327,7 @@ mod tests {
             Outcome::Cancelled,
             Outcome::Interrupted,
             Outcome::Lost,
+            Outcome::BudgetExhausted,
         ] {
             let json = serde_json::to_string(&outcome).unwrap();
             assert_eq!(json, format!("\"{}\"", outcome.as_str()));

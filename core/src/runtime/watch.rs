@@ -6,7 +6,7 @@
 //! call without a sink drops them. Cancel is checked by the running guest's epoch callback
 //! (every [`CANCEL_CHECK`]), by a generation being read, and between training epochs.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +65,9 @@ pub enum Purpose {
 /// The live side of one call tree: where its events go, and whether it was cancelled.
 pub struct Watch {
     cancelled: AtomicBool,
+    /// Pieces of text generated in the call tree (one per model token, but where a character
+    /// spans tokens): what a market receipt counts as tokens.
+    generated: AtomicU64,
     sink: Option<EventSink>,
     purpose: Purpose,
 }
@@ -78,7 +81,7 @@ impl Default for Watch {
 impl Watch {
     /// A watch for a call tree run for `purpose`, whose events go to `sink` (dropped if none).
     pub fn new(purpose: Purpose, sink: Option<EventSink>) -> Watch {
-        Watch { cancelled: AtomicBool::new(false), sink, purpose }
+        Watch { cancelled: AtomicBool::new(false), generated: AtomicU64::new(0), sink, purpose }
     }
 
     /// Asks the call tree to stop: its guests trap at their next check, its generations end.
@@ -94,6 +97,16 @@ impl Watch {
     /// What the call tree runs for.
     pub fn purpose(&self) -> Purpose {
         self.purpose
+    }
+
+    /// Counts one piece of generated text.
+    pub fn count_generated(&self) {
+        self.generated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many pieces of text the call tree generated so far.
+    pub fn generated(&self) -> u64 {
+        self.generated.load(Ordering::Relaxed)
     }
 
     /// Whether anyone receives events (so a call can skip preparing them).

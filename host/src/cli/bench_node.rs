@@ -236,7 +236,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
             GridOptions {
                 bind: "127.0.0.1:0".parse()?,
                 offer_interval: Duration::from_secs(60),
-                prices: Default::default(),
+                terms: Default::default(),
             },
             jobs,
         )
@@ -255,6 +255,8 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
             grant: Some(grant),
             timeout_ms: Some(10_000),
             strangers: false,
+            route: None,
+            max_price: None,
         };
         println!(
             "grid: one peer node (pid {}) on loopback QUIC, {iterations} sequential calls each",

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use super::key::key_store;
 use super::node::tell_running_node;
 use crate::alloy::custody::short;
+use crate::grants::Budget;
 use crate::keys::parse_public;
 use crate::runtime::Host;
 
@@ -25,6 +26,18 @@ pub(super) enum GrantCmd {
         /// How long it lasts (`90s`, `30m`, `24h`, `7days`).
         #[arg(long, default_value = "24h")]
         expires: String,
+        /// Budget: most calls per period, metered on grid calls it confers.
+        #[arg(long)]
+        budget_calls: Option<u64>,
+        /// Budget: most credits per period (`5`, `0.5`).
+        #[arg(long)]
+        budget_credits: Option<String>,
+        /// Budget: most generated tokens per period.
+        #[arg(long)]
+        budget_tokens: Option<u64>,
+        /// The budget's period (`1h`, `1day`); periods start when the grant is issued.
+        #[arg(long, default_value = "1day")]
+        budget_period: String,
     },
     /// List the grants this node issued.
     List {
@@ -78,8 +91,23 @@ pub(super) fn run(host: &Host, cmd: GrantCmd) -> Result<()> {
 fn manage(host: &Host, cmd: GrantCmd) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        GrantCmd::Issue { to, caps, expires } => {
-            let token = host.issue_grant(&to, &caps, expiry(&expires)?)?;
+        GrantCmd::Issue { to, caps, expires, budget_calls, budget_credits, budget_tokens, budget_period } => {
+            let millicredits = budget_credits
+                .map(|c| crate::node::market::terms::parse_credits(&c).context("--budget-credits"))
+                .transpose()?;
+            let budget = (budget_calls.is_some() || millicredits.is_some() || budget_tokens.is_some())
+                .then(|| -> Result<Budget> {
+                    let period = humantime::parse_duration(&budget_period)
+                        .with_context(|| format!("--budget-period `{budget_period}`"))?;
+                    Ok(Budget {
+                        calls: budget_calls,
+                        millicredits,
+                        tokens: budget_tokens,
+                        period_secs: period.as_secs(),
+                    })
+                })
+                .transpose()?;
+            let token = host.issue_budgeted_grant(&to, &caps, expiry(&expires)?, budget)?;
             writeln!(out, "{token}")?;
         }
         GrantCmd::List { json } => {

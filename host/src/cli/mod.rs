@@ -21,6 +21,7 @@ mod grant;
 pub(crate) mod help;
 mod jobs;
 mod key;
+mod market;
 mod mcp;
 mod models;
 mod node;
@@ -96,6 +97,11 @@ enum Top {
     Peer(peer::PeerCmd),
     /// What peers offer: plugins, commands, terms (`--search` ranks commands by meaning).
     Offers(peer::OffersArgs),
+    /// Receipts of remote calls, jobs and purchases, signed by both sides: list, show, verify, export.
+    #[command(subcommand)]
+    Receipts(market::ReceiptsCmd),
+    /// Credits earned and spent per peer (from the receipts); signed statements and reconciling them.
+    Credits(market::CreditsArgs),
     /// API keys for HTTP clients, each mapped to a grantee.
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCmd),
@@ -224,6 +230,8 @@ pub fn main() -> Result<(), Exit> {
         Top::Node(cmd) => node::run(data()?.root(), cmd).map_err(Exit::from_api),
         Top::Peer(cmd) => peer::run(data()?.root(), cmd).map_err(Exit::from_api),
         Top::Offers(args) => peer::offers(data()?.root(), args.search.as_deref(), args.json).map_err(Exit::from_api),
+        Top::Receipts(cmd) => market::receipts(&open()?, cmd).map_err(Exit::from),
+        Top::Credits(args) => market::credits_cmd(&open()?, args).map_err(Exit::from),
         Top::Apikey(cmd) => apikey::run(&open()?, cmd).map_err(Exit::from),
         Top::Key(cmd) => key::run(&data()?, cmd).map_err(Exit::from),
         Top::Trust(cmd) => trust::run(&open()?, cmd).map_err(Exit::from),

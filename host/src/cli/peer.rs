@@ -115,17 +115,45 @@ pub(super) fn offers(root: &Path, search: Option<&str>, json: bool) -> Result<()
         return Ok(());
     }
     for k in &offers {
+        let c = &k.offer.capacity;
         println!("{} (via {})", k.offer.node, k.via);
+        println!(
+            "  {} cores, {} MiB, {}; load: {} calls, {} jobs running, {} queued, {}/{} slots free; median call {}",
+            c.cores,
+            c.memory_mib.map_or("?".to_string(), |m| m.to_string()),
+            c.gpu.as_ref().map_or("no GPU".to_string(), |g| g.name.clone()),
+            c.load.calls_running,
+            c.load.jobs_running,
+            c.load.jobs_queued,
+            c.load.free_slots,
+            c.load.slots,
+            c.latency.p50_ms.map_or("-".to_string(), |ms| format!("{ms} ms"))
+        );
+        if !c.models.is_empty() {
+            let models: Vec<String> = c
+                .models
+                .iter()
+                .map(|m| format!("{} ({}{})", m.id, m.kind, if m.loaded { ", loaded" } else { "" }))
+                .collect();
+            println!("  models: {}", models.join(", "));
+        }
         for p in &k.offer.plugins {
             println!(
-                "  {:<14} {:<8} {:>2} commands  sha256:{}  {} bytes{}",
+                "  {:<14} {:<8} {:>2} commands  sha256:{}  {} bytes{}{}",
                 p.name,
                 p.version,
                 p.commands.len(),
                 prefix(&p.digest, 12),
                 p.size,
-                if p.idempotent { "  idempotent" } else { "" }
+                if p.idempotent { "  idempotent" } else { "" },
+                match p.fetch_millicredits {
+                    0 => String::new(),
+                    mc => format!("  fetch {} credits", crate::node::market::terms::credits(mc)),
+                }
             );
+            for command in p.commands.iter().filter(|c| !c.price.is_free()) {
+                println!("    {:<28} {}", command.name, command.price);
+            }
         }
     }
     Ok(())

@@ -91,6 +91,13 @@ struct RemoteArgs {
     /// relayed by gossip (they see the parameters). Off by default.
     #[arg(long)]
     strangers: bool,
+    /// With `--on any|all`: which peer first — fastest (expected completion time, the
+    /// default), cheapest, or least-loaded.
+    #[arg(long, value_parser = ["fastest", "cheapest", "least-loaded"])]
+    route: Option<String>,
+    /// Skip peers expected to charge more than this many credits for the call (`0.5`).
+    #[arg(long)]
+    max_price: Option<String>,
 }
 
 /// Where a call runs.
@@ -467,6 +474,7 @@ fn call_on_peers(
         "min": remote.min, "max": remote.max, "reduce": remote.reduce, "k": remote.k,
         "if_under_min": remote.if_under_min, "grant": remote.grant,
         "timeout_ms": timeout.map(|t| t.as_millis() as u64), "strangers": remote.strangers,
+        "route": remote.route, "max_price": remote.max_price,
     });
     let result: GridResult =
         if live { streamed(client, "/v1/grid/call", &call, &[]) } else { node::post(client, "/v1/grid/call", &call) }
@@ -478,6 +486,20 @@ fn call_on_peers(
         if result.degraded { ", degraded: fewer than --min answered" } else { "" }
     );
     eprintln!("[contributors {}]", result.contributors.join(","));
+    if let Some(route) = &result.route {
+        eprintln!("[route {route}]");
+    }
+    for attempt in &result.attempts {
+        match (&attempt.receipt, &attempt.dispute) {
+            (Some(id), _) => eprintln!(
+                "[receipt {id} from {}: {} credits]",
+                prefix(&attempt.peer, 12),
+                crate::node::market::terms::credits(attempt.millicredits.unwrap_or(0))
+            ),
+            (None, Some(why)) => eprintln!("[receipt from {} not countersigned: {why}]", prefix(&attempt.peer, 12)),
+            (None, None) => {}
+        }
+    }
     Ok(result.value)
 }
 

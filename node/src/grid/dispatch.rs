@@ -9,6 +9,7 @@
 //! - `any`: every matching peer; `first-good` (default), `merge-top-k` or `union`; waits at
 //!   most p95 of recent latency × 1.5, capped at 5 s.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,8 +26,17 @@ use continuum_core::{Caller, Outcome};
 use super::peers::{self, Peer};
 use super::reduce::Reducer;
 use super::request::unexpected;
+use super::route::{self, Candidate, Policy};
 use super::wire::{Request, Response};
 use super::{short, Grid, PeerError};
+use crate::market::receipt::{hash_json, Expected, ReceiptKind, SignedReceipt};
+use crate::market::terms::{credits, parse_credits, Price};
+use crate::market::{self, Accepted};
+
+/// How many times a countersigned receipt is offered to its provider.
+const COUNTERSIGN_TRIES: u32 = 6;
+/// Most requests one single-quorum call makes (over every candidate and round).
+const MAX_ATTEMPTS: usize = 16;
 
 /// Which peers a call may go to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -129,6 +139,12 @@ pub struct GridCall {
     /// offers, which then see the parameters). Off unless asked for in so many words.
     #[serde(default)]
     pub strangers: bool,
+    /// How the peers offering the command are ordered: fastest (default), cheapest or least-loaded.
+    #[serde(default)]
+    pub route: Option<String>,
+    /// The most a call may be expected to cost, in credits (`0.5`); dearer peers are skipped.
+    #[serde(default)]
+    pub max_price: Option<String>,
 }
 
 fn any() -> String {
@@ -147,6 +163,15 @@ pub struct Attempt {
     pub error: Option<String>,
     /// Round-trip time in microseconds.
     pub us: u64,
+    /// The receipt the peer issued, countersigned by this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// What it cost, in millicredits (with a countersigned receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millicredits: Option<u64>,
+    /// Why this node disputed the peer's receipt (and did not countersign it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<String>,
 }
 
 /// A remote call's result: the value, which peers contributed, and every attempt.
@@ -162,6 +187,9 @@ pub struct GridResult {
     pub reducer: Option<String>,
     /// Fewer than `min` answered and the caller accepted that.
     pub degraded: bool,
+    /// How the peers were ordered, and why the first was chosen (`on: any|all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     /// Every request made, in order.
     pub attempts: Vec<Attempt>,
 }
@@ -210,14 +238,28 @@ impl GridError {
     }
 }
 
+/// `--max-price` in millicredits.
+fn max_price(call: &GridCall) -> Result<Option<u64>, GridError> {
+    call.max_price
+        .as_deref()
+        .map(|p| parse_credits(p.trim_end_matches("credits").trim()))
+        .transpose()
+        .map_err(|e| GridError::Invalid(format!("--max-price: {e:#}")))
+}
+
 /// A request the caller got wrong.
 fn invalid(e: anyhow::Error) -> GridError {
     GridError::Invalid(format!("{e:#}"))
 }
 
+/// Who may run a call, in the order they are asked.
 struct Plan {
     candidates: Vec<Peer>,
     idempotent: bool,
+    /// Why they are in this order (with `on: any|all`).
+    route: Option<String>,
+    /// Each candidate's price for the command, as its offer states (by peer id).
+    terms: HashMap<String, Price>,
 }
 
 impl Grid {
@@ -231,9 +273,10 @@ impl Grid {
             Ok(r) => (Outcome::Ok, r.contributors.clone()),
             Err(e) => (e.outcome(), vec![]),
         };
+        let route = result.as_ref().ok().and_then(|r| r.route.clone());
         let payload = json!({
             "quorum": call.quorum, "on": call.on, "contributors": peers, "outcome": outcome,
-            "ms": started.elapsed().as_millis() as u64,
+            "ms": started.elapsed().as_millis() as u64, "route": route,
         });
         let command = call.command.clone();
         let logged = self.host().run(move |host| host.core().log().append("grid.call", &command, &payload)).await;
@@ -277,36 +320,61 @@ impl Grid {
         }
     }
 
-    /// The peers that may run `call`, best first, and whether its command is idempotent.
+    /// The peers that may run `call`, in the order its route policy gives, and whether its
+    /// command is idempotent.
     async fn plan(&self, call: &GridCall) -> Result<Plan, GridError> {
+        let policy = call.route.as_deref().map(Policy::parse).transpose().map_err(GridError::Invalid)?;
+        let max_price = max_price(call)?;
         let known = self.peers().await.map_err(invalid)?;
         let offers = self.offers();
-        let offering = |id: &str| {
-            offers
-                .iter()
-                .find(|k| k.offer.node == id)
-                .and_then(|k| k.offer.command(&call.command).map(|(p, _)| p.idempotent))
+        let offered = |id: &str| {
+            offers.iter().find(|k| k.offer.node == id).and_then(|k| {
+                k.offer.command(&call.command).map(|(p, c)| (p.idempotent, c.price, k.offer.capacity.clone()))
+            })
         };
-        let (candidates, idempotent) = match Target::parse(&call.on) {
+        let mut terms = HashMap::new();
+        let (candidates, idempotent, route) = match Target::parse(&call.on) {
             Target::Peer(key) => {
                 let peer = peers::find_in(&known, &key).map_err(invalid)?;
-                let idem = offering(&peer.id).unwrap_or(false);
-                (vec![peer], idem)
+                let offer = offered(&peer.id);
+                if let Some((_, price, _)) = offer {
+                    if let Some(max) = max_price.filter(|max| price.estimate(0) > *max) {
+                        return Err(GridError::Invalid(format!(
+                            "{} asks {price} for `{}`, more than --max-price {} credits",
+                            short(&peer.id),
+                            call.command,
+                            credits(max)
+                        )));
+                    }
+                    terms.insert(peer.id.clone(), price);
+                }
+                (vec![peer], offer.is_some_and(|(i, _, _)| i), None)
             }
             Target::Any | Target::All => {
                 // Every peer whose offer has the command; nodes known only through gossip
                 // too when the caller said `strangers`.
                 let me = self.id();
                 let peer_ids: std::collections::HashSet<&str> = known.iter().map(|p| p.id.as_str()).collect();
-                let matching: Vec<(Peer, bool)> = offers
-                    .iter()
-                    .filter(|k| k.offer.node != me)
-                    .filter(|k| call.strangers || peer_ids.contains(k.offer.node.as_str()))
-                    .filter_map(|k| k.offer.command(&call.command).map(|(p, _)| (k.offer.node.clone(), p.idempotent)))
-                    .filter_map(|(node, idem)| self.reach_among(&known, &node).ok().map(|p| (p, idem)))
-                    .collect();
-                let idem = !matching.is_empty() && matching.iter().all(|(_, i)| *i);
-                (matching.into_iter().map(|(p, _)| p).collect(), idem)
+                let mut idem = true;
+                let mut matching = Vec::new();
+                for k in offers.iter().filter(|k| k.offer.node != me) {
+                    if !call.strangers && !peer_ids.contains(k.offer.node.as_str()) {
+                        continue;
+                    }
+                    let Some((i, price, capacity)) = offered(&k.offer.node) else { continue };
+                    let Ok(peer) = self.reach_among(&known, &k.offer.node) else { continue };
+                    idem &= i;
+                    terms.insert(peer.id.clone(), price);
+                    let latency = self.inner.latencies.median_of(&peer.id);
+                    matching.push(Candidate { peer, capacity, price, latency });
+                }
+                if matching.is_empty() {
+                    (Vec::new(), false, None)
+                } else {
+                    let (ranked, reason) = route::rank(policy.unwrap_or_default(), max_price, matching)
+                        .map_err(|why| GridError::NoPeer { command: call.command.clone(), hint: format!(": {why}") })?;
+                    (ranked.into_iter().map(|c| c.peer).collect(), idem, Some(reason))
+                }
             }
         };
         if candidates.is_empty() {
@@ -319,7 +387,7 @@ impl Grid {
                 },
             });
         }
-        Ok(Plan { candidates, idempotent })
+        Ok(Plan { candidates, idempotent, route, terms })
     }
 
     /// The peer a job of `command` goes to when submitted `on` a peer or `any` (the first that
@@ -342,15 +410,20 @@ impl Grid {
             grant: None,
             timeout_ms: None,
             strangers,
+            route: None,
+            max_price: None,
         };
         Ok(self.plan(&call).await?.candidates.swap_remove(0))
     }
 
-    /// Asks `peer` to run `call`; with `live`, the call's live events are streamed there.
+    /// Asks `peer` to run `call` (whose offer stated `terms`); with `live`, the call's live
+    /// events are streamed there. The peer's receipt is checked, countersigned and sent back,
+    /// or disputed.
     async fn ask(
         &self,
         peer: &Peer,
         call: &GridCall,
+        terms: Option<Price>,
         timeout: Duration,
         live: Option<&EventSink>,
     ) -> (Attempt, Result<Value, PeerError>) {
@@ -363,6 +436,7 @@ impl Grid {
             stream: live.is_some(),
         };
         let started = Instant::now();
+        let sent_ms = continuum_core::now_ms();
         let answer = match live {
             None => self.request(peer, &request, timeout).await,
             Some(sink) => {
@@ -374,18 +448,72 @@ impl Grid {
                 self.request_streamed(peer, &request, Some(timeout), relay).await
             }
         };
-        let result = match answer {
-            Ok(Response::Ok { value, .. }) => Ok(value),
-            Ok(other) => Err(unexpected(peer, &other)),
-            Err(e) => Err(e),
+        let answered_ms = continuum_core::now_ms();
+        let (result, receipt) = match answer {
+            Ok(Response::Ok { value, receipt, .. }) => (Ok(value), receipt),
+            Ok(other) => (Err(unexpected(peer, &other)), None),
+            Err(e) => (Err(e), None),
         };
-        let attempt = Attempt {
+        let mut attempt = Attempt {
             peer: peer.id.clone(),
             outcome: result.as_ref().map_or_else(PeerError::outcome, |_| Outcome::Ok),
             error: result.as_ref().err().map(|e| e.to_string()),
             us: started.elapsed().as_micros() as u64,
+            receipt: None,
+            millicredits: None,
+            dispute: None,
         };
+        if let (Some(signed), Ok(value)) = (receipt, &result) {
+            let expected = Expected {
+                provider: peer.id.clone(),
+                caller: self.id(),
+                kind: ReceiptKind::Call,
+                command: call.command.clone(),
+                input: hash_json(&call.params),
+                output: hash_json(value),
+                terms,
+                max_millicredits: max_price(call).ok().flatten(),
+                sent_ms,
+                answered_ms,
+            };
+            match self.settle(peer, signed, expected).await {
+                Ok(Accepted::Countersigned(signed)) => {
+                    let receipt = signed.verify().ok();
+                    attempt.receipt = receipt.as_ref().map(|r| r.id.clone());
+                    attempt.millicredits = receipt.map(|r| r.millicredits);
+                }
+                Ok(Accepted::Disputed(reason)) => attempt.dispute = Some(reason),
+                Err(e) => tracing::warn!("cannot record the receipt of {}: {e:#}", short(&peer.id)),
+            }
+        }
         (attempt, result)
+    }
+
+    /// Checks a peer's receipt and records it: countersigned (and sent back to the peer in the
+    /// background) or disputed.
+    pub(crate) async fn settle(&self, peer: &Peer, signed: SignedReceipt, expected: Expected) -> Result<Accepted> {
+        let accepted = self.host().run(move |host| market::accept(host, signed, &expected)).await??;
+        if let Accepted::Countersigned(receipt) = &accepted {
+            let (grid, peer, request) = (self.clone(), peer.clone(), Request::Countersign { receipt: receipt.clone() });
+            // In the background, and again while the peer is busy or away (a replay is harmless).
+            tokio::spawn(async move {
+                let mut wait = Duration::from_millis(200);
+                for attempt in 1..=COUNTERSIGN_TRIES {
+                    match grid.request(&peer, &request, Duration::from_secs(10)).await {
+                        Ok(_) => return,
+                        Err(e) if attempt < COUNTERSIGN_TRIES && (e.retryable() || e.not_run()) => {
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(Duration::from_secs(5));
+                        }
+                        Err(e) => {
+                            tracing::warn!("could not hand {} its countersigned receipt: {e}", short(&peer.id));
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        Ok(accepted)
     }
 
     async fn single(
@@ -407,11 +535,15 @@ impl Grid {
         let mut attempts = Vec::new();
         let mut backoff = Duration::from_millis(200);
         let mut tries = 0;
+        // Peers that failed since the last wait: the next try goes to another one.
+        let mut avoid: HashSet<String> = HashSet::new();
         loop {
             let plan = self.plan(call).await?;
-            let peer = &plan.candidates[tries % plan.candidates.len()];
-            let (attempt, result) = self.ask(peer, call, timeout, live).await;
+            let peer = plan.candidates.iter().find(|p| !avoid.contains(&p.id)).unwrap_or(&plan.candidates[0]).clone();
+            let terms = plan.terms.get(&peer.id).copied();
+            let (attempt, result) = self.ask(&peer, call, terms, timeout, live).await;
             attempts.push(attempt);
+            let untried = plan.candidates.iter().any(|p| p.id != peer.id && !avoid.contains(&p.id));
             match result {
                 Ok(value) => {
                     return Ok(GridResult {
@@ -419,11 +551,36 @@ impl Grid {
                         contributors: vec![peer.id.clone()],
                         reducer: None,
                         degraded: false,
+                        route: plan.route,
                         attempts,
                     })
                 }
+                // Busy, or never reached: the peer did not run it, so the next may, whatever
+                // the command does; once every candidate has refused, wait and go round again.
+                Err(e)
+                    if e.not_run()
+                        && (untried || tries < 3)
+                        && attempts.len() < MAX_ATTEMPTS
+                        && !relayed.load(Ordering::Relaxed) =>
+                {
+                    avoid.insert(peer.id.clone());
+                    if !untried {
+                        tries += 1;
+                        avoid.clear();
+                        let wait = match &e {
+                            PeerError::Busy { retry_after_ms, .. } => Duration::from_millis(*retry_after_ms),
+                            _ => backoff,
+                        };
+                        tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
                 Err(e) if e.retryable() && plan.idempotent && tries < 3 && !relayed.load(Ordering::Relaxed) => {
                     tries += 1;
+                    avoid.insert(peer.id.clone());
+                    if !untried {
+                        avoid.clear();
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -464,6 +621,7 @@ impl Grid {
         };
         let mut attempts = Vec::new();
         let mut answers: Vec<(String, Value)> = Vec::new();
+        let mut route;
         loop {
             let plan = self.plan(call).await?;
             let asked: Vec<Peer> = plan
@@ -472,11 +630,13 @@ impl Grid {
                 .filter(|p| !answers.iter().any(|(id, _)| *id == p.id))
                 .take(max.saturating_sub(answers.len()))
                 .collect();
+            route = plan.route.clone();
             let mut set = JoinSet::new();
             for peer in asked {
                 let grid = self.clone();
                 let call = call.clone();
-                set.spawn(async move { grid.ask(&peer, &call, timeout, None).await });
+                let terms = plan.terms.get(&peer.id).copied();
+                set.spawn(async move { grid.ask(&peer, &call, terms, timeout, None).await });
             }
             let deadline = collect_for.map(|d| tokio::time::Instant::now() + d);
             loop {
@@ -502,12 +662,15 @@ impl Grid {
                 break;
             }
             match (under_min, wait_until) {
-                (UnderMin::Wait(_), Some(until)) if Instant::now() + Duration::from_millis(250) < until => {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                // Waits out the whole bound: the caller asked for that long.
+                (UnderMin::Wait(_), Some(until)) if Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(250).min(until.saturating_duration_since(Instant::now())))
+                        .await;
                 }
                 (UnderMin::Degraded, _) if !answers.is_empty() => {
                     let mut result = self.reduce(&reducer, &answers, attempts).await?;
                     result.degraded = true;
+                    result.route = route;
                     return Ok(result);
                 }
                 _ => {
@@ -532,7 +695,9 @@ impl Grid {
                 }
             }
         }
-        self.reduce(&reducer, &answers, attempts).await
+        let mut result = self.reduce(&reducer, &answers, attempts).await?;
+        result.route = route;
+        Ok(result)
     }
 
     async fn reduce(
@@ -558,7 +723,7 @@ impl Grid {
                 attempts: attempts.clone(),
             })?,
         };
-        Ok(GridResult { value, contributors, reducer: Some(reducer.name()), degraded: false, attempts })
+        Ok(GridResult { value, contributors, reducer: Some(reducer.name()), degraded: false, route: None, attempts })
     }
 }
 

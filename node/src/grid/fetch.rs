@@ -15,7 +15,12 @@ use continuum_core::registry::PluginRecord;
 use continuum_core::Host;
 
 use super::offers::PluginOffer;
+use super::request::unexpected;
+use super::wire::{Request, Response};
 use super::{endpoint_addr, short, Grid, KnownOffer};
+use crate::market::receipt::{Expected, ReceiptKind, SignedReceipt};
+use crate::market::terms::Price;
+use crate::market::Accepted;
 
 /// What a fetch transferred.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -32,6 +37,16 @@ pub struct Fetched {
     pub bytes: u64,
     /// Transfer time in microseconds.
     pub transfer_us: u64,
+    /// The purchase receipt, for a priced alloy (countersigned by this node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// What it cost, in millicredits.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub millicredits: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Grid {
@@ -107,21 +122,70 @@ impl Grid {
         Ok((bytes, started.elapsed()))
     }
 
+    /// Asks `node` for the receipt of buying `offer`'s alloy (priced in its offer).
+    async fn buy(&self, node: &str, offer: &PluginOffer) -> Result<SignedReceipt> {
+        let peer = self.reach(node).await?;
+        let request = Request::Purchase { plugin: offer.name.clone(), alloy: offer.alloy.clone() };
+        match self.request(&peer, &request, Duration::from_secs(10)).await? {
+            Response::Receipt { receipt } => Ok(receipt),
+            other => Err(unexpected(&peer, &other).into()),
+        }
+    }
+
     /// Installs `what` from `from` (`any` or a peer), verifying the alloy like a local file.
     pub async fn install_from(&self, what: &str, from: &str, options: AlloyOptions) -> Result<(PluginRecord, Fetched)> {
         let (node, offer) = self.find_plugin(what, from).await?;
+        let sent_ms = continuum_core::now_ms();
+        let purchase = match offer.fetch_millicredits {
+            0 => None,
+            _ => Some(self.buy(&node, &offer).await?),
+        };
         let (bytes, took) = self.fetch_alloy(&node, &offer).await?;
         let size = bytes.len() as u64;
         let (sender, offered) = (node.clone(), offer.clone());
         let record = self.host().run(move |host| install_fetched(host, &bytes, &sender, &offered, options)).await??;
-        let fetched = Fetched {
+        let mut fetched = Fetched {
             name: record.name.clone(),
             version: offer.version.clone(),
             digest: record.digest.clone(),
-            from: node,
+            from: node.clone(),
             bytes: size,
             transfer_us: took.as_micros() as u64,
+            receipt: None,
+            millicredits: 0,
         };
+        if let Some(signed) = purchase {
+            // Countersigned only now that the alloy arrived, verified and installed.
+            let expected = Expected {
+                provider: node.clone(),
+                caller: self.id(),
+                kind: ReceiptKind::Purchase,
+                command: offer.name.clone(),
+                input: offer.alloy.clone(),
+                output: offer.alloy.clone(),
+                terms: Some(Price { millicredits_per_call: offer.fetch_millicredits, ..Price::default() }),
+                max_millicredits: None,
+                sent_ms,
+                answered_ms: continuum_core::now_ms(),
+            };
+            // The plugin is installed: a receipt that cannot be settled is reported, not an error.
+            let settled = match self.reach(&node).await {
+                Ok(peer) => self.settle(&peer, signed, expected).await,
+                Err(e) => Err(e),
+            };
+            match settled {
+                Ok(Accepted::Countersigned(signed)) => {
+                    if let Ok(receipt) = signed.verify() {
+                        fetched.receipt = Some(receipt.id);
+                        fetched.millicredits = receipt.millicredits;
+                    }
+                }
+                Ok(Accepted::Disputed(reason)) => {
+                    tracing::warn!("the purchase receipt of `{}` is disputed: {reason}", offer.name)
+                }
+                Err(e) => tracing::warn!("cannot record the purchase receipt of `{}`: {e:#}", offer.name),
+            }
+        }
         self.refresh_offer().await?;
         Ok((record, fetched))
     }

@@ -2,7 +2,7 @@
 //! DHT discovery off — peers are reached only at the addresses the operator gave.
 //!
 //! Three protocols share one endpoint, whose key is the node key:
-//! - `continuum/grid/1` ([`wire`]): remote calls (streamed when asked), jobs under leases,
+//! - `continuum/grid/2` ([`wire`]): remote calls (streamed when asked), jobs under leases,
 //!   signed offers, log export — asked of peers in `request.rs` and `jobs.rs`, answered in
 //!   `serve.rs` within the node's request budgets;
 //! - iroh-gossip: offers ([`offers`]) spread through the swarm and held in `offer_store.rs`;
@@ -13,6 +13,7 @@
 //! [`replicate`]. Grid code reaches the host only through [`AsyncHost`], so its blocking work
 //! runs on the host's call pool, never on the async runtime.
 
+mod capacity;
 pub mod dispatch;
 pub mod fetch;
 mod jobs;
@@ -23,18 +24,20 @@ pub mod peers;
 pub mod reduce;
 pub mod replicate;
 mod request;
+mod route;
 pub mod search;
 mod serve;
 pub mod wire;
 
-pub use offer_store::{KnownOffer, MAX_OFFERS};
+pub use capacity::{Capacity, Gpu, Load, ResidentModel, ServedLatency};
+pub use offer_store::{KnownOffer, MAX_OFFERS, MAX_OFFER_TTL};
 pub use request::PeerError;
 pub use serve::{
     LOG_PULLS_PER_WINDOW, LOG_PULL_WINDOW, MAX_FOLLOWS, MAX_FOLLOWS_PER_PEER, MAX_LEASE, MAX_REQUESTS,
     MAX_REQUESTS_PER_PEER, MIN_LEASE, WRITE_TIMEOUT,
 };
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +53,8 @@ use iroh_gossip::net::Gossip;
 
 use crate::async_host::AsyncHost;
 use crate::jobs::Jobs;
+use crate::market::terms::Terms;
+use capacity::CallsRunning;
 use continuum_core::runtime::Host;
 use continuum_core::sync::lock;
 use latency::LatencyWindow;
@@ -64,8 +69,8 @@ pub struct GridOptions {
     pub bind: SocketAddr,
     /// How often the node re-announces its offer.
     pub offer_interval: Duration,
-    /// Prices per command (`plugin/function` → text) to put in offers.
-    pub prices: BTreeMap<String, String>,
+    /// What the node asks (prices) and whom it refuses for lack of credits.
+    pub terms: Terms,
 }
 
 /// A node's grid endpoint and what it knows about its peers.
@@ -89,8 +94,12 @@ struct Inner {
     /// The alloys this node ships, served over iroh-blobs.
     blobs: MemStore,
     offers: OfferStore,
-    /// Prices per command, put in this node's offer.
-    prices: BTreeMap<String, String>,
+    /// What this node asks, put in its offer and on its receipts.
+    terms: Terms,
+    /// Peers' calls being answered now.
+    calls_running: CallsRunning,
+    /// How long the calls this node answered took.
+    served: LatencyWindow,
     /// Open connections to peers, by peer id.
     connections: Mutex<HashMap<String, Connection>>,
     latencies: LatencyWindow,
@@ -143,7 +152,9 @@ impl Grid {
             gossip: gossip.clone(),
             sender,
             blobs: blobs.clone(),
-            prices: options.prices,
+            terms: options.terms,
+            calls_running: CallsRunning::default(),
+            served: LatencyWindow::default(),
             connections: Mutex::new(HashMap::new()),
             latencies: LatencyWindow::default(),
             budgets: Budgets::new(),

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use iroh_gossip::api::{Event, GossipReceiver};
 use serde::Serialize;
 
+use super::capacity::{self, Capacity, Load, ServedLatency};
 use super::offers::{self, Offer, SignedOffer};
 use super::peers::Peer;
 use super::request::{unexpected, PeerError};
@@ -20,7 +21,7 @@ use super::wire::{Request, Response};
 use super::{short, Grid, Inner};
 
 /// The gossip topic offers travel on.
-const OFFER_TOPIC: &str = "continuum/offers/1";
+const OFFER_TOPIC: &str = "continuum/offers/2";
 /// Most offers of other nodes held at once.
 pub const MAX_OFFERS: usize = 1024;
 
@@ -43,8 +44,27 @@ pub(super) struct OfferStore {
     own: RwLock<Option<SignedOffer>>,
     /// Other nodes' offers, by node id.
     others: RwLock<BTreeMap<String, KnownOffer>>,
-    /// How long an offer is kept without being renewed.
-    ttl: Duration,
+    /// How long this node's own offer holds (what it announces as its TTL).
+    own_ttl: Duration,
+    /// How long an offer that states no TTL is kept without being renewed.
+    default_ttl: Duration,
+}
+
+/// The longest an offer is kept without being renewed, whatever TTL it states.
+pub const MAX_OFFER_TTL: Duration = Duration::from_secs(300);
+/// The shortest TTL an offer is kept for.
+const MIN_OFFER_TTL: Duration = Duration::from_secs(1);
+
+impl KnownOffer {
+    /// When it stops being fresh (ms since the epoch): its TTL, within bounds, from its arrival
+    /// by this node's clock (never the offering node's).
+    fn expires_ms(&self, default_ttl: Duration) -> i64 {
+        let ttl = match self.offer.ttl_ms {
+            0 => default_ttl,
+            ms => Duration::from_millis(ms).clamp(MIN_OFFER_TTL, MAX_OFFER_TTL),
+        };
+        self.received_ms + ttl.as_millis() as i64
+    }
 }
 
 impl OfferStore {
@@ -54,19 +74,20 @@ impl OfferStore {
             node,
             own: RwLock::new(None),
             others: RwLock::new(BTreeMap::new()),
-            // Five missed announcements and a margin: an offer outlives gossip hiccups, not its node.
-            ttl: interval * 5 + Duration::from_secs(5),
+            // Three missed announcements and a margin: an offer outlives gossip hiccups, not its node.
+            own_ttl: (interval * 3 + Duration::from_secs(2)).min(MAX_OFFER_TTL),
+            default_ttl: interval * 5 + Duration::from_secs(5),
         }
+    }
+
+    /// Whether `known` is still fresh at `now_ms`.
+    fn fresh(&self, known: &KnownOffer, now_ms: i64) -> bool {
+        known.expires_ms(self.default_ttl) > now_ms
     }
 
     /// This node's signed offer, once made.
     pub(super) fn own(&self) -> Option<SignedOffer> {
         self.own.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// When the oldest offer still fresh arrived (ms since the epoch).
-    fn fresh_since(&self) -> i64 {
-        continuum_core::now_ms() - self.ttl.as_millis() as i64
     }
 
     /// Verifies and stores an offer; an older one than held is ignored. The store holds at
@@ -82,8 +103,8 @@ impl OfferStore {
             return Ok(());
         }
         if !others.contains_key(&offer.node) && others.len() >= MAX_OFFERS {
-            let fresh_since = self.fresh_since();
-            others.retain(|_, k| k.received_ms >= fresh_since);
+            let now = continuum_core::now_ms();
+            others.retain(|_, k| self.fresh(k, now));
             if others.len() >= MAX_OFFERS {
                 anyhow::bail!(
                     "the offer store is full ({MAX_OFFERS} fresh offers); ignored the offer of {}",
@@ -116,17 +137,33 @@ impl Grid {
             .map(|offer| KnownOffer { offer, via: "self".into(), received_ms: continuum_core::now_ms() })
             .into_iter()
             .collect();
-        let fresh_since = store.fresh_since();
+        let now = continuum_core::now_ms();
         all.extend(
-            store
-                .others
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .filter(|k| k.received_ms >= fresh_since)
-                .cloned(),
+            store.others.read().unwrap_or_else(|p| p.into_inner()).values().filter(|k| store.fresh(k, now)).cloned(),
         );
         all
+    }
+
+    /// This node's capacity and load now.
+    async fn capacity(&self) -> Result<Capacity> {
+        let mut capacity = self.inner.host.run(capacity::of_host).await?;
+        let (jobs_queued, jobs_running) = self.inner.jobs.depth();
+        let slots = self.inner.jobs.slots();
+        let calls_running = self.inner.calls_running.now();
+        capacity.load = Load {
+            calls_running,
+            jobs_queued,
+            jobs_running,
+            slots,
+            free_slots: slots.saturating_sub(jobs_running + calls_running),
+        };
+        let ms = |d: Duration| d.as_millis() as u64;
+        capacity.latency = ServedLatency {
+            p50_ms: self.inner.served.percentile(50).map(ms),
+            p95_ms: self.inner.served.percentile(95).map(ms),
+            samples: self.inner.served.samples(),
+        };
+        Ok(capacity)
     }
 
     /// Rebuilds this node's offer from its installed alloys and announces it.
@@ -148,11 +185,17 @@ impl Grid {
         for (record, bytes) in shippable {
             let size = bytes.len() as u64;
             let tag = self.inner.blobs.add_bytes(bytes).with_named_tag(format!("alloy/{}", record.name)).await?;
-            let prices = |c: &str| self.inner.prices.get(c).cloned();
-            plugins.push(offers::plugin_offer(&record, &tag.hash.to_hex(), size, &prices));
+            plugins.push(offers::plugin_offer(&record, &tag.hash.to_hex(), size, &self.inner.terms));
         }
         let addrs = self.addrs().iter().map(|a| a.to_string()).collect();
-        let offer = Offer { node: self.id(), issued_ms: continuum_core::now_ms(), addrs, plugins };
+        let offer = Offer {
+            node: self.id(),
+            issued_ms: continuum_core::now_ms(),
+            addrs,
+            ttl_ms: self.inner.offers.own_ttl.as_millis() as u64,
+            capacity: self.capacity().await?,
+            plugins,
+        };
         let signed = self.inner.host.run(move |host| SignedOffer::sign(&offer, host.core().node_key())).await??;
         *self.inner.offers.own.write().unwrap_or_else(|p| p.into_inner()) = Some(signed);
         self.inner.announce().await;
@@ -251,7 +294,7 @@ mod tests {
             let options = GridOptions {
                 bind: "127.0.0.1:0".parse().unwrap(),
                 offer_interval: Duration::from_millis(10),
-                prices: Default::default(),
+                terms: Default::default(),
             };
             let jobs = crate::jobs::Jobs::open(crate::async_host::AsyncHost::new(host.clone()), Default::default())
                 .await
@@ -265,6 +308,8 @@ mod tests {
                     node: public_hex(&key.verifying_key()),
                     issued_ms: continuum_core::now_ms(),
                     addrs: vec![],
+                    ttl_ms: 0,
+                    capacity: Capacity::default(),
                     plugins: vec![],
                 };
                 SignedOffer::sign(&offer, &key).unwrap()

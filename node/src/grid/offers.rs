@@ -12,6 +12,9 @@ use continuum_core::access::Access;
 use continuum_core::keys::{parse_public, public_hex};
 use continuum_core::registry::PluginRecord;
 
+use super::capacity::Capacity;
+use crate::market::terms::{Price, Terms};
+
 /// Largest offer accepted (also the gossip message limit).
 pub const MAX_OFFER_BYTES: usize = 1 << 20;
 
@@ -32,9 +35,9 @@ pub struct CommandOffer {
     /// Who may call it: `public`, `granted` (a grant from the offering node) or `owner`.
     #[schema(value_type = String)]
     pub access: Access,
-    /// The price the node asks per call, as the operator wrote it; none means free.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<String>,
+    /// What the node asks for a call (per call, second, 1 000 tokens); absent means free.
+    #[serde(default, skip_serializing_if = "Price::is_free")]
+    pub price: Price,
 }
 
 /// One plugin on offer.
@@ -55,8 +58,15 @@ pub struct PluginOffer {
     /// Whether calls can be retried safely: the plugin imports no state-changing host
     /// interface (store, events, training, commands).
     pub idempotent: bool,
+    /// What fetching its alloy costs, in millicredits (0: free).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fetch_millicredits: u64,
     /// Its commands.
     pub commands: Vec<CommandOffer>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A node's offer.
@@ -69,6 +79,12 @@ pub struct Offer {
     /// The node's grid addresses, so nodes that learn of it through gossip can dial it.
     #[serde(default)]
     pub addrs: Vec<String>,
+    /// How long the offer holds without being renewed, in ms: past it, nodes drop it.
+    #[serde(default)]
+    pub ttl_ms: u64,
+    /// What the node can do and how busy it is.
+    #[serde(default)]
+    pub capacity: Capacity,
     /// Shippable plugins.
     pub plugins: Vec<PluginOffer>,
 }
@@ -88,13 +104,8 @@ pub fn idempotent(imports: &[String]) -> bool {
     !imports.iter().any(|i| EFFECTS.iter().any(|e| i.contains(e)))
 }
 
-/// The offer entry for an installed plugin whose alloy is `alloy_bytes` with BLAKE3 `hash`.
-pub fn plugin_offer(
-    record: &PluginRecord,
-    hash: &str,
-    size: u64,
-    prices: &dyn Fn(&str) -> Option<String>,
-) -> PluginOffer {
+/// The offer entry for an installed plugin whose alloy has BLAKE3 `hash`, on `terms`.
+pub fn plugin_offer(record: &PluginRecord, hash: &str, size: u64, terms: &Terms) -> PluginOffer {
     PluginOffer {
         name: record.name.clone(),
         version: record.version.clone().unwrap_or_default(),
@@ -103,6 +114,7 @@ pub fn plugin_offer(
         size,
         signer: record.signer.clone().unwrap_or_default(),
         idempotent: idempotent(&record.imports),
+        fetch_millicredits: terms.alloys.get(&record.name).copied().unwrap_or(0),
         commands: record
             .commands
             .iter()
@@ -112,7 +124,7 @@ pub fn plugin_offer(
                 params: c.params.clone(),
                 result: c.result.clone(),
                 access: continuum_core::access::level(&record.access, &c.name),
-                price: prices(&c.name),
+                price: terms.price_of(&c.name),
             })
             .collect(),
     }
@@ -153,7 +165,14 @@ mod tests {
     use super::*;
 
     fn offer(node: &SigningKey) -> Offer {
-        Offer { node: public_hex(&node.verifying_key()), issued_ms: 1, addrs: vec![], plugins: vec![] }
+        Offer {
+            node: public_hex(&node.verifying_key()),
+            issued_ms: 1,
+            addrs: vec![],
+            ttl_ms: 1000,
+            capacity: Capacity::default(),
+            plugins: vec![],
+        }
     }
 
     #[test]

@@ -25,6 +25,26 @@ pub enum PeerError {
         /// Why it could not be reached.
         message: String,
     },
+    /// No connection to the peer could be made: the request was never sent, so another peer
+    /// may take it whatever the command does.
+    #[error("peer {peer} is unreachable: {message}")]
+    Offline {
+        /// The peer's short id.
+        peer: String,
+        /// Why it could not be reached.
+        message: String,
+    },
+    /// The peer is answering as much as it takes and did not run the request; it may after
+    /// `retry_after_ms`, and another peer may at once.
+    #[error("peer {peer} is busy: {message}")]
+    Busy {
+        /// The peer's short id.
+        peer: String,
+        /// The peer's message.
+        message: String,
+        /// When the peer suggests asking again, in milliseconds.
+        retry_after_ms: u64,
+    },
     /// The peer did not answer in time.
     #[error("peer {peer} did not answer within {ms} ms")]
     Timeout {
@@ -57,11 +77,18 @@ impl PeerError {
     /// How the request ended (`unreachable`, `timeout`, `denied`, …).
     pub fn outcome(&self) -> Outcome {
         match self {
-            PeerError::Unreachable { .. } => Outcome::Unreachable,
+            PeerError::Unreachable { .. } | PeerError::Offline { .. } => Outcome::Unreachable,
+            PeerError::Busy { .. } => Outcome::Busy,
             PeerError::Timeout { .. } => Outcome::Timeout,
             PeerError::Malformed { .. } => Outcome::Malformed,
             PeerError::Failed { outcome, .. } => *outcome,
         }
+    }
+
+    /// Whether the peer certainly did not run the request (it was never sent, or refused as
+    /// busy): another peer may take it even when the command changes state.
+    pub fn not_run(&self) -> bool {
+        matches!(self, PeerError::Offline { .. } | PeerError::Busy { .. })
     }
 
     /// Whether trying again (on this or another peer) could help.
@@ -85,9 +112,18 @@ impl Grid {
         let started = Instant::now();
         let name = short(&peer.id);
         let attempt = async {
-            let mut last = None;
+            let mut last: Option<anyhow::Error> = None;
             for fresh in [false, true] {
-                let conn = self.connection(peer, fresh).await?;
+                let conn = match (self.connection(peer, fresh).await, &last) {
+                    (Ok(conn), _) => conn,
+                    // The first exchange may have sent the request before it failed: the peer
+                    // may have run it, so this is no longer "never sent".
+                    (Err(e), Some(before)) => {
+                        let message = format!("{before:#}; reconnecting: {e}");
+                        return Err(PeerError::Unreachable { peer: name.clone(), message });
+                    }
+                    (Err(e), None) => return Err(e),
+                };
                 match exchange(&conn, request).await {
                     Ok(response) => return Ok(response),
                     Err(e) => {
@@ -104,12 +140,9 @@ impl Grid {
             Err(_) => Err(PeerError::Timeout { peer: name.clone(), ms: timeout.as_millis() as u64 }),
         };
         if result.is_ok() {
-            self.inner.latencies.record(started.elapsed());
+            self.inner.latencies.record(Some(&peer.id), started.elapsed());
         }
-        match result? {
-            Response::Failed { outcome, message } => Err(PeerError::Failed { peer: name, outcome, message }),
-            r => Ok(r),
-        }
+        failed(name, result?)
     }
 
     /// Sends one request whose answer is streamed: its events go to `on_event` as they come,
@@ -151,10 +184,7 @@ impl Grid {
                 .unwrap_or_else(|_| Err(PeerError::Timeout { peer: name.clone(), ms: limit.as_millis() as u64 })),
             None => attempt.await,
         };
-        match result? {
-            Response::Failed { outcome, message } => Err(PeerError::Failed { peer: name, outcome, message }),
-            r => Ok(r),
-        }
+        failed(name, result?)
     }
 
     /// The open connection to `peer`, or a new one when there is none or `fresh` is asked for.
@@ -164,16 +194,25 @@ impl Grid {
                 return Ok(c.clone());
             }
         }
-        let addr = endpoint_addr(peer)
-            .map_err(|e| PeerError::Unreachable { peer: short(&peer.id), message: e.to_string() })?;
+        let addr =
+            endpoint_addr(peer).map_err(|e| PeerError::Offline { peer: short(&peer.id), message: e.to_string() })?;
         let conn = self
             .inner
             .endpoint
             .connect(addr, wire::ALPN)
             .await
-            .map_err(|e| PeerError::Unreachable { peer: short(&peer.id), message: e.to_string() })?;
+            .map_err(|e| PeerError::Offline { peer: short(&peer.id), message: e.to_string() })?;
         lock(&self.inner.connections).insert(peer.id.clone(), conn.clone());
         Ok(conn)
+    }
+}
+
+/// A peer's refusal as the error it is; any other answer as it is.
+fn failed(peer: String, response: Response) -> Result<Response, PeerError> {
+    match response {
+        Response::Failed { outcome, message } => Err(PeerError::Failed { peer, outcome, message }),
+        Response::Busy { message, retry_after_ms } => Err(PeerError::Busy { peer, message, retry_after_ms }),
+        r => Ok(r),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Answering peers: the `continuum/grid/1` protocol handler. A request runs as the peer's key
+//! Answering peers: the `continuum/grid/2` protocol handler. A request runs as the peer's key
 //! (QUIC proved it), within the node's budgets: requests in flight per connection and over all
 //! peers (the rest are answered `busy` at once), and log pages per peer per window.
 
@@ -19,7 +19,12 @@ use continuum_core::{Caller, Outcome};
 
 use super::wire::{self, JobAction, Request, Response};
 use super::Inner;
-use crate::jobs::{JobEvent, LIVE_BUFFER};
+use crate::jobs::{JobEvent, JobState, JobView, PeerSubmission, LIVE_BUFFER};
+use crate::market::budget::{self, Reservation};
+use crate::market::ledger;
+use crate::market::receipt::{hash_json, ReceiptKind, SignedReceipt};
+use crate::market::terms::{credits, Price, Units};
+use crate::market::Work;
 
 /// Requests from all peers handled at once; more are answered `busy` at once.
 pub const MAX_REQUESTS: usize = 64;
@@ -37,6 +42,10 @@ pub const MAX_FOLLOWS_PER_PEER: usize = 256;
 /// How long writing one frame, or an answer, may wait for a peer that does not read: past it
 /// the stream is dropped (a streamed call is cancelled), and its slot freed.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Purchase receipts one peer may hold uncountersigned before it is refused more.
+pub const MAX_PENDING_PURCHASES: u64 = 16;
+/// When a peer refused as busy is told to ask again.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_millis(200);
 /// The shortest lease a peer may ask for a job (shorter ones are lengthened).
 pub const MIN_LEASE: Duration = Duration::from_secs(1);
 /// The longest lease a peer may ask for a job (longer ones are shortened).
@@ -109,9 +118,9 @@ impl ProtocolHandler for GridProtocol {
             // nor all of them together can hold more than their share of the node.
             let Some(permits) = self.inner.budgets.admit(&own) else {
                 tokio::spawn(async move {
-                    let busy = Response::Failed {
-                        outcome: Outcome::Busy,
+                    let busy = Response::Busy {
                         message: "the node is answering as many grid requests as it takes; retry shortly".into(),
+                        retry_after_ms: BUSY_RETRY_AFTER.as_millis() as u64,
                     };
                     // Take the request off the stream first (briefly), so the peer reads the
                     // answer instead of a reset.
@@ -169,6 +178,8 @@ impl Inner {
             }
             Request::Job { id, action } => self.job_action(peer, &id, action, send, held).await,
             Request::Events { since, grant } => self.export_events(peer, since, grant).await,
+            Request::Countersign { receipt } => self.take_countersignature(peer, receipt).await,
+            Request::Purchase { plugin, alloy } => self.sell_alloy(peer, plugin, alloy).await,
         }
     }
 
@@ -207,6 +218,14 @@ impl Inner {
             Ok(caller) => caller,
             Err(refused) => return refused,
         };
+        let price = self.terms.price_of(&command);
+        let reservation = match self.admit_spending(peer, &caller, &command, price).await {
+            Ok(reservation) => reservation,
+            Err(refused) => return refused,
+        };
+        let _running = self.calls_running.call_started();
+        let started_ms = continuum_core::now_ms();
+        let input = hash_json(&params);
         let deadline = Instant::now() + Duration::from_millis(deadline_ms.min(600_000));
         let (events, mut pending) = tokio::sync::mpsc::channel::<CallEvent>(LIVE_BUFFER);
         let dropped = Arc::new(AtomicU64::new(0));
@@ -223,7 +242,9 @@ impl Inner {
             None => Arc::default(),
         };
         let abandon = watch.clone();
-        let queued = self.host.run(move |host| host.core().call_queued(&caller, &command, &params, 0, deadline, watch));
+        let counted = watch.clone();
+        let name = command.clone();
+        let queued = self.host.run(move |host| host.core().call_queued(&caller, &name, &params, 0, deadline, watch));
         let report = match stream {
             None => queued.await,
             Some(send) => {
@@ -261,9 +282,150 @@ impl Inner {
             Ok(call) => call.committed().await,
             Err(e) => return host_error(e),
         };
-        match report.result {
-            Ok(value) => Response::Ok { value, elapsed_us: report.elapsed.as_micros() as u64 },
-            Err(e) => Response::Failed { outcome: e.outcome(), message: e.to_string() },
+        self.served.record(None, report.elapsed);
+        let units =
+            Units { calls: 1, ms: report.elapsed.as_micros().div_ceil(1000) as u64, tokens: counted.generated() };
+        // What it used is spent from the budget whatever the outcome: a call cut short after
+        // its tokens were streamed spent them. Only a result is charged (has a receipt).
+        if let Some(reservation) = reservation {
+            self.settle_budget(reservation, price.charge(&units), units.tokens).await;
+        }
+        let value = match report.result {
+            Ok(value) => value,
+            Err(e) => return Response::Failed { outcome: e.outcome(), message: e.to_string() },
+        };
+        let work =
+            Work { kind: ReceiptKind::Call, command, input, output: hash_json(&value), units, started_ms, job: None };
+        let receipt = match self.receipt_for(peer, work, price).await {
+            Ok(receipt) => Some(receipt),
+            Err(e) => {
+                // The call ran and its result stands; only its receipt is missing.
+                tracing::warn!("cannot issue a receipt for a call of {}: {e:#}", super::short(peer));
+                None
+            }
+        };
+        Response::Ok { value, elapsed_us: report.elapsed.as_micros() as u64, receipt }
+    }
+
+    /// Whether `caller` (peer `peer`) may spend what `command` costs: within the budget of the
+    /// grant that confers it (a call is reserved on it), and, when this node sets a credit limit,
+    /// not owing more than it. The refusal is the answer.
+    async fn admit_spending(
+        &self,
+        peer: &str,
+        caller: &Caller,
+        command: &str,
+        price: Price,
+    ) -> Result<Option<Reservation>, Response> {
+        let refused = |message: String| Response::Failed { outcome: Outcome::BudgetExhausted, message };
+        let (peer, command, limit) = (peer.to_string(), command.to_string(), self.terms.credit_limit);
+        let grant = match caller {
+            Caller::Key { grant: Some(g), .. }
+                if g.caps.iter().any(|c| continuum_core::grants::confers(c, &command)) =>
+            {
+                Some(g.clone())
+            }
+            _ => None,
+        };
+        let checked = self
+            .host
+            .run(move |host| -> Result<Result<Option<Reservation>, String>> {
+                let db = host.core().db();
+                let cost = price.estimate(0);
+                if let (Some(limit), false) = (limit, price.is_free()) {
+                    let owed = ledger::owed_by(&db, &peer)?;
+                    if owed + cost as i128 > limit as i128 {
+                        return Ok(Err(format!(
+                            "credit limit: you owe this node {} credits and `{command}` costs {}; its limit is {} credits",
+                            credits(owed.max(0) as u64),
+                            credits(cost),
+                            credits(limit)
+                        )));
+                    }
+                }
+                match grant {
+                    Some(grant) => budget::reserve(&db, &grant, cost, continuum_core::now_secs()),
+                    None => Ok(Ok(None)),
+                }
+            })
+            .await;
+        match checked {
+            Ok(Ok(Ok(reservation))) => Ok(reservation),
+            Ok(Ok(Err(message))) => Err(refused(message)),
+            Ok(Err(e)) | Err(e) => Err(host_error(e)),
+        }
+    }
+
+    /// Issues (signs, records, logs) the receipt for `work` done for `peer` under `price`.
+    async fn receipt_for(&self, peer: &str, work: Work, price: Price) -> Result<SignedReceipt> {
+        let caller = peer.to_string();
+        self.host.run(move |host| crate::market::issue(host, &caller, work, price)).await?
+    }
+
+    /// Adds what a call cost (`millicredits` in all, `tokens`) to the budget it was reserved on.
+    async fn settle_budget(&self, reservation: Reservation, millicredits: u64, tokens: u64) {
+        let settled =
+            self.host.run(move |host| budget::settle(&host.core().db(), &reservation, millicredits, tokens)).await;
+        if let Err(e) = settled.and_then(|r| r) {
+            tracing::warn!("cannot add a call's cost to its budget: {e:#}");
+        }
+    }
+
+    /// Takes `peer`'s countersignature of a receipt this node issued to it.
+    async fn take_countersignature(&self, peer: &str, receipt: SignedReceipt) -> Response {
+        let peer = peer.to_string();
+        let taken =
+            self.host.run(move |host| crate::market::countersigned(host, &peer, &receipt).map(|_| receipt)).await;
+        match taken {
+            Ok(Ok(receipt)) => Response::Receipt { receipt },
+            Ok(Err(e)) => Response::Failed { outcome: Outcome::BadRequest, message: format!("{e:#}") },
+            Err(e) => host_error(e),
+        }
+    }
+
+    /// The receipt for `peer` fetching the alloy `alloy` of `plugin`, which this node offers at
+    /// a price; the fetch itself goes over iroh-blobs.
+    async fn sell_alloy(&self, peer: &str, plugin: String, alloy: String) -> Response {
+        let offered = self
+            .offers
+            .own()
+            .and_then(|o| o.verify().ok())
+            .and_then(|offer| offer.plugins.into_iter().find(|p| p.name == plugin && p.alloy == alloy));
+        let Some(offered) = offered else {
+            let message = format!("this node offers no alloy {alloy} of `{plugin}`; its offer lists what it ships");
+            return Response::Failed { outcome: Outcome::NotFound, message };
+        };
+        if offered.fetch_millicredits == 0 {
+            let message = format!("`{plugin}` is free to fetch here: no purchase is needed");
+            return Response::Failed { outcome: Outcome::BadRequest, message };
+        }
+        // Each purchase signs and records a receipt: a peer holding many it never countersigned
+        // (bought, never fetched) gets no more until it does.
+        let buyer = peer.to_string();
+        let pending = self.host.run(move |host| ledger::pending_purchases(&host.core().db(), &buyer)).await;
+        match pending {
+            Ok(Ok(n)) if n >= MAX_PENDING_PURCHASES => {
+                let message = format!(
+                    "you hold {n} purchase receipts of this node you never countersigned; fetch and countersign them first"
+                );
+                return Response::Busy { message, retry_after_ms: 60_000 };
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) | Err(e) => return host_error(e),
+        }
+        let price = Price { millicredits_per_call: offered.fetch_millicredits, ..Price::default() };
+        let work = Work {
+            kind: ReceiptKind::Purchase,
+            command: plugin,
+            input: alloy.clone(),
+            output: alloy,
+            units: Units { calls: 1, ms: 0, tokens: 0 },
+            started_ms: continuum_core::now_ms(),
+            job: None,
+        };
+        match self.receipt_for(peer, work, price).await {
+            Ok(receipt) => Response::Receipt { receipt },
+            Err(e) => host_error(e),
         }
     }
 
@@ -281,8 +443,16 @@ impl Inner {
             Ok(caller) => caller,
             Err(refused) => return refused,
         };
+        // A job spends its grant's budget like a call: one call and its per-call price when
+        // submitted, what it used when it ends.
+        let price = self.terms.price_of(&command);
+        let reservation = match self.admit_spending(peer, &caller, &command, price).await {
+            Ok(reservation) => reservation,
+            Err(refused) => return refused,
+        };
         let lease = Duration::from_millis(lease_ms).clamp(MIN_LEASE, MAX_LEASE);
-        match self.jobs.submit(caller, command, params, Some((peer.to_string(), lease))).await {
+        let submission = PeerSubmission { peer: peer.to_string(), lease, price, reservation };
+        match self.jobs.submit(caller, command, params, Some(submission)).await {
             Ok(job) => Response::Job { job: Box::new(job) },
             Err(refused) => Response::Failed { outcome: refused.outcome, message: refused.message },
         }
@@ -326,7 +496,7 @@ impl Inner {
                         tokio::pin!(events);
                         while let Some(event) = events.next().await {
                             if let JobEvent::End(job) = event {
-                                return Response::Job { job };
+                                return Response::Job { job: Box::new(self.with_receipt(*job).await) };
                             }
                             if !write_frame(send, &Response::Event { event }).await {
                                 break;
@@ -339,9 +509,22 @@ impl Inner {
             }
         };
         match done {
-            Ok(job) => Response::Job { job: Box::new(job) },
+            Ok(job) => Response::Job { job: Box::new(self.with_receipt(job).await) },
             Err(refused) => Response::Failed { outcome: refused.outcome, message: refused.message },
         }
+    }
+
+    /// `job` with the receipt this node issued for it, once it succeeded: its end may be read
+    /// by a status request, or by a follow that began after it ended, not only by its last frame.
+    async fn with_receipt(&self, mut job: JobView) -> JobView {
+        if job.state == JobState::Succeeded && job.receipt.is_none() {
+            let id = job.id.clone();
+            match self.host.run(move |host| ledger::issued_for_job(&host.core().db(), &id)).await {
+                Ok(Ok(receipt)) => job.receipt = receipt,
+                Ok(Err(e)) | Err(e) => tracing::warn!("cannot read the receipt of job {}: {e:#}", job.id),
+            }
+        }
+        job
     }
 
     /// A page of this node's log for `peer`, if its grant confers [`wire::LOG_PULL`].

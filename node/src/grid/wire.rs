@@ -1,4 +1,4 @@
-//! The `continuum/grid/1` protocol: one JSON request and one JSON response per QUIC stream.
+//! The `continuum/grid/2` protocol (version 2: receipts, `busy` with a retry-after, priced offers): one JSON request and one JSON response per QUIC stream.
 //!
 //! The stream's end delimits each message, and each side reads at most a fixed number of
 //! bytes, so a peer cannot make the other buffer without bound. The peer's identity is the
@@ -9,10 +9,11 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::jobs::{JobEvent, JobView};
+use crate::market::receipt::SignedReceipt;
 use continuum_core::Outcome;
 
 /// The ALPN of the Continuum grid protocol.
-pub const ALPN: &[u8] = b"continuum/grid/1";
+pub const ALPN: &[u8] = b"continuum/grid/2";
 /// Largest request a node accepts from a peer.
 pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 /// Largest response a node accepts from a peer (a page of a log export can be long).
@@ -65,6 +66,18 @@ pub enum Request {
     /// The node's current signed offer.
     // An empty struct variant, not a unit one: serde ignores unknown fields on unit variants.
     Offer {},
+    /// The countersignature of a receipt this node issued to the asking peer (its caller).
+    Countersign {
+        /// The receipt, signed by both.
+        receipt: SignedReceipt,
+    },
+    /// A receipt for fetching a priced alloy this node offers, before the fetch.
+    Purchase {
+        /// The plugin.
+        plugin: String,
+        /// The alloy's BLAKE3 hash, as offered.
+        alloy: String,
+    },
     /// A page of the node's own log entries after `since`, as an export (JSONL); answered only
     /// to a peer presenting a grant that confers [`LOG_PULL`].
     Events {
@@ -100,6 +113,21 @@ pub enum Response {
         value: Value,
         /// Time the executing node spent, in microseconds.
         elapsed_us: u64,
+        /// The provider's receipt for the call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<SignedReceipt>,
+    },
+    /// The node did not take the request: it answers as much as it takes.
+    Busy {
+        /// Why, for a person.
+        message: String,
+        /// When to ask again, in milliseconds.
+        retry_after_ms: u64,
+    },
+    /// A receipt (for a purchase), or an acknowledgement of a countersignature.
+    Receipt {
+        /// The receipt.
+        receipt: SignedReceipt,
     },
     /// The request failed; `outcome` names the kind (`denied`, `unknown-command`, …).
     Failed {

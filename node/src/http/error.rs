@@ -65,6 +65,7 @@ fn status_of(outcome: Outcome, origin: Origin) -> StatusCode {
             Outcome::Denied => StatusCode::FORBIDDEN,
             Outcome::Unauthenticated => StatusCode::UNAUTHORIZED,
             Outcome::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Outcome::BudgetExhausted => StatusCode::TOO_MANY_REQUESTS,
             Outcome::Cancelled | Outcome::Interrupted => StatusCode::CONFLICT,
             Outcome::Lost => StatusCode::GATEWAY_TIMEOUT,
             // Locally, only a request body arrives late; a peer that never answers is a gateway's timeout.
@@ -182,6 +183,7 @@ mod tests {
             (Outcome::Denied, 403),
             (Outcome::Unauthenticated, 401),
             (Outcome::Busy, 503),
+            (Outcome::BudgetExhausted, 429),
             (Outcome::Timeout, 408),
             (Outcome::TooLarge, 413),
             (Outcome::WrongHost, 421),

@@ -148,6 +148,17 @@ pub(super) async fn authenticate(State(app): State<App>, request: Request, next:
         }
         _ => principal,
     };
+    // A grant's budget is metered where receipts are kept: on grid calls. Over HTTP it would
+    // be spent unmetered, so a budgeted grant is no credential here.
+    if let Principal::Caller(Caller::Key { grant: Some(grant), .. }) = &principal {
+        if grant.budget.is_some() {
+            return Err(ApiError::new(
+                Outcome::Denied,
+                "this grant carries a budget, which this node meters on grid calls only: present it from a node \
+                 (`continuum peer add <node> --grant <token>`), or ask the owner for a grant without one",
+            ));
+        }
+    }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }

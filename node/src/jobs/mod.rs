@@ -28,6 +28,10 @@ use tokio::sync::{broadcast, Notify, Semaphore};
 use utoipa::ToSchema;
 
 use crate::async_host::AsyncHost;
+use crate::market::budget::{self, Reservation};
+use crate::market::receipt::{hash_json, ReceiptKind, SignedReceipt};
+use crate::market::terms::{Price, Units};
+use crate::market::{self, Work};
 use continuum_core::config::JobsSection;
 use continuum_core::runtime::watch::{CallEvent, Purpose, Watch};
 use continuum_core::sync::lock;
@@ -157,6 +161,10 @@ pub struct JobView {
     /// The lease, for a grid job: its submitter renews it at least this often, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_ms: Option<u64>,
+    /// For a grid job that succeeded, the receipt this node issued its submitter (given with
+    /// the job's end, not kept with the job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<SignedReceipt>,
 }
 
 /// One event of a job, as followers receive it.
@@ -230,6 +238,19 @@ struct Lease {
     ttl: Duration,
     /// When it lapses unless renewed.
     expires: Instant,
+}
+
+/// A job a peer submits: who holds its lease, for how long, and what it is charged.
+#[derive(Debug, Clone)]
+pub struct PeerSubmission {
+    /// The submitting peer (its key), which renews the lease and gets the receipt.
+    pub peer: String,
+    /// How long a renewal lasts.
+    pub lease: Duration,
+    /// The price the receipt charges (this node's terms for the command).
+    pub price: Price,
+    /// What it reserved of its grant's budget, settled when it ends.
+    pub reservation: Option<Reservation>,
 }
 
 /// A job that has not ended: its view, its events and how to stop it.
@@ -411,20 +432,26 @@ impl Jobs {
         (queued, self.inner.config.running().saturating_sub(self.inner.slots.available_permits()))
     }
 
+    /// Compute slots: how many jobs run at once.
+    pub fn slots(&self) -> usize {
+        self.inner.config.running()
+    }
+
     /// The default lease of a grid job.
     pub fn default_lease(&self) -> Duration {
         Duration::from_secs(self.inner.config.lease_secs)
     }
 
-    /// Submits command `name` with `params` as a job of `caller`; `lease` (holder, ttl) when a
-    /// peer submits it. Refused `busy` when `[jobs] max-queued` jobs of the owner (or as many
-    /// of everyone else) already wait, or their parameters hold [`MAX_QUEUED_BYTES`].
+    /// Submits command `name` with `params` as a job of `caller`; `peer` when a peer submits
+    /// it (under a lease, for a receipt). Refused `busy` when `[jobs] max-queued` jobs of the
+    /// owner (or as many of everyone else) already wait, or their parameters hold
+    /// [`MAX_QUEUED_BYTES`].
     pub async fn submit(
         &self,
         caller: Caller,
         command: String,
         params: Value,
-        lease: Option<(String, Duration)>,
+        peer: Option<PeerSubmission>,
     ) -> Result<JobView, Refused> {
         let inner = &self.inner;
         let place = Queued::take(inner, &caller, serde_json::to_vec(&params).map_or(0, |p| p.len()))?;
@@ -450,10 +477,12 @@ impl Jobs {
             result: None,
             error: None,
             output: None,
-            lease_ms: lease.as_ref().map(|(_, ttl)| ttl.as_millis() as u64),
+            lease_ms: peer.as_ref().map(|p| p.lease.as_millis() as u64),
+            receipt: None,
         };
         let job = LiveJob::new(view.clone());
-        if let Some((holder, ttl)) = lease {
+        if let Some(submission) = &peer {
+            let (holder, ttl) = (submission.peer.clone(), submission.lease);
             *lock(&job.lease) = Some(Lease { holder, ttl, expires: Instant::now() + ttl });
         }
         // Recorded and started on a task of its own: a submitter that goes away meanwhile
@@ -462,7 +491,7 @@ impl Jobs {
         let started = tokio::spawn(async move {
             inner.record(&view, "job.submitted", json!({ "command": view.command, "caller": view.caller })).await?;
             lock(&inner.live).insert(view.id.clone(), job.clone());
-            tokio::spawn(inner.clone().run_local(job, caller, params, place));
+            tokio::spawn(inner.clone().run_local(job, caller, params, place, peer));
             Ok(view)
         });
         started.await.map_err(|e| Refused::new(Outcome::HostError, format!("the job could not start: {e}")))?
@@ -607,7 +636,14 @@ impl Inner {
 
     /// Runs a local job: waits for a slot (or a cancel) holding its `place` in the queue, runs
     /// the command under the job's watch, and records how it ended.
-    async fn run_local(self: Arc<Self>, job: Arc<LiveJob>, caller: Caller, params: Value, place: Queued) {
+    async fn run_local(
+        self: Arc<Self>,
+        job: Arc<LiveJob>,
+        caller: Caller,
+        params: Value,
+        place: Queued,
+        peer: Option<PeerSubmission>,
+    ) {
         let slot = tokio::select! {
             biased;
             () = job.wake.notified() => None,
@@ -630,10 +666,39 @@ impl Inner {
         if let Err(e) = self.record(&running, "job.started", json!({ "command": command })).await {
             tracing::warn!("job {} started but could not be recorded: {e}", running.id);
         }
-        let report = self.host.call(caller, command, params, job.watch.clone()).await;
+        let input = hash_json(&params);
+        let report = self.host.call(caller, command.clone(), params, job.watch.clone()).await;
         let mut output = String::new();
         for bytes in [&report.stdout, &report.stderr] {
             output.push_str(&strip_control(&String::from_utf8_lossy(bytes)));
+        }
+        let units =
+            Units { calls: 1, ms: report.elapsed.as_micros().div_ceil(1000) as u64, tokens: job.watch.generated() };
+        if let Some(reservation) = peer.as_ref().and_then(|p| p.reservation.clone().map(|r| (r, p.price))) {
+            let (reservation, price) = reservation;
+            let settled = self
+                .host
+                .run(move |host| budget::settle(&host.core().db(), &reservation, price.charge(&units), units.tokens))
+                .await;
+            if let Err(e) = settled.and_then(|r| r) {
+                tracing::warn!("job {}: cannot add its cost to its budget: {e:#}", running.id);
+            }
+        }
+        if let (Some(peer), Ok(value)) = (peer, &report.result) {
+            let work = Work {
+                kind: ReceiptKind::Job,
+                command,
+                input,
+                output: hash_json(value),
+                units,
+                started_ms: running.started_ms.unwrap_or_else(continuum_core::now_ms),
+                job: Some(running.id.clone()),
+            };
+            let issued = self.host.run(move |host| market::issue(host, &peer.peer, work, peer.price)).await;
+            match issued {
+                Ok(Ok(receipt)) => lock(&job.view).receipt = Some(receipt),
+                Ok(Err(e)) | Err(e) => tracing::warn!("job {} succeeded but its receipt failed: {e:#}", running.id),
+            }
         }
         let result = report.result.map_err(|e| JobError::of(&e));
         self.finish(&job, result, (!output.is_empty()).then_some(output)).await;

@@ -12,11 +12,53 @@ use super::{new_id, Inner, JobError, JobEvent, JobState, JobView, Jobs, LiveJob,
 use crate::grid::peers::Peer;
 use crate::grid::wire::JobAction;
 use crate::grid::{short, Grid, PeerError};
+use crate::market::receipt::{hash_json, Expected, ReceiptKind, SignedReceipt};
+use crate::market::terms::Price;
+use crate::market::Accepted;
 use continuum_core::sync::lock;
 use continuum_core::{Caller, Outcome};
 
 /// How long to wait before following a job again after its stream broke.
 const REFOLLOW_AFTER: Duration = Duration::from_millis(300);
+
+/// What went to the peer with a job: the hash of its parameters, when, and the terms its
+/// offer stated then.
+struct Sent {
+    input: String,
+    at_ms: i64,
+    terms: Option<Price>,
+}
+
+/// Checks the receipt `peer` issued for a job of `command` that returned `value`, and
+/// countersigns it or records the dispute.
+async fn settle_job_receipt(
+    grid: &Grid,
+    peer: &Peer,
+    command: &str,
+    signed: SignedReceipt,
+    sent: &Sent,
+    value: &Value,
+) {
+    let expected = Expected {
+        provider: peer.id.clone(),
+        caller: grid.id(),
+        kind: ReceiptKind::Job,
+        command: command.to_string(),
+        input: sent.input.clone(),
+        output: hash_json(value),
+        terms: sent.terms,
+        max_millicredits: None,
+        sent_ms: sent.at_ms,
+        answered_ms: continuum_core::now_ms(),
+    };
+    match grid.settle(peer, signed, expected).await {
+        Ok(Accepted::Countersigned(_)) => {}
+        Ok(Accepted::Disputed(reason)) => {
+            tracing::warn!("the receipt of a job on {} is disputed: {reason}", short(&peer.id))
+        }
+        Err(e) => tracing::warn!("cannot record the receipt of a job on {}: {e:#}", short(&peer.id)),
+    }
+}
 
 /// A peer's refusal as a job refusal, keeping how it was refused.
 fn refused(e: PeerError) -> Refused {
@@ -36,6 +78,12 @@ impl Jobs {
         lease: Duration,
     ) -> Result<JobView, Refused> {
         let grant = grant.or_else(|| peer.grant.clone());
+        let terms = grid
+            .offers()
+            .into_iter()
+            .find(|k| k.offer.node == peer.id)
+            .and_then(|k| k.offer.command(&command).map(|(_, c)| c.price));
+        let sent = Sent { input: hash_json(&params), at_ms: continuum_core::now_ms(), terms };
         let remote = grid.submit_job(&peer, &command, params, grant, lease).await.map_err(refused)?;
         let view = JobView {
             id: new_id()?,
@@ -52,18 +100,20 @@ impl Jobs {
             error: None,
             output: None,
             lease_ms: Some(lease.as_millis() as u64),
+            receipt: None,
         };
         let job = LiveJob::new(view.clone());
         let data = json!({ "command": view.command, "caller": view.caller, "peer": peer.id, "remote-id": remote.id });
         self.inner.record(&view, "job.submitted", data).await?;
         lock(&self.inner.live).insert(view.id.clone(), job.clone());
-        tokio::spawn(self.inner.clone().follow_remote(grid.clone(), peer, remote.id, job, lease));
+        tokio::spawn(self.inner.clone().follow_remote(grid.clone(), peer, remote.id, job, lease, sent));
         Ok(view)
     }
 }
 
 impl Inner {
-    /// Follows a job on `peer` until it ends there, is cancelled here, or is lost.
+    /// Follows a job on `peer` until it ends there, is cancelled here, or is lost; the
+    /// receipt of a job that succeeded is checked against what was `sent` and received.
     async fn follow_remote(
         self: Arc<Self>,
         grid: Grid,
@@ -71,6 +121,7 @@ impl Inner {
         remote: String,
         job: Arc<LiveJob>,
         lease: Duration,
+        sent: Sent,
     ) {
         // A renewal that takes longer than half the lease counts as failed: a peer that died
         // without closing its connection is found out within the lease, not a QUIC timeout.
@@ -152,10 +203,13 @@ impl Inner {
         };
         tracing::debug!("job {remote} on {} ended: {:?}", short(&peer.id), ended.as_ref().map(|v| v.state));
         match ended {
-            Ok(view) => {
+            Ok(mut view) => {
                 {
                     let mut local = lock(&job.view);
                     local.started_ms = view.started_ms.or(local.started_ms);
+                }
+                if let (Some(signed), Some(value)) = (view.receipt.take(), &view.result) {
+                    settle_job_receipt(&grid, &peer, &view.command, signed, &sent, value).await;
                 }
                 let result = match (view.state, view.result, view.error) {
                     (JobState::Succeeded, Some(value), _) => Ok(value),

@@ -57,6 +57,7 @@ fn view(row: &Row) -> rusqlite::Result<JobView> {
         output: row.get(11)?,
         progress: None,
         lease_ms: None,
+        receipt: None,
     })
 }
 

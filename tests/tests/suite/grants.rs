@@ -113,6 +113,8 @@ fn matching_is_boundary_aware_and_owner_commands_are_never_conferred() {
             caps: caps.iter().map(|c| c.to_string()).collect(),
             expires: later(),
             epoch: 1,
+            issued: 0,
+            budget: None,
         })),
     };
     let summarize = grant(&["text/summarize"]);

@@ -15,6 +15,7 @@ mod http_api;
 mod inference;
 mod install;
 mod jobs;
+mod market;
 mod reflection;
 mod robustness;
 mod sandbox;

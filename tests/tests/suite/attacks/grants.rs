@@ -35,6 +35,7 @@ fn attenuated_to_nothing(token: &str, holder: &SigningKey, to: &str, expires: i6
         issued: 0,
         epoch: 0,
         id: sha256_hex(previous.as_bytes()),
+        budget: None,
     };
     let payload = serde_json::to_string(&claims).unwrap();
     let signature = holder.sign(&[grants::DOMAIN, payload.as_bytes()].concat());

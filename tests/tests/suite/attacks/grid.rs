@@ -83,7 +83,7 @@ fn gossip_learned_strangers_receive_no_calls() {
 }
 
 /// How a raw grid client reaches `node`: its key at the addresses in its `node.json`.
-fn peer_of(node: &TestNode) -> Peer {
+pub(super) fn peer_of(node: &TestNode) -> Peer {
     let info: Value =
         serde_json::from_str(&std::fs::read_to_string(node.dir.path().join("node.json")).unwrap()).unwrap();
     Peer {
@@ -95,11 +95,11 @@ fn peer_of(node: &TestNode) -> Peer {
 }
 
 /// A grid endpoint of `host`'s own on loopback, to send raw requests from.
-async fn grid_of(host: &TestHost) -> Grid {
+pub(super) async fn grid_of(host: &TestHost) -> Grid {
     let options = GridOptions {
         bind: "127.0.0.1:0".parse().unwrap(),
         offer_interval: Duration::from_secs(60),
-        prices: Default::default(),
+        terms: Default::default(),
     };
     let jobs = continuum::node::jobs::Jobs::open(AsyncHost::new(host.host.clone()), Default::default()).await.unwrap();
     Grid::start(host.host.clone(), options, jobs).await.unwrap()
@@ -169,7 +169,14 @@ fn weak_signature() -> String {
 /// domain prefix, and weak keys are refused when parsed.
 #[test]
 fn a_small_order_key_signs_nothing() {
-    let offer = Offer { node: weak_key(), issued_ms: 1, addrs: vec![], plugins: vec![] };
+    let offer = Offer {
+        node: weak_key(),
+        issued_ms: 1,
+        addrs: vec![],
+        ttl_ms: 0,
+        capacity: Default::default(),
+        plugins: vec![],
+    };
     let forged = SignedOffer { body: serde_json::to_string(&offer).unwrap(), signature: weak_signature() };
     assert!(forged.verify().is_err(), "an offer signed by a small-order key verified");
     assert!(continuum::keys::parse_public(&weak_key()).is_err());

@@ -6,9 +6,11 @@
 //! - `grants`: tokens (revocation through attenuation, the verification cache), local files,
 //!   budgets shared down nested calls;
 //! - `node`: the HTTP API (slow uploads, replayed signatures, Host, schemas, the socket);
-//! - `grid`: peers over iroh (log export, gossip-learned strangers, floods), signatures, the log.
+//! - `grid`: peers over iroh (log export, gossip-learned strangers, floods), signatures, the log;
+//! - `market`: receipts and their countersignatures on the wire (strangers, forgeries, replays).
 
 mod alloys;
 mod grants;
 mod grid;
+mod market;
 mod node;
