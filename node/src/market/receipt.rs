@@ -303,6 +303,10 @@ mod tests {
         let mut wrong = SignedReceipt::issue(&receipt(&provider, &caller), &provider).unwrap();
         wrong.countersign(&provider);
         assert_eq!(wrong.verify().unwrap_err(), ReceiptError::BadCallerSignature);
+        // A signature padded to bloat whoever stores it.
+        let mut padded = signed.clone();
+        padded.caller_signature = Some("00".repeat(1 << 20));
+        assert!(matches!(padded.verify(), Err(ReceiptError::Malformed(_))));
     }
 
     /// The worked example in `docs/market.md` verifies here as it does in the independent

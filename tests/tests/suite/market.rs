@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use continuum::keys::KeyStore;
+use continuum::node::market::ledger::{Line, SignedStatement, Statement};
 use continuum::node::market::receipt::{Receipt, SignedReceipt};
+use continuum::signing;
 use continuum_tests::{cli, eventually, plugin_dir, python, skewed_clock, stderr, stdout, Publisher, TestNode};
 use serde_json::Value;
 
@@ -190,6 +192,22 @@ fn receipts_balances_budgets_disputes_and_purchases() {
     let statement = a.dir.path().join("statement.json");
     b.ok(&["credits", "statement", &a.id, "-o", statement.to_str().unwrap()]);
     assert!(a.ok(&["credits", "reconcile", statement.to_str().unwrap()]).contains("agrees"));
+    // A statement B signed with totals its lines do not give, or claiming a receipt A never
+    // countersigned, is named line by line.
+    let b_key = KeyStore::new(b.dir.path().join("keys")).node().unwrap();
+    let signed: SignedStatement = serde_json::from_str(&std::fs::read_to_string(&statement).unwrap()).unwrap();
+    let mut inflated: Statement = serde_json::from_str(&signed.body).unwrap();
+    inflated.earned += 1000;
+    inflated.lines[0].millicredits += 1000;
+    inflated.lines.push(Line { id: "ab".repeat(16), ..inflated.lines[1].clone() });
+    let body = serde_json::to_string(&inflated).unwrap();
+    let forged = SignedStatement { signature: signing::sign(&b_key, signing::STATEMENT, body.as_bytes()), body };
+    std::fs::write(&statement, serde_json::to_string(&forged).unwrap()).unwrap();
+    let o = a.cli(&["credits", "reconcile", statement.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    for difference in ["they count 2000 millicredits", "not in this ledger", "are not the sums of their own lines"] {
+        assert!(stdout(&o).contains(difference), "{}", stdout(&o));
+    }
 
     // A tampered copy (a higher price) fails its signature.
     let signed = signed_receipt(&a, &id);
@@ -208,7 +226,6 @@ fn receipts_balances_budgets_disputes_and_purchases() {
     assert!(stdout(&o).contains("provider's signature does not verify"), "{}", stdout(&o));
     // What a dishonest B could sign with its own key: the same receipt with more time than A
     // waited (priced to match), and one for a call that never happened. Neither is what A holds.
-    let b_key = KeyStore::new(b.dir.path().join("keys")).node().unwrap();
     receipt.units.ms += 60_000;
     receipt.terms.millicredits_per_second = 1000;
     receipt.millicredits = receipt.terms.charge(&receipt.units);

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use continuum::grid::wire::{Request, Response};
-use continuum::node::market::receipt::SignedReceipt;
+use continuum::node::market::receipt::{hash_json, Expected, Receipt, ReceiptKind, SignedReceipt};
+use continuum::node::market::terms::{Price, Units};
+use continuum::node::market::{self, ledger, Accepted};
 use continuum::Outcome;
 use continuum_tests::{stderr, Publisher, TestHost, TestNode};
 use serde_json::{json, Value};
@@ -114,4 +116,56 @@ fn a_budgeted_grant_is_no_credential_over_http() {
         "0s",
     ]);
     assert!(stderr(&o).contains("at least one second"), "{}", stderr(&o));
+}
+
+/// A provider that reuses a receipt id for a second, different receipt gets it disputed, never
+/// countersigned unrecorded; the same receipt handed over twice is countersigned once.
+#[test]
+fn a_provider_reusing_a_receipt_id_is_disputed() {
+    let me = TestHost::with(&[]);
+    let provider = ed25519_dalek::SigningKey::from_bytes(&[61; 32]);
+    let provider_id = hex::encode(provider.verifying_key().as_bytes());
+    let params = json!({ "text": "x" });
+    let receipt = |output: Value| Receipt {
+        id: "cd".repeat(16),
+        kind: ReceiptKind::Call,
+        provider: provider_id.clone(),
+        caller: me.host.node_id(),
+        command: "text/stats".into(),
+        plugin_digest: String::new(),
+        input: hash_json(&params),
+        output: hash_json(&output),
+        units: Units { calls: 1, ms: 1, tokens: 0 },
+        terms: Price::default(),
+        millicredits: 0,
+        started_ms: continuum::now_ms(),
+        ended_ms: continuum::now_ms(),
+        job: None,
+    };
+    let expected = |output: &Value| Expected {
+        provider: provider_id.clone(),
+        caller: me.host.node_id(),
+        kind: ReceiptKind::Call,
+        command: "text/stats".into(),
+        input: hash_json(&params),
+        output: hash_json(output),
+        terms: None,
+        max_millicredits: None,
+        sent_ms: continuum::now_ms() - 1000,
+        answered_ms: continuum::now_ms(),
+    };
+    let (first, second) = (json!({ "words": 1 }), json!({ "words": 2 }));
+    let signed = SignedReceipt::issue(&receipt(first.clone()), &provider).unwrap();
+    for _ in 0..2 {
+        let accepted = market::accept(&me.host, signed.clone(), &expected(&first)).unwrap();
+        assert!(matches!(accepted, Accepted::Countersigned(_)), "{accepted:?}");
+    }
+    let reused = SignedReceipt::issue(&receipt(second.clone()), &provider).unwrap();
+    match market::accept(&me.host, reused, &expected(&second)).unwrap() {
+        Accepted::Disputed(reason) => assert!(reason.contains("reuses the id"), "{reason}"),
+        other => panic!("a reused id was countersigned: {other:?}"),
+    }
+    let held = ledger::list(&me.host.core().db(), None, 0).unwrap();
+    assert_eq!(held.len(), 1, "one receipt held");
+    assert_eq!(held[0].signed.body, signed.body);
 }
