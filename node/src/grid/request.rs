@@ -114,7 +114,7 @@ impl Grid {
         let attempt = async {
             let mut last: Option<anyhow::Error> = None;
             for fresh in [false, true] {
-                let conn = match (self.connection(peer, fresh).await, &last) {
+                let conn = match (self.connection(peer, fresh, connect_within(Some(timeout))).await, &last) {
                     (Ok(conn), _) => conn,
                     // The first exchange may have sent the request before it failed: the peer
                     // may have run it, so this is no longer "never sent".
@@ -160,7 +160,7 @@ impl Grid {
         let attempt = async {
             let mut streams = None;
             for fresh in [false, true] {
-                let conn = self.connection(peer, fresh).await?;
+                let conn = self.connection(peer, fresh, connect_within(timeout)).await?;
                 match conn.open_bi().await {
                     Ok(pair) => {
                         streams = Some(pair);
@@ -187,8 +187,9 @@ impl Grid {
         failed(name, result?)
     }
 
-    /// The open connection to `peer`, or a new one when there is none or `fresh` is asked for.
-    async fn connection(&self, peer: &Peer, fresh: bool) -> Result<Connection, PeerError> {
+    /// The open connection to `peer`, or a new one when there is none or `fresh` is asked for,
+    /// made within `within` (past it the peer is offline: nothing was sent).
+    async fn connection(&self, peer: &Peer, fresh: bool, within: Duration) -> Result<Connection, PeerError> {
         if !fresh {
             if let Some(c) = lock(&self.inner.connections).get(&peer.id).filter(|c| c.close_reason().is_none()) {
                 return Ok(c.clone());
@@ -196,16 +197,24 @@ impl Grid {
         }
         let addr =
             endpoint_addr(peer).map_err(|e| PeerError::Offline { peer: short(&peer.id), message: e.to_string() })?;
-        let conn = self
-            .inner
-            .endpoint
-            .connect(addr, wire::ALPN)
+        let offline = |message: String| PeerError::Offline { peer: short(&peer.id), message };
+        let conn = tokio::time::timeout(within, self.inner.endpoint.connect(addr, wire::ALPN))
             .await
-            .map_err(|e| PeerError::Offline { peer: short(&peer.id), message: e.to_string() })?;
+            .map_err(|_| offline(format!("no connection within {} ms", within.as_millis())))?
+            .map_err(|e| offline(e.to_string()))?;
         lock(&self.inner.connections).insert(peer.id.clone(), conn.clone());
         Ok(conn)
     }
 }
+
+/// How long making a connection may take within a request's time limit: half of it, at most
+/// [`MAX_CONNECT`], so that a peer that vanished leaves time to ask another.
+fn connect_within(timeout: Option<Duration>) -> Duration {
+    timeout.map_or(MAX_CONNECT, |t| (t / 2).min(MAX_CONNECT))
+}
+
+/// The longest a connection to a peer may take to set up.
+const MAX_CONNECT: Duration = Duration::from_secs(5);
 
 /// A peer's refusal as the error it is; any other answer as it is.
 fn failed(peer: String, response: Response) -> Result<Response, PeerError> {

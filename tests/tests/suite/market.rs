@@ -120,7 +120,30 @@ fn offers_describe_capacity_and_terms_expire_and_route_calls_by_load_and_price()
     );
 
     // A dead node's offer expires (its TTL, by A's clock) and leaves dispatch with it.
+    // D vanishes between its offer and the call: cheapest under 2.5 credits is D while C is
+    // loaded again, and the call ends on another node (the request to D never went out, or D
+    // timed out and the idempotent call moved on).
+    let job = c.ok(&["run", "misbehave/spin", "--detach"]).trim().to_string();
     d.kill();
+    let started = std::time::Instant::now();
+    let o = a.cli(&[
+        "run",
+        "--on",
+        "any",
+        "--route",
+        "least-loaded",
+        "--max-price",
+        "2.5",
+        "--timeout",
+        "3s",
+        "text/stats",
+        "--text",
+        "hi",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(contributor(&o), d.id);
+    eprintln!("a call whose first choice had vanished took {:?}: {}", started.elapsed(), stderr(&o));
+    c.ok(&["jobs", "cancel", &job]);
     assert!(eventually(20, || offer_of(&a, &d).is_none()), "D's offer never expired");
     for _ in 0..3 {
         let o = a.cli(&["run", "--on", "any", "--route", "least-loaded", "text/stats", "--text", "hi"]);
