@@ -203,14 +203,7 @@ fn pull(root: &Path, peer: &str) -> Result<()> {
 /// `continuum usage`.
 pub(super) fn usage(host: &Host, args: UsageArgs) -> Result<()> {
     let UsageArgs { by, since, json } = args;
-    let since_ms = match since.as_deref() {
-        Some(text) => {
-            let d = humantime::parse_duration(text)
-                .with_context(|| format!("`{text}` is not a duration; write e.g. 24h, 7days"))?;
-            crate::now_secs() * 1000 - d.as_millis() as i64
-        }
-        None => 0,
-    };
+    let since_ms = super::since_ms(since.as_deref())?;
     let rows = transfer::usage(&host.core().db(), by == UsageBy::Command, since_ms)?;
     let mut out = std::io::stdout().lock();
     if json {

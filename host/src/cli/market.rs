@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 
-use super::prefix;
+use super::{prefix, since_ms};
 use crate::node::market::ledger::{self, Entry, SignedStatement};
 use crate::node::market::receipt::SignedReceipt;
 use crate::node::market::terms::credits;
@@ -78,17 +78,6 @@ enum CreditsCmd {
         /// The statement file.
         file: PathBuf,
     },
-}
-
-/// The earliest time (ms since the epoch) `--since <duration>` allows.
-fn since_ms(since: Option<&str>) -> Result<i64> {
-    match since {
-        None => Ok(0),
-        Some(text) => {
-            let d = humantime::parse_duration(text).with_context(|| format!("--since `{text}` (use 1h, 7days)"))?;
-            Ok(crate::now_ms() - d.as_millis() as i64)
-        }
-    }
 }
 
 fn state(entry: &Entry) -> String {

@@ -34,7 +34,7 @@ mod trust;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::node::client::ApiFailure;
@@ -177,6 +177,18 @@ impl From<anyhow::Error> for Exit {
 impl From<CallError> for Exit {
     fn from(e: CallError) -> Self {
         Exit::of(e.outcome(), e.to_string())
+    }
+}
+
+/// The earliest time (ms since the epoch) `--since <duration>` allows: 0 without one.
+fn since_ms(since: Option<&str>) -> Result<i64> {
+    match since {
+        None => Ok(0),
+        Some(text) => {
+            let d = humantime::parse_duration(text)
+                .with_context(|| format!("`{text}` is not a duration; write e.g. 24h, 7days"))?;
+            Ok(crate::now_ms() - d.as_millis() as i64)
+        }
     }
 }
 

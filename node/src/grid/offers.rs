@@ -59,14 +59,10 @@ pub struct PluginOffer {
     /// interface (store, events, training, commands).
     pub idempotent: bool,
     /// What fetching its alloy costs, in millicredits (0: free).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::market::terms::is_zero")]
     pub fetch_millicredits: u64,
     /// Its commands.
     pub commands: Vec<CommandOffer>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// A node's offer.

@@ -674,8 +674,7 @@ impl Inner {
         }
         let units =
             Units { calls: 1, ms: report.elapsed.as_micros().div_ceil(1000) as u64, tokens: job.watch.generated() };
-        if let Some(reservation) = peer.as_ref().and_then(|p| p.reservation.clone().map(|r| (r, p.price))) {
-            let (reservation, price) = reservation;
+        if let Some((reservation, price)) = peer.as_ref().and_then(|p| Some((p.reservation.clone()?, p.price))) {
             let settled = self
                 .host
                 .run(move |host| budget::settle(&host.core().db(), &reservation, price.charge(&units), units.tokens))

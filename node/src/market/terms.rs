@@ -28,7 +28,8 @@ pub struct Price {
     pub millicredits_per_1k_tokens: u64,
 }
 
-fn is_zero(n: &u64) -> bool {
+/// Whether an amount is zero (serde leaves zero amounts out).
+pub fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
