@@ -48,7 +48,8 @@ pub fn issue(host: &Host, caller: &str, work: Work, price: Price) -> Result<Sign
         kind: work.kind,
         provider: host.node_id(),
         caller: caller.to_string(),
-        plugin_digest: host.plugin(plugin).map(|p| p.digest).unwrap_or_default(),
+        // From the loaded plugin (the call just ran it): no registry read under the database lock.
+        plugin_digest: host.load(plugin).map(|p| p.digest.clone()).unwrap_or_default(),
         millicredits: price.charge(&work.units),
         terms: price,
         units: work.units,
