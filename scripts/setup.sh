@@ -136,6 +136,9 @@ set -x
 "$continuum" --data-dir "$grid_tmp/c" run text/stats --text "installed from a peer, verified like a local alloy"
 "$continuum" --data-dir "$grid_tmp/b" run --on a text/convert-case --text "Remote Call" --to kebab
 "$continuum" --data-dir "$grid_tmp/b" events pull a
+# The market (docs/market.md): the call above left a receipt signed by A and countersigned by B.
+"$continuum" --data-dir "$grid_tmp/b" receipts list
+"$continuum" --data-dir "$grid_tmp/b" credits
 set +x
 
 step "jobs: commands in the background of the running node, and on a peer (docs/jobs.md)"
