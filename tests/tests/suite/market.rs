@@ -201,6 +201,14 @@ fn receipts_balances_budgets_disputes_and_purchases() {
         assert!(stderr(refused).contains("resets at"), "{}", stderr(refused));
     }
 
+    // A budget is its grant's: E, with a grant of its own, still calls while A's is spent.
+    let e = TestNode::start(|d| publisher.trust(d));
+    let e_token = b.ok(&["grant", "issue", "--to", &e.id, "--cap", "kv/get", "--budget-calls", "1"]).trim().to_string();
+    e.ok(&["peer", "add", &b.address, "--name", "b", "--grant", &e_token]);
+    e.ok(&["run", "--on", "b", "kv/get", "--key", "k"]);
+    let o = e.cli(&["run", "--on", "b", "kv/get", "--key", "k"]);
+    assert!(stderr(&o).contains("1 of 1 calls"), "{}", stderr(&o));
+
     // Both ledgers agree: 1 + 9 × 0.5 credits spent by A, earned by B once its countersignatures arrived.
     assert_eq!(balance_with(&a, &b)["spent"], 5500);
     assert!(eventually(20, || balance_with(&b, &a)["earned"] == 5500), "B: {}", balance_with(&b, &a));
