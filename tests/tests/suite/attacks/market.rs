@@ -23,8 +23,9 @@ fn earned_from(node: &TestNode, peer: &str) -> Value {
 fn only_a_receipts_caller_countersigns_it_once_and_nothing_unsold_is_bought() {
     let publisher = Publisher::new();
     let provider = TestNode::start(|d| {
-        std::fs::write(d.join("continuum.toml"), "[grid]\nprices = { \"text/stats\" = \"2 credits\" }\n").unwrap();
-        publisher.install(d, &["text"]);
+        let config = "[grid]\nprices = { \"text/stats\" = \"2 credits\" }\nalloy-prices = { kv = \"1 credit\" }\n";
+        std::fs::write(d.join("continuum.toml"), config).unwrap();
+        publisher.install(d, &["text", "kv"]);
     });
     let (me, stranger) = (TestHost::with(&[]), TestHost::with(&[]));
     let peer = peer_of(&provider);
@@ -78,9 +79,18 @@ fn only_a_receipts_caller_countersigns_it_once_and_nothing_unsold_is_bought() {
         assert_eq!(outcome, Outcome::NotFound, "{message}");
         let Response::Offer { offer } = mine.request(&peer, &Request::Offer {}, wait).await.unwrap() else { panic!() };
         let offer = offer.verify().unwrap();
-        let free = Request::Purchase { plugin: "text".into(), alloy: offer.plugins[0].alloy.clone() };
+        let alloy_of = |name: &str| offer.plugins.iter().find(|p| p.name == name).unwrap().alloy.clone();
+        let free = Request::Purchase { plugin: "text".into(), alloy: alloy_of("text") };
         let (_, message) = refused(mine.request(&peer, &free, wait).await.unwrap_err());
         assert!(message.contains("free to fetch here"), "{message}");
+        // A flood of purchases never countersigned: 16 receipts, then `busy`.
+        let priced = Request::Purchase { plugin: "kv".into(), alloy: alloy_of("kv") };
+        for _ in 0..16 {
+            assert!(matches!(mine.request(&peer, &priced, wait).await.unwrap(), Response::Receipt { .. }));
+        }
+        let (outcome, message) = refused(mine.request(&peer, &priced, wait).await.unwrap_err());
+        assert_eq!(outcome, Outcome::Busy, "{message}");
+        assert!(message.contains("never countersigned"), "{message}");
         mine.shutdown().await;
         theirs.shutdown().await;
     });
