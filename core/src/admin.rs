@@ -8,16 +8,84 @@ use serde_json::json;
 use crate::access::Caller;
 use crate::grants::{self, GrantError};
 use crate::keys::{parse_public, public_hex};
+use crate::node_set::{self, Membership, SignedNodeSet};
 use crate::runtime::Host;
 use crate::trust::{self, Trusted};
 
 impl Host {
     /// The caller presenting grant `token` with key `presenter` (hex), after full verification:
-    /// issuer, signatures, key binding, expiry, epoch.
+    /// issuer, signatures, key binding, expiry, epoch. A node listed in the newest node set of
+    /// the grant's holder presents the grant for that owner, and calls as the owner
+    /// ([`crate::node_set`]).
     pub fn caller_presenting(&self, token: &str, presenter: &str) -> Result<Caller, GrantError> {
+        self.caller_presenting_with_set(token, presenter, None)
+    }
+
+    /// As [`Host::caller_presenting`], the presenting node showing `node_set`: a set of the
+    /// grant's holder that lists the node. It is kept (when newest) only once the grant has
+    /// verified, so only owners this node granted something have sets stored here.
+    pub fn caller_presenting_with_set(
+        &self,
+        token: &str,
+        presenter: &str,
+        node_set: Option<&SignedNodeSet>,
+    ) -> Result<Caller, GrantError> {
         let core = self.core();
-        let grant = core.grants().verify(&core.db(), token, presenter, crate::now_secs())?;
-        Ok(Caller::Key { key: presenter.to_string(), grant: Some(grant) })
+        // Bound first: the database lock must not be held while the node-set path takes it.
+        let verified = core.grants().verify(&core.db(), token, presenter, crate::now_secs());
+        match verified {
+            Err(GrantError::KeyMismatch { .. }) => self.node_of_owner_presenting(token, presenter, node_set),
+            verified => Ok(Caller::Key { key: presenter.to_string(), grant: Some(verified?) }),
+        }
+    }
+
+    /// The caller a node presenting its owner's grant stands for: the owner, when the owner's
+    /// newest node set seen here lists the node and the node's own key is not revoked. A token
+    /// bound to an owner with no set here is refused before any signature is checked.
+    fn node_of_owner_presenting(
+        &self,
+        token: &str,
+        presenter: &str,
+        node_set: Option<&SignedNodeSet>,
+    ) -> Result<Caller, GrantError> {
+        let core = self.core();
+        let owner = grants::claimed_holder(token)?;
+        let short = |id: &str| crate::alloy::custody::short(id).to_string();
+        let now = crate::now_secs();
+        if let Some(signed) = node_set {
+            let set = signed.verify().map_err(|e| GrantError::NodeSet(e.to_string()))?;
+            if set.owner != owner {
+                return Err(GrantError::NodeSet(format!(
+                    "it is owner {}'s, but the grant is bound to {}",
+                    short(&set.owner),
+                    short(&owner)
+                )));
+            }
+            if !set.lists(presenter) {
+                return Err(GrantError::NodeSet(format!("it does not list the calling node {}", short(presenter))));
+            }
+            let verified = core.grants().verify(&core.db(), token, &owner, now);
+            verified?;
+            // An older or conflicting set is no error: the newest seen decides below.
+            let observed = node_set::observe(&core.db(), signed);
+            if let Err(e) = observed {
+                tracing::debug!("node set of {} not kept: {e}", short(&owner));
+            }
+        }
+        let membership = node_set::speaks_for(&core.db(), presenter, &owner);
+        match membership.map_err(|e| GrantError::Malformed(format!("{e:#}")))? {
+            Membership::Member(_) => {
+                if let Some((epoch, true)) = core.grants().watermark(presenter) {
+                    return Err(GrantError::RevokedGrantee { key: short(presenter), epoch });
+                }
+                let grant = core.grants().verify(&core.db(), token, &owner, now)?;
+                Ok(Caller::Key { key: owner, grant: Some(grant) })
+            }
+            Membership::NotListed(epoch) => {
+                Err(GrantError::NotInNodeSet { node: short(presenter), owner: short(&owner), epoch })
+            }
+            Membership::NoSet => Err(GrantError::KeyMismatch { bound: short(&owner), presenter: short(presenter) }),
+        }
     }
 
     /// A caller for `--as`: a grant token (presented by the key it is bound to) or a bare

@@ -238,7 +238,8 @@ impl JobsSection {
     }
 }
 
-/// `[grid]`: terms of this node's offer (read by the node's market, `docs/market.md`).
+/// `[grid]`: terms of this node's offer (read by the node's market, `docs/market.md`), and how
+/// it meets other nodes (`docs/grid.md`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct GridSection {
@@ -253,6 +254,21 @@ pub struct GridSection {
     /// (`"10 credits"`); unset, nobody is refused for lack of credits.
     #[serde(default)]
     pub credit_limit: Option<String>,
+    /// Announce this node and list the nodes heard on the LAN by multicast (`docs/grid.md`).
+    #[serde(default)]
+    pub lan: bool,
+    /// Relay servers (`http://host:port`, `https://host`) to stay reachable through behind NAT;
+    /// none by default, and then no relay is ever contacted.
+    #[serde(default)]
+    pub relays: Vec<String>,
+    /// Whether this node's addresses may travel beyond the peers it was given: in its offer
+    /// (which gossip spreads) and in its peers' introductions (peer exchange). Unset means yes;
+    /// `false` keeps them to the nodes it added or that added it.
+    #[serde(default)]
+    pub shareable: Option<bool>,
+    /// Add the nodes peers introduce as peers at once (else they wait as discovered).
+    #[serde(default)]
+    pub accept_introductions: bool,
 }
 
 impl Config {

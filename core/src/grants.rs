@@ -172,6 +172,22 @@ pub enum GrantError {
         /// The epoch at which that key's grants were revoked.
         epoch: u64,
     },
+    /// The node set a node presented with its owner's grant was refused.
+    #[error("node set refused: {0}")]
+    NodeSet(String),
+    /// A node presented its owner's grant, but the owner's newest node set does not list it.
+    #[error(
+        "grant is bound to owner {owner}, whose node set (epoch {epoch}) does not list node {node}: it was \
+         removed from the set, or never in it"
+    )]
+    NotInNodeSet {
+        /// The node that presented the grant.
+        node: String,
+        /// The owner the grant is bound to.
+        owner: String,
+        /// The epoch of the owner's newest set seen here.
+        epoch: u64,
+    },
 }
 
 /// A verified grant: who may call what, until when.
@@ -312,6 +328,14 @@ pub fn attenuate(
 /// something.
 pub fn verify_signed(token: &str, owner: &VerifyingKey) -> Result<Grant, GrantError> {
     verify_chain(&decode(token)?, owner).map(|chain| Arc::unwrap_or_clone(chain.grant))
+}
+
+/// The key `token` claims to be bound to (its last block's grantee), before any signature is
+/// checked: only to decide which checks to make, never as a verified fact.
+pub fn claimed_holder(token: &str) -> Result<String, GrantError> {
+    let parsed = decode(token)?;
+    let last = parsed.blocks.len() - 1;
+    Ok(claims(&parsed.blocks[last], last)?.grantee)
 }
 
 /// What a token whose signatures verified establishes: the [`Grant`], and what the checks made

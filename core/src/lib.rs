@@ -37,6 +37,7 @@ pub mod grants;
 pub mod host_api;
 pub mod install;
 pub mod keys;
+pub mod node_set;
 pub mod paths;
 pub mod reflect;
 pub mod registry;
@@ -53,7 +54,7 @@ pub use runtime::{CallError, CallReport, Host, Outcome};
 
 /// The tables of every core module, migrated when a host opens its data directory (the node
 /// crate migrates its own).
-pub const SCHEMAS: [&db::Schema; 8] = [
+pub const SCHEMAS: [&db::Schema; 9] = [
     &registry::SCHEMA,
     &host_api::store::SCHEMA,
     &host_api::training::SCHEMA,
@@ -62,6 +63,7 @@ pub const SCHEMAS: [&db::Schema; 8] = [
     &trust::SCHEMA,
     &grants::SCHEMA,
     &engine::SCHEMA,
+    &node_set::SCHEMA,
 ];
 
 /// Seconds since the Unix epoch.

@@ -19,6 +19,10 @@ pub const REQUEST: &[u8] = b"continuum-request-v2\0";
 pub const RECEIPT: &[u8] = b"continuum-receipt-v1\0";
 /// Market receipts, as the caller countersigns them.
 pub const COUNTERSIGN: &[u8] = b"continuum-receipt-countersign-v1\0";
+/// Node sets: an owner's list of its nodes.
+pub const NODE_SET: &[u8] = b"continuum-node-set-v1\0";
+/// A node's consent to be introduced to other nodes by its peers (peer exchange).
+pub const INTRODUCTION: &[u8] = b"continuum-introduction-v1\0";
 /// Credit statements between two peers.
 pub const STATEMENT: &[u8] = b"continuum-credit-statement-v1\0";
 
