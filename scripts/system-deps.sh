@@ -3,7 +3,7 @@
 # libclang-dev (llama-cpp-2 builds llama.cpp and generates its bindings), unzip (model wheels);
 # and for the C example (a plain WASI program): wasi-libc, lld (wasm-ld) and clang's wasm32
 # runtime (the package named after the installed clang's major version); libfaketime for a
-# test peer with a skewed clock.
+# test peer with a skewed clock; iproute2 and nftables for the tests' network namespaces.
 set -euo pipefail
 
 sudo=""
@@ -29,6 +29,9 @@ compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/li
 command -v wasm-ld >/dev/null || compgen -G "/usr/bin/wasm-ld*" >/dev/null || missing+=(lld)
 # The market tests run a peer whose clock is hours off (libfaketime), as a skewed machine would be.
 compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null || missing+=(libfaketime)
+# The discovery tests build their own networks: namespaces and veth pairs (iproute2), NAT (nftables).
+command -v ip >/dev/null || missing+=(iproute2)
+command -v nft >/dev/null || missing+=(nftables)
 install "${missing[@]}"
 
 clang_major=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)

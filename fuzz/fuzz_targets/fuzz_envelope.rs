@@ -48,6 +48,7 @@ fn node() -> &'static Node {
                     bind: "127.0.0.1:0".parse().unwrap(),
                     offer_interval: std::time::Duration::from_secs(3600),
                     terms: Default::default(),
+                    reach: Default::default(),
                 },
                 jobs,
             ))

@@ -56,6 +56,10 @@ pub struct ServeOptions {
     pub max_concurrent: usize,
     /// How often the node re-announces its offer.
     pub offer_interval: Duration,
+    /// Turn LAN discovery on (also `[grid] lan`).
+    pub lan: bool,
+    /// Relays beside those of `[grid] relays`.
+    pub relays: Vec<String>,
 }
 
 /// Where a running node is: `<data>/node.json`.
@@ -93,6 +97,7 @@ pub fn serve(host: Host, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -
     let start = Start {
         root: host.core().data().root().to_path_buf(),
         terms: market::terms::Terms::from_config(&host.core().config().grid)?,
+        reach: grid::Reach::from_config(&host.core().config().grid, options.lan, &options.relays)?,
         jobs_config: host.core().config().jobs.clone(),
         grid_host: host.clone(),
         host: AsyncHost::new(host),
@@ -113,6 +118,8 @@ struct Start {
     root: PathBuf,
     /// What the node asks (prices, credit limit).
     terms: market::terms::Terms,
+    /// How the grid meets other nodes.
+    reach: grid::Reach,
     /// How many jobs the node holds and runs.
     jobs_config: continuum_core::config::JobsSection,
 }
@@ -120,7 +127,7 @@ struct Start {
 /// The serve lifecycle: binds the grid, the TCP listener and the owner socket, serves until
 /// asked to stop, then cleans up.
 async fn run(start: Start, options: ServeOptions, ready: impl FnOnce(&NodeFile)) -> Result<()> {
-    let Start { host, grid_host, root, terms, jobs_config } = start;
+    let Start { host, grid_host, root, terms, reach, jobs_config } = start;
     let socket = root.join("node.sock");
     if socket.exists() {
         if tokio::net::UnixStream::connect(&socket).await.is_ok() {
@@ -132,7 +139,7 @@ async fn run(start: Start, options: ServeOptions, ready: impl FnOnce(&NodeFile))
     }
     // Jobs left running by the last run are marked interrupted before anything else starts.
     let jobs = jobs::Jobs::open(host.clone(), jobs_config).await?;
-    let grid_options = GridOptions { bind: options.grid, offer_interval: options.offer_interval, terms };
+    let grid_options = GridOptions { bind: options.grid, offer_interval: options.offer_interval, terms, reach };
     let grid = Grid::start(grid_host, grid_options, jobs).await?;
     for spec in &options.peers {
         grid.add_peer(spec, None, None).await.with_context(|| format!("--peer {spec}"))?;
@@ -162,7 +169,7 @@ async fn run(start: Start, options: ServeOptions, ready: impl FnOnce(&NodeFile))
         id: grid.id(),
         pid: std::process::id(),
         http: http_addr,
-        grid: grid.addrs().iter().map(|a| a.to_string()).collect(),
+        grid: grid.reachable_at(),
         socket: socket.clone(),
     };
     continuum_core::paths::write_private(&root.join("node.json"), serde_json::to_string_pretty(&node)?.as_bytes())?;

@@ -8,6 +8,8 @@ use continuum::paths::DataDir;
 use continuum::{Caller, Host, InstallOptions};
 use serde_json::Value;
 
+pub mod netns;
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -152,6 +154,12 @@ pub struct TestNode {
     pub token: String,
     /// Environment variables the serving process gets.
     env: Vec<(String, String)>,
+    /// The network namespace the node serves in, if not the test's own.
+    netns: Option<String>,
+    /// The `--grid` bind address.
+    grid: String,
+    /// Extra `continuum serve` arguments.
+    serve_args: Vec<String>,
 }
 
 impl TestNode {
@@ -162,6 +170,25 @@ impl TestNode {
 
     /// Like [`TestNode::start`], the serving process getting the environment variables `env`.
     pub fn start_with_env(env: Vec<(String, String)>, setup: impl FnOnce(&Path)) -> TestNode {
+        TestNode::launch(env, None, "127.0.0.1:0", &[], setup)
+    }
+
+    /// Like [`TestNode::start`], serving inside the network namespace `ns` with its grid bound on
+    /// `grid` (e.g. `10.77.0.10:0`) and the extra `continuum serve` arguments `serve_args` (e.g.
+    /// `--lan`). Its HTTP port is on the namespace's loopback, out of the test's reach; the CLI
+    /// still works (the data directory's unix socket crosses network namespaces).
+    pub fn start_in(ns: &netns::Netns, grid: &str, serve_args: &[&str], setup: impl FnOnce(&Path)) -> TestNode {
+        TestNode::launch(Vec::new(), Some(ns.name.clone()), grid, serve_args, setup)
+    }
+
+    /// Prepares a data directory with `setup` and serves it as the fields say.
+    fn launch(
+        env: Vec<(String, String)>,
+        netns: Option<String>,
+        grid: &str,
+        serve_args: &[&str],
+        setup: impl FnOnce(&Path),
+    ) -> TestNode {
         let dir = tempfile::tempdir().expect("temp dir");
         setup(dir.path());
         let mut node = TestNode {
@@ -172,12 +199,16 @@ impl TestNode {
             http: String::new(),
             token: String::new(),
             env,
+            netns,
+            grid: grid.to_string(),
+            serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
         };
         node.serve();
         node
     }
 
-    /// Kills the node (SIGKILL, as a crash would) and serves its data directory again.
+    /// Kills the node (SIGKILL, as a crash would) and serves its data directory again (in the
+    /// same network namespace, on the same grid bind address).
     pub fn restart(&mut self) {
         self.kill();
         self.serve();
@@ -187,10 +218,20 @@ impl TestNode {
     fn serve(&mut self) {
         let file = self.dir.path().join("node.json");
         let _ = std::fs::remove_file(&file);
-        let child = std::process::Command::new(binary())
+        // `ip netns exec` execs the binary in place: the child is the node itself (kill, pid).
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", ns.as_str()]).arg(binary());
+                c
+            }
+            None => std::process::Command::new(binary()),
+        };
+        let child = command
             .arg("--data-dir")
             .arg(self.dir.path())
-            .args(["serve", "--http", "127.0.0.1:0", "--grid", "127.0.0.1:0", "--offer-interval", "1s"])
+            .args(["serve", "--http", "127.0.0.1:0", "--grid", self.grid.as_str(), "--offer-interval", "1s"])
+            .args(&self.serve_args)
             .env_remove("CONTINUUM_HOME")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::null())

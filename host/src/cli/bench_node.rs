@@ -237,6 +237,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
                 bind: "127.0.0.1:0".parse()?,
                 offer_interval: Duration::from_secs(60),
                 terms: Default::default(),
+                reach: Default::default(),
             },
             jobs,
         )
@@ -257,6 +258,7 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
             strangers: false,
             route: None,
             max_price: None,
+            request_id: None,
         };
         println!(
             "grid: one peer node (pid {}) on loopback QUIC, {iterations} sequential calls each",

@@ -6,7 +6,8 @@
 //! - `commands [search]`: `commands.rs`; `run`: `run.rs` (in this process, through the running
 //!   node, or on peers; `--detach` as a job); `jobs …`: `jobs.rs`;
 //! - `model …`: `models.rs`; `events …`, `usage`: `events.rs`; `grant …`: `grant.rs`;
-//! - `serve`, `node …`: `node.rs`; `peer …`, `offers`: `peer.rs`; `apikey …`: `apikey.rs`;
+//! - `serve`, `node …`: `node.rs`; `peer …`, `offers`: `peer.rs`; `nodeset …`: `nodeset.rs`;
+//!   `relay serve`: `relay.rs`; `apikey …`: `apikey.rs`;
 //! - `key …`: `key.rs`; `trust …`: `trust.rs`; `bench …`: `bench.rs` (and `bench_*.rs`).
 
 mod apikey;
@@ -25,9 +26,11 @@ mod market;
 mod mcp;
 mod models;
 mod node;
+mod nodeset;
 mod params;
 mod peer;
 mod plugin;
+mod relay;
 mod run;
 mod trust;
 
@@ -97,6 +100,12 @@ enum Top {
     Peer(peer::PeerCmd),
     /// What peers offer: plugins, commands, terms (`--search` ranks commands by meaning).
     Offers(peer::OffersArgs),
+    /// One owner, many nodes: sign, join, import and show node sets (a grant to the owner covers each node).
+    #[command(subcommand)]
+    Nodeset(nodeset::NodeSetCmd),
+    /// Run a relay server for your own peers behind NAT (only the node keys you allow).
+    #[command(subcommand)]
+    Relay(relay::RelayCmd),
     /// Receipts of remote calls, jobs and purchases, signed by both sides: list, show, verify, export.
     #[command(subcommand)]
     Receipts(market::ReceiptsCmd),
@@ -242,6 +251,8 @@ pub fn main() -> Result<(), Exit> {
         Top::Node(cmd) => node::run(data()?.root(), cmd).map_err(Exit::from_api),
         Top::Peer(cmd) => peer::run(data()?.root(), cmd).map_err(Exit::from_api),
         Top::Offers(args) => peer::offers(data()?.root(), args.search.as_deref(), args.json).map_err(Exit::from_api),
+        Top::Nodeset(cmd) => nodeset::run(&data()?, open, cmd).map_err(Exit::from),
+        Top::Relay(cmd) => relay::run(cmd).map_err(Exit::from),
         Top::Receipts(cmd) => market::receipts(&open()?, cmd).map_err(Exit::from),
         Top::Credits(args) => market::credits_cmd(&open()?, args).map_err(Exit::from),
         Top::Apikey(cmd) => apikey::run(&open()?, cmd).map_err(Exit::from),

@@ -37,6 +37,14 @@ pub(super) struct ServeArgs {
     /// How often to re-announce this node's offer (`10s`, `1m`).
     #[arg(long, default_value = "10s")]
     offer_interval: String,
+    /// Find nodes on the LAN by multicast and announce this one (also `[grid] lan = true`);
+    /// what is found waits for `continuum peer accept`.
+    #[arg(long)]
+    lan: bool,
+    /// A relay server to stay reachable through (`http://host:port`); repeat for more. Also
+    /// `[grid] relays`. None by default: no relay is contacted.
+    #[arg(long = "relay", value_name = "URL")]
+    relays: Vec<String>,
 }
 
 /// `continuum node …`.
@@ -59,6 +67,8 @@ pub(super) fn serve(host: Host, args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body,
         max_concurrent: args.max_concurrent,
         offer_interval,
+        lan: args.lan,
+        relays: args.relays,
     };
     crate::node::serve(host, options, |node: &NodeFile| {
         println!("node {} serving {} (socket {})", node.id, node.http, node.socket.display());
@@ -73,9 +83,9 @@ pub(super) fn run(root: &Path, cmd: NodeCmd) -> Result<()> {
     match cmd {
         NodeCmd::Info => {
             let info: NodeInfo = get(&client, "/v1/node")?;
-            let file = running(root).context("the node's node.json is missing")?;
             println!("{}", serde_json::to_string_pretty(&info)?);
-            println!("peer address: {}", file.peer_address());
+            // As the node reaches now (a relay connected after start included).
+            println!("peer address: {}@{}", info.id, info.grid.join(","));
         }
         NodeCmd::Stop => {
             let pid = running(root).map(|n| n.pid);

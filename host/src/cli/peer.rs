@@ -8,10 +8,11 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{node, prefix};
-use crate::grid::peers::Peer;
+use crate::grid::discovered::DiscoveredNode;
+use crate::grid::peers::{Peer, PeerView};
 use crate::grid::KnownOffer;
 use crate::node::client::NodeClient;
-use crate::node::http::{AddPeer, OfferSearch};
+use crate::node::http::{AcceptPeer, AddPeer, OfferSearch};
 
 /// `continuum peer …`.
 #[derive(Debug, Subcommand)]
@@ -27,7 +28,15 @@ pub(super) enum PeerCmd {
         #[arg(long)]
         grant: Option<String>,
     },
-    /// List peers and what they offer.
+    /// Make a node found on the LAN or introduced by a peer a peer (`peer list` shows them).
+    Accept {
+        /// Its id, or a prefix of at least 8 digits.
+        id: String,
+        /// A nickname.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List peers, what they offer and how they are reached, and the nodes discovered.
     List {
         /// Print JSON.
         #[arg(long)]
@@ -59,18 +68,34 @@ pub(super) fn run(root: &Path, cmd: PeerCmd) -> Result<()> {
             let peer: Peer = node::post(&client, "/v1/peers", &AddPeer { address, name, grant })?;
             println!("added peer {}", peer.id);
         }
+        PeerCmd::Accept { id, name } => {
+            let peer: Peer = node::post(&client, "/v1/peers/accept", &AcceptPeer { key: id, name })?;
+            println!("accepted peer {}", peer.id);
+        }
         PeerCmd::List { json } => {
-            let peers: Vec<Peer> = node::get(&client, "/v1/peers")?;
+            let peers: Vec<PeerView> = node::get(&client, "/v1/peers")?;
             let offers: Vec<KnownOffer> = node::get(&client, "/v1/offers")?;
+            let discovered: Vec<DiscoveredNode> = node::get(&client, "/v1/peers/discovered")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&json!({ "peers": peers, "offers": offers }))?);
+                let all = json!({ "peers": peers, "discovered": discovered, "offers": offers });
+                println!("{}", serde_json::to_string_pretty(&all)?);
                 return Ok(());
             }
             if peers.is_empty() {
                 println!("no peers; add one with `continuum peer add <node-id>@<ip:port>`");
             }
-            for p in &peers {
-                let addrs: Vec<String> = p.addrs.iter().map(ToString::to_string).collect();
+            for d in &discovered {
+                println!(
+                    "{}  discovered ({}) at {}; accept with `continuum peer accept {}`",
+                    prefix(&d.id, 16),
+                    d.source,
+                    d.addrs.join(","),
+                    prefix(&d.id, 16)
+                );
+            }
+            for view in &peers {
+                let p = &view.peer;
+                let addrs: Vec<String> = p.addrs.iter().map(ToString::to_string).chain(p.relays.clone()).collect();
                 let offered = match offers.iter().find(|k| k.offer.node == p.id) {
                     Some(k) => {
                         let plugins: Vec<&str> = k.offer.plugins.iter().map(|plugin| plugin.name.as_str()).collect();
@@ -79,10 +104,11 @@ pub(super) fn run(root: &Path, cmd: PeerCmd) -> Result<()> {
                     None => "no offer yet".to_string(),
                 };
                 println!(
-                    "{}  {:<10} {:<22} {offered}",
+                    "{}  {:<10} {:<22} {:<8} {offered}",
                     prefix(&p.id, 16),
                     p.name.as_deref().unwrap_or("-"),
-                    addrs.join(",")
+                    addrs.join(","),
+                    view.path.as_deref().unwrap_or("-")
                 );
             }
         }

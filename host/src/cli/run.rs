@@ -98,6 +98,10 @@ struct RemoteArgs {
     /// Skip peers expected to charge more than this many credits for the call (`0.5`).
     #[arg(long)]
     max_price: Option<String>,
+    /// An id for the call (8–64 letters, digits, `-`, `_`): a peer runs it once per id, so
+    /// running the same line again with the same id returns the first answer.
+    #[arg(long)]
+    request_id: Option<String>,
 }
 
 /// Where a call runs.
@@ -474,7 +478,7 @@ fn call_on_peers(
         "min": remote.min, "max": remote.max, "reduce": remote.reduce, "k": remote.k,
         "if_under_min": remote.if_under_min, "grant": remote.grant,
         "timeout_ms": timeout.map(|t| t.as_millis() as u64), "strangers": remote.strangers,
-        "route": remote.route, "max_price": remote.max_price,
+        "route": remote.route, "max_price": remote.max_price, "request_id": remote.request_id,
     });
     let result: GridResult =
         if live { streamed(client, "/v1/grid/call", &call, &[]) } else { node::post(client, "/v1/grid/call", &call) }

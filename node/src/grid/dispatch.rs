@@ -3,7 +3,9 @@
 //!
 //! - `single`: one peer; when it is unreachable or refuses, up to 3 retries (on the next
 //!   matching peer) with exponential backoff capped at 5 s — only when the command is
-//!   idempotent (its plugin imports no state-changing host interface, as its offer says).
+//!   idempotent (as its WIT docs declare, else as its plugin's imports imply: its offer says).
+//!   A command that changes state is asked again only of the same peer, under the same
+//!   request id, which that peer runs at most once.
 //! - `multi`: min 2, max 8 peers and a reducer (default `majority`); fewer than min answers →
 //!   `fail`, `degraded` (reduce what came), or `wait=<duration>` (keep asking until then).
 //! - `any`: every matching peer; `first-good` (default), `merge-top-k` or `union`; waits at
@@ -28,7 +30,7 @@ use super::reduce::Reducer;
 use super::request::unexpected;
 use super::route::{self, Candidate, Policy};
 use super::wire::{Request, Response};
-use super::{short, Grid, PeerError};
+use super::{request_ids, short, Grid, PeerError};
 use crate::market::receipt::{hash_json, Expected, ReceiptKind, SignedReceipt};
 use crate::market::terms::{credits, parse_credits, Price};
 use crate::market::{self, Accepted};
@@ -145,6 +147,11 @@ pub struct GridCall {
     /// The most a call may be expected to cost, in credits (`0.5`); dearer peers are skipped.
     #[serde(default)]
     pub max_price: Option<String>,
+    /// An id for this call (8–64 letters, digits, `-`, `_`): a peer runs a call at most once per
+    /// id, so a call sent again with the same id (a retry, or the same command line run twice)
+    /// gets the first answer instead of running again. New and random when absent.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 fn any() -> String {
@@ -172,6 +179,9 @@ pub struct Attempt {
     /// Why this node disputed the peer's receipt (and did not countersign it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispute: Option<String>,
+    /// How the connection went after the request: `direct`, `relay` or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// A remote call's result: the value, which peers contributed, and every attempt.
@@ -268,6 +278,15 @@ impl Grid {
     /// progress, output) there as they arrive.
     pub async fn call(&self, call: &GridCall, live: Option<&EventSink>) -> Result<GridResult, GridError> {
         let started = Instant::now();
+        if let Some(id) = call.request_id.as_deref().filter(|id| !request_ids::valid(id)) {
+            return Err(GridError::Invalid(format!(
+                "request id `{id}`: use 8 to 64 letters, digits, `-` or `_` (or leave it out for a new random one)"
+            )));
+        }
+        // Every request of this call carries one id, so a peer that gets it twice runs it once.
+        let mut call = call.clone();
+        call.request_id.get_or_insert_with(request_ids::fresh);
+        let call = &call;
         let result = self.dispatch(call, live).await;
         let (outcome, peers) = match &result {
             Ok(r) => (Outcome::Ok, r.contributors.clone()),
@@ -329,7 +348,8 @@ impl Grid {
         let offers = self.offers();
         let offered = |id: &str| {
             offers.iter().find(|k| k.offer.node == id).and_then(|k| {
-                k.offer.command(&call.command).map(|(p, c)| (p.idempotent, c.price, k.offer.capacity.clone()))
+                let idempotent = k.offer.idempotent(&call.command);
+                k.offer.command(&call.command).map(|(_, c)| (idempotent, c.price, k.offer.capacity.clone()))
             })
         };
         let mut terms = HashMap::new();
@@ -412,6 +432,7 @@ impl Grid {
             strangers,
             route: None,
             max_price: None,
+            request_id: None,
         };
         Ok(self.plan(&call).await?.candidates.swap_remove(0))
     }
@@ -434,6 +455,8 @@ impl Grid {
             grant,
             deadline_ms: timeout.as_millis() as u64,
             stream: live.is_some(),
+            request_id: call.request_id.clone(),
+            node_set: self.carried_node_set(),
         };
         let started = Instant::now();
         let sent_ms = continuum_core::now_ms();
@@ -462,6 +485,7 @@ impl Grid {
             receipt: None,
             millicredits: None,
             dispute: None,
+            path: self.path_to(&peer.id).map(String::from),
         };
         if let (Some(signed), Ok(value)) = (receipt, &result) {
             let expected = Expected {
@@ -537,9 +561,27 @@ impl Grid {
         let mut tries = 0;
         // Peers that failed since the last wait: the next try goes to another one.
         let mut avoid: HashSet<String> = HashSet::new();
+        // A peer that may have run a call that changes state: asked again (the request id makes
+        // it run once), never another peer.
+        let mut pinned: Option<String> = None;
         loop {
             let plan = self.plan(call).await?;
-            let peer = plan.candidates.iter().find(|p| !avoid.contains(&p.id)).unwrap_or(&plan.candidates[0]).clone();
+            let peer = match &pinned {
+                Some(id) => match plan.candidates.iter().find(|p| p.id == *id) {
+                    Some(peer) => peer.clone(),
+                    None => {
+                        let message = format!(
+                            "it stopped offering `{}` while a call that changes state was being asked again; not sent to another peer",
+                            call.command
+                        );
+                        return Err(GridError::Peer {
+                            error: PeerError::Unreachable { peer: short(id), message },
+                            attempts,
+                        });
+                    }
+                },
+                None => plan.candidates.iter().find(|p| !avoid.contains(&p.id)).unwrap_or(&plan.candidates[0]).clone(),
+            };
             let terms = plan.terms.get(&peer.id).copied();
             let (attempt, result) = self.ask(&peer, call, terms, timeout, live).await;
             attempts.push(attempt);
@@ -584,17 +626,24 @@ impl Grid {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
+                // Lost on the way: the same peer again, under the same request id.
+                Err(e) if lost(&e) && !plan.idempotent && tries < 3 && !relayed.load(Ordering::Relaxed) => {
+                    tries += 1;
+                    pinned = Some(peer.id.clone());
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
                 Err(error) => {
                     let error = match (&error, plan.idempotent) {
-                        (e, false) if e.retryable() && matches!(e.outcome(), Outcome::Unreachable | Outcome::Timeout) => {
-                            PeerError::Unreachable {
-                                peer: short(&peer.id),
-                                message: format!(
-                                    "{e}; not retried: `{}` is not idempotent (its plugin changes state), so a retry could run it twice",
-                                    call.command
-                                ),
-                            }
-                        }
+                        (e, false) if lost(e) => PeerError::Unreachable {
+                            peer: short(&peer.id),
+                            message: format!(
+                                "{e}; `{}` changes state (not idempotent), so it was asked of this peer only, {} times under request id {}, never of another peer",
+                                call.command,
+                                tries + 1,
+                                call.request_id.as_deref().unwrap_or("-")
+                            ),
+                        },
                         _ => error,
                     };
                     return Err(GridError::Peer { error, attempts });
@@ -725,6 +774,11 @@ impl Grid {
         };
         Ok(GridResult { value, contributors, reducer: Some(reducer.name()), degraded: false, route: None, attempts })
     }
+}
+
+/// Whether a request may have reached the peer and its answer been lost on the way back.
+fn lost(e: &PeerError) -> bool {
+    e.retryable() && matches!(e.outcome(), Outcome::Unreachable | Outcome::Timeout)
 }
 
 #[cfg(test)]

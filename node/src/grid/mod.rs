@@ -1,8 +1,10 @@
-//! The grid: peers addressed by key over iroh (QUIC, dial-by-key), with relays, DNS/pkarr and
-//! DHT discovery off — peers are reached only at the addresses the operator gave.
+//! The grid: peers addressed by key over iroh (QUIC, dial-by-key). DNS/pkarr and DHT discovery
+//! are off; peers are reached at the addresses the operator gave, and — each only when
+//! configured — through relays ([`relay`]), found on the LAN ([`lan`]), or introduced by peers
+//! ([`introductions`]); what is heard of but not accepted is in [`discovered`].
 //!
 //! Three protocols share one endpoint, whose key is the node key:
-//! - `continuum/grid/2` ([`wire`]): remote calls (streamed when asked), jobs under leases,
+//! - `continuum/grid/3` ([`wire`]): remote calls (streamed when asked), jobs under leases,
 //!   signed offers, log export — asked of peers in `request.rs` and `jobs.rs`, answered in
 //!   `serve.rs` within the node's request budgets;
 //! - iroh-gossip: offers ([`offers`]) spread through the swarm and held in `offer_store.rs`;
@@ -14,16 +16,21 @@
 //! runs on the host's call pool, never on the async runtime.
 
 mod capacity;
+pub mod discovered;
 pub mod dispatch;
 pub mod fetch;
+pub mod introductions;
 mod jobs;
+mod lan;
 mod latency;
 mod offer_store;
 pub mod offers;
 pub mod peers;
 pub mod reduce;
+pub mod relay;
 pub mod replicate;
 mod request;
+mod request_ids;
 mod route;
 pub mod search;
 mod serve;
@@ -44,9 +51,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use iroh::address_lookup::MemoryLookup;
-use iroh::endpoint::{presets, Connection, NetReportConfig};
+use iroh::endpoint::{presets, Connection};
 use iroh::protocol::Router;
-use iroh::{Endpoint, EndpointAddr, RelayMode, TransportAddr};
+use iroh::{Endpoint, EndpointAddr, TransportAddr};
 use iroh_blobs::store::mem::MemStore;
 use iroh_gossip::api::GossipSender;
 use iroh_gossip::net::Gossip;
@@ -71,6 +78,23 @@ pub struct GridOptions {
     pub offer_interval: Duration,
     /// What the node asks (prices) and whom it refuses for lack of credits.
     pub terms: Terms,
+    /// How it meets nodes beyond the peers it was given.
+    pub reach: Reach,
+}
+
+/// How a node meets nodes beyond the peers it was given (each off unless configured, but for
+/// `shareable`).
+#[derive(Debug, Clone)]
+pub struct Reach {
+    /// Announce this node and list the nodes heard on the LAN (multicast).
+    pub lan: bool,
+    /// Relay servers to stay reachable through (none: no relay is ever contacted).
+    pub relays: Vec<iroh::RelayUrl>,
+    /// Let this node's addresses travel beyond its peers: in its offer, and in its peers'
+    /// introductions (its consent). Off, its offer carries no address.
+    pub shareable: bool,
+    /// Add nodes that peers introduce as peers at once, instead of listing them as discovered.
+    pub accept_introductions: bool,
 }
 
 /// A node's grid endpoint and what it knows about its peers.
@@ -106,26 +130,61 @@ struct Inner {
     budgets: Budgets,
     /// This node's jobs, which peers submit to.
     jobs: Jobs,
+    /// How it meets other nodes.
+    reach: Reach,
+    /// Nodes heard of (LAN, introductions) but not accepted.
+    discovered: discovered::Discovered,
+    /// The request ids of peers' calls answered lately.
+    request_ids: Arc<request_ids::RequestIds>,
+    /// The node set this node carries (as of its last offer), presented with its calls.
+    node_set: Mutex<Option<continuum_core::node_set::SignedNodeSet>>,
 }
 
-/// Where the endpoint dials `peer`: its key, at its direct addresses.
+/// Where the endpoint dials `peer`: its key, at its direct addresses and through its relays.
 fn endpoint_addr(peer: &Peer) -> Result<EndpointAddr> {
     let bytes: [u8; 32] = hex::decode(&peer.id).ok().and_then(|b| b.try_into().ok()).context("bad peer id")?;
     let id = iroh::PublicKey::from_bytes(&bytes).context("the peer id is not a valid key")?;
-    Ok(EndpointAddr::from_parts(id, peer.addrs.iter().map(|a| TransportAddr::Ip(*a))))
+    let relays =
+        peer.relays.iter().map(|r| peers::relay_url(r).map(TransportAddr::Relay)).collect::<Result<Vec<_>>>()?;
+    Ok(EndpointAddr::from_parts(id, peer.addrs.iter().map(|a| TransportAddr::Ip(*a)).chain(relays)))
+}
+
+impl Default for Reach {
+    fn default() -> Reach {
+        Reach { lan: false, relays: Vec::new(), shareable: true, accept_introductions: false }
+    }
+}
+
+impl Reach {
+    /// The reach `[grid]` configures, with `lan` and `relays` from the command line added.
+    pub fn from_config(grid: &continuum_core::config::GridSection, lan: bool, relays: &[String]) -> Result<Reach> {
+        let relays = grid
+            .relays
+            .iter()
+            .chain(relays)
+            .map(|r| peers::relay_url(r).with_context(|| format!("[grid] relays / --relay: `{r}`")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Reach {
+            lan: grid.lan || lan,
+            relays,
+            shareable: grid.shareable.unwrap_or(true),
+            accept_introductions: grid.accept_introductions,
+        })
+    }
 }
 
 impl Grid {
-    /// Binds the endpoint (node key, no relays, no discovery), joins the offer topic with the
-    /// known peers, and starts announcing this node's offer; peers submit jobs to `jobs`.
+    /// Binds the endpoint (node key; relays and LAN discovery only as `options.reach` says),
+    /// joins the offer topic with the known peers, and starts announcing this node's offer;
+    /// peers submit jobs to `jobs`.
     pub async fn start(host: Host, options: GridOptions, jobs: Jobs) -> Result<Grid> {
         let secret = iroh::SecretKey::from_bytes(&host.core().node_key().to_bytes());
         let host = AsyncHost::new(host);
         let lookup = MemoryLookup::new();
         let endpoint = Endpoint::builder(presets::Minimal)
             .secret_key(secret)
-            .relay_mode(RelayMode::Disabled)
-            .net_report_config(NetReportConfig::minimal())
+            .relay_mode(relay::mode(&options.reach.relays))
+            .net_report_config(relay::net_report(&options.reach.relays))
             .address_lookup(lookup.clone())
             // Only the given address: no wildcard IPv4/IPv6 sockets beside it.
             .clear_ip_transports()
@@ -159,6 +218,10 @@ impl Grid {
             latencies: LatencyWindow::default(),
             budgets: Budgets::new(),
             jobs,
+            reach: options.reach.clone(),
+            discovered: Default::default(),
+            request_ids: Default::default(),
+            node_set: Mutex::new(None),
         });
         let router = Router::builder(endpoint)
             .accept(wire::ALPN, GridProtocol { inner: inner.clone() })
@@ -167,6 +230,12 @@ impl Grid {
             .spawn();
         *lock(&inner.router) = Some(router);
         let grid = Grid { inner };
+        if !options.reach.relays.is_empty() {
+            relay::wait_for_home_relay(&grid).await;
+        }
+        if options.reach.lan {
+            lan::start(&grid).await?;
+        }
         grid.refresh_offer().await?;
         offer_store::spawn_gossip(&grid, receiver, options.offer_interval);
         Ok(grid)
@@ -182,6 +251,17 @@ impl Grid {
         self.inner.endpoint.bound_sockets()
     }
 
+    /// Where peers reach this node: its bound addresses, then its home relay's URL (with relays).
+    pub fn reachable_at(&self) -> Vec<String> {
+        let relays: Vec<String> = self.inner.endpoint.addr().relay_urls().map(ToString::to_string).collect();
+        self.addrs().iter().map(ToString::to_string).chain(relays).collect()
+    }
+
+    /// The node set this node carries, presented with its calls.
+    fn carried_node_set(&self) -> Option<continuum_core::node_set::SignedNodeSet> {
+        lock(&self.inner.node_set).clone()
+    }
+
     /// This node's jobs.
     pub fn jobs(&self) -> &Jobs {
         &self.inner.jobs
@@ -194,18 +274,39 @@ impl Grid {
 
     /// Adds (or updates) a peer, joins it to the offer topic and asks it for its offer.
     pub async fn add_peer(&self, spec: &str, name: Option<String>, grant: Option<String>) -> Result<Peer> {
-        let (id, addrs) = peers::parse_spec(spec)?;
-        if id == self.id() {
-            anyhow::bail!("{spec} is this node itself");
+        let (id, addrs, relays) = peers::parse_spec(spec)?;
+        self.add_known(Peer { id, name, addrs, relays, grant }, "added").await
+    }
+
+    /// Makes a discovered node (`key`: its id or a prefix) a peer: the operator's acceptance.
+    pub async fn accept_discovered(&self, key: &str, name: Option<String>) -> Result<Peer> {
+        let node = self.inner.discovered.find(key)?;
+        let (addrs, relays) = peers::parse_addrs(node.addrs.iter().map(String::as_str))?;
+        let peer = Peer { id: node.id.clone(), name, addrs, relays, grant: None };
+        self.add_known(peer, &format!("accepted ({})", node.source)).await
+    }
+
+    /// The nodes heard of (LAN, introductions) that are not peers.
+    pub async fn discovered(&self) -> Result<Vec<discovered::DiscoveredNode>> {
+        let known = self.peers().await?;
+        Ok(self.inner.discovered.list().into_iter().filter(|n| !known.iter().any(|p| p.id == n.id)).collect())
+    }
+
+    /// Stores `peer` (how it came: `source`), dials it by its addresses from now on, joins it
+    /// to the offer topic and asks it for its offer.
+    async fn add_known(&self, peer: Peer, source: &str) -> Result<Peer> {
+        if peer.id == self.id() {
+            anyhow::bail!("{} is this node itself", peer.id);
         }
-        let peer = Peer { id, name, addrs, grant };
+        let addr = endpoint_addr(&peer)?;
         let stored = peer.clone();
         self.inner.host.run(move |host| peers::put(&host.core().db(), &stored)).await??;
-        let addr = endpoint_addr(&peer)?;
         self.inner.lookup.add_endpoint_info(addr.clone());
+        self.inner.discovered.forget(&peer.id);
         lock(&self.inner.connections).remove(&peer.id);
         self.inner.sender.join_peers(vec![addr.id]).await.context("cannot join the peer to the offer topic")?;
-        let (subject, payload) = (peer.id.clone(), serde_json::json!({ "addrs": peer.addrs }));
+        let subject = peer.id.clone();
+        let payload = serde_json::json!({ "addrs": peer.addrs, "relays": peer.relays, "source": source });
         self.inner.host.run(move |host| host.core().log().append("peer.added", &subject, &payload)).await??;
         // Ask directly too, so its offer is known at once; an offline peer is still added.
         if let Err(e) = self.pull_offer(&peer).await {
@@ -238,6 +339,17 @@ impl Grid {
         self.inner.host.run(|host| peers::list(&host.core().db())).await?
     }
 
+    /// The known peers, with the path of the open connection to each.
+    pub async fn peer_views(&self) -> Result<Vec<peers::PeerView>> {
+        let views = self.peers().await?.into_iter();
+        Ok(views.map(|peer| peers::PeerView { path: self.path_to(&peer.id).map(String::from), peer }).collect())
+    }
+
+    /// The path of the open connection to node `id`, if any.
+    pub fn path_to(&self, id: &str) -> Option<&'static str> {
+        lock(&self.inner.connections).get(id).filter(|c| c.close_reason().is_none()).map(relay::path_of)
+    }
+
     /// A known peer by id, prefix or name.
     pub async fn peer(&self, key: &str) -> Result<Peer> {
         peers::find_in(&self.peers().await?, key)
@@ -253,12 +365,15 @@ impl Grid {
         if let Some(peer) = known.iter().find(|p| p.id == id) {
             return Ok(peer.clone());
         }
-        let addrs = self
+        let offered = self
             .inner
             .offers
             .addrs_of(id)
             .with_context(|| format!("node {} is neither a peer nor known from an offer", short(id)))?;
-        Ok(Peer { id: id.to_string(), name: None, addrs, grant: None })
+        // An address that does not parse is skipped, not the whole offer.
+        let usable = offered.iter().map(String::as_str).filter(|a| peers::parse_addrs([*a]).is_ok());
+        let (addrs, relays) = peers::parse_addrs(usable)?;
+        Ok(Peer { id: id.to_string(), name: None, addrs, relays, grant: None })
     }
 
     /// Closes the endpoint: stops accepting, says goodbye to peers.

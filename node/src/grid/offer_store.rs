@@ -4,7 +4,6 @@
 //! announces this node's offer on an interval and to each new neighbour.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use iroh_gossip::api::{Event, GossipReceiver};
 use serde::Serialize;
 
 use super::capacity::{self, Capacity, Load, ServedLatency};
+use super::introductions::Introduction;
 use super::offers::{self, Offer, SignedOffer};
 use super::peers::Peer;
 use super::request::{unexpected, PeerError};
@@ -21,7 +21,7 @@ use super::wire::{Request, Response};
 use super::{short, Grid, Inner};
 
 /// The gossip topic offers travel on.
-const OFFER_TOPIC: &str = "continuum/offers/2";
+const OFFER_TOPIC: &str = "continuum/offers/3";
 /// Most offers of other nodes held at once.
 pub const MAX_OFFERS: usize = 1024;
 
@@ -93,14 +93,15 @@ impl OfferStore {
     /// Verifies and stores an offer; an older one than held is ignored. The store holds at
     /// most [`MAX_OFFERS`]: when full, expired offers are dropped to make room, and when it is
     /// full of fresh ones a new node's offer is refused.
-    pub(super) fn accept(&self, signed: &SignedOffer, via: &str) -> Result<()> {
+    /// The offer, when it was new.
+    pub(super) fn accept(&self, signed: &SignedOffer, via: &str) -> Result<Option<Offer>> {
         let offer = signed.verify()?;
         if offer.node == self.node {
-            return Ok(());
+            return Ok(None);
         }
         let mut others = self.others.write().unwrap_or_else(|p| p.into_inner());
         if others.get(&offer.node).is_some_and(|k| k.offer.issued_ms >= offer.issued_ms) {
-            return Ok(());
+            return Ok(None);
         }
         if !others.contains_key(&offer.node) && others.len() >= MAX_OFFERS {
             let now = continuum_core::now_ms();
@@ -112,14 +113,15 @@ impl OfferStore {
                 );
             }
         }
-        others.insert(offer.node.clone(), KnownOffer { offer, via: via.into(), received_ms: continuum_core::now_ms() });
-        Ok(())
+        let known = KnownOffer { offer: offer.clone(), via: via.into(), received_ms: continuum_core::now_ms() };
+        others.insert(offer.node.clone(), known);
+        Ok(Some(offer))
     }
 
-    /// The addresses node `node`'s offer gives, if one is held (expired or not).
-    pub(super) fn addrs_of(&self, node: &str) -> Option<Vec<SocketAddr>> {
+    /// The addresses (and relay URLs) node `node`'s offer gives, if one is held (expired or not).
+    pub(super) fn addrs_of(&self, node: &str) -> Option<Vec<String>> {
         let others = self.others.read().unwrap_or_else(|p| p.into_inner());
-        others.get(node).map(|k| k.offer.addrs.iter().filter_map(|a| a.parse().ok()).collect())
+        others.get(node).map(|k| k.offer.addrs.clone())
     }
 
     /// Forgets node `node`'s offer.
@@ -187,7 +189,10 @@ impl Grid {
             let tag = self.inner.blobs.add_bytes(bytes).with_named_tag(format!("alloy/{}", record.name)).await?;
             plugins.push(offers::plugin_offer(&record, &tag.hash.to_hex(), size, &self.inner.terms));
         }
-        let addrs = self.addrs().iter().map(|a| a.to_string()).collect();
+        // A node that keeps its addresses to its peers announces none.
+        let addrs = if self.inner.reach.shareable { self.reachable_at() } else { Vec::new() };
+        let introductions = self.introductions().await;
+        let (shareable, me) = (self.inner.reach.shareable, self.id());
         let offer = Offer {
             node: self.id(),
             issued_ms: continuum_core::now_ms(),
@@ -195,8 +200,23 @@ impl Grid {
             ttl_ms: self.inner.offers.own_ttl.as_millis() as u64,
             capacity: self.capacity().await?,
             plugins,
+            consent: None,
+            introductions,
+            node_set: None,
         };
-        let signed = self.inner.host.run(move |host| SignedOffer::sign(&offer, host.core().node_key())).await??;
+        let signed = self
+            .inner
+            .host
+            .run(move |host| -> Result<_> {
+                let key = host.core().node_key();
+                let consent = shareable.then(|| Introduction::consent(key, offer.addrs.clone(), offer.issued_ms));
+                let node_set = continuum_core::node_set::carried(&host.core().db(), &me)?;
+                let signed = SignedOffer::sign(&Offer { consent, node_set: node_set.clone(), ..offer }, key)?;
+                Ok((signed, node_set))
+            })
+            .await??;
+        let (signed, node_set) = signed;
+        *continuum_core::sync::lock(&self.inner.node_set) = node_set;
         *self.inner.offers.own.write().unwrap_or_else(|p| p.into_inner()) = Some(signed);
         self.inner.announce().await;
         Ok(())
@@ -211,11 +231,34 @@ impl Grid {
                 if verified.node != peer.id {
                     return Err(malformed(format!("it sent the offer of another node ({})", short(&verified.node))));
                 }
+                // What the offer carries beyond itself (a node set, introductions) is taken when
+                // it arrives by gossip, not here: adding an introduced peer pulls its offer.
                 self.inner.offers.accept(&offer, "direct").map_err(|e| malformed(format!("{e:#}")))?;
                 Ok(verified)
             }
             other => Err(unexpected(peer, &other)),
         }
+    }
+}
+
+impl Grid {
+    /// Takes in what a new offer carries beyond itself: a newer epoch of a node set held here
+    /// (how a node's removal reaches providers), and the nodes it introduces.
+    async fn took_offer(&self, offer: &Offer) {
+        if let Some(set) = offer.node_set.clone() {
+            let observed = self
+                .host()
+                .run(move |host| -> Result<()> {
+                    continuum_core::node_set::refresh(&host.core().db(), &set)?;
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = observed.and_then(|r| r) {
+                // A node removed from its owner's set still carries the older one: expected.
+                tracing::debug!("ignored the node set in {}'s offer: {e:#}", short(&offer.node));
+            }
+        }
+        self.take_introductions(offer).await;
     }
 }
 
@@ -243,18 +286,24 @@ pub(super) fn topic() -> iroh_gossip::proto::TopicId {
 /// Starts the gossip of `grid`'s offers: stores the offers `receiver` brings, announces this
 /// node's offer to each new neighbour, and rebuilds and announces it every `interval`.
 pub(super) fn spawn_gossip(grid: &Grid, mut receiver: GossipReceiver, interval: Duration) {
-    let listener = grid.inner.clone();
+    let listener = grid.clone();
     tokio::spawn(async move {
         while let Some(event) = receiver.next().await {
             match event {
                 Ok(Event::Received(message)) => {
                     let received: Result<SignedOffer> =
                         serde_json::from_slice(&message.content).context("malformed offer message");
-                    if let Err(e) = received.and_then(|o| listener.offers.accept(&o, "gossip")) {
-                        tracing::warn!("ignored an offer from the grid: {e:#}");
+                    match received.and_then(|o| listener.inner.offers.accept(&o, "gossip")) {
+                        // Beside the loop: taking introductions dials the nodes introduced.
+                        Ok(Some(offer)) => {
+                            let grid = listener.clone();
+                            tokio::spawn(async move { grid.took_offer(&offer).await });
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!("ignored an offer from the grid: {e:#}"),
                     }
                 }
-                Ok(Event::NeighborUp(_)) => listener.announce().await,
+                Ok(Event::NeighborUp(_)) => listener.inner.announce().await,
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!("offer topic closed: {e}");
@@ -295,6 +344,7 @@ mod tests {
                 bind: "127.0.0.1:0".parse().unwrap(),
                 offer_interval: Duration::from_millis(10),
                 terms: Default::default(),
+                reach: Default::default(),
             };
             let jobs = crate::jobs::Jobs::open(crate::async_host::AsyncHost::new(host.clone()), Default::default())
                 .await
@@ -311,6 +361,9 @@ mod tests {
                     ttl_ms: 0,
                     capacity: Capacity::default(),
                     plugins: vec![],
+                    consent: None,
+                    introductions: vec![],
+                    node_set: None,
                 };
                 SignedOffer::sign(&offer, &key).unwrap()
             };

@@ -13,7 +13,9 @@ use continuum_core::keys::{parse_public, public_hex};
 use continuum_core::registry::PluginRecord;
 
 use super::capacity::Capacity;
+use super::introductions::Introduction;
 use crate::market::terms::{Price, Terms};
+use continuum_core::node_set::SignedNodeSet;
 
 /// Largest offer accepted (also the gossip message limit).
 pub const MAX_OFFER_BYTES: usize = 1 << 20;
@@ -38,6 +40,20 @@ pub struct CommandOffer {
     /// What the node asks for a call (per call, second, 1 000 tokens); absent means free.
     #[serde(default, skip_serializing_if = "Price::is_free")]
     pub price: Price,
+    /// Whether a call may be retried on another peer, as the command's WIT docs declare it
+    /// (`@idempotent` or `@not-idempotent` on a line of their own); absent, the plugin's
+    /// inferred [`PluginOffer::idempotent`] holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotent: Option<bool>,
+}
+
+/// The idempotency a command's docs declare: a line `@idempotent` or `@not-idempotent`.
+pub fn declared_idempotency(docs: Option<&str>) -> Option<bool> {
+    docs?.lines().map(str::trim).find_map(|line| match line {
+        "@idempotent" => Some(true),
+        "@not-idempotent" => Some(false),
+        _ => None,
+    })
 }
 
 /// One plugin on offer.
@@ -83,6 +99,15 @@ pub struct Offer {
     pub capacity: Capacity,
     /// Shippable plugins.
     pub plugins: Vec<PluginOffer>,
+    /// The node's consent to be introduced by its peers (`[grid] shareable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Introduction>,
+    /// The consents of the node's peers: nodes it introduces (peer exchange).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introductions: Vec<Introduction>,
+    /// The owner's signed node set listing this node, when it joined one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_set: Option<SignedNodeSet>,
 }
 
 /// An offer with the node's signature over its exact JSON text.
@@ -121,6 +146,7 @@ pub fn plugin_offer(record: &PluginRecord, hash: &str, size: u64, terms: &Terms)
                 result: c.result.clone(),
                 access: continuum_core::access::level(&record.access, &c.name),
                 price: terms.price_of(&c.name),
+                idempotent: declared_idempotency(c.description.as_deref()),
             })
             .collect(),
     }
@@ -154,6 +180,12 @@ impl Offer {
     pub fn command(&self, command: &str) -> Option<(&PluginOffer, &CommandOffer)> {
         self.plugins.iter().find_map(|p| p.commands.iter().find(|c| c.name == command).map(|c| (p, c)))
     }
+
+    /// Whether a call of `command` may be retried on another peer: as the command declares,
+    /// else as its plugin's imports say; false when not offered.
+    pub fn idempotent(&self, command: &str) -> bool {
+        self.command(command).is_some_and(|(p, c)| c.idempotent.unwrap_or(p.idempotent))
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +200,9 @@ mod tests {
             ttl_ms: 1000,
             capacity: Capacity::default(),
             plugins: vec![],
+            consent: None,
+            introductions: vec![],
+            node_set: None,
         }
     }
 
@@ -182,6 +217,14 @@ mod tests {
         let mut tampered = signed.clone();
         tampered.body = tampered.body.replace("\"issued_ms\":1", "\"issued_ms\":2");
         assert!(tampered.verify().is_err());
+    }
+
+    #[test]
+    fn a_command_declares_its_idempotency_in_its_docs() {
+        assert_eq!(declared_idempotency(Some("Adds one.\n@not-idempotent")), Some(false));
+        assert_eq!(declared_idempotency(Some("  @idempotent  \nReads.")), Some(true));
+        assert_eq!(declared_idempotency(Some("Mentions @idempotent in a sentence.")), None);
+        assert_eq!(declared_idempotency(None), None);
     }
 
     #[test]

@@ -131,7 +131,7 @@ mod tests {
 
     fn candidate(id: &str, backlog: usize, price: u64) -> Candidate {
         Candidate {
-            peer: Peer { id: id.repeat(64), name: None, addrs: vec![], grant: None },
+            peer: Peer { id: id.repeat(64), name: None, addrs: vec![], relays: vec![], grant: None },
             capacity: Capacity {
                 cores: 2,
                 load: Load { calls_running: backlog, slots: 1, ..Load::default() },

@@ -1,4 +1,4 @@
-//! Answering peers: the `continuum/grid/2` protocol handler. A request runs as the peer's key
+//! Answering peers: the `continuum/grid/3` protocol handler. A request runs as the peer's key
 //! (QUIC proved it), within the node's budgets: requests in flight per connection and over all
 //! peers (the rest are answered `busy` at once), and log pages per peer per window.
 
@@ -17,6 +17,7 @@ use continuum_core::runtime::watch::{CallEvent, Purpose, Watch};
 use continuum_core::sync::lock;
 use continuum_core::{Caller, Outcome};
 
+use super::request_ids::{self, Claim};
 use super::wire::{self, JobAction, Request, Response};
 use super::Inner;
 use crate::jobs::{JobEvent, JobState, JobView, PeerSubmission, LIVE_BUFFER};
@@ -25,6 +26,7 @@ use crate::market::ledger;
 use crate::market::receipt::{hash_json, ReceiptKind, SignedReceipt};
 use crate::market::terms::{credits, Price, Units};
 use crate::market::Work;
+use continuum_core::node_set::SignedNodeSet;
 
 /// Requests from all peers handled at once; more are answered `busy` at once.
 pub const MAX_REQUESTS: usize = 64;
@@ -144,6 +146,13 @@ impl ProtocolHandler for GridProtocol {
     }
 }
 
+/// What a calling peer presents for its call: a grant, and the node set naming it when the
+/// grant was issued to its owner.
+struct Presented {
+    grant: Option<String>,
+    node_set: Option<SignedNodeSet>,
+}
+
 /// What a request being answered holds of the node's budgets: its request places (a follow
 /// trades them for a follow place), and its connection's follow budget.
 struct Held {
@@ -169,9 +178,30 @@ impl Inner {
                 Some(offer) => Response::Offer { offer },
                 None => Response::Failed { outcome: Outcome::HostError, message: "no offer yet".into() },
             },
-            Request::Call { command, params, grant, deadline_ms, stream } => {
-                let streamed = stream.then_some(send);
-                self.execute(peer, command, params, grant, deadline_ms, streamed).await
+            Request::Call { command, params, grant, deadline_ms, stream, request_id, node_set } => {
+                let presented = Presented { grant, node_set };
+                let Some(id) = request_id else {
+                    return self.execute(peer, command, params, presented, deadline_ms, stream.then_some(send)).await;
+                };
+                if !request_ids::valid(&id) {
+                    let message = "a request id is 8 to 64 letters, digits, `-` or `_`".to_string();
+                    return Response::Failed { outcome: Outcome::BadRequest, message };
+                }
+                // The id names this command, with these parameters, under this grant.
+                let fingerprint = hash_json(&serde_json::json!([command, params, presented.grant]));
+                match self.request_ids.claim(peer, &id, fingerprint) {
+                    Claim::Run(ticket) => {
+                        let streamed = stream.then_some(send);
+                        let answer = self.execute(peer, command, params, presented, deadline_ms, streamed).await;
+                        ticket.finish(&answer);
+                        answer
+                    }
+                    Claim::Answered(answer) => request_ids::answer_of(answer).await,
+                    Claim::Conflict => Response::Failed {
+                        outcome: Outcome::BadRequest,
+                        message: format!("request id {id} was already used for a different request; use a new id"),
+                    },
+                }
             }
             Request::Submit { command, params, grant, lease_ms } => {
                 self.submit_job(peer, command, params, grant, lease_ms).await
@@ -186,11 +216,18 @@ impl Inner {
     /// The caller a request of `peer` runs as: its key (QUIC proved it), with the grant it
     /// presents checked exactly as for any caller.
     async fn caller(&self, peer: &str, grant: Option<String>) -> Result<Caller, Response> {
+        self.caller_presenting(peer, Presented { grant, node_set: None }).await
+    }
+
+    /// As [`Inner::caller`], with the node set the peer shows beside its owner's grant.
+    async fn caller_presenting(&self, peer: &str, presented: Presented) -> Result<Caller, Response> {
         let peer = peer.to_string();
         let caller = self
             .host
-            .run(move |host| match &grant {
-                Some(token) => host.caller_presenting(token, &peer).map_err(|e| format!("grant refused: {e}")),
+            .run(move |host| match &presented.grant {
+                Some(token) => host
+                    .caller_presenting_with_set(token, &peer, presented.node_set.as_ref())
+                    .map_err(|e| format!("grant refused: {e}")),
                 None => host.caller_for(&peer).map_err(|e| format!("{e:#}")),
             })
             .await;
@@ -201,20 +238,20 @@ impl Inner {
         }
     }
 
-    /// Runs a call for a peer as [`Inner::caller`] says; with `stream`, its live events are
-    /// written there as frames while it runs (at most [`LIVE_BUFFER`] waiting: a slow reader
-    /// loses events, told how many, never the answer; one that stops reading for
+    /// Runs a call for a peer as [`Inner::caller_presenting`] says; with `stream`, its live
+    /// events are written there as frames while it runs (at most [`LIVE_BUFFER`] waiting: a slow
+    /// reader loses events, told how many, never the answer; one that stops reading for
     /// [`WRITE_TIMEOUT`], or goes away, cancels the call).
     async fn execute(
         &self,
         peer: &str,
         command: String,
         params: serde_json::Value,
-        grant: Option<String>,
+        presented: Presented,
         deadline_ms: u64,
         stream: Option<&mut SendStream>,
     ) -> Response {
-        let caller = match self.caller(peer, grant).await {
+        let caller = match self.caller_presenting(peer, presented).await {
             Ok(caller) => caller,
             Err(refused) => return refused,
         };

@@ -1,4 +1,4 @@
-//! The `continuum/grid/2` protocol (version 2: receipts, `busy` with a retry-after, priced offers): one JSON request and one JSON response per QUIC stream.
+//! The `continuum/grid/3` protocol (version 3: request ids, node sets; 2: receipts, `busy` with a retry-after, priced offers): one JSON request and one JSON response per QUIC stream.
 //!
 //! The stream's end delimits each message, and each side reads at most a fixed number of
 //! bytes, so a peer cannot make the other buffer without bound. The peer's identity is the
@@ -13,7 +13,7 @@ use crate::market::receipt::SignedReceipt;
 use continuum_core::Outcome;
 
 /// The ALPN of the Continuum grid protocol.
-pub const ALPN: &[u8] = b"continuum/grid/2";
+pub const ALPN: &[u8] = b"continuum/grid/3";
 /// Largest request a node accepts from a peer.
 pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 /// Largest response a node accepts from a peer (a page of a log export can be long).
@@ -43,6 +43,14 @@ pub enum Request {
         /// [`Response::Event`] frames before the answer.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         stream: bool,
+        /// The caller's id for this request: the provider runs it at most once however often
+        /// it arrives (8–64 letters, digits, `-`, `_`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        /// The signed node set naming the calling node as one of its owner's, when the grant
+        /// it presents was issued to that owner.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node_set: Option<continuum_core::node_set::SignedNodeSet>,
     },
     /// Run a command as a job of the calling peer, held under a lease it renews.
     Submit {
@@ -240,6 +248,8 @@ mod tests {
             grant: None,
             deadline_ms: 5,
             stream: false,
+            request_id: Some("0123456789abcdef".into()),
+            node_set: None,
         };
         let bytes = serde_json::to_vec(&r).unwrap();
         assert_eq!(decode::<Request>(&bytes, 1 << 10, "request").unwrap(), r);

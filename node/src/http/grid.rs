@@ -9,23 +9,24 @@ use axum::{Extension, Json};
 use super::error::{ApiError, ErrorBody};
 use super::principal::Principal;
 use super::stream;
-use super::types::{AddPeer, InstallFrom, OfferQuery, OfferSearch, Pull, Pulled};
+use super::types::{AcceptPeer, AddPeer, InstallFrom, OfferQuery, OfferSearch, Pull, Pulled};
 use super::App;
+use crate::grid::discovered::DiscoveredNode;
 use crate::grid::dispatch::{GridCall, GridResult};
 use crate::grid::fetch::Fetched;
-use crate::grid::peers::Peer;
+use crate::grid::peers::{Peer, PeerView};
 use crate::grid::KnownOffer;
 use continuum_core::eventlog;
 use continuum_core::install::AlloyOptions;
 
 /// Known peers (owner only).
-#[utoipa::path(get, path = "/v1/peers", responses((status = 200, body = [Peer]), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/peers", responses((status = 200, body = [PeerView]), (status = 403, body = ErrorBody)))]
 pub(super) async fn list_peers(
     State(app): State<App>,
     Extension(p): Extension<Principal>,
-) -> Result<Json<Vec<Peer>>, ApiError> {
+) -> Result<Json<Vec<PeerView>>, ApiError> {
     p.require_owner()?;
-    Ok(Json(app.grid.peers().await.map_err(ApiError::internal)?))
+    Ok(Json(app.grid.peer_views().await.map_err(ApiError::internal)?))
 }
 
 /// Adds a peer (owner only).
@@ -37,6 +38,27 @@ pub(super) async fn add_peer(
 ) -> Result<Json<Peer>, ApiError> {
     p.require_owner()?;
     Ok(Json(app.grid.add_peer(&add.address, add.name, add.grant).await.map_err(ApiError::bad)?))
+}
+
+/// The nodes heard of on the LAN or introduced by peers, not accepted (owner only).
+#[utoipa::path(get, path = "/v1/peers/discovered", responses((status = 200, body = [DiscoveredNode]), (status = 403, body = ErrorBody)))]
+pub(super) async fn list_discovered(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Vec<DiscoveredNode>>, ApiError> {
+    p.require_owner()?;
+    Ok(Json(app.grid.discovered().await.map_err(ApiError::internal)?))
+}
+
+/// Makes a discovered node a peer (owner only): discovery alone never does.
+#[utoipa::path(post, path = "/v1/peers/accept", request_body = AcceptPeer, responses((status = 200, body = Peer), (status = 400, body = ErrorBody)))]
+pub(super) async fn accept_peer(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Json(accept): Json<AcceptPeer>,
+) -> Result<Json<Peer>, ApiError> {
+    p.require_owner()?;
+    Ok(Json(app.grid.accept_discovered(&accept.key, accept.name).await.map_err(ApiError::bad)?))
 }
 
 /// Forgets a peer (owner only).

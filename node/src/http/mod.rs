@@ -37,10 +37,11 @@ use utoipa::OpenApi;
 
 use crate::async_host::AsyncHost;
 use crate::auth::ReplayGuard;
+use crate::grid::discovered::DiscoveredNode;
 use crate::grid::dispatch::{GridCall, GridResult};
 use crate::grid::fetch::Fetched;
 use crate::grid::offers::PluginOffer;
-use crate::grid::peers::Peer;
+use crate::grid::peers::{Peer, PeerView};
 use crate::grid::search::GridMatch;
 use crate::grid::{Grid, KnownOffer};
 use crate::jobs::{JobError, JobEvent, JobState, JobView, Progress};
@@ -54,7 +55,8 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use limits::{BODY_TIMEOUT, MAX_REMEMBERED_NONCES, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS};
 pub use principal::{Principal, Transport};
 pub use types::{
-    AddPeer, CallResponse, EventQuery, InstallFrom, NodeInfo, OfferQuery, OfferSearch, Pull, Pulled, SubmitJob,
+    AcceptPeer, AddPeer, CallResponse, EventQuery, InstallFrom, NodeInfo, OfferQuery, OfferSearch, Pull, Pulled,
+    SubmitJob,
 };
 
 /// Shared state of the HTTP API, behind one `Arc`: axum clones it for every middleware and
@@ -144,6 +146,8 @@ impl AppState {
         events::stream_events,
         grid::list_peers,
         grid::add_peer,
+        grid::list_discovered,
+        grid::accept_peer,
         grid::remove_peer,
         grid::list_offers,
         grid::search_offers,
@@ -168,7 +172,11 @@ impl AppState {
         CommandSchema,
         PluginOffer,
         Peer,
+        PeerView,
+        crate::grid::relay::RelayState,
         AddPeer,
+        AcceptPeer,
+        DiscoveredNode,
         KnownOffer,
         GridCall,
         GridResult,
@@ -235,6 +243,8 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/events", get(events::list_events))
         .route("/v1/events/stream", get(events::stream_events))
         .route("/v1/peers", get(grid::list_peers).post(grid::add_peer))
+        .route("/v1/peers/discovered", get(grid::list_discovered))
+        .route("/v1/peers/accept", post(grid::accept_peer))
         .route("/v1/peers/{key}", delete(grid::remove_peer))
         .route("/v1/offers", get(grid::list_offers))
         .route("/v1/offers/search", get(grid::search_offers))

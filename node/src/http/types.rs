@@ -18,8 +18,11 @@ pub struct NodeInfo {
     pub version: String,
     /// The HTTP API address.
     pub http: String,
-    /// The grid endpoint's UDP addresses.
+    /// Where peers reach the grid endpoint: its UDP addresses, and its home relay.
     pub grid: Vec<String>,
+    /// How the node stands with each relay it is configured with.
+    #[serde(default)]
+    pub relays: Vec<crate::grid::relay::RelayState>,
     /// Installed plugins.
     pub plugins: usize,
     /// Known peers.
@@ -88,6 +91,17 @@ pub struct AddPeer {
     /// A grant token the peer issued to this node.
     #[serde(default)]
     pub grant: Option<String>,
+}
+
+/// A discovered node to accept as a peer (`POST /v1/peers/accept`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptPeer {
+    /// Its id, or a prefix of at least 8 digits.
+    pub key: String,
+    /// A nickname.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// An offer search (`GET /v1/offers/search`).

@@ -183,3 +183,59 @@ fn multi_quorum_majority_fedavg_and_a_peer_killed_mid_quorum() {
     let o = get("m", &["--reduce", "majority"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn weighted_average_the_any_quorums_adaptive_wait_and_single_quorum_retries_with_backoff() {
+    let publisher = Publisher::new();
+    let (a, ex) = quorum_grid(&publisher);
+    let run = |extra: &[&str], key: &str| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        let params = format!(r#"{{"key": "{key}"}}"#);
+        args.extend_from_slice(&["kv/get", &params]);
+        a.cli(&args)
+    };
+    // Weighted average of 1, 2 and 6 (no weights in the answers: equal ones).
+    let o = run(&["--on", "all", "--quorum", "multi", "--min", "3", "--reduce", "weighted-average"], "w");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), r#"{"number":3.0}"#);
+    assert_eq!(contributors(&o).len(), 3);
+
+    // A command reducer on the caller: each executor counts one, typezoo/sum-answers adds them.
+    for n in &ex {
+        let token = n.ok(&["grant", "issue", "--to", &a.id, "--cap", "kv/"]).trim().to_string();
+        a.ok(&["peer", "add", &n.address, "--grant", &token]);
+    }
+    a.ok(&["plugin", "install", continuum_tests::plugin_dir("typezoo").to_str().unwrap()]);
+    let o = a.cli(&[
+        "run", "--on", "all", "--quorum", "multi", "--min", "3", "--reduce", "typezoo/sum-answers", "kv/incr",
+        r#"{"key": "calls"}"#,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "3");
+    assert_eq!(contributors(&o).len(), 3);
+
+    // One executor hangs: the any-quorum waits about 1.5 × the p95 of recent calls (at most
+    // 5 s), not the 30 s call timeout, and unites what arrived.
+    let stop = std::process::Command::new("kill").args(["-STOP", &ex[2].pid().to_string()]).status().unwrap();
+    assert!(stop.success());
+    let started = Instant::now();
+    // (`--min 2 --if-under-min wait=10s`: on a loaded machine a healthy answer may miss the
+    // first, tight bound; the call then asks again rather than fail.)
+    let o =
+        run(&["--on", "all", "--quorum", "any", "--reduce", "union", "--min", "2", "--if-under-min", "wait=10s"], "m");
+    let waited = started.elapsed();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), r#"[{"number":2.0}]"#);
+    assert_eq!(contributors(&o).len(), 2, "{}", stderr(&o));
+    assert!(waited < Duration::from_secs(15), "the any-quorum waited {waited:?} for a hung peer");
+
+    // A single-quorum call to the hung peer: asked again 3 times with backoff (0.2 + 0.4 +
+    // 0.8 s) under one request id (kv imports the store, so only of this peer), then fails.
+    let started = Instant::now();
+    let o = run(&["--on", &ex[2].id, "--timeout", "1s"], "m");
+    let took = started.elapsed();
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(20), "took {took:?}: {}", stderr(&o));
+    let _ = std::process::Command::new("kill").args(["-CONT", &ex[2].pid().to_string()]).status();
+}

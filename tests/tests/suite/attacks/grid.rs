@@ -90,6 +90,7 @@ pub(super) fn peer_of(node: &TestNode) -> Peer {
         id: node.id.clone(),
         name: None,
         addrs: info["grid"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().parse().unwrap()).collect(),
+        relays: vec![],
         grant: None,
     }
 }
@@ -100,6 +101,7 @@ pub(super) async fn grid_of(host: &TestHost) -> Grid {
         bind: "127.0.0.1:0".parse().unwrap(),
         offer_interval: Duration::from_secs(60),
         terms: Default::default(),
+        reach: Default::default(),
     };
     let jobs = continuum::node::jobs::Jobs::open(AsyncHost::new(host.host.clone()), Default::default()).await.unwrap();
     Grid::start(host.host.clone(), options, jobs).await.unwrap()
@@ -127,6 +129,8 @@ fn a_flood_of_grid_requests_is_answered_busy() {
             grant: Some(grant),
             deadline_ms: 30_000,
             stream: false,
+            request_id: None,
+            node_set: None,
         };
         grid.request(&peer, &Request::Offer {}, Duration::from_secs(10)).await.expect("the node answers");
         let mut calls = tokio::task::JoinSet::new();
@@ -176,6 +180,9 @@ fn a_small_order_key_signs_nothing() {
         ttl_ms: 0,
         capacity: Default::default(),
         plugins: vec![],
+        consent: None,
+        introductions: vec![],
+        node_set: None,
     };
     let forged = SignedOffer { body: serde_json::to_string(&offer).unwrap(), signature: weak_signature() };
     assert!(forged.verify().is_err(), "an offer signed by a small-order key verified");
@@ -323,4 +330,71 @@ fn a_peer_reaches_only_its_own_grid_jobs_and_cannot_flood_the_queue() {
         jobs.iter().all(|j| j["state"] != "queued" && j["state"] != "running")
     };
     assert!(eventually(10, ended), "jobs were left running");
+}
+
+/// A node presenting an owner's grant must be listed in the owner's newest node set: a set that
+/// lists another node, a set forged in the owner's name, or none at all gets nothing; the
+/// genuine set that lists it is honoured.
+#[test]
+fn a_stolen_or_forged_node_set_confers_nothing() {
+    use continuum::node_set::{NodeSet, SignedNodeSet};
+    let publisher = Publisher::new();
+    let provider = TestNode::start(|d| publisher.install(d, &["kv"]));
+    let me = TestHost::with(&[]);
+    let owner = ed25519_dalek::SigningKey::from_bytes(&[61; 32]);
+    let owner_id = continuum::keys::public_hex(&owner.verifying_key());
+    let token = provider.ok(&["grant", "issue", "--to", &owner_id, "--cap", "kv/"]).trim().to_string();
+    let set = |signer: &ed25519_dalek::SigningKey, epoch: u64, nodes: Vec<String>| {
+        let body = serde_json::to_string(&NodeSet { owner: owner_id.clone(), epoch, nodes, issued: 1 }).unwrap();
+        let signature = continuum::signing::sign(signer, continuum::signing::NODE_SET, body.as_bytes());
+        SignedNodeSet { body, signature }
+    };
+    let other_node = continuum::keys::public_hex(&ed25519_dalek::SigningKey::from_bytes(&[62; 32]).verifying_key());
+    let peer = peer_of(&provider);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let grid = grid_of(&me).await;
+        let call = |node_set: Option<SignedNodeSet>| Request::Call {
+            command: "kv/put".into(),
+            params: json!({ "key": "k", "value": { "integer": 1 } }),
+            grant: Some(token.clone()),
+            deadline_ms: 10_000,
+            stream: false,
+            request_id: None,
+            node_set,
+        };
+        let refusal = |r: Result<Response, continuum::grid::PeerError>| match r {
+            Err(e) => (e.outcome(), e.to_string()),
+            Ok(answer) => panic!("the call ran: {answer:?}"),
+        };
+        let wait = Duration::from_secs(20);
+        // No set: the owner's grant is bound to the owner's key, not this node's.
+        let (outcome, message) = refusal(grid.request(&peer, &call(None), wait).await);
+        assert_eq!(outcome, Outcome::Denied);
+        assert!(message.contains("grant is bound to key"), "{message}");
+        // A genuine set listing another node (stolen from it): refused before anything is kept.
+        let stolen = set(&owner, 1, vec![other_node.clone()]);
+        let (_, message) = refusal(grid.request(&peer, &call(Some(stolen)), wait).await);
+        assert!(message.contains("does not list the calling node"), "{message}");
+        // A set listing this node, signed by this node in the owner's name.
+        let forged = set(me.host.core().node_key(), 2, vec![me.host.node_id()]);
+        let (_, message) = refusal(grid.request(&peer, &call(Some(forged)), wait).await);
+        assert!(message.contains("not signed by that owner's key"), "{message}");
+        // The owner's own set listing this node: honoured, the call runs as the owner.
+        let genuine = set(&owner, 3, vec![me.host.node_id(), other_node.clone()]);
+        let answer = grid.request(&peer, &call(Some(genuine)), wait).await;
+        assert!(matches!(answer, Ok(Response::Ok { .. })), "{answer:?}");
+        // The owner drops this node (epoch 4, handed to the provider); replaying epoch 3,
+        // which lists it, changes nothing: the newest set decides.
+        let dropped = set(&owner, 4, vec![other_node.clone()]);
+        let file = provider.dir.path().join("set-4.json");
+        std::fs::write(&file, serde_json::to_string(&dropped).unwrap()).unwrap();
+        provider.ok(&["nodeset", "import", file.to_str().unwrap()]);
+        let replayed = set(&owner, 3, vec![me.host.node_id(), other_node.clone()]);
+        let (_, message) = refusal(grid.request(&peer, &call(Some(replayed)), wait).await);
+        assert!(message.contains("(epoch 4) does not list node"), "{message}");
+        grid.shutdown().await;
+    });
+    let log = provider.ok(&["events", "tail", "-n", "50", "--json"]);
+    assert!(log.lines().any(|l| l.contains("call.completed") && l.contains(&owner_id)), "{log}");
 }

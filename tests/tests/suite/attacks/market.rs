@@ -39,6 +39,8 @@ fn only_a_receipts_caller_countersigns_it_once_and_nothing_unsold_is_bought() {
             grant: None,
             deadline_ms: 10_000,
             stream: false,
+            request_id: None,
+            node_set: None,
         };
         let Response::Ok { receipt: Some(issued), .. } = mine.request(&peer, &call, wait).await.unwrap() else {
             panic!("a priced call came back without a receipt")
