@@ -154,7 +154,7 @@ mod tests {
     fn only_the_introduced_nodes_own_fresh_signature_introduces_it() {
         let key = SigningKey::from_bytes(&[8; 32]);
         let now = 1_000_000;
-        let consent = Introduction::consent(&key, vec!["10.0.0.2:7000".into()], now);
+        let consent = Introduction::consent(&key, vec!["127.0.0.1:7000".into()], now);
         consent.verify(now).unwrap();
         // A peer sharing the address without consent: signed by the peer, not the node.
         let mut unsigned = Introduction::consent(&SigningKey::from_bytes(&[9; 32]), consent.addrs.clone(), now);
@@ -162,7 +162,7 @@ mod tests {
         assert!(unsigned.verify(now).unwrap_err().to_string().contains("without that node's consent"));
         // An address swapped for another.
         let mut altered = consent.clone();
-        altered.addrs = vec!["10.6.6.6:7000".into()];
+        altered.addrs = vec!["127.0.0.1:7666".into()];
         assert!(altered.verify(now).unwrap_err().to_string().contains("not signed by node"));
         let later = now + CONSENT_TTL.as_millis() as i64 + 1;
         assert!(consent.verify(later).unwrap_err().to_string().contains("expired"));

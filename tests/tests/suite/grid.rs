@@ -207,10 +207,8 @@ fn weighted_average_the_any_quorums_adaptive_wait_and_single_quorum_retries_with
         a.ok(&["peer", "add", &n.address, "--grant", &token]);
     }
     a.ok(&["plugin", "install", continuum_tests::plugin_dir("typezoo").to_str().unwrap()]);
-    let o = a.cli(&[
-        "run", "--on", "all", "--quorum", "multi", "--min", "3", "--reduce", "typezoo/sum-answers", "kv/incr",
-        r#"{"key": "calls"}"#,
-    ]);
+    let quorum = ["--on", "all", "--quorum", "multi", "--min", "3", "--reduce", "typezoo/sum-answers"];
+    let o = a.cli(&[&["run"][..], &quorum, &["kv/incr", r#"{"key": "calls"}"#]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "3");
     assert_eq!(contributors(&o).len(), 3);
