@@ -269,6 +269,10 @@ pub struct GridSection {
     /// Add the nodes peers introduce as peers at once (else they wait as discovered).
     #[serde(default)]
     pub accept_introductions: bool,
+    /// Owner keys whose node sets are trusted: a node found on the LAN (or introduced) whose
+    /// offer carries a set of one of these owners that lists it becomes a peer without asking.
+    #[serde(default)]
+    pub accept_nodes_of: Vec<String>,
 }
 
 impl Config {

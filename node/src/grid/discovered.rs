@@ -1,7 +1,9 @@
 //! Nodes this node has heard of but not accepted: found on the LAN by multicast, or introduced
 //! by a peer (peer exchange). Being discovered grants nothing and sends a discovered node
-//! nothing: it becomes a peer only when the operator accepts it (`continuum peer accept`), or
-//! when the node's policy accepts introductions from its peers (`[grid] accept-introductions`).
+//! nothing but a request for its offer when a policy needs it: it becomes a peer only when the
+//! operator accepts it (`continuum peer accept`), when the node's policy accepts introductions
+//! from its peers (`[grid] accept-introductions`), or when its offer proves it one of an owner's
+//! nodes that the operator trusts (`[grid] accept-nodes-of`, [`Grid::note_discovered`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -10,6 +12,9 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use continuum_core::sync::lock;
+
+use super::peers::{self, Peer};
+use super::{short, Grid};
 
 /// Most discovered nodes held; the longest unseen is forgotten first.
 pub const MAX_DISCOVERED: usize = 256;
@@ -76,6 +81,38 @@ impl Discovered {
         let mut nodes = lock(&self.nodes);
         if nodes.get(id).is_some_and(|n| n.source == source) {
             nodes.remove(id);
+        }
+    }
+}
+
+impl Grid {
+    /// Notes a discovered node; a new one whose offer carries a node set of a trusted owner
+    /// (`[grid] accept-nodes-of`) listing it becomes a peer at once.
+    pub(super) async fn note_discovered(&self, node: DiscoveredNode) {
+        if !self.inner.discovered.note(node.clone()) || self.inner.reach.accept_nodes_of.is_empty() {
+            return;
+        }
+        if !self.peers().await.is_ok_and(|p| p.len() < super::introductions::MAX_AUTO_PEERS) {
+            return;
+        }
+        let Ok((addrs, relays)) = peers::parse_addrs(node.addrs.iter().map(String::as_str)) else { return };
+        let peer = Peer { id: node.id.clone(), name: None, addrs, relays, grant: None };
+        // Asking for its offer tells it nothing but this node's key.
+        let owner = match self.pull_offer(&peer).await {
+            Ok(offer) => offer
+                .node_set
+                .and_then(|signed| signed.verify().ok())
+                .filter(|set| set.lists(&node.id) && self.inner.reach.accept_nodes_of.contains(&set.owner)),
+            Err(e) => {
+                tracing::debug!("no offer from discovered node {}: {e}", short(&node.id));
+                None
+            }
+        };
+        if let Some(set) = owner {
+            let source = format!("{}, node set of {}", node.source, set.owner);
+            if let Err(e) = self.add_known(peer, &source).await {
+                tracing::warn!("cannot add {} ({source}): {e:#}", short(&node.id));
+            }
         }
     }
 }

@@ -128,7 +128,7 @@ impl Grid {
             };
             let room = self.peers().await.is_ok_and(|p| p.len() < MAX_AUTO_PEERS);
             if !self.inner.reach.accept_introductions || !room {
-                self.inner.discovered.note(node);
+                self.note_discovered(node).await;
                 continue;
             }
             let Ok((addrs, relays)) = peers::parse_addrs(introduction.addrs.iter().map(String::as_str)) else {

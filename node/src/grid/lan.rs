@@ -40,9 +40,9 @@ pub(super) async fn start(grid: &Grid) -> Result<()> {
                         .chain(endpoint_info.relay_urls().map(ToString::to_string))
                         .collect();
                     let node = DiscoveredNode { id, addrs, source: "lan".into(), seen_ms: continuum_core::now_ms() };
-                    if grid.inner.discovered.note(node.clone()) {
-                        tracing::info!("discovered node {} on the LAN at {:?}", super::short(&node.id), node.addrs);
-                    }
+                    tracing::debug!("heard node {} on the LAN at {:?}", super::short(&node.id), node.addrs);
+                    let grid = grid.clone();
+                    tokio::spawn(async move { grid.note_discovered(node).await });
                 }
                 DiscoveryEvent::Expired { endpoint_id } => {
                     grid.inner.discovered.forget_from(&hex::encode(endpoint_id.as_bytes()), "lan");

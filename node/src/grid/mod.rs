@@ -95,6 +95,8 @@ pub struct Reach {
     pub shareable: bool,
     /// Add nodes that peers introduce as peers at once, instead of listing them as discovered.
     pub accept_introductions: bool,
+    /// Owner keys (hex) whose node sets make a discovered node a peer at once.
+    pub accept_nodes_of: Vec<String>,
 }
 
 /// A node's grid endpoint and what it knows about its peers.
@@ -151,7 +153,13 @@ fn endpoint_addr(peer: &Peer) -> Result<EndpointAddr> {
 
 impl Default for Reach {
     fn default() -> Reach {
-        Reach { lan: false, relays: Vec::new(), shareable: true, accept_introductions: false }
+        Reach {
+            lan: false,
+            relays: Vec::new(),
+            shareable: true,
+            accept_introductions: false,
+            accept_nodes_of: Vec::new(),
+        }
     }
 }
 
@@ -164,11 +172,21 @@ impl Reach {
             .chain(relays)
             .map(|r| peers::relay_url(r).with_context(|| format!("[grid] relays / --relay: `{r}`")))
             .collect::<Result<Vec<_>>>()?;
+        let accept_nodes_of = grid
+            .accept_nodes_of
+            .iter()
+            .map(|k| {
+                continuum_core::keys::parse_public(k)
+                    .map(|key| continuum_core::keys::public_hex(&key))
+                    .with_context(|| format!("[grid] accept-nodes-of: `{k}` is not an owner key"))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Reach {
             lan: grid.lan || lan,
             relays,
             shareable: grid.shareable.unwrap_or(true),
             accept_introductions: grid.accept_introductions,
+            accept_nodes_of,
         })
     }
 }

@@ -87,7 +87,8 @@ impl RelayProcess {
             .command(binary().to_str().unwrap())
             .args(["relay", "serve", "--bind", &bind, "--allow-file", allow_file.to_str().unwrap()])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // Its log (each refused node a line) would drown the test output.
+            .stderr(Stdio::null())
             .spawn()
             .expect("start continuum relay serve");
         let mut line = String::new();
@@ -327,4 +328,44 @@ fn a_provider_runs_a_request_id_once_however_often_it_arrives() {
     assert!(stderr(&bad).contains("request id"), "{}", stderr(&bad));
     assert!(put(5, "put-k-0002").status.success());
     assert_eq!(provider.ok(&["run", "kv/get", "--key", "k"]).trim(), r#"{"integer":5}"#);
+}
+
+#[test]
+fn a_lan_node_of_a_trusted_owner_becomes_a_peer_without_asking_and_others_wait() {
+    let publisher = Publisher::new();
+    let net = lan(3);
+    // The owner signs a set listing the node that will serve on the first host.
+    let owner = tempfile::tempdir().unwrap();
+    let owner_key = stdout(&cli(owner.path(), &["key", "generate", "owner"])).trim().to_string();
+    let set = owner.path().join("set.json");
+    let member = node_in(&net.hosts[0], &net.ips[0], &["--lan"], |d| {
+        let id = stdout(&cli(d, &["key", "export", "node"])).trim().to_string();
+        let o = cli(owner.path(), &["nodeset", "sign", "--key", "owner", "--node", &id, "-o", set.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = cli(d, &["nodeset", "join", set.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        publisher.install(d, &["text"]);
+    });
+    let other = node_in(&net.hosts[1], &net.ips[1], &["--lan"], |d| publisher.install(d, &["text"]));
+    let trusting = node_in(&net.hosts[2], &net.ips[2], &["--lan"], |d| {
+        configure(d, &format!("[grid]\naccept-nodes-of = [\"{owner_key}\"]\n"));
+        publisher.trust(d);
+    });
+    // The owner's node is a peer without a word from the operator; the other waits, discovered.
+    assert!(eventually(30, || has_peer(&trusting, &member)), "{}", peer_list(&trusting));
+    let is_discovered = || {
+        peer_list(&trusting)["discovered"].as_array().is_some_and(|d| d.iter().any(|n| n["id"] == other.id.as_str()))
+    };
+    assert!(eventually(30, is_discovered), "{}", peer_list(&trusting));
+    assert!(!has_peer(&trusting, &other));
+    let events = trusting.ok(&["events", "tail", "-n", "50", "--json"]);
+    assert!(events.lines().any(|l| l.contains("peer.added") && l.contains("node set of")), "{events}");
+    let out = trusting.ok(&["run", "--on", &member.id[..16], "text/stats", r#"{"text": "a b"}"#]);
+    assert!(out.contains(r#""words":2"#), "{out}");
+    // A policy naming something that is not a key stops a node before it serves, naming it.
+    let misconfigured = tempfile::tempdir().unwrap();
+    configure(misconfigured.path(), "[grid]\naccept-nodes-of = [\"my-laptop\"]\n");
+    let refused = cli(misconfigured.path(), &["serve", "--http", "127.0.0.1:0", "--grid", "127.0.0.1:0"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("accept-nodes-of: `my-laptop` is not an owner key"), "{}", stderr(&refused));
 }
