@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use continuum_tests::netns::{lan, two_nats, Netns};
-use continuum_tests::{binary, cli, eventually, stderr, stdout, Publisher, TestNode};
+use continuum_tests::{allow_all, binary, cli, eventually, plugin_dir, stderr, stdout, Publisher, TestNode};
 use serde_json::Value;
 
 /// `peer list --json` of `node`.
@@ -132,6 +132,10 @@ fn nodes_behind_two_nats_reach_each_other_through_a_relay_that_only_serves_its_l
     let b = node_in(&nets.b, &nets.b_ip, &relay_arg, |d| {
         allow_node(d);
         publisher.install(d, &["text"]);
+        // A slow command, to lose the relay in the middle of a call.
+        let host = continuum::node::open_host(continuum::paths::DataDir::at(d.to_path_buf()).unwrap()).unwrap();
+        let dir = plugin_dir("hostile");
+        host.install_component(&dir.join("hostile.wasm"), Some(&dir.join("wit")), &allow_all()).unwrap();
     });
     // B's address names its home relay once it is connected (at start, or soon after on a
     // loaded machine).
@@ -162,12 +166,22 @@ fn nodes_behind_two_nats_reach_each_other_through_a_relay_that_only_serves_its_l
     let refused = a.cli(&["run", "--on", "stranger", "--timeout", "3s", "text/stats", r#"{"text": "x"}"#]);
     assert_eq!(refused.status.code(), Some(6), "{}", stderr(&refused));
 
-    // The relay goes away mid-conversation: the next call falls back to a direct path or fails
-    // with a named reason within its deadline — never hangs.
-    relay.stop();
+    // The relay goes away in the middle of a 4 s call: the call falls back to a direct path or
+    // fails with a named reason within its deadline (8 s a try, retried as its command allows)
+    // — it never hangs.
+    let token = b.ok(&["grant", "issue", "--to", &a.id, "--cap", "hostile/drip"]).trim().to_string();
+    a.ok(&["peer", "add", &peer_address(&b), "--name", "b", "--grant", &token]);
     let started = Instant::now();
-    let after = a.cli(&["run", "--on", "b", "--timeout", "4s", "text/stats", r#"{"text": "still there"}"#]);
-    assert!(started.elapsed() < Duration::from_secs(30), "the call outlived its deadline: {:?}", started.elapsed());
+    let after = std::thread::scope(|s| {
+        let call =
+            s.spawn(|| a.cli(&["run", "--on", "b", "--timeout", "8s", "hostile/drip", r#"{"lines": 40, "ms": 100}"#]));
+        std::thread::sleep(Duration::from_secs(1));
+        relay.stop();
+        call.join().unwrap()
+    });
+    let took = started.elapsed();
+    eprintln!("[relay lost mid-call: {} after {took:?}]", if after.status.success() { "answered" } else { "failed" });
+    assert!(took < Duration::from_secs(60), "the call outlived its deadline: {took:?}");
     if !after.status.success() {
         assert_eq!(after.status.code(), Some(6), "{}", stderr(&after));
         assert!(
