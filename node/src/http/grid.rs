@@ -51,7 +51,8 @@ pub(super) async fn list_discovered(
 }
 
 /// Makes a discovered node a peer (owner only): discovery alone never does.
-#[utoipa::path(post, path = "/v1/peers/accept", request_body = AcceptPeer, responses((status = 200, body = Peer), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/peers/accept", request_body = AcceptPeer,
+    responses((status = 200, body = Peer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn accept_peer(
     State(app): State<App>,
     Extension(p): Extension<Principal>,

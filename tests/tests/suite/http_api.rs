@@ -169,6 +169,10 @@ fn the_http_api_authenticates_limits_streams_and_matches_its_openapi_document() 
     assert_eq!(found["matches"][0]["name"], "text/stats", "{found}");
     let (s, e) = api.checked("POST", "/v1/peers", &owner, Some(br#"{"address": "nobody"}"#));
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("bad-request")));
+    assert_eq!(api.checked("GET", "/v1/peers/discovered", &owner, None), (200, serde_json::json!([])));
+    let (s, e) = api.checked("POST", "/v1/peers/accept", &owner, Some(br#"{"key": "00000000"}"#));
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("bad-request")));
+    assert!(e["error"]["message"].as_str().unwrap().contains("no discovered node"), "{e}");
 
     // No credentials, a wrong token, an oversized body.
     let (s, e) = api.checked("GET", "/v1/commands", &[], None);
@@ -194,6 +198,10 @@ fn the_http_api_authenticates_limits_streams_and_matches_its_openapi_document() 
         api.checked("POST", "/v1/commands/kv/put", &client_auth, Some(br#"{"key": "k", "value": {"flag": true}}"#));
     assert_eq!((s, e["error"]["code"].as_str()), (403, Some("denied")));
     assert_eq!(api.checked("GET", "/v1/events", &client_auth, None).0, 403);
+    // Discovered nodes and accepting them are the owner's alone; a stranger is not even asked who it is.
+    assert_eq!(api.checked("GET", "/v1/peers/discovered", &client_auth, None).0, 403);
+    assert_eq!(api.checked("POST", "/v1/peers/accept", &client_auth, Some(br#"{"key": "00000000"}"#)).0, 403);
+    assert_eq!(api.checked("POST", "/v1/peers/accept", &[], Some(br#"{"key": "00000000"}"#)).0, 401);
     // Revoking on the CLI beside the running node takes effect on the node at once.
     node.ok(&["grant", "revoke", &client_id]);
     let (s, e) = api.checked("POST", "/v1/commands/kv/get", &client_auth, Some(br#"{"key": "k"}"#));
