@@ -8,9 +8,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     if let Err(exit) = continuum::cli::main() {
         if !exit.is_broken_pipe() {
-            // Errors quote what they refuse (names, paths, fields of untrusted artifacts): no
-            // escape sequence in it may reach the terminal.
-            eprintln!("error: {}", continuum::terminal::strip_control(&exit.message));
+            // `error: …`, or one line of JSON with --json; control characters removed.
+            eprintln!("{}", exit.report());
         }
         std::process::exit(exit.code);
     }

@@ -6,9 +6,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use serde_json::json;
 
 use super::help;
 use super::key::key_store;
+use super::output;
 use super::plugin::locate;
 use crate::access::Access;
 use crate::alloy::custody::{short, stage_name, Chain, Entry};
@@ -45,36 +47,45 @@ pub(super) fn with_approval<T>(allow: Vec<String>, mut install: impl FnMut(Vec<S
     install(allow)
 }
 
-/// `plugin permissions`.
+/// `plugin permissions`: each host capability the plugin requests and whether it is approved.
 pub(super) fn permissions(host: &Host, out: &mut impl Write, name: &str) -> Result<()> {
     let record = host.plugin(name)?;
-    let requested = crate::host_api::requested(&record.imports);
-    if requested.is_empty() {
-        writeln!(out, "{name} requests no host capabilities (WASI only: no files, environment or network)")?;
-    }
-    for cap in requested {
-        let state = if record.approved.contains(&cap) { "approved" } else { "NOT approved" };
-        writeln!(out, "{cap:<16} {state}")?;
-    }
-    Ok(())
+    let requested: Vec<(String, bool)> = crate::host_api::requested(&record.imports)
+        .into_iter()
+        .map(|cap| {
+            let approved = record.approved.contains(&cap);
+            (cap, approved)
+        })
+        .collect();
+    let doc: Vec<_> =
+        requested.iter().map(|(cap, approved)| json!({ "capability": cap, "approved": approved })).collect();
+    output::emit(out, &doc, |out| {
+        if requested.is_empty() {
+            writeln!(out, "{name} requests no host capabilities (WASI only: no files, environment or network)")?;
+        }
+        for (cap, approved) in &requested {
+            writeln!(out, "{cap:<16} {}", if *approved { "approved" } else { "NOT approved" })?;
+        }
+        Ok(())
+    })
 }
 
-/// Prints what an install did (every field from the manifest with control characters removed).
+/// Reports what an install did: the record (with `--json`), or its name, version, signer and
+/// commands, every field from the manifest with control characters removed.
 pub(super) fn print_installed(out: &mut impl Write, record: &PluginRecord) -> Result<()> {
     let version = record.version.as_deref().map(|v| format!(" {}", strip_control(v))).unwrap_or_default();
     let signer =
         record.signer.as_deref().map(|s| format!(", signed by {}", strip_control(short(s)))).unwrap_or_default();
-    writeln!(
-        out,
+    let mut text = format!(
         "installed {}{version} ({} commands, sha256 {}{signer})",
         strip_control(&record.name),
         record.commands.len(),
         &record.digest[..12]
-    )?;
+    );
     for c in &record.commands {
-        writeln!(out, "  {}", strip_control(&c.name))?;
+        text.push_str(&format!("\n  {}", strip_control(&c.name)));
     }
-    Ok(())
+    output::confirm(out, record, text)
 }
 
 fn print_chain(host: &Host, out: &mut impl Write, entries: &[Entry]) -> Result<()> {
@@ -122,14 +133,14 @@ pub(super) fn print_provenance(host: &Host, out: &mut impl Write, record: &Plugi
 
 /// `plugin inspect <file.alloy>`: what the artifact says, after checking its integrity. Nothing
 /// else of it is checked, so every field is shown with control characters removed.
-pub(super) fn inspect_file(host: &Host, path: &Path, json: bool) -> Result<()> {
+pub(super) fn inspect_file(host: &Host, path: &Path) -> Result<()> {
     let alloy = Alloy::read(path)?;
     alloy.check_digest()?;
     let entries = alloy.verify_signatures()?;
     let mut out = std::io::stdout().lock();
-    if json {
+    if output::json() {
         let manifest: serde_json::Value = serde_json::from_slice(&alloy.manifest_bytes)?;
-        let doc = serde_json::json!({ "manifest": manifest, "custody": entries });
+        let doc = json!({ "manifest": manifest, "custody": entries });
         writeln!(out, "{}", strip_control(&serde_json::to_string_pretty(&doc)?))?;
         return Ok(());
     }
@@ -192,46 +203,53 @@ pub(super) fn pack(
     let signing = key_store(host.core().data()).load(key)?;
     let alloy = host.pack(&input, &signing)?;
     let id = &alloy.manifest.identity;
-    let output = output.unwrap_or_else(|| PathBuf::from(format!("{}-{}.alloy", id.name, id.version)));
-    alloy.write(&output)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    let written = output.unwrap_or_else(|| PathBuf::from(format!("{}-{}.alloy", id.name, id.version)));
+    alloy.write(&written)?;
+    let packed = json!({
+        "name": id.name, "version": id.version, "alloy": written, "author": id.author,
+        "proof": alloy.manifest.proof.results,
+    });
+    let line = format!(
         "packed {} {} → {} ({} proof cases passed, signed by {})",
         id.name,
         id.version,
-        output.display(),
+        written.display(),
         alloy.manifest.proof.results.len(),
         short(&id.author)
-    )?;
-    Ok(())
+    );
+    output::confirm(&mut std::io::stdout().lock(), &packed, line)
 }
 
 /// `plugin verify`.
 pub(super) fn verify(host: &Host, path: &Path) -> Result<()> {
     let alloy = Alloy::read(path)?;
     let verified = host.verify_alloy(&alloy)?;
-    let mut out = std::io::stdout().lock();
     let m = &alloy.manifest;
-    writeln!(
-        out,
-        "{} {}: digest, signatures and chain of custody ({} entries) verified",
-        strip_control(&m.identity.name),
-        strip_control(&m.identity.version),
-        verified.entries.len()
-    )?;
-    writeln!(out, "proof suite re-run here:")?;
-    print_results(&mut out, &verified.results)?;
-    match verified.trusted_as {
-        Some(name) => writeln!(out, "signer: trusted as `{name}`")?,
-        None => writeln!(
+    let doc = json!({
+        "name": m.identity.name, "version": m.identity.version, "digest": m.identity.digest,
+        "custody": verified.entries, "proof": verified.results, "trusted_as": verified.trusted_as,
+    });
+    output::emit(&mut std::io::stdout().lock(), &doc, |out| {
+        writeln!(
             out,
-            "signer: {} is NOT in the trust store (install would need --allow-untrusted; its proofs ran with no \
-             host capabilities)",
-            strip_control(short(&m.identity.author))
-        )?,
-    }
-    Ok(())
+            "{} {}: digest, signatures and chain of custody ({} entries) verified",
+            strip_control(&m.identity.name),
+            strip_control(&m.identity.version),
+            verified.entries.len()
+        )?;
+        writeln!(out, "proof suite re-run here:")?;
+        print_results(out, &verified.results)?;
+        match &verified.trusted_as {
+            Some(name) => writeln!(out, "signer: trusted as `{name}`")?,
+            None => writeln!(
+                out,
+                "signer: {} is NOT in the trust store (install would need --allow-untrusted; its proofs ran with \
+                 no host capabilities)",
+                strip_control(short(&m.identity.author))
+            )?,
+        }
+        Ok(())
+    })
 }
 
 /// `plugin attest`.
@@ -242,17 +260,22 @@ pub(super) fn attest(host: &Host, path: &Path, key: &str, output: Option<PathBuf
     if verified.results.iter().any(|r| !r.passed) {
         bail!("a proof case failed; nothing attested");
     }
-    let output = output.unwrap_or_else(|| path.to_path_buf());
-    alloy.write(&output)?;
-    let mut out = std::io::stdout().lock();
-    print_results(&mut out, &verified.results)?;
-    writeln!(
-        out,
-        "attested {} as {} → {} ({} chain entries)",
-        strip_control(&alloy.manifest.identity.name),
-        short(&public_hex(&signing.verifying_key())),
-        output.display(),
-        alloy.chain.len()
-    )?;
-    Ok(())
+    let written = output.unwrap_or_else(|| path.to_path_buf());
+    alloy.write(&written)?;
+    let attester = public_hex(&signing.verifying_key());
+    let doc = json!({
+        "name": alloy.manifest.identity.name, "attester": attester, "alloy": written,
+        "chain_entries": alloy.chain.len(), "proof": verified.results,
+    });
+    output::emit(&mut std::io::stdout().lock(), &doc, |out| {
+        print_results(out, &verified.results)?;
+        let line = format!(
+            "attested {} as {} → {} ({} chain entries)",
+            strip_control(&alloy.manifest.identity.name),
+            short(&attester),
+            written.display(),
+            alloy.chain.len()
+        );
+        Ok(output::note(out, line)?)
+    })
 }

@@ -13,6 +13,7 @@
 //! 5. the event log: durable entries/s with group commit, verified entries/s, and the audit's
 //!    cost on a call's p50.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use wasmtime::component::{Linker, ResourceTable, Val};
 use wasmtime::Store;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::{bench_inference, bench_languages, bench_node};
+use super::{bench_inference, bench_languages, bench_node, output};
 use crate::paths::DataDir;
 use crate::runtime::Host;
 use crate::Caller;
@@ -311,44 +312,52 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
             "call_p50_us_unaudited": micros(unaudited_p50),
         },
     });
-    println!("benchmark: {COMMAND} {INPUT} ({iterations} calls each)");
-    println!(
-        "  raw wasmtime (instantiate + dynamic call)   p50 {:>8.2} µs   p99 {:>8.2} µs",
-        micros(raw_p50),
-        micros(raw_p99)
-    );
-    println!(
-        "  reflected call, no audit (JSON → JSON)      p50 {:>8.2} µs   p99 {:>8.2} µs",
-        micros(ours_p50),
-        micros(ours_p99)
-    );
-    println!("  ratio (reflected / raw, p50)                {:>8.2}×", micros(ours_p50) / micros(raw_p50));
-    println!("  install → first call, compiling             {:>8.1} ms", cold.as_secs_f64() * 1e3);
-    println!(
-        "  open → first call, AOT cache                {:>8.1} ms (load {:.2} ms)",
-        warm.as_secs_f64() * 1e3,
-        load_only.as_secs_f64() * 1e3
-    );
-    println!("  grant verification, cold (signatures)       p50 {:>8.2} µs", micros(cold_p50));
-    println!("  grant verification, cached                  p50 {:>8.2} µs", micros(cached_p50));
-    println!(
-        "  call as owner / as grantee (cached grant)   p50 {:>8.2} µs / {:.2} µs (+{:.2} µs)",
-        micros(owner_p50),
-        micros(granted_p50),
-        micros(granted_p50) - micros(owner_p50)
-    );
-    println!("  event log, durable entries/s (64 appenders each waiting) {waited_rate:>10.0}");
-    println!("  event log, durable entries/s (pipelined, one wait)        {pipelined_rate:>10.0}");
-    println!(
-        "  event log, verified entries/s                            {verify_rate:>10.0} ({} entries)",
-        verified.entries
-    );
-    println!(
-        "  call audited / unaudited                    p50 {:>8.2} µs / {:.2} µs (+{:.2} µs)",
-        micros(audited_p50),
-        micros(unaudited_p50),
-        micros(audited_p50) - micros(unaudited_p50)
-    );
-    println!("{figures}");
-    Ok(())
+    output::emit(&mut std::io::stdout().lock(), &figures, |out| {
+        writeln!(out, "benchmark: {COMMAND} {INPUT} ({iterations} calls each)")?;
+        writeln!(
+            out,
+            "  raw wasmtime (instantiate + dynamic call)   p50 {:>8.2} µs   p99 {:>8.2} µs",
+            micros(raw_p50),
+            micros(raw_p99)
+        )?;
+        writeln!(
+            out,
+            "  reflected call, no audit (JSON → JSON)      p50 {:>8.2} µs   p99 {:>8.2} µs",
+            micros(ours_p50),
+            micros(ours_p99)
+        )?;
+        writeln!(out, "  ratio (reflected / raw, p50)                {:>8.2}×", micros(ours_p50) / micros(raw_p50))?;
+        writeln!(out, "  install → first call, compiling             {:>8.1} ms", cold.as_secs_f64() * 1e3)?;
+        writeln!(
+            out,
+            "  open → first call, AOT cache                {:>8.1} ms (load {:.2} ms)",
+            warm.as_secs_f64() * 1e3,
+            load_only.as_secs_f64() * 1e3
+        )?;
+        writeln!(out, "  grant verification, cold (signatures)       p50 {:>8.2} µs", micros(cold_p50))?;
+        writeln!(out, "  grant verification, cached                  p50 {:>8.2} µs", micros(cached_p50))?;
+        writeln!(
+            out,
+            "  call as owner / as grantee (cached grant)   p50 {:>8.2} µs / {:.2} µs (+{:.2} µs)",
+            micros(owner_p50),
+            micros(granted_p50),
+            micros(granted_p50) - micros(owner_p50)
+        )?;
+        writeln!(out, "  event log, durable entries/s (64 appenders each waiting) {waited_rate:>10.0}")?;
+        writeln!(out, "  event log, durable entries/s (pipelined, one wait)        {pipelined_rate:>10.0}")?;
+        writeln!(
+            out,
+            "  event log, verified entries/s                            {verify_rate:>10.0} ({} entries)",
+            verified.entries
+        )?;
+        writeln!(
+            out,
+            "  call audited / unaudited                    p50 {:>8.2} µs / {:.2} µs (+{:.2} µs)",
+            micros(audited_p50),
+            micros(unaudited_p50),
+            micros(audited_p50) - micros(unaudited_p50)
+        )?;
+        writeln!(out, "{figures}")?;
+        Ok(())
+    })
 }

@@ -6,12 +6,14 @@
 //! the plugin the instance, the stream resource and JSON, included). Rounds alternate the two
 //! paths so machine noise hits them alike. Embeddings: the same batch of sentences, texts/s.
 
+use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::output;
 use crate::paths::DataDir;
 use crate::runtime::Host;
 use crate::Caller;
@@ -117,17 +119,6 @@ pub fn run(models: &Path, plugin_dir: &Path, tokens: u32, rounds: u32, threads: 
     let (embed_direct_rate, embed_wit_rate) = (median(ed), median(ew));
     let config = engines.config();
 
-    println!(
-        "benchmark: SmolLM2-135M-Instruct Q4_1, {} generated tokens, greedy, {} threads, {rounds} alternating rounds",
-        counts[0].0, config.threads
-    );
-    println!("  llama-cpp-2 direct                      {direct_tps:>8.1} tok/s");
-    println!("  through WIT (llm plugin → inference)    {wit_tps:>8.1} tok/s");
-    println!("  ratio (WIT / direct)                    {:>8.1} %", wit_tps / direct_tps * 100.0);
-    println!("benchmark: all-MiniLM-L6-v2, batches of {} sentences", texts.len());
-    println!("  candle direct                           {embed_direct_rate:>8.1} texts/s");
-    println!("  through WIT (llm/embed)                 {embed_wit_rate:>8.1} texts/s");
-    println!("  ratio (WIT / direct)                    {:>8.1} %", embed_wit_rate / embed_direct_rate * 100.0);
     let figures = json!({
         "threads": config.threads,
         "generated_tokens": counts[0].0,
@@ -136,6 +127,25 @@ pub fn run(models: &Path, plugin_dir: &Path, tokens: u32, rounds: u32, threads: 
         "embed_texts_per_s": { "direct": embed_direct_rate, "wit": embed_wit_rate, "ratio": embed_wit_rate / embed_direct_rate },
         "device": if cfg!(feature = "cuda") { "cuda" } else { "cpu" },
     });
-    println!("{figures}");
-    Ok(())
+    output::emit(&mut std::io::stdout().lock(), &figures, |out| {
+        writeln!(
+            out,
+            "benchmark: SmolLM2-135M-Instruct Q4_1, {} generated tokens, greedy, {} threads, {rounds} alternating rounds",
+            counts[0].0,
+            config.threads
+        )?;
+        writeln!(out, "  llama-cpp-2 direct                      {direct_tps:>8.1} tok/s")?;
+        writeln!(out, "  through WIT (llm plugin → inference)    {wit_tps:>8.1} tok/s")?;
+        writeln!(out, "  ratio (WIT / direct)                    {:>8.1} %", wit_tps / direct_tps * 100.0)?;
+        writeln!(out, "benchmark: all-MiniLM-L6-v2, batches of {} sentences", texts.len())?;
+        writeln!(out, "  candle direct                           {embed_direct_rate:>8.1} texts/s")?;
+        writeln!(out, "  through WIT (llm/embed)                 {embed_wit_rate:>8.1} texts/s")?;
+        writeln!(
+            out,
+            "  ratio (WIT / direct)                    {:>8.1} %",
+            embed_wit_rate / embed_direct_rate * 100.0
+        )?;
+        writeln!(out, "{figures}")?;
+        Ok(())
+    })
 }

@@ -2,11 +2,13 @@
 //! Python and JavaScript, built with each toolchain, then for each: component size, the first
 //! install (compiling), a second load in a new host (AOT cache), and instantiate + call p50.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::json;
 
+use super::output;
 use crate::authoring::{scaffold, toolchain, Language};
 use crate::paths::DataDir;
 use crate::runtime::Host;
@@ -70,7 +72,8 @@ pub fn run(iterations: u32) -> Result<()> {
             "call_p50_us": p50.as_secs_f64() * 1e6,
             "call_p99_us": p99.as_secs_f64() * 1e6,
         }));
-        println!(
+        // A line as each language is done: its builds take a while.
+        output::report_line(format_args!(
             "{:<7} component {:>5.1} MB  build {:>5.1} s  install (compile) {:>7.0} ms  second load (AOT cache) {:>6.2} ms  \
              instantiate + call p50 {:>8.1} µs  p99 {:>8.1} µs",
             lang.as_str(),
@@ -80,8 +83,8 @@ pub fn run(iterations: u32) -> Result<()> {
             millis(second_load),
             p50.as_secs_f64() * 1e6,
             p99.as_secs_f64() * 1e6
-        );
+        ));
     }
-    println!("{}", json!({ "command": "greet (plugin new template)", "iterations": iterations, "languages": rows }));
-    Ok(())
+    let figures = json!({ "command": "greet (plugin new template)", "iterations": iterations, "languages": rows });
+    output::emit(&mut std::io::stdout().lock(), &figures, |out| Ok(writeln!(out, "{figures}")?))
 }

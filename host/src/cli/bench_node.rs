@@ -7,6 +7,7 @@
 //! - grid: an in-process grid endpoint calling a peer node over loopback QUIC, against the
 //!   same command called in-process; then verified plugin-fetch throughput (iroh-blobs).
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -15,8 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use serde_json::{json, Value};
 
 use super::bench::{micros, percentiles};
+use super::output;
 use super::plugin::locate;
 use crate::grid::dispatch::GridCall;
 use crate::grid::{Grid, GridOptions};
@@ -157,18 +160,22 @@ async fn drive(
     Ok(load)
 }
 
-fn report(label: &str, load: &mut Load) -> f64 {
+/// A phase's figures, printed as a line as it ends (with --json, kept for the figures at the end).
+fn report(label: &str, load: &mut Load) -> Value {
     let rate = load.requests as f64 / load.elapsed.as_secs_f64();
     let (p50, p99) = percentiles(&mut load.samples);
-    println!(
+    output::report_line(format_args!(
         "  {label:<34} {:>9.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs  {:>8} requests  {} errors",
         rate,
         micros(p50),
         micros(p99),
         load.requests,
         load.errors
-    );
-    rate
+    ));
+    json!({
+        "phase": label, "requests_per_s": rate, "p50_us": micros(p50), "p99_us": micros(p99),
+        "requests": load.requests, "errors": load.errors,
+    })
 }
 
 /// `continuum bench http`.
@@ -176,17 +183,17 @@ pub(super) fn http(plugin: &Path, clients: usize, seconds: u64) -> Result<()> {
     let dir = prepared(plugin)?;
     let node = NodeProcess::start(dir.path())?;
     let addr = node.node.http.trim_start_matches("http://").to_string();
-    println!(
-        "HTTP API: {clients} concurrent keep-alive clients, {seconds} s per phase, node pid {} on {} ({} cores)",
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    output::report_line(format_args!(
+        "HTTP API: {clients} concurrent keep-alive clients, {seconds} s per phase, node pid {} on {} ({cores} cores)",
         node.child.id(),
         node.node.http,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (idle_rss, _) = node.rss_mib();
     let mut base =
         runtime.block_on(drive(&addr, &node.token, clients, seconds, "GET", format!("/v1/commands/{COMMAND}"), ""))?;
-    let base_rate = report(&format!("GET /v1/commands/{COMMAND} (baseline)"), &mut base);
+    let baseline = report(&format!("GET /v1/commands/{COMMAND} (baseline)"), &mut base);
     let mut calls = runtime.block_on(drive(
         &addr,
         &node.token,
@@ -196,10 +203,18 @@ pub(super) fn http(plugin: &Path, clients: usize, seconds: u64) -> Result<()> {
         format!("/v1/commands/{COMMAND}"),
         INPUT,
     ))?;
-    let call_rate = report(&format!("POST /v1/commands/{COMMAND}"), &mut calls);
+    let call = report(&format!("POST /v1/commands/{COMMAND}"), &mut calls);
     let (rss, peak) = node.rss_mib();
-    println!("  calls reach {:.0} % of the baseline's rate", 100.0 * call_rate / base_rate);
-    println!("  node memory: {idle_rss:.0} MiB idle, {rss:.0} MiB after, peak {peak:.0} MiB");
+    let share = call["requests_per_s"].as_f64().unwrap_or(0.0) / baseline["requests_per_s"].as_f64().unwrap_or(1.0);
+    let figures = json!({
+        "clients": clients, "seconds_per_phase": seconds, "cores": cores, "phases": [baseline, call],
+        "calls_share_of_baseline_rate": share,
+        "node_memory_mib": { "idle": idle_rss, "after": rss, "peak": peak },
+    });
+    output::emit(&mut std::io::stdout().lock(), &figures, |out| {
+        writeln!(out, "  calls reach {:.0} % of the baseline's rate", 100.0 * share)?;
+        Ok(writeln!(out, "  node memory: {idle_rss:.0} MiB idle, {rss:.0} MiB after, peak {peak:.0} MiB")?)
+    })?;
     if calls.errors + base.errors > 0 {
         bail!("{} requests failed", calls.errors + base.errors);
     }
@@ -260,10 +275,10 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
             max_price: None,
             request_id: None,
         };
-        println!(
+        output::report_line(format_args!(
             "grid: one peer node (pid {}) on loopback QUIC, {iterations} sequential calls each",
             remote.child.id()
-        );
+        ));
         let (mut here, mut there) = (Vec::new(), Vec::new());
         for i in 0..iterations + iterations / 10 {
             let t = Instant::now();
@@ -279,9 +294,20 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
         }
         let (h50, h99) = percentiles(&mut here);
         let (t50, t99) = percentiles(&mut there);
-        println!("  {COMMAND} in-process (baseline)   p50 {:>7.0} µs  p99 {:>7.0} µs", micros(h50), micros(h99));
-        println!("  {COMMAND} on the peer (grid call)  p50 {:>7.0} µs  p99 {:>7.0} µs", micros(t50), micros(t99));
-        println!("  the network and the peer's dispatch add {:.0} µs at p50", micros(t50) - micros(h50));
+        output::report_line(format_args!(
+            "  {COMMAND} in-process (baseline)   p50 {:>7.0} µs  p99 {:>7.0} µs",
+            micros(h50),
+            micros(h99)
+        ));
+        output::report_line(format_args!(
+            "  {COMMAND} on the peer (grid call)  p50 {:>7.0} µs  p99 {:>7.0} µs",
+            micros(t50),
+            micros(t99)
+        ));
+        output::report_line(format_args!(
+            "  the network and the peer's dispatch add {:.0} µs at p50",
+            micros(t50) - micros(h50)
+        ));
 
         let offers = grid.offers();
         let (node, offer) = offers
@@ -298,13 +324,25 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
             taken.push(took);
         }
         let (p50, _) = percentiles(&mut taken);
-        println!(
-            "  verified fetch of `{}` ({:.2} MB alloy): p50 {:.1} ms = {:.0} MB/s (BLAKE3-verified while streaming)",
-            offer.name,
-            offer.size as f64 / 1e6,
-            p50.as_secs_f64() * 1e3,
-            offer.size as f64 / 1e6 / p50.as_secs_f64()
-        );
+        let figures = json!({
+            "command": COMMAND, "iterations": iterations,
+            "in_process_us": { "p50": micros(h50), "p99": micros(h99) },
+            "grid_call_us": { "p50": micros(t50), "p99": micros(t99) },
+            "fetch": {
+                "plugin": offer.name, "bytes": offer.size, "p50_ms": p50.as_secs_f64() * 1e3,
+                "mb_per_s": offer.size as f64 / 1e6 / p50.as_secs_f64(),
+            },
+        });
+        output::emit(&mut std::io::stdout().lock(), &figures, |out| {
+            Ok(writeln!(
+                out,
+                "  verified fetch of `{}` ({:.2} MB alloy): p50 {:.1} ms = {:.0} MB/s (BLAKE3-verified while streaming)",
+                offer.name,
+                offer.size as f64 / 1e6,
+                p50.as_secs_f64() * 1e3,
+                offer.size as f64 / 1e6 / p50.as_secs_f64()
+            )?)
+        })?;
         grid.shutdown().await;
         anyhow::Ok(())
     })?;

@@ -7,18 +7,15 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{peer, Exit};
+use super::{output, peer, Exit};
 use crate::discovery::{self, Method};
 use crate::paths::DataDir;
 use crate::runtime::Host;
 use crate::Caller;
 
-/// The arguments of `continuum commands`.
+/// The arguments of `continuum commands` (with `--json`: names, descriptions, schemas).
 #[derive(Debug, clap::Args)]
 pub(super) struct CommandsArgs {
-    /// Print JSON (names, descriptions, schemas).
-    #[arg(long, global = true)]
-    json: bool,
     /// List for this caller: a public key, or a grant token.
     #[arg(long = "as", value_name = "KEY|TOKEN", global = true)]
     as_caller: Option<String>,
@@ -46,12 +43,12 @@ pub(super) enum CommandsCmd {
 pub(super) fn run(args: CommandsArgs, data: DataDir) -> Result<(), Exit> {
     let as_caller = args.as_caller.as_deref();
     match args.action {
-        None => list(&crate::node::open_host(data)?, args.json, as_caller).map_err(Exit::from),
+        None => list(&crate::node::open_host(data)?, as_caller).map_err(Exit::from),
         Some(CommandsCmd::Search { query, grid: true, .. }) => {
-            peer::offers(data.root(), Some(&query), args.json).map_err(Exit::from_api)
+            peer::offers(data.root(), Some(&query)).map_err(Exit::from_api)
         }
         Some(CommandsCmd::Search { query, top, .. }) => {
-            search(&crate::node::open_host(data)?, as_caller, &query, top, args.json).map_err(Exit::from)
+            search(&crate::node::open_host(data)?, as_caller, &query, top).map_err(Exit::from)
         }
     }
 }
@@ -65,54 +62,53 @@ pub(super) fn caller_from_flag(host: &Host, as_caller: Option<&str>) -> Result<C
 }
 
 /// `continuum commands`: the commands the caller may call.
-fn list(host: &Host, json: bool, as_caller: Option<&str>) -> Result<()> {
+fn list(host: &Host, as_caller: Option<&str>) -> Result<()> {
     let caller = caller_from_flag(host, as_caller)?;
     let commands = host.commands_for(&caller)?;
-    let mut out = std::io::stdout().lock();
-    if as_caller.is_some() && !json {
-        let tier = serde_json::to_value(caller.tier())?;
-        eprintln!(
-            "commands {} may call (tier: {}):",
-            crate::alloy::custody::short(&caller.id()),
-            tier.as_str().unwrap_or("")
-        );
-    }
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&commands)?)?;
-    } else if commands.is_empty() && as_caller.is_some() {
-        writeln!(out, "none")?;
-    } else if commands.is_empty() {
-        writeln!(out, "no commands: install a plugin with `continuum plugin install <dir>`")?;
-    } else {
-        for c in commands {
+    output::emit(&mut std::io::stdout().lock(), &commands, |out| {
+        if as_caller.is_some() {
+            let tier = serde_json::to_value(caller.tier())?;
+            output::note(
+                &mut std::io::stderr(),
+                format_args!(
+                    "commands {} may call (tier: {}):",
+                    crate::alloy::custody::short(&caller.id()),
+                    tier.as_str().unwrap_or("")
+                ),
+            )?;
+        }
+        if commands.is_empty() && as_caller.is_some() {
+            output::note(out, "none")?;
+        } else if commands.is_empty() {
+            output::note(out, "no commands: install a plugin with `continuum plugin install <dir>`")?;
+        }
+        for c in &commands {
             let about = c.description.as_deref().and_then(|d| d.lines().next()).unwrap_or("");
             writeln!(out, "{:<28} {about}", c.name)?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// `continuum commands search`: the commands the caller may call, ranked by meaning.
-fn search(host: &Host, as_caller: Option<&str>, query: &str, top: usize, json: bool) -> Result<()> {
+fn search(host: &Host, as_caller: Option<&str>, query: &str, top: usize) -> Result<()> {
     let caller = caller_from_flag(host, as_caller)?;
     let (method, matches) = discovery::search(host, &caller, query, top)?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        let doc = json!({ "ranking": method, "matches": matches });
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-        return Ok(());
-    }
-    match &method {
-        Method::Embedding { model } => eprintln!("ranked by meaning ({model} embeddings):"),
-        Method::Text => {
-            eprintln!("ranked by shared words (no embedding model installed; `continuum model add` one to search by meaning):")
+    let doc = json!({ "ranking": method, "matches": matches });
+    output::emit(&mut std::io::stdout().lock(), &doc, |out| {
+        let ranking = match &method {
+            Method::Embedding { model } => format!("ranked by meaning ({model} embeddings):"),
+            Method::Text => "ranked by shared words (no embedding model installed; `continuum model add` one to \
+                             search by meaning):"
+                .to_string(),
+        };
+        output::note(&mut std::io::stderr(), ranking)?;
+        if matches.is_empty() {
+            output::note(out, "no command matches")?;
         }
-    }
-    if matches.is_empty() {
-        writeln!(out, "no command matches")?;
-    }
-    for m in matches {
-        writeln!(out, "{:.3}  {:<28} {}", m.score, m.name, m.about)?;
-    }
-    Ok(())
+        for m in &matches {
+            writeln!(out, "{:.3}  {:<28} {}", m.score, m.name, m.about)?;
+        }
+        Ok(())
+    })
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
 
-use super::{node, prefix, Exit};
+use super::{node, output, prefix, Exit};
 use crate::eventlog::{self, chain::Entry, transfer};
 use crate::node::client::NodeClient;
 use crate::node::http::{Pull, Pulled};
@@ -19,7 +19,8 @@ use crate::terminal::strip_control;
 /// `continuum events …`.
 #[derive(Debug, Subcommand)]
 pub(super) enum EventsCmd {
-    /// Show the last entries (`--follow` keeps printing new ones).
+    /// Show the last entries (`--follow` keeps printing new ones; with --json, one JSON object a
+    /// line).
     Tail {
         /// How many.
         #[arg(short = 'n', long, default_value_t = 20)]
@@ -30,9 +31,6 @@ pub(super) enum EventsCmd {
         /// Keep waiting for new entries.
         #[arg(long)]
         follow: bool,
-        /// Print JSON lines.
-        #[arg(long)]
-        json: bool,
     },
     /// Recompute the chain and check every checkpoint signature; names the first bad entry.
     Verify,
@@ -66,9 +64,6 @@ pub(super) struct UsageArgs {
     /// Only calls in this window before now (`24h`, `7days`); default: all.
     #[arg(long)]
     since: Option<String>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 /// How `continuum usage` groups.
@@ -80,8 +75,9 @@ enum UsageBy {
     Command,
 }
 
-fn print(out: &mut impl Write, e: &Entry, json: bool) -> Result<()> {
-    if json {
+/// One entry of `events tail`: a line of JSON with `--json` (a stream: one document a line).
+fn print(out: &mut impl Write, e: &Entry) -> Result<()> {
+    if output::json() {
         writeln!(out, "{}", serde_json::to_string(e)?)?;
     } else {
         let payload = strip_control(&e.payload);
@@ -95,7 +91,7 @@ fn print(out: &mut impl Write, e: &Entry, json: bool) -> Result<()> {
 pub(super) fn run(cmd: EventsCmd, data: DataDir) -> Result<(), Exit> {
     match cmd {
         EventsCmd::Pull { peer } => return pull(data.root(), &peer).map_err(Exit::from_api),
-        EventsCmd::Tail { lines, kind, follow, json } => tail(&open_host(data)?, lines, kind.as_deref(), follow, json),
+        EventsCmd::Tail { lines, kind, follow } => tail(&open_host(data)?, lines, kind.as_deref(), follow),
         EventsCmd::Verify => verify(&open_host(data)?),
         EventsCmd::Export { since, output } => export(&open_host(data)?, since, output),
         EventsCmd::Import { file } => import(&open_host(data)?, &file),
@@ -104,13 +100,13 @@ pub(super) fn run(cmd: EventsCmd, data: DataDir) -> Result<(), Exit> {
 }
 
 /// `events tail`: the last `lines` entries (of `kind`), then with `follow` new ones as they come.
-fn tail(host: &Host, lines: u64, kind: Option<&str>, follow: bool, json: bool) -> Result<()> {
+fn tail(host: &Host, lines: u64, kind: Option<&str>, follow: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let core = host.core();
     let shown = eventlog::tail(&core.db(), lines, kind)?;
     let mut after = shown.last().map_or(0, |e| e.seq);
     for e in &shown {
-        print(&mut out, e, json)?;
+        print(&mut out, e)?;
     }
     if shown.is_empty() {
         after = eventlog::head(&core.db())?.0;
@@ -122,7 +118,7 @@ fn tail(host: &Host, lines: u64, kind: Option<&str>, follow: bool, json: bool) -
             std::thread::sleep(std::time::Duration::from_millis(200));
             for e in eventlog::entries(&core.db(), after, kind, 1000)? {
                 after = e.seq;
-                print(&mut out, &e, json)?;
+                print(&mut out, &e)?;
             }
         }
     }
@@ -139,17 +135,16 @@ fn verify(host: &Host) -> Result<()> {
         Ok(v) => eventlog::verify_head(&core.db(), core.log().node(), &head)?.map(|()| v),
         Err(broken) => Err(broken),
     };
-    match verified {
-        Ok(v) => writeln!(
-            std::io::stdout().lock(),
-            "log of {} verified: {} entries, {} signed checkpoints",
-            &core.log().node()[..16],
-            v.entries,
-            v.checkpoints
-        )?,
+    let v = match verified {
+        Ok(v) => v,
         Err(broken) => bail!("the event log does not verify: {broken}"),
-    }
-    Ok(())
+    };
+    let node = core.log().node();
+    let doc = serde_json::json!({ "node": node, "entries": v.entries, "checkpoints": v.checkpoints });
+    output::emit(&mut std::io::stdout().lock(), &doc, |out| {
+        let (node, entries, checkpoints) = (&node[..16], v.entries, v.checkpoints);
+        Ok(writeln!(out, "log of {node} verified: {entries} entries, {checkpoints} signed checkpoints")?)
+    })
 }
 
 /// `events export`: the entries after `since` as JSONL, to `output` or stdout.
@@ -166,8 +161,7 @@ fn export(host: &Host, since: u64, output: Option<PathBuf>) -> Result<()> {
         }
         None => transfer::export(&core.db(), core.log().node(), since, u64::MAX, &mut std::io::stdout().lock())?,
     };
-    eprintln!("exported {count} entries");
-    Ok(())
+    Ok(output::note(&mut std::io::stderr(), format_args!("exported {count} entries"))?)
 }
 
 /// `events import`: another node's export, verified first.
@@ -176,51 +170,47 @@ fn import(host: &Host, file: &Path) -> Result<()> {
     let input =
         std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?);
     let done = transfer::import(&mut core.db(), core.log(), input)?;
-    writeln!(
-        std::io::stdout().lock(),
+    let line = format!(
         "imported {} entries from {} ({} already known); Lamport time is now {}",
         done.entries,
         &done.node[..16],
         done.known,
         done.lamport
-    )?;
-    Ok(())
+    );
+    output::confirm(&mut std::io::stdout().lock(), &done, line)
 }
 
 /// `events pull <peer>`: the peer's new entries, through the running node.
 fn pull(root: &Path, peer: &str) -> Result<()> {
     let client = NodeClient::require(root)?;
     let pulled: Pulled = node::post(&client, "/v1/grid/events/pull", &Pull { peer: peer.to_string() })?;
-    println!(
+    let line = format!(
         "pulled {} new entries of {}'s log; Lamport time now {}",
         pulled.entries,
         prefix(&pulled.node, 12),
         pulled.lamport
     );
-    Ok(())
+    output::confirm(&mut std::io::stdout().lock(), &pulled, line)
 }
 
 /// `continuum usage`.
 pub(super) fn usage(host: &Host, args: UsageArgs) -> Result<()> {
-    let UsageArgs { by, since, json } = args;
+    let UsageArgs { by, since } = args;
     let since_ms = super::since_ms(since.as_deref())?;
     let rows = transfer::usage(&host.core().db(), by == UsageBy::Command, since_ms)?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "{:<66} {:>8} {:>7} {:>12} {:>12}",
-        if by == UsageBy::Command { "command" } else { "grantee" },
-        "calls",
-        "failed",
-        "time (ms)",
-        "bytes"
-    )?;
-    for u in rows {
-        writeln!(out, "{:<66} {:>8} {:>7} {:>12.1} {:>12}", u.key, u.calls, u.failed, u.total_ms, u.bytes)?;
-    }
-    Ok(())
+    output::emit(&mut std::io::stdout().lock(), &rows, |out| {
+        writeln!(
+            out,
+            "{:<66} {:>8} {:>7} {:>12} {:>12}",
+            if by == UsageBy::Command { "command" } else { "grantee" },
+            "calls",
+            "failed",
+            "time (ms)",
+            "bytes"
+        )?;
+        for u in &rows {
+            writeln!(out, "{:<66} {:>8} {:>7} {:>12.1} {:>12}", u.key, u.calls, u.failed, u.total_ms, u.bytes)?;
+        }
+        Ok(())
+    })
 }

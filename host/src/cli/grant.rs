@@ -4,9 +4,11 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use serde_json::json;
 
 use super::key::key_store;
 use super::node::tell_running_node;
+use super::output;
 use crate::alloy::custody::short;
 use crate::grants::Budget;
 use crate::keys::parse_public;
@@ -40,11 +42,7 @@ pub(super) enum GrantCmd {
         budget_period: String,
     },
     /// List the grants this node issued.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Revoke every grant to a key (a higher epoch with no capabilities).
     Revoke {
         /// The grantee's public key.
@@ -107,18 +105,22 @@ fn manage(host: &Host, cmd: GrantCmd) -> Result<()> {
                     })
                 })
                 .transpose()?;
-            let token = host.issue_budgeted_grant(&to, &caps, expiry(&expires)?, budget)?;
-            writeln!(out, "{token}")?;
+            let expires = expiry(&expires)?;
+            let token = host.issue_budgeted_grant(&to, &caps, expires, budget)?;
+            let issued = json!({ "token": token, "grantee": to, "caps": caps, "expires": expires, "budget": budget });
+            output::emit(&mut out, &issued, |out| Ok(writeln!(out, "{token}")?))?;
         }
-        GrantCmd::List { json } => {
+        GrantCmd::List => {
             let grants = crate::grants::issued(&host.core().db())?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&grants)?)?;
-            } else if grants.is_empty() {
-                writeln!(out, "no grants issued; `continuum grant issue --to <key> --cap <command>` issues one")?;
-            } else {
+            output::emit(&mut out, &grants, |out| {
+                if grants.is_empty() {
+                    output::note(
+                        out,
+                        "no grants issued; `continuum grant issue --to <key> --cap <command>` issues one",
+                    )?;
+                }
                 let now = crate::now_secs();
-                for g in grants {
+                for g in &grants {
                     let state = if g.caps.is_empty() {
                         "revocation"
                     } else if g.superseded {
@@ -138,17 +140,22 @@ fn manage(host: &Host, cmd: GrantCmd) -> Result<()> {
                         g.caps.join(", ")
                     )?;
                 }
-            }
+                Ok(())
+            })?;
         }
         GrantCmd::Revoke { grantee } => {
             let epoch = host.revoke_grants(&grantee)?;
-            writeln!(out, "revoked every grant to {} (epoch is now {epoch})", short(grantee.trim()))?;
+            let revoked = json!({ "grantee": grantee.trim(), "epoch": epoch });
+            let line = format!("revoked every grant to {} (epoch is now {epoch})", short(grantee.trim()));
+            output::confirm(&mut out, &revoked, line)?;
         }
         GrantCmd::Attenuate { token, key, to, caps, expires } => {
             let holder = key_store(host.core().data()).load(&key)?;
             let grantee = parse_public(&to)?;
-            let narrower = crate::grants::attenuate(&token, &holder, &grantee, &caps, expiry(&expires)?)?;
-            writeln!(out, "{narrower}")?;
+            let expires = expiry(&expires)?;
+            let narrower = crate::grants::attenuate(&token, &holder, &grantee, &caps, expires)?;
+            let attenuated = json!({ "token": narrower, "grantee": to, "caps": caps, "expires": expires });
+            output::emit(&mut out, &attenuated, |out| Ok(writeln!(out, "{narrower}")?))?;
         }
     }
     Ok(())

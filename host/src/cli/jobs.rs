@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
 
+use super::output;
 use super::run::{print_value, LiveDisplay};
 use super::{node, prefix, Exit, OutputFormat};
 use crate::node::client::NodeClient;
@@ -25,18 +26,11 @@ const CANCEL_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Subcommand)]
 pub(super) enum JobsCmd {
     /// The jobs you submitted (all of them for the owner), newest first.
-    List {
-        /// One line of JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// One job: state, progress, and once ended its result or error.
     Status {
         /// The job id (or a prefix naming one job).
         id: String,
-        /// One line of JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Waits for a job to end, showing its progress and generated text on stderr, then prints
     /// its result (exit code as for `run`).
@@ -47,7 +41,8 @@ pub(super) enum JobsCmd {
         #[arg(long, value_enum)]
         output: Option<OutputFormat>,
     },
-    /// What the job's command wrote to stdout and stderr; with --follow, as it writes it.
+    /// What the job's command wrote to stdout and stderr; with --follow, as it writes it (with
+    /// --json, the job once it ended, its output included).
     Logs {
         /// The job id (or a prefix naming one job).
         id: String,
@@ -66,32 +61,40 @@ pub(super) enum JobsCmd {
 pub(super) fn run(data: DataDir, cmd: JobsCmd) -> Result<(), Exit> {
     let client = NodeClient::require(data.root())?;
     match cmd {
-        JobsCmd::List { json } => {
+        JobsCmd::List => {
             let jobs: Vec<JobView> = node::get(&client, "/v1/jobs").map_err(Exit::from_api)?;
-            if json {
-                println!("{}", serde_json::to_string(&jobs).context("printing the jobs")?);
-            } else if jobs.is_empty() {
-                eprintln!("no jobs; `continuum run <command> … --detach` starts one");
-            }
-            for job in jobs.iter().filter(|_| !json) {
-                println!("{}", summary(job));
-            }
+            output::emit(&mut std::io::stdout().lock(), &jobs, |out| {
+                if jobs.is_empty() {
+                    output::note(&mut std::io::stderr(), "no jobs; `continuum run <command> … --detach` starts one")?;
+                }
+                for job in &jobs {
+                    writeln!(out, "{}", summary(job))?;
+                }
+                Ok(())
+            })?;
             Ok(())
         }
-        JobsCmd::Status { id, json } => {
+        JobsCmd::Status { id } => {
             let job = get(&client, &id)?;
-            if json {
-                println!("{}", serde_json::to_string(&job).context("printing the job")?);
-            } else {
-                print_status(&job);
-            }
+            output::emit(&mut std::io::stdout().lock(), &job, |out| print_status(out, &job))?;
             Ok(())
         }
         JobsCmd::Wait { id, output } => {
             let mut display = LiveDisplay::new();
-            let (job, _) = follow(&client, &resolve(&client, &id)?, |event| display.show(&event))?;
+            let quiet = output::quiet();
+            let (job, _) = follow(&client, &resolve(&client, &id)?, |event| {
+                if !quiet {
+                    display.show(&event)
+                }
+            })?;
             display.finish();
             ended(&job).and_then(|value| print_value(&value, output))
+        }
+        JobsCmd::Logs { id, follow: keep } if output::json() => {
+            let id = resolve(&client, &id)?;
+            let job = if keep { follow(&client, &id, |_| {})?.0 } else { get(&client, &id)? };
+            output::print_json(&mut std::io::stdout().lock(), &job)?;
+            Ok(())
         }
         JobsCmd::Logs { id, follow: keep } => {
             let id = resolve(&client, &id)?;
@@ -115,10 +118,13 @@ pub(super) fn run(data: DataDir, cmd: JobsCmd) -> Result<(), Exit> {
                 job
             };
             if !job.state.is_final() {
-                eprintln!(
-                    "[job {} is {}: its output is kept once it ends; --follow shows it live]",
-                    prefix(&job.id, 12),
-                    job.state.as_str()
+                let _ = output::note(
+                    &mut std::io::stderr(),
+                    format_args!(
+                        "[job {} is {}: its output is kept once it ends; --follow shows it live]",
+                        prefix(&job.id, 12),
+                        job.state.as_str()
+                    ),
                 );
             }
             Ok(())
@@ -131,7 +137,8 @@ pub(super) fn run(data: DataDir, cmd: JobsCmd) -> Result<(), Exit> {
             loop {
                 let job = get(&client, &id)?;
                 if job.state.is_final() || Instant::now() >= until {
-                    println!("{}", summary(&job));
+                    let mut out = std::io::stdout().lock();
+                    output::emit(&mut out, &job, |out| Ok(writeln!(out, "{}", summary(&job))?))?;
                     return Ok(());
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -208,15 +215,16 @@ fn summary(job: &JobView) -> String {
 }
 
 /// A job, for a person.
-fn print_status(job: &JobView) {
-    println!("{}", summary(job));
+fn print_status(out: &mut impl Write, job: &JobView) -> anyhow::Result<()> {
+    writeln!(out, "{}", summary(job))?;
     if let Some(p) = &job.progress {
-        println!("progress: {:.0} % {}", p.fraction * 100.0, strip_control(&p.message));
+        writeln!(out, "progress: {:.0} % {}", p.fraction * 100.0, strip_control(&p.message))?;
     }
     if let Some(e) = &job.error {
-        println!("error ({}): {}", e.code, strip_control(&e.message));
+        writeln!(out, "error ({}): {}", e.code, strip_control(&e.message))?;
     }
     if let Some(v) = &job.result {
-        println!("result: {v}");
+        writeln!(out, "result: {v}")?;
     }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 
-use super::{prefix, since_ms};
+use super::{output, prefix, since_ms};
 use crate::node::market::ledger::{self, Entry, SignedStatement};
 use crate::node::market::receipt::SignedReceipt;
 use crate::node::market::terms::credits;
@@ -25,9 +25,6 @@ pub(super) enum ReceiptsCmd {
         /// Only those recorded within this long (`1h`, `7days`).
         #[arg(long)]
         since: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Show one receipt, as signed.
     Show {
@@ -55,9 +52,6 @@ pub(super) enum ReceiptsCmd {
 pub(super) struct CreditsArgs {
     #[command(subcommand)]
     cmd: Option<CreditsCmd>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,35 +82,16 @@ fn state(entry: &Entry) -> String {
 pub(super) fn receipts(host: &Host, cmd: ReceiptsCmd) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        ReceiptsCmd::List { peer, since, json } => {
+        ReceiptsCmd::List { peer, since } => {
             let entries = ledger::list(&host.core().db(), peer.as_deref(), since_ms(since.as_deref())?)?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&entries)?)?;
-                return Ok(());
-            }
-            if entries.is_empty() {
-                writeln!(out, "no receipts; remote calls, jobs and priced fetches leave them")?;
-            }
-            for e in &entries {
-                let r = e.receipt()?;
-                let role = if matches!(e.role, ledger::Role::Provider) { "earned" } else { "spent" };
-                writeln!(
-                    out,
-                    "{}  {:<9} {:<13} {:<8} {:<24} {:>8} credits {role}  peer {}",
-                    prefix(&e.id, 12),
-                    r.kind.as_str(),
-                    state(e),
-                    format!("{}ms", r.units.ms),
-                    r.command,
-                    credits(r.millicredits),
-                    prefix(&e.peer, 12)
-                )?;
-            }
+            output::emit(&mut out, &entries, |out| print_receipts(out, &entries))?;
         }
         ReceiptsCmd::Show { id } => {
             let entry = held(host, &id)?;
-            writeln!(out, "{}", serde_json::to_string_pretty(&entry.signed)?)?;
-            writeln!(out, "{}", serde_json::to_string_pretty(&entry.receipt()?)?)?;
+            output::emit(&mut out, &entry, |out| {
+                output::print_json(out, &entry.signed)?;
+                output::print_json(out, &entry.receipt()?)
+            })?;
         }
         ReceiptsCmd::Verify { receipt } => {
             let signed = if std::path::Path::new(&receipt).is_file() {
@@ -129,19 +104,47 @@ pub(super) fn receipts(host: &Host, cmd: ReceiptsCmd) -> Result<()> {
                 held(host, &receipt)?.signed
             };
             let verdict = crate::node::market::verify(host, &signed)?;
-            for finding in &verdict.findings {
-                writeln!(out, "{finding}")?;
-            }
+            output::emit(&mut out, &verdict, |out| {
+                for finding in &verdict.findings {
+                    writeln!(out, "{finding}")?;
+                }
+                if verdict.valid {
+                    writeln!(out, "receipt {} verified", verdict.id)?;
+                }
+                Ok(())
+            })?;
             if !verdict.valid {
                 bail!("receipt {} does not hold: {}", verdict.id, verdict.findings.last().cloned().unwrap_or_default());
             }
-            writeln!(out, "receipt {} verified", verdict.id)?;
         }
         ReceiptsCmd::Export { peer, since } => {
             for e in ledger::list(&host.core().db(), peer.as_deref(), since_ms(since.as_deref())?)? {
                 writeln!(out, "{}", serde_json::to_string(&e.signed)?)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// `receipts list`, for a person: a line per receipt.
+fn print_receipts(out: &mut impl Write, entries: &[Entry]) -> Result<()> {
+    if entries.is_empty() {
+        output::note(out, "no receipts; remote calls, jobs and priced fetches leave them")?;
+    }
+    for e in entries {
+        let r = e.receipt()?;
+        let role = if matches!(e.role, ledger::Role::Provider) { "earned" } else { "spent" };
+        writeln!(
+            out,
+            "{}  {:<9} {:<13} {:<8} {:<24} {:>8} credits {role}  peer {}",
+            prefix(&e.id, 12),
+            r.kind.as_str(),
+            state(e),
+            format!("{}ms", r.units.ms),
+            r.command,
+            credits(r.millicredits),
+            prefix(&e.peer, 12)
+        )?;
     }
     Ok(())
 }
@@ -158,27 +161,26 @@ pub(super) fn credits_cmd(host: &Host, args: CreditsArgs) -> Result<()> {
     match args.cmd {
         None => {
             let balances = ledger::balances(&host.core().db())?;
-            if args.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&balances)?)?;
-                return Ok(());
-            }
-            if balances.is_empty() {
-                writeln!(out, "no credits earned or spent yet")?;
-            }
-            for b in balances {
-                let net = b.net();
-                writeln!(
-                    out,
-                    "{}  earned {:>8}  spent {:>8}  net {}{:>8}  pending {}  disputed {}",
-                    prefix(&b.peer, 16),
-                    credits(b.earned),
-                    credits(b.spent),
-                    if net < 0 { "-" } else { "+" },
-                    credits(net.unsigned_abs() as u64),
-                    credits(b.pending),
-                    b.disputed
-                )?;
-            }
+            output::emit(&mut out, &balances, |out| {
+                if balances.is_empty() {
+                    output::note(out, "no credits earned or spent yet")?;
+                }
+                for b in &balances {
+                    let net = b.net();
+                    writeln!(
+                        out,
+                        "{}  earned {:>8}  spent {:>8}  net {}{:>8}  pending {}  disputed {}",
+                        prefix(&b.peer, 16),
+                        credits(b.earned),
+                        credits(b.spent),
+                        if net < 0 { "-" } else { "+" },
+                        credits(net.unsigned_abs() as u64),
+                        credits(b.pending),
+                        b.disputed
+                    )?;
+                }
+                Ok(())
+            })?;
         }
         Some(CreditsCmd::Statement { peer, since, output }) => {
             let core = host.core();
@@ -197,13 +199,19 @@ pub(super) fn credits_cmd(host: &Host, args: CreditsArgs) -> Result<()> {
             let statement: SignedStatement =
                 serde_json::from_str(&text).with_context(|| format!("{} is not a signed statement", file.display()))?;
             let differences = ledger::reconcile(&host.core().db(), &host.node_id(), &statement)?;
-            if !differences.is_empty() {
+            let doc = serde_json::json!({ "agrees": differences.is_empty(), "differences": differences });
+            output::emit(&mut out, &doc, |out| {
                 for d in &differences {
                     writeln!(out, "{d}")?;
                 }
+                if differences.is_empty() {
+                    writeln!(out, "the statement agrees with this ledger")?;
+                }
+                Ok(())
+            })?;
+            if !differences.is_empty() {
                 bail!("the statement and this ledger differ in {} places", differences.len());
             }
-            writeln!(out, "the statement agrees with this ledger")?;
         }
     }
     Ok(())

@@ -9,6 +9,8 @@
 //! - `serve`, `node …`: `node.rs`; `peer …`, `offers`: `peer.rs`; `nodeset …`: `nodeset.rs`;
 //!   `relay serve`: `relay.rs`; `apikey …`: `apikey.rs`;
 //! - `key …`: `key.rs`; `trust …`: `trust.rs`; `bench …`: `bench.rs` (and `bench_*.rs`).
+//!
+//! Every command follows the conventions of `output.rs`: `--json`, `-q` and `--color`.
 
 mod apikey;
 mod artifacts;
@@ -27,6 +29,7 @@ mod mcp;
 mod models;
 mod node;
 mod nodeset;
+mod output;
 mod params;
 mod peer;
 mod plugin;
@@ -34,11 +37,11 @@ mod relay;
 mod run;
 mod trust;
 
-use std::io::IsTerminal;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::node::client::ApiFailure;
 use crate::paths::DataDir;
@@ -55,6 +58,8 @@ pub struct Cli {
     /// More log output (-v debug, -vv trace); CONTINUUM_LOG takes a full filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    #[command(flatten)]
+    output: output::OutputFlags,
     #[command(subcommand)]
     command: Top,
 }
@@ -143,6 +148,8 @@ pub struct Exit {
     pub code: i32,
     /// The one-line message.
     pub message: String,
+    /// How it ended, when the failure names an outcome (a call's, or the node's API error's).
+    pub outcome: Option<Outcome>,
 }
 
 impl Exit {
@@ -154,7 +161,23 @@ impl Exit {
 
     /// A failure that ended the way `outcome` names, with that outcome's exit code.
     fn of(outcome: Outcome, message: impl Into<String>) -> Exit {
-        Exit { code: outcome.exit_code(), message: message.into() }
+        Exit { code: outcome.exit_code(), message: message.into(), outcome: Some(outcome) }
+    }
+
+    /// The line that reports the failure on stderr: `error: …`, or with `--json` one JSON object
+    /// `{"error": {"message", "exit_code", "outcome"}}` (`outcome` when known). Errors quote what
+    /// they refuse (names, paths, fields of untrusted artifacts): no control character of the
+    /// message may reach the terminal.
+    pub fn report(&self) -> String {
+        let message = crate::terminal::strip_control(&self.message);
+        if !output::json() {
+            return format!("error: {message}");
+        }
+        let mut error = serde_json::json!({ "message": message, "exit_code": self.code });
+        if let Some(outcome) = self.outcome {
+            error["outcome"] = serde_json::json!(outcome);
+        }
+        serde_json::json!({ "error": error }).to_string()
     }
 
     /// A failed request to the running node: the exit code of the outcome its API error names
@@ -179,7 +202,7 @@ impl From<anyhow::Error> for Exit {
         let broken_pipe = e
             .chain()
             .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe));
-        Exit { code: if broken_pipe { 0 } else { 1 }, message: format!("{e:#}") }
+        Exit { code: if broken_pipe { 0 } else { 1 }, message: format!("{e:#}"), outcome: None }
     }
 }
 
@@ -206,7 +229,8 @@ fn prefix(id: &str, len: usize) -> &str {
     id.get(..len).unwrap_or(id)
 }
 
-fn init_tracing(verbose: u8, plugin_logs: bool) {
+/// Logs to stderr at the level `-v` asks for (or CONTINUUM_LOG's filter), coloured if `ansi`.
+fn init_tracing(verbose: u8, plugin_logs: bool, ansi: bool) {
     let default = match verbose {
         0 if plugin_logs => "warn,plugin=info",
         0 => "warn",
@@ -220,15 +244,28 @@ fn init_tracing(verbose: u8, plugin_logs: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
         .try_init();
+}
+
+/// Parses the command line `words` (clap's own help and usage errors coloured as `--color`
+/// says); the output flags written after `run`'s command name are that command's parameters.
+fn parse(words: Vec<OsString>) -> Cli {
+    let mut command = Cli::command().color(output::clap_color_of(words.clone()));
+    let matches = command.clone().get_matches_from(words.clone());
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+    if let (Top::Run(args), Some(("run", run))) = (&mut cli.command, matches.subcommand()) {
+        run::reclaim_params(words, run, args, &mut cli.output);
+    }
+    cli
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> Result<(), Exit> {
-    let cli = Cli::parse();
+    let cli = parse(std::env::args_os().collect());
+    output::init(cli.output.clone());
     // Benchmarks call plugins thousands of times: their log lines would drown the figures.
-    init_tracing(cli.verbose, !matches!(cli.command, Top::Bench(_)));
+    init_tracing(cli.verbose, !matches!(cli.command, Top::Bench(_)), output::color_stderr());
     let data_dir = cli.data_dir.as_deref();
     let data = || DataDir::resolve(data_dir);
     let open = || -> Result<Host> { crate::node::open_host(data()?) };
@@ -250,7 +287,7 @@ pub fn main() -> Result<(), Exit> {
         Top::Serve(args) => node::serve(open()?, args).map_err(Exit::from),
         Top::Node(cmd) => node::run(data()?.root(), cmd).map_err(Exit::from_api),
         Top::Peer(cmd) => peer::run(data()?.root(), cmd).map_err(Exit::from_api),
-        Top::Offers(args) => peer::offers(data()?.root(), args.search.as_deref(), args.json).map_err(Exit::from_api),
+        Top::Offers(args) => peer::offers(data()?.root(), args.search.as_deref()).map_err(Exit::from_api),
         Top::Nodeset(cmd) => nodeset::run(&data()?, open, cmd).map_err(Exit::from),
         Top::Relay(cmd) => relay::run(cmd).map_err(Exit::from),
         Top::Receipts(cmd) => market::receipts(&open()?, cmd).map_err(Exit::from),
@@ -258,5 +295,32 @@ pub fn main() -> Result<(), Exit> {
         Top::Apikey(cmd) => apikey::run(&open()?, cmd).map_err(Exit::from),
         Top::Key(cmd) => key::run(&data()?, cmd).map_err(Exit::from),
         Top::Trust(cmd) => trust::run(&open()?, cmd).map_err(Exit::from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `line` parsed as the command line.
+    pub(super) fn parsed(line: &str) -> Cli {
+        parse(line.split_whitespace().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn output_flags_are_read_before_and_after_the_subcommand() {
+        for line in
+            ["continuum --json -q plugin list --color never", "continuum plugin list --json --quiet --color=never"]
+        {
+            let flags = parsed(line).output;
+            assert!(flags.json && flags.quiet && flags.color == clap::ColorChoice::Never, "{line}: {flags:?}");
+        }
+        let flags = parsed("continuum key list").output;
+        assert!(!flags.json && !flags.quiet && flags.color == clap::ColorChoice::Auto, "{flags:?}");
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::Subcommand;
 
+use super::output;
 use crate::runtime::Host;
 
 /// `continuum model …`.
@@ -22,11 +23,7 @@ pub(super) enum ModelCmd {
         id: Option<String>,
     },
     /// List installed models.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Remove a model and its files.
     Remove {
         /// The model id.
@@ -60,24 +57,23 @@ pub(super) fn run(host: &Host, cmd: ModelCmd) -> Result<()> {
             let id = id.unwrap_or_else(|| default_id(&path));
             probe_in_child(&path)?;
             let entry = catalog.add(&id, &path)?;
-            writeln!(
-                out,
+            let line = format!(
                 "added {} model `{}` ({}, {}, context {})",
                 entry.kind,
                 entry.id,
                 entry.architecture,
                 megabytes(entry.bytes()),
                 entry.context_length
-            )?;
+            );
+            output::confirm(&mut out, &entry, line)?;
         }
-        ModelCmd::List { json } => {
+        ModelCmd::List => {
             let models = catalog.list()?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&models)?)?;
-            } else if models.is_empty() {
-                writeln!(out, "no models; add one with `continuum model add <file.gguf | embedding-folder>`")?;
-            } else {
-                for m in models {
+            output::emit(&mut out, &models, |out| {
+                if models.is_empty() {
+                    output::note(out, "no models; add one with `continuum model add <file.gguf | embedding-folder>`")?;
+                }
+                for m in &models {
                     let shape = match m.kind {
                         continuum_gpu::ModelKind::Llm => format!("context {}", m.context_length),
                         continuum_gpu::ModelKind::Embedding => format!("{} dimensions", m.dimensions),
@@ -91,12 +87,13 @@ pub(super) fn run(host: &Host, cmd: ModelCmd) -> Result<()> {
                         megabytes(m.bytes())
                     )?;
                 }
-            }
+                Ok(())
+            })?;
         }
         ModelCmd::Probe { path } => continuum_gpu::engines::probe(&path)?,
         ModelCmd::Remove { id } => {
             let entry = catalog.remove(&id)?;
-            writeln!(out, "removed model `{}`", entry.id)?;
+            output::confirm(&mut out, &entry, format_args!("removed model `{}`", entry.id))?;
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::output;
 use crate::node::client::{running, NodeClient};
 use crate::node::http::NodeInfo;
 use crate::node::{NodeFile, ServeOptions};
@@ -71,21 +72,31 @@ pub(super) fn serve(host: Host, args: ServeArgs) -> Result<()> {
         relays: args.relays,
     };
     crate::node::serve(host, options, |node: &NodeFile| {
-        println!("node {} serving {} (socket {})", node.id, node.http, node.socket.display());
-        println!("peers add it with: continuum peer add {}", node.peer_address());
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        let line = format!(
+            "node {} serving {} (socket {})\npeers add it with: continuum peer add {}",
+            node.id,
+            node.http,
+            node.socket.display(),
+            node.peer_address()
+        );
+        let _ = output::confirm(&mut out, node, line);
+        let _ = out.flush();
     })
 }
 
 /// Runs a `node` subcommand against the node serving `root`.
 pub(super) fn run(root: &Path, cmd: NodeCmd) -> Result<()> {
     let client = NodeClient::require(root)?;
+    let mut out = std::io::stdout().lock();
     match cmd {
         NodeCmd::Info => {
             let info: NodeInfo = get(&client, "/v1/node")?;
-            println!("{}", serde_json::to_string_pretty(&info)?);
-            // As the node reaches now (a relay connected after start included).
-            println!("peer address: {}@{}", info.id, info.grid.join(","));
+            output::emit(&mut out, &info, |out| {
+                output::print_json(out, &info)?;
+                // As the node reaches now (a relay connected after start included).
+                Ok(writeln!(out, "peer address: {}@{}", info.id, info.grid.join(","))?)
+            })?;
         }
         NodeCmd::Stop => {
             let pid = running(root).map(|n| n.pid);
@@ -97,7 +108,12 @@ pub(super) fn run(root: &Path, cmd: NodeCmd) -> Result<()> {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            println!("node stopped{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default());
+            let stopped = json!({ "stopped": true, "pid": pid });
+            output::confirm(
+                &mut out,
+                &stopped,
+                format_args!("node stopped{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default()),
+            )?;
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 
 use super::key::key_store;
+use super::output;
 use crate::keys::{parse_public, public_hex};
 use crate::node_set::{self, NodeSet, SignedNodeSet};
 use crate::paths::DataDir;
@@ -45,11 +46,7 @@ pub(super) enum NodeSetCmd {
         file: PathBuf,
     },
     /// The node sets this node has seen (the newest of each owner).
-    Show {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Show,
 }
 
 /// Runs a `nodeset` subcommand.
@@ -82,36 +79,42 @@ pub(super) fn run(data: &DataDir, open: impl FnOnce() -> Result<Host>, cmd: Node
             let me = host.node_id();
             let set = node_set::join(&host.core().db(), &signed, &me)?;
             host.core().log().append("nodeset.joined", &set.owner, &serde_json::json!({ "epoch": set.epoch }))?;
-            println!("joined the node set of owner {} (epoch {}, {} nodes)", set.owner, set.epoch, set.nodes.len());
+            let line =
+                format!("joined the node set of owner {} (epoch {}, {} nodes)", set.owner, set.epoch, set.nodes.len());
+            output::confirm(&mut std::io::stdout().lock(), &set, line)?;
         }
         NodeSetCmd::Import { file } => {
             let host = open()?;
             let set = node_set::observe(&host.core().db(), &read(&file)?)?;
             host.core().log().append("nodeset.imported", &set.owner, &serde_json::json!({ "epoch": set.epoch }))?;
-            println!("holding the node set of owner {} at epoch {} ({} nodes)", set.owner, set.epoch, set.nodes.len());
+            let line = format!(
+                "holding the node set of owner {} at epoch {} ({} nodes)",
+                set.owner,
+                set.epoch,
+                set.nodes.len()
+            );
+            output::confirm(&mut std::io::stdout().lock(), &set, line)?;
         }
-        NodeSetCmd::Show { json } => {
+        NodeSetCmd::Show => {
             let host = open()?;
             let sets = node_set::list(&host.core().db())?;
-            let mut out = std::io::stdout().lock();
-            if json {
-                let all: Vec<_> = sets
-                    .iter()
-                    .map(|(set, joined)| serde_json::json!({ "owner": set.owner, "epoch": set.epoch, "nodes": set.nodes, "joined": joined }))
-                    .collect();
-                writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
-                return Ok(());
-            }
-            if sets.is_empty() {
-                writeln!(out, "no node sets; an owner makes one with `continuum nodeset sign`")?;
-            }
-            for (set, joined) in sets {
-                let mark = if joined { "  (this node's)" } else { "" };
-                writeln!(out, "owner {}  epoch {}  {} nodes{mark}", set.owner, set.epoch, set.nodes.len())?;
-                for node in set.nodes {
-                    writeln!(out, "  {node}")?;
+            let all: Vec<_> = sets
+                .iter()
+                .map(|(set, joined)| serde_json::json!({ "owner": set.owner, "epoch": set.epoch, "nodes": set.nodes, "joined": joined }))
+                .collect();
+            output::emit(&mut std::io::stdout().lock(), &all, |out| {
+                if sets.is_empty() {
+                    output::note(out, "no node sets; an owner makes one with `continuum nodeset sign`")?;
                 }
-            }
+                for (set, joined) in &sets {
+                    let mark = if *joined { "  (this node's)" } else { "" };
+                    writeln!(out, "owner {}  epoch {}  {} nodes{mark}", set.owner, set.epoch, set.nodes.len())?;
+                    for node in &set.nodes {
+                        writeln!(out, "  {node}")?;
+                    }
+                }
+                Ok(())
+            })?;
         }
     }
     Ok(())

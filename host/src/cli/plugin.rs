@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
+use serde::Serialize;
+use serde_json::json;
 
-use super::{artifacts, node, prefix};
+use super::{artifacts, node, output, prefix};
 use crate::dir_grant::DirGrant;
 use crate::grid::fetch::Fetched;
 use crate::install::AlloyOptions;
@@ -175,18 +177,11 @@ pub(super) enum PluginCmd {
         dirs: Vec<String>,
     },
     /// List installed plugins.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Show a plugin (installed, or an .alloy file): version, signers, chain, capabilities, commands.
     Inspect {
         /// The plugin's name, or an .alloy file.
         name: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Remove a plugin.
     Remove {
@@ -265,29 +260,21 @@ fn manage(host: &Host, cmd: PluginCmd) -> Result<()> {
         }
         PluginCmd::Permissions { name } => artifacts::permissions(host, &mut out, &name)?,
         PluginCmd::Allow { name, capabilities, dirs } => {
-            if !capabilities.is_empty() {
-                print_approved(&mut out, &name, &host.allow(&name, &capabilities)?)?;
-            }
-            if !dirs.is_empty() {
-                print_dirs(&mut out, &name, &host.lend_dirs(&name, &dirs)?)?;
-            }
+            let approved = (!capabilities.is_empty()).then(|| host.allow(&name, &capabilities)).transpose()?;
+            let dirs = (!dirs.is_empty()).then(|| host.lend_dirs(&name, &dirs)).transpose()?;
+            Access { name: &name, approved, dirs }.confirm(&mut out)?;
         }
         PluginCmd::Deny { name, capabilities, dirs } => {
-            if !capabilities.is_empty() {
-                print_approved(&mut out, &name, &host.deny(&name, &capabilities)?)?;
-            }
-            if !dirs.is_empty() {
-                print_dirs(&mut out, &name, &host.withdraw_dirs(&name, &dirs)?)?;
-            }
+            let approved = (!capabilities.is_empty()).then(|| host.deny(&name, &capabilities)).transpose()?;
+            let dirs = (!dirs.is_empty()).then(|| host.withdraw_dirs(&name, &dirs)).transpose()?;
+            Access { name: &name, approved, dirs }.confirm(&mut out)?;
         }
         PluginCmd::Pack { path, key, wit, version, output } => {
             artifacts::pack(host, &path, &key, wit, version, output)?
         }
         PluginCmd::Verify { path } => artifacts::verify(host, &path)?,
         PluginCmd::Attest { path, key, output } => artifacts::attest(host, &path, &key, output)?,
-        PluginCmd::Inspect { name, json } if name.ends_with(".alloy") => {
-            artifacts::inspect_file(host, Path::new(&name), json)?
-        }
+        PluginCmd::Inspect { name } if name.ends_with(".alloy") => artifacts::inspect_file(host, Path::new(&name))?,
         PluginCmd::Install { path, wit, name, world, replace, overrides, from: None } => {
             let (wasm, wit) = locate(&path, wit)?;
             let record = artifacts::with_approval(overrides.allow.clone(), |allow| {
@@ -305,14 +292,13 @@ fn manage(host: &Host, cmd: PluginCmd) -> Result<()> {
             })?;
             artifacts::print_installed(&mut out, &record)?;
         }
-        PluginCmd::List { json } => {
+        PluginCmd::List => {
             let plugins = host.plugins()?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&plugins)?)?;
-            } else if plugins.is_empty() {
-                writeln!(out, "no plugins installed; `continuum plugin install <dir>` adds one")?;
-            } else {
-                for p in plugins {
+            output::emit(&mut out, &plugins, |out| {
+                if plugins.is_empty() {
+                    output::note(out, "no plugins installed; `continuum plugin install <dir>` adds one")?;
+                }
+                for p in &plugins {
                     let version = p.version.as_deref().unwrap_or("dev");
                     writeln!(
                         out,
@@ -321,16 +307,15 @@ fn manage(host: &Host, cmd: PluginCmd) -> Result<()> {
                         version,
                         p.commands.len(),
                         &p.digest[..12],
-                        strip_control(&p.description.unwrap_or_default())
+                        strip_control(p.description.as_deref().unwrap_or_default())
                     )?;
                 }
-            }
+                Ok(())
+            })?;
         }
-        PluginCmd::Inspect { name, json } => {
+        PluginCmd::Inspect { name } => {
             let p = host.plugin(&name)?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&p)?)?;
-            } else {
+            output::emit(&mut out, &p, |out| {
                 writeln!(
                     out,
                     "{}\n  world:     {}\n  digest:    sha256:{}\n  source:    {}",
@@ -339,55 +324,86 @@ fn manage(host: &Host, cmd: PluginCmd) -> Result<()> {
                 if let Some(d) = &p.description {
                     writeln!(out, "  about:     {}", strip_control(d))?;
                 }
-                artifacts::print_provenance(host, &mut out, &p)?;
+                artifacts::print_provenance(host, out, &p)?;
                 let approved = if p.approved.is_empty() { "none".to_string() } else { p.approved.join(", ") };
                 writeln!(out, "  approved:  {approved}")?;
-                artifacts::print_interface(&mut out, &p.imports, &p.commands, &p.access)?;
-            }
+                artifacts::print_interface(out, &p.imports, &p.commands, &p.access)
+            })?;
         }
         PluginCmd::New { name, lang, dir } => {
             let project = crate::authoring::scaffold::new_project(&dir, &name, lang)?;
-            writeln!(out, "created {} ({} plugin `{name}`); next:", project.display(), lang.as_str())?;
-            writeln!(out, "  cd {} && continuum plugin build", project.display())?;
-            writeln!(out, "  continuum plugin pack build --key <your key> -o {name}.alloy")?;
+            let created = json!({ "project": project, "name": name, "lang": lang.as_str() });
+            let next = format!(
+                "created {} ({} plugin `{name}`); next:\n  cd {} && continuum plugin build\n  \
+                 continuum plugin pack build --key <your key> -o {name}.alloy",
+                project.display(),
+                lang.as_str(),
+                project.display()
+            );
+            output::confirm(&mut out, &created, next)?;
         }
         PluginCmd::Build { dir } => {
             let started = std::time::Instant::now();
             let built = crate::authoring::toolchain::build(&dir)?;
-            writeln!(
-                out,
-                "built {} ({}, {:.1} MB) into {} in {:.1} s; pack it with `continuum plugin pack {} --key <key>`",
+            let seconds = started.elapsed().as_secs_f64();
+            let record = json!({
+                "name": built.name, "lang": built.lang.as_str(), "dir": built.dir, "bytes": built.bytes, "seconds": seconds,
+            });
+            let line = format!(
+                "built {} ({}, {:.1} MB) into {} in {seconds:.1} s; pack it with `continuum plugin pack {} --key <key>`",
                 built.name,
                 built.lang.as_str(),
                 built.bytes as f64 / 1e6,
                 built.dir.display(),
-                started.elapsed().as_secs_f64(),
                 built.dir.display()
-            )?;
+            );
+            output::confirm(&mut out, &record, line)?;
         }
         PluginCmd::Remove { name, purge } => {
             let r = host.remove(&name, purge)?;
-            writeln!(out, "removed {}{}", r.name, if purge { " and its store" } else { "" })?;
+            output::confirm(
+                &mut out,
+                &r,
+                format_args!("removed {}{}", r.name, if purge { " and its store" } else { "" }),
+            )?;
         }
     }
     Ok(())
 }
 
-/// What a plugin may use after `plugin allow` or `plugin deny`.
-fn print_approved(out: &mut impl Write, name: &str, approved: &[String]) -> Result<()> {
-    let approved = if approved.is_empty() { "nothing".into() } else { approved.join(", ") };
-    writeln!(out, "{name} may use: {approved}")?;
-    Ok(())
+/// What `plugin allow` or `plugin deny` changed: the capabilities the plugin may now use, the
+/// folders it now sees.
+#[derive(Serialize)]
+struct Access<'a> {
+    /// The plugin.
+    name: &'a str,
+    /// The capabilities it may use, when they changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved: Option<Vec<String>>,
+    /// The folders it sees, when they changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dirs: Option<Vec<DirGrant>>,
 }
 
-fn print_dirs(out: &mut impl Write, name: &str, dirs: &[DirGrant]) -> Result<()> {
-    let dirs = if dirs.is_empty() {
-        "no folders".into()
-    } else {
-        dirs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
-    };
-    writeln!(out, "{name} sees: {}", strip_control(&dirs))?;
-    Ok(())
+impl Access<'_> {
+    /// Reports the change on `out` (as JSON with `--json`).
+    fn confirm(&self, out: &mut impl Write) -> Result<()> {
+        let name = self.name;
+        let mut lines = Vec::new();
+        if let Some(approved) = &self.approved {
+            let approved = if approved.is_empty() { "nothing".into() } else { approved.join(", ") };
+            lines.push(format!("{name} may use: {approved}"));
+        }
+        if let Some(dirs) = &self.dirs {
+            let dirs = if dirs.is_empty() {
+                "no folders".into()
+            } else {
+                dirs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            };
+            lines.push(format!("{name} sees: {}", strip_control(&dirs)));
+        }
+        output::confirm(out, self, lines.join("\n"))
+    }
 }
 
 /// `continuum plugin install <name|digest> --from <peer|any>` through the node.
@@ -396,7 +412,7 @@ fn install_from(root: &Path, what: &str, from: &str, allow: &[String], allow_unt
     let request =
         InstallFrom { plugin: what.to_string(), from: from.to_string(), allow: allow.to_vec(), allow_untrusted };
     let fetched: Fetched = node::post(&client, "/v1/grid/install", &request)?;
-    println!(
+    let line = format!(
         "installed {} {} (sha256:{}) from peer {}: {} bytes in {:.1} ms, verified",
         fetched.name,
         fetched.version,
@@ -405,5 +421,5 @@ fn install_from(root: &Path, what: &str, from: &str, allow: &[String], allow_unt
         fetched.bytes,
         fetched.transfer_us as f64 / 1000.0
     );
-    Ok(())
+    output::confirm(&mut std::io::stdout().lock(), &fetched, line)
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Subcommand;
 
+use super::output;
 use crate::grid::relay;
 
 /// `continuum relay …`.
@@ -35,9 +36,14 @@ pub(super) fn run(cmd: RelayCmd) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let relay = relay::serve(bind, &allow, allow_file.clone()).await?;
+        let url = format!("http://{}/", relay.addr);
+        let serving = serde_json::json!({ "url": url, "allow": allow, "allow_file": allow_file });
         let file = allow_file.map(|f| format!(" and those in {} (read at each connection)", f.display()));
-        println!("relay serving http://{}/ for {} node keys{}", relay.addr, allow.len(), file.unwrap_or_default());
-        std::io::stdout().flush()?;
+        let line = format!("relay serving {url} for {} node keys{}", allow.len(), file.unwrap_or_default());
+        let mut out = std::io::stdout().lock();
+        output::confirm(&mut out, &serving, line)?;
+        out.flush()?;
+        drop(out);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

@@ -3,15 +3,18 @@
 //! writer); with `--on`, on peers through it. All three read the parameters by the command's
 //! schema, print the result and map how the call ended to an exit code the same way.
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use clap::CommandFactory;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, ColorChoice, Command, CommandFactory};
 use serde_json::{json, Value};
 
 use super::commands::caller_from_flag;
+use super::output::{self, OutputFlags};
 use super::{api_outcome, help, node, params, prefix, Cli, Exit, OutputFormat};
 use crate::grid::dispatch::GridResult;
 use crate::grid::KnownOffer;
@@ -29,7 +32,8 @@ use crate::{Caller, Outcome};
 /// The arguments of `continuum run`.
 #[derive(Debug, clap::Args)]
 pub(super) struct RunArgs {
-    /// How to print the result (default: pretty on a terminal, json otherwise).
+    /// How to print the result (default: json with --json, else pretty on a terminal, json
+    /// otherwise).
     #[arg(long, value_enum)]
     output: Option<OutputFormat>,
     /// Run as this caller: a public key (no grant), or a grant token.
@@ -149,7 +153,7 @@ impl Route {
     /// answered, go to stderr.
     fn call(&self, args: &RunArgs, params: &Value) -> Result<Value, Exit> {
         let name = args.command.as_str();
-        let live = args.stream || std::io::stderr().is_terminal();
+        let live = args.stream || (std::io::stderr().is_terminal() && !output::quiet());
         match self {
             Route::InProcess(host, caller) => call_in_process(host, caller, name, params, live),
             Route::Node(client) => call_through_node(client, args.as_caller.as_deref(), name, params, live),
@@ -232,13 +236,55 @@ fn take_run_flags(args: &mut RunArgs) -> Result<(), Exit> {
     Ok(())
 }
 
+/// Gives the command back the output flags written after its name (`continuum run text/stats
+/// --json …`): clap reads a flag it knows there, before the first parameter, but what follows
+/// the command name is the command's (it may take a `json` parameter). Written before `run`
+/// (`continuum --json run …`) or between `run` and the name, they are `continuum`'s.
+pub(super) fn reclaim_params(words: Vec<OsString>, matches: &ArgMatches, args: &mut RunArgs, flags: &mut OutputFlags) {
+    let (Some(name_at), Some(before_run)) = (matches.index_of("command"), written_before_run(words)) else {
+        return;
+    };
+    // Not written before `run`, a flag was read by `run`'s parser, whose indices are `matches`'.
+    let after_name = |id: &str| {
+        before_run.value_source(id) != Some(ValueSource::CommandLine)
+            && matches.value_source(id) == Some(ValueSource::CommandLine)
+            && matches.index_of(id).is_some_and(|i| i > name_at)
+    };
+    let mut reclaimed = Vec::new();
+    if after_name("json") {
+        flags.json = false;
+        reclaimed.push("--json".to_string());
+    }
+    if after_name("quiet") {
+        flags.quiet = false;
+        reclaimed.push("--quiet".to_string());
+    }
+    if after_name("color") {
+        let color = std::mem::replace(&mut flags.color, ColorChoice::Auto);
+        reclaimed.extend(["--color".to_string(), color.to_string()]);
+    }
+    args.args.splice(0..0, reclaimed);
+}
+
+/// The command line `words` parsed again with the output flags read only before the subcommand
+/// and `run`'s words left unread: which of them were written before `run`.
+fn written_before_run(words: Vec<OsString>) -> Option<ArgMatches> {
+    let mut cli = Cli::command();
+    for id in ["json", "quiet", "color"] {
+        cli = cli.mut_arg(id, |arg| arg.global(false));
+    }
+    let rest = Arg::new("rest").num_args(0..).trailing_var_arg(true).allow_hyphen_values(true);
+    let cli = cli.mut_subcommand("run", |_| Command::new("run").disable_help_flag(true).arg(rest));
+    cli.try_get_matches_from(words).ok()
+}
+
 /// Runs `continuum run`: `--help` as the command prints this page; `--help` among the
-/// parameters prints the command's.
+/// parameters prints the command's (its schema with `--json`).
 pub(super) fn run(mut args: RunArgs, data_dir: Option<&Path>) -> Result<(), Exit> {
     let passed_through = take_passed_through(&mut args);
     take_run_flags(&mut args)?;
     if args.command == "--help" || args.command == "-h" {
-        let mut cli = Cli::command();
+        let mut cli = Cli::command().color(output::clap_color());
         let run = cli.find_subcommand_mut("run").expect("run subcommand");
         run.set_bin_name("continuum run");
         run.print_long_help().map_err(anyhow::Error::from)?;
@@ -248,7 +294,8 @@ pub(super) fn run(mut args: RunArgs, data_dir: Option<&Path>) -> Result<(), Exit
     let route = Route::choose(DataDir::resolve(data_dir)?, &args)?;
     let params = match route.schema(name)? {
         Some(schema) if args.args.iter().any(|a| a == "--help" || a == "-h") => {
-            print!("{}", help::render(&schema));
+            let mut out = std::io::stdout().lock();
+            output::emit(&mut out, &schema, |out| Ok(write!(out, "{}", help::render(&schema))?))?;
             return Ok(());
         }
         Some(schema) => params::from_args(&schema, &args.args)
@@ -258,7 +305,7 @@ pub(super) fn run(mut args: RunArgs, data_dir: Option<&Path>) -> Result<(), Exit
     };
     if args.detach {
         let job = route.detach(&args, &params)?;
-        match args.output {
+        match output_format(args.output) {
             Some(OutputFormat::Json) => println!("{}", serde_json::to_string(&job).context("printing the job")?),
             _ => println!("{}", job.id),
         }
@@ -316,6 +363,8 @@ fn terminal_watch(live: bool, display: Arc<Mutex<LiveDisplay>>) -> Arc<Watch> {
 pub(super) struct LiveDisplay {
     /// Whether stderr is a terminal.
     terminal: bool,
+    /// Whether to colour (dim the reasoning).
+    color: bool,
     /// The tenth of the work last reported (off a terminal).
     tenth: Option<u32>,
     /// What the last, unfinished line holds.
@@ -337,7 +386,11 @@ enum OpenLine {
 impl LiveDisplay {
     /// A display on this process's stderr.
     pub(super) fn new() -> LiveDisplay {
-        LiveDisplay { terminal: std::io::stderr().is_terminal(), ..LiveDisplay::default() }
+        LiveDisplay {
+            terminal: std::io::stderr().is_terminal(),
+            color: output::color_stderr(),
+            ..LiveDisplay::default()
+        }
     }
 
     /// Shows one live event.
@@ -348,7 +401,7 @@ impl LiveDisplay {
                 if self.line == OpenLine::Progress {
                     let _ = writeln!(err);
                 }
-                let _ = match reasoning {
+                let _ = match *reasoning && self.color {
                     false => write!(err, "{}", strip_control(text)),
                     true => write!(err, "\x1b[2m{}\x1b[0m", strip_control(text)),
                 };
@@ -483,35 +536,45 @@ fn call_on_peers(
     let result: GridResult =
         if live { streamed(client, "/v1/grid/call", &call, &[]) } else { node::post(client, "/v1/grid/call", &call) }
             .map_err(Exit::from_api)?;
-    eprintln!(
-        "[from {}{}{}]",
-        result.contributors.iter().map(|c| prefix(c, 12)).collect::<Vec<_>>().join(", "),
-        result.reducer.as_deref().map(|r| format!(" by {r}")).unwrap_or_default(),
-        if result.degraded { ", degraded: fewer than --min answered" } else { "" }
-    );
-    eprintln!("[contributors {}]", result.contributors.join(","));
-    if let Some(route) = &result.route {
-        eprintln!("[route {route}]");
-    }
-    for attempt in &result.attempts {
-        match (&attempt.receipt, &attempt.dispute) {
-            (Some(id), _) => eprintln!(
-                "[receipt {id} from {}: {} credits]",
-                prefix(&attempt.peer, 12),
-                crate::node::market::terms::credits(attempt.millicredits.unwrap_or(0))
-            ),
-            (None, Some(why)) => eprintln!("[receipt from {} not countersigned: {why}]", prefix(&attempt.peer, 12)),
-            (None, None) => {}
-        }
+    let mut notes = vec![
+        format!(
+            "[from {}{}{}]",
+            result.contributors.iter().map(|c| prefix(c, 12)).collect::<Vec<_>>().join(", "),
+            result.reducer.as_deref().map(|r| format!(" by {r}")).unwrap_or_default(),
+            if result.degraded { ", degraded: fewer than --min answered" } else { "" }
+        ),
+        format!("[contributors {}]", result.contributors.join(",")),
+    ];
+    notes.extend(result.route.as_ref().map(|route| format!("[route {route}]")));
+    notes.extend(result.attempts.iter().filter_map(|attempt| match (&attempt.receipt, &attempt.dispute) {
+        (Some(id), _) => Some(format!(
+            "[receipt {id} from {}: {} credits]",
+            prefix(&attempt.peer, 12),
+            crate::node::market::terms::credits(attempt.millicredits.unwrap_or(0))
+        )),
+        (None, Some(why)) => Some(format!("[receipt from {} not countersigned: {why}]", prefix(&attempt.peer, 12))),
+        (None, None) => None,
+    }));
+    let mut err = std::io::stderr().lock();
+    for line in notes {
+        let _ = output::note(&mut err, line);
     }
     Ok(result.value)
 }
 
-/// Prints a call's result on stdout as `--output` says; by default pretty on a terminal (a
-/// string result as plain text), one line of JSON otherwise.
+/// The format `--output` names, else json with `--json`; `None` leaves it to the caller.
+fn output_format(output: Option<OutputFormat>) -> Option<OutputFormat> {
+    output.or(output::json().then_some(OutputFormat::Json))
+}
+
+/// Prints a call's result on stdout as `--output` says; by default one line of JSON with
+/// `--json` or off a terminal, else pretty (a string result as plain text).
 pub(super) fn print_value(value: &Value, output: Option<OutputFormat>) -> Result<(), Exit> {
-    let format =
-        output.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Pretty } else { OutputFormat::Json });
+    let format = output_format(output).unwrap_or(if std::io::stdout().is_terminal() {
+        OutputFormat::Pretty
+    } else {
+        OutputFormat::Json
+    });
     let text = match (format, value) {
         (OutputFormat::Pretty, Value::String(s)) => strip_control(s),
         (OutputFormat::Pretty, v) => serde_json::to_string_pretty(v).context("printing the result")?,
@@ -519,4 +582,44 @@ pub(super) fn print_value(value: &Value, output: Option<OutputFormat>) -> Result
     };
     println!("{text}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::parsed;
+    use super::super::Top;
+
+    /// The output flags and `run`'s parameters of `line`.
+    fn run_of(line: &str) -> (bool, bool, String, Vec<String>) {
+        let cli = parsed(line);
+        let Top::Run(args) = cli.command else { panic!("{line} is not a run") };
+        (cli.output.json, cli.output.quiet, cli.output.color.to_string(), args.args)
+    }
+
+    #[test]
+    fn output_flags_after_the_command_name_are_its_parameters() {
+        let params = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            run_of("continuum --json run text/stats --text hi"),
+            (true, false, "auto".into(), params(&["--text", "hi"]))
+        );
+        assert_eq!(
+            run_of("continuum run --json -q text/stats --text hi"),
+            (true, true, "auto".into(), params(&["--text", "hi"]))
+        );
+        assert_eq!(
+            run_of("continuum --data-dir run run text/stats --json --quiet --color never --text hi"),
+            (false, false, "auto".into(), params(&["--json", "--quiet", "--color", "never", "--text", "hi"]))
+        );
+        // Given both before `run` and after the name, the flag is `continuum`'s.
+        assert_eq!(
+            run_of("continuum -q run text/stats -q --text hi"),
+            (false, true, "auto".into(), params(&["--text", "hi"]))
+        );
+        // Once the parameters began, everything is theirs.
+        assert_eq!(
+            run_of("continuum run text/stats --text hi --json"),
+            (false, false, "auto".into(), params(&["--text", "hi", "--json"]))
+        );
+    }
 }

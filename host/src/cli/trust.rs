@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use clap::Subcommand;
 
+use super::output;
 use crate::alloy::custody::short;
 use crate::runtime::Host;
 
@@ -43,21 +44,26 @@ pub(super) fn run(host: &Host, cmd: TrustCmd) -> Result<()> {
             } else {
                 format!(", pre-approving {}", t.approves.join(", "))
             };
-            writeln!(out, "trusted {} as `{}`{pre}", short(&t.public_key), t.name)?;
+            output::confirm(&mut out, &t, format_args!("trusted {} as `{}`{pre}", short(&t.public_key), t.name))
         }
         TrustCmd::List => {
             let all = crate::trust::list(&host.core().db())?;
-            if all.is_empty() {
-                writeln!(out, "no trusted publishers; `continuum trust add <public key> --name <name>` adds one")?;
-            }
-            for t in all {
-                writeln!(out, "{:<20} {}  {}", t.name, t.public_key, t.approves.join(","))?;
-            }
+            output::emit(&mut out, &all, |out| {
+                if all.is_empty() {
+                    output::note(
+                        out,
+                        "no trusted publishers; `continuum trust add <public key> --name <name>` adds one",
+                    )?;
+                }
+                for t in &all {
+                    writeln!(out, "{:<20} {}  {}", t.name, t.public_key, t.approves.join(","))?;
+                }
+                Ok(())
+            })
         }
         TrustCmd::Remove { key } => {
             let t = host.trust_remove(&key)?;
-            writeln!(out, "no longer trusting `{}` ({})", t.name, short(&t.public_key))?;
+            output::confirm(&mut out, &t, format_args!("no longer trusting `{}` ({})", t.name, short(&t.public_key)))
         }
     }
-    Ok(())
 }

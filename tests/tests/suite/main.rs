@@ -6,6 +6,7 @@ mod alloy;
 mod attacks;
 mod authoring;
 mod cli;
+mod cli_conventions;
 mod discovery;
 mod ecosystem;
 mod eventlog;
