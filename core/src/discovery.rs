@@ -39,7 +39,7 @@ pub enum Method {
 }
 
 /// One ranked command.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Match {
     /// The command name.
     pub name: String,

@@ -10,6 +10,7 @@
 pub mod async_host;
 pub mod auth;
 pub mod client;
+pub mod console;
 pub mod grid;
 pub mod http;
 pub mod jobs;

@@ -443,6 +443,19 @@ pub fn verify_head(conn: &Connection, node: &str, head_path: &Path) -> Result<st
     })
 }
 
+/// Verifies the whole record: the chain ([`verify`]), then the signed head kept outside the
+/// database at `head_path` ([`verify_head`]); the error names the first bad sequence number.
+pub fn verify_with_head(
+    conn: &Connection,
+    node: &str,
+    head_path: &Path,
+) -> Result<std::result::Result<Verified, Broken>> {
+    Ok(match verify(conn, node)? {
+        Ok(verified) => verify_head(conn, node, head_path)?.map(|()| verified),
+        Err(broken) => Err(broken),
+    })
+}
+
 /// Recomputes this node's chain and checks every checkpoint signature; the error names the
 /// first bad sequence number.
 pub fn verify(conn: &Connection, node: &str) -> Result<std::result::Result<Verified, Broken>> {

@@ -125,17 +125,11 @@ fn tail(host: &Host, lines: u64, kind: Option<&str>, follow: bool) -> Result<()>
     Ok(())
 }
 
-/// `events verify`: the chain, then the signed head kept outside the database (each takes the
-/// connection in turn).
+/// `events verify`: the chain, its checkpoints and the signed head kept outside the database.
 fn verify(host: &Host) -> Result<()> {
     let core = host.core();
-    let chain = eventlog::verify(&core.db(), core.log().node())?;
     let head = eventlog::head_file::path_for(&core.data().database());
-    let verified = match chain {
-        Ok(v) => eventlog::verify_head(&core.db(), core.log().node(), &head)?.map(|()| v),
-        Err(broken) => Err(broken),
-    };
-    let v = match verified {
+    let v = match eventlog::verify_with_head(&core.db(), core.log().node(), &head)? {
         Ok(v) => v,
         Err(broken) => bail!("the event log does not verify: {broken}"),
     };

@@ -19,6 +19,7 @@ mod bench_inference;
 mod bench_languages;
 mod bench_node;
 mod commands;
+mod console;
 mod events;
 mod grant;
 pub(crate) mod help;
@@ -100,6 +101,8 @@ enum Top {
     /// The running node: info, stop.
     #[command(subcommand)]
     Node(node::NodeCmd),
+    /// A one-time login link to the running node's web console, for its owner (see docs/console.md).
+    Console,
     /// Grid peers: add, list, remove (needs a running node).
     #[command(subcommand)]
     Peer(peer::PeerCmd),
@@ -286,6 +289,7 @@ pub fn main() -> Result<(), Exit> {
         Top::Mcp(args) => mcp::run(args, data()?).map_err(Exit::from),
         Top::Serve(args) => node::serve(open()?, args).map_err(Exit::from),
         Top::Node(cmd) => node::run(data()?.root(), cmd).map_err(Exit::from_api),
+        Top::Console => console::run(data()?.root()).map_err(Exit::from_api),
         Top::Peer(cmd) => peer::run(data()?.root(), cmd).map_err(Exit::from_api),
         Top::Offers(args) => peer::offers(data()?.root(), args.search.as_deref()).map_err(Exit::from_api),
         Top::Nodeset(cmd) => nodeset::run(&data()?, open, cmd).map_err(Exit::from),

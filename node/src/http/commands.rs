@@ -2,11 +2,13 @@
 //! the plugins it ships (with their alloys).
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::principal::Principal;
@@ -14,6 +16,7 @@ use super::stream;
 use super::types::CallResponse;
 use super::App;
 use crate::grid::offers::PluginOffer;
+use continuum_core::discovery::{self, Match, Method};
 use continuum_core::reflect::CommandSchema;
 use continuum_core::{CallReport, Caller, Outcome};
 
@@ -30,6 +33,43 @@ pub(super) async fn list_commands(
 pub(super) async fn callable(app: &App, p: &Principal) -> Result<Vec<CommandSchema>, ApiError> {
     let caller = p.caller();
     app.host.run(move |host| host.commands_for(&caller)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)
+}
+
+/// The query of a command search.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(super) struct SearchQuery {
+    /// What the command should do, in words ("count words").
+    q: String,
+    /// How many matches at most (default 10, at most 100).
+    top: Option<usize>,
+}
+
+/// Commands ranked by how well they match a query.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommandSearch {
+    /// How they were ranked: embeddings of an installed model, or shared words.
+    pub ranking: Method,
+    /// The best matches first; only commands the caller may call.
+    pub matches: Vec<Match>,
+}
+
+/// The commands the caller may call, ranked by meaning (`continuum commands search`).
+#[utoipa::path(get, path = "/v1/search/commands", params(SearchQuery),
+    responses((status = 200, body = CommandSearch), (status = 401, body = ErrorBody)))]
+pub(super) async fn search_commands(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<CommandSearch>, ApiError> {
+    let caller = p.caller();
+    let top = q.top.unwrap_or(10).min(100);
+    let (ranking, matches) = app
+        .host
+        .run(move |host| discovery::search(host, &caller, &q.q, top))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(CommandSearch { ranking, matches }))
 }
 
 /// One command's schema.

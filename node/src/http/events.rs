@@ -49,6 +49,54 @@ pub(super) async fn list_events(
     Ok(Json(entries))
 }
 
+/// Whether the log verifies, and where it first breaks if not.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Verification {
+    /// The node whose log this is.
+    pub node: String,
+    /// Whether every entry, checkpoint and the signed head check out.
+    pub ok: bool,
+    /// Entries checked (when it verifies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
+    /// Signed checkpoints checked (when it verifies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<u64>,
+    /// The first bad sequence number (when it does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<u64>,
+    /// What is wrong there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Verifies this node's log: the hash chain, every signed checkpoint and the signed head kept
+/// outside the database, as `continuum events verify` does (owner only).
+#[utoipa::path(get, path = "/v1/events/verify", responses((status = 200, body = Verification), (status = 403, body = ErrorBody)))]
+pub(super) async fn verify_events(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Verification>, ApiError> {
+    p.require_owner()?;
+    let (node, verified) = app
+        .host
+        .run(|host| -> anyhow::Result<_> {
+            let core = host.core();
+            let node = core.log().node().to_string();
+            let head = eventlog::head_file::path_for(&core.data().database());
+            let verified = eventlog::verify_with_head(&core.db(), &node, &head)?;
+            Ok((node, verified))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let none = Verification { node, ok: false, entries: None, checkpoints: None, first_bad_seq: None, problem: None };
+    Ok(Json(match verified {
+        Ok(v) => Verification { ok: true, entries: Some(v.entries), checkpoints: Some(v.checkpoints), ..none },
+        Err(broken) => Verification { first_bad_seq: Some(broken.seq), problem: Some(broken.problem), ..none },
+    }))
+}
+
 /// New log entries as server-sent events, one `entry` event per entry (owner only).
 #[utoipa::path(get, path = "/v1/events/stream", params(EventQuery), responses((status = 200, description = "text/event-stream of entries", content_type = "text/event-stream")))]
 pub(super) async fn stream_events(

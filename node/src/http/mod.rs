@@ -6,11 +6,13 @@
 //! - `principal`: who a request comes from (authentication);
 //! - `types`: the API's own request and response bodies;
 //! - `stream`: server-sent event streams (a job's events, a call's live events);
-//! - `commands`, `events`, `grid`, `jobs`, `node_info`: the handlers, by resource.
+//! - `commands`, `events`, `grid`, `jobs`, `node_info`: the handlers, by resource;
+//! - `console`: the web console's page, files and sessions (see [`crate::console`]).
 //!
 //! Handlers reach the host only through [`AsyncHost`] (see [`crate::async_host`]).
 
 mod commands;
+mod console;
 mod error;
 mod events;
 mod grid;
@@ -37,6 +39,7 @@ use utoipa::OpenApi;
 
 use crate::async_host::AsyncHost;
 use crate::auth::ReplayGuard;
+use crate::console::session::Sessions;
 use crate::grid::discovered::DiscoveredNode;
 use crate::grid::dispatch::{GridCall, GridResult};
 use crate::grid::fetch::Fetched;
@@ -51,6 +54,7 @@ use continuum_core::reflect::CommandSchema;
 use continuum_core::runtime::watch::CallEvent;
 use continuum_core::Outcome;
 
+pub use console::LoginLink;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use limits::{BODY_TIMEOUT, MAX_REMEMBERED_NONCES, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS};
 pub use principal::{Principal, Transport};
@@ -92,6 +96,8 @@ pub struct AppState {
     pub http_addr: String,
     /// The TCP port served, the only one a `Host` header may name.
     pub http_port: u16,
+    /// The web console's login links and sessions.
+    pub sessions: Sessions,
 }
 
 impl AppState {
@@ -122,6 +128,7 @@ impl AppState {
             shutdown,
             http_addr,
             http_port,
+            sessions: Sessions::default(),
         }
     }
 }
@@ -161,7 +168,12 @@ impl AppState {
         jobs::stream_job,
         node_info::shutdown,
         node_info::reload,
-        node_info::metrics
+        node_info::metrics,
+        console::session_info,
+        console::logout,
+        console::login_link_new,
+        commands::search_commands,
+        events::verify_events
     ),
     components(schemas(
         NodeInfo,
@@ -194,7 +206,12 @@ impl AppState {
         JobError,
         Progress,
         JobEvent,
-        CallEvent
+        CallEvent,
+        console::SessionInfo,
+        console::LoginLink,
+        continuum_core::discovery::Match,
+        commands::CommandSearch,
+        events::Verification
     )),
     modifiers(&CommonErrors)
 )]
@@ -231,7 +248,9 @@ impl utoipa::Modify for CommonErrors {
     }
 }
 
-/// The router, with authentication, body and concurrency limits.
+/// The router, with authentication, body and concurrency limits. The console's page, files
+/// and login routes hold no data and are served without a credential (the `Host` check and
+/// body limits still apply); every API route authenticates.
 pub fn router(app: App) -> Router<()> {
     Router::new()
         .route("/v1/node", get(node_info::node_info))
@@ -260,8 +279,18 @@ pub fn router(app: App) -> Router<()> {
         .route("/metrics", get(node_info::metrics))
         .route("/v1/shutdown", post(node_info::shutdown))
         .route("/v1/reload", post(node_info::reload))
+        .route("/v1/console/session", get(console::session_info))
+        .route("/v1/console/logout", post(console::logout))
+        .route("/v1/console/login-links", post(console::login_link_new))
+        .route("/v1/search/commands", get(commands::search_commands))
+        .route("/v1/events/verify", get(events::verify_events))
         .layer(middleware::from_fn_with_state(app.clone(), limits::limit_concurrency))
         .layer(middleware::from_fn_with_state(app.clone(), principal::authenticate))
+        // Added after authentication, so outside it (an unknown path still answers 401).
+        .route("/", get(console::page))
+        .route("/console/{name}", get(console::file))
+        .route("/login", get(console::login_link))
+        .route("/console/login", post(console::login_key))
         .layer(middleware::from_fn_with_state(app.clone(), limits::check_host))
         .layer(middleware::from_fn_with_state(app.clone(), limits::refuse_oversized))
         .layer(DefaultBodyLimit::max(app.max_body))

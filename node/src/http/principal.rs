@@ -6,14 +6,16 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::console::ConsoleSession;
 use super::error::ApiError;
 use super::limits::{header_text, read_body, UnauthenticatedRead};
 use super::App;
 use crate::auth;
+use crate::console::session::{constant_time_eq, Login, Refusal, COOKIE, CSRF_HEADER};
 use continuum_core::{Caller, Outcome};
 
 /// Which listener a request came in on.
@@ -56,8 +58,13 @@ impl Principal {
 }
 
 /// Resolves the principal: socket → owner; bearer owner token → owner; bearer API key →
-/// its grantee; signed request → the signing peer (with its grant, if it presents one).
-pub(super) async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Result<Response, ApiError> {
+/// its grantee; signed request → the signing peer (with its grant, if it presents one);
+/// console session cookie → who logged in (unsafe methods only with the session's CSRF token).
+pub(super) async fn authenticate(
+    State(app): State<App>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let transport = request.extensions().get::<Transport>().copied().unwrap_or(Transport::Tcp);
     let credential = if transport == Transport::Socket {
         Credential::Owner
@@ -66,18 +73,19 @@ pub(super) async fn authenticate(State(app): State<App>, request: Request, next:
     };
     let (principal, mut request) = match credential {
         Credential::Owner => (Principal::Owner, request),
-        Credential::ApiKey(token) => {
-            let caller = app
-                .host
-                .run(move |host| auth::caller_for_api_key(host, &token))
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(|e| ApiError::new(Outcome::Unauthenticated, format!("{e:#}")))?;
-            // A client's body is read (within the body timeout) before it takes a call slot,
-            // so a stalled upload holds nothing that other callers need.
-            let (parts, body) = request.into_parts();
-            let bytes = read_body(body, app.max_body).await?;
-            (Principal::Caller(caller), Request::from_parts(parts, Body::from(bytes)))
+        Credential::ApiKey(token) => api_key_principal(&app, token, request).await?,
+        Credential::Session(id) => {
+            let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+            let csrf = header_text(request.headers(), CSRF_HEADER);
+            let session = app.sessions.check(&id, unsafe_method, csrf).map_err(|refusal| {
+                let outcome = if refusal == Refusal::MissingCsrf { Outcome::Denied } else { Outcome::Unauthenticated };
+                ApiError::new(outcome, refusal.message())
+            })?;
+            request.extensions_mut().insert(ConsoleSession { id, csrf: session.csrf });
+            match session.login {
+                Login::Owner => (Principal::Owner, request),
+                Login::ApiKey(token) => api_key_principal(&app, token, request).await?,
+            }
         }
         Credential::UnknownBearer => {
             return Err(ApiError::new(
@@ -163,6 +171,21 @@ pub(super) async fn authenticate(State(app): State<App>, request: Request, next:
     Ok(next.run(request).await)
 }
 
+/// The principal of API key `token` (its grantee, with the grant it maps to), and `request`
+/// with its body read: a client's body is read (within the body timeout) before it takes a
+/// call slot, so a stalled upload holds nothing that other callers need.
+async fn api_key_principal(app: &App, token: String, request: Request) -> Result<(Principal, Request), ApiError> {
+    let caller = app
+        .host
+        .run(move |host| auth::caller_for_api_key(host, &token))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::new(Outcome::Unauthenticated, format!("{e:#}")))?;
+    let (parts, body) = request.into_parts();
+    let bytes = read_body(body, app.max_body).await?;
+    Ok((Principal::Caller(caller), Request::from_parts(parts, Body::from(bytes))))
+}
+
 /// What a TCP request presents to authenticate (read without copying its headers).
 enum Credential {
     /// The owner token (or the owner's socket).
@@ -173,6 +196,8 @@ enum Credential {
     UnknownBearer,
     /// A signed request (x-continuum-key and its signature headers).
     Signed,
+    /// A console session's cookie (its id).
+    Session(String),
     /// Nothing.
     Missing,
 }
@@ -186,12 +211,21 @@ impl Credential {
             Some(token) if token.starts_with(auth::API_KEY_PREFIX) => Credential::ApiKey(token.to_string()),
             Some(_) => Credential::UnknownBearer,
             None if headers.contains_key(auth::KEY_HEADER) => Credential::Signed,
-            None => Credential::Missing,
+            None => match session_cookie(headers) {
+                Some(id) => Credential::Session(id.to_string()),
+                None => Credential::Missing,
+            },
         }
     }
 }
 
-/// Whether `a` equals `b`, in a time that does not depend on where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The console session id in the request's cookies, if any.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .filter(|id| !id.is_empty())
 }

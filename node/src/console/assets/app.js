@@ -1,0 +1,511 @@
+"use strict";
+// The Continuum console: a framework-free app over the node's /v1 API (docs/console.md). It
+// routes by the URL's fragment; every page asks the API as the logged-in caller, so it shows
+// only what that caller may see and call. Text from the node is always set as text, never as
+// markup.
+
+const { el } = Forms;
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const who = document.getElementById("who");
+const logoutButton = document.getElementById("logout");
+
+/** The logged-in session: {caller, owner, csrf, node}, or null. */
+let session = null;
+/** Stops the current page's live streams when another page is opened. */
+let leave = [];
+/** Whether a page was shown before: the first one leaves the focus at the top (the skip link). */
+let navigated = false;
+
+/** Results over this many characters are cut in the page; the whole is a download. */
+const RESULT_SHOWN = 200_000;
+
+/** An API failure: its HTTP status and the node's error body. */
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code;
+    this.value = body?.error?.value;
+  }
+}
+
+/** Calls the API with the session cookie (and its CSRF token on anything that changes state). */
+async function api(method, path, { body, rawBody, headers = {}, signal } = {}) {
+  const h = { ...headers };
+  if (method !== "GET" && session?.csrf) h["x-continuum-csrf"] = session.csrf;
+  let payload;
+  if (rawBody !== undefined) { payload = rawBody; h["content-type"] = "application/json"; }
+  else if (body !== undefined) { payload = JSON.stringify(body); h["content-type"] = "application/json"; }
+  const response = await fetch(path, { method, headers: h, body: payload, credentials: "same-origin", signal });
+  if (response.status === 401 && path !== "/v1/console/session") {
+    session = null;
+    showLogin("Your session has ended: log in again.");
+    throw new ApiError(401, await response.json().catch(() => null));
+  }
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response;
+}
+
+/** GETs JSON from the API. */
+const getJson = async (path) => (await api("GET", path)).json();
+
+/** Reads server-sent events from a fetch response, calling `onEvent(name, data)` for each. */
+async function readEvents(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (data.length) onEvent(name, Forms.parseJson(data.join("\n")));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- rendering results
+
+/** A JSON value as a tree: objects and arrays fold open, leaves as text. */
+function jsonTree(value, key) {
+  const label = key === undefined ? "" : `${key}: `;
+  if (value === null || typeof value !== "object") {
+    return el("div", { class: "leaf" }, el("span", { class: "key", text: label }), el("span", { class: `v-${value === null ? "null" : typeof value === "bigint" ? "number" : typeof value}`, text: Forms.toJson(value) }));
+  }
+  const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+  const summary = Array.isArray(value) ? `[${entries.length}]` : `{${entries.length}}`;
+  return el("details", { open: true }, el("summary", {}, el("span", { class: "key", text: label }), summary),
+    el("div", { class: "children" }, entries.map(([k, v]) => jsonTree(v, k))));
+}
+
+/** A list of records with the same keys, as a table. */
+function asTable(value) {
+  if (!Array.isArray(value) || value.length === 0 || !value.every((r) => r && typeof r === "object" && !Array.isArray(r))) return null;
+  const keys = Object.keys(value[0]);
+  if (!value.every((r) => Object.keys(r).join() === keys.join())) return null;
+  const cell = (v) => (v !== null && typeof v === "object" ? Forms.toJson(v) : String(v));
+  return el("table", {}, el("thead", {}, el("tr", {}, keys.map((k) => el("th", { scope: "col", text: k })))),
+    el("tbody", {}, value.slice(0, 1000).map((r) => el("tr", {}, keys.map((k) => el("td", { text: cell(r[k]) }))))));
+}
+
+/** A result: text for a string, a table for a list of records, else a tree; huge ones cut, with a download. */
+function renderResult(value) {
+  const text = typeof value === "string" ? value : Forms.toJson(value, 2);
+  const holder = el("div", { class: "result", id: "result-value" });
+  holder.dataset.json = Forms.toJson(value).slice(0, RESULT_SHOWN);
+  if (text.length > RESULT_SHOWN) {
+    const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+    holder.append(el("p", { class: "warn" }, `The result is ${text.length.toLocaleString()} characters; the first ${RESULT_SHOWN.toLocaleString()} are shown. `,
+      el("a", { href: url, download: "result.json" }, "Download the whole result")), el("pre", { text: text.slice(0, RESULT_SHOWN) }));
+    return holder;
+  }
+  if (typeof value === "string") holder.append(el("pre", { class: "text", text: value }));
+  else holder.append(asTable(value) || jsonTree(value));
+  return holder;
+}
+
+// ---------------------------------------------------------------- pages
+
+/** Starts a page: its title (focused after a navigation, for keyboard and screen-reader users) and body. */
+function page(title, ...children) {
+  leave.forEach((stop) => stop());
+  leave = [];
+  const heading = el("h1", { tabindex: "-1", text: title });
+  main.replaceChildren(heading, ...children);
+  document.title = `${title} · Continuum`;
+  if (navigated) heading.focus();
+  navigated = true;
+  return heading;
+}
+
+/** A failure shown in the page (the node's message, which says what to do). */
+const failure = (e) => el("p", { class: "error", role: "alert", text: e.message });
+
+async function commandsPage() {
+  const search = el("input", { type: "search", id: "search", placeholder: "e.g. count words", autocomplete: "off" });
+  const note = el("p", { class: "muted", id: "ranking" });
+  const list = el("ul", { class: "catalog", id: "catalog", "aria-live": "polite" });
+  page("Commands", el("div", { class: "field" }, el("label", { for: "search" }, "Search commands by what they do"), search), note, list);
+  const show = (items) => list.replaceChildren(...items.map((c) =>
+    el("li", {}, el("a", { href: `#/command/${c.name}` }, c.name), el("span", { class: "about", text: c.about || "" }),
+      c.score !== undefined ? el("span", { class: "muted", text: ` ${c.score.toFixed(2)}` }) : "")));
+  const all = async () => {
+    const commands = await getJson("/v1/commands");
+    note.textContent = `${commands.length} commands you may call.`;
+    show(commands.map((c) => ({ name: c.name, about: (c.description || "").split("\n")[0] })));
+  };
+  let timer;
+  search.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const q = search.value.trim();
+      try {
+        if (!q) return all();
+        const found = await getJson(`/v1/search/commands?q=${encodeURIComponent(q)}&top=10`);
+        note.textContent = found.ranking.method === "embedding" ? `Ranked by meaning (${found.ranking.model}).` : "Ranked by shared words (no embedding model installed).";
+        show(found.matches);
+      } catch (e) { list.replaceChildren(failure(e)); }
+    }, 250);
+  });
+  try { await all(); } catch (e) { list.replaceChildren(failure(e)); }
+}
+
+async function commandPage(name) {
+  let schema;
+  try { schema = await getJson(`/v1/commands/${name}`); } catch (e) { page(name, failure(e)); return; }
+  const form = Forms.build(schema.params);
+  const jsonBox = el("textarea", { id: "params-json", class: "mono", rows: 10, spellcheck: "false" });
+  const jsonView = el("div", { class: "field", hidden: true }, el("label", { for: "params-json" }, "Parameters as JSON (sent as written)"), jsonBox);
+  const formTab = el("button", { type: "button", "aria-pressed": "true", id: "tab-form" }, "Form");
+  const jsonTab = el("button", { type: "button", "aria-pressed": "false", id: "tab-json" }, "JSON");
+  const formError = el("p", { class: "error", role: "alert", id: "form-error" });
+  const status = el("p", { id: "run-status", role: "status" });
+  const live = el("pre", { id: "live", class: "live", hidden: true, "aria-live": "off" });
+  const progress = el("progress", { id: "progress", max: 1, value: 0, hidden: true, "aria-label": "Progress" });
+  const output = el("pre", { id: "output", class: "output", hidden: true });
+  const result = el("div", { id: "result" });
+  const runButton = el("button", { type: "submit", id: "run" }, "Run");
+  const jobButton = el("button", { type: "button", id: "run-job" }, "Run as a job");
+  const formNode = el("form", { id: "command-form", novalidate: true }, el("div", { id: "form-fields" }, form.node), jsonView, formError,
+    el("div", { class: "actions" }, runButton, jobButton));
+  page(name, el("pre", { class: "doc", text: schema.description || "No description (the plugin's WIT has none)." }),
+    el("div", { class: "tabs", role: "group", "aria-label": "Edit the parameters as" }, formTab, jsonTab), formNode,
+    el("section", { "aria-labelledby": "result-h" }, el("h2", { id: "result-h", text: "Result" }), status, progress, live, output, result));
+
+  // The JSON tab shows what the form would send; switching back fills the form from it.
+  const showJson = (on) => {
+    formError.textContent = "";
+    if (on) {
+      const { value, errors } = form.read();
+      if (errors.length && !jsonBox.value) jsonBox.value = "{}";
+      else if (!errors.length) jsonBox.value = Forms.toJson(value);
+    } else if (jsonBox.value.trim()) {
+      try { form.set(Forms.parseJson(jsonBox.value)); } catch (e) { formError.textContent = `The JSON does not parse: ${e.message}`; return; }
+    }
+    jsonView.hidden = !on;
+    document.getElementById("form-fields").hidden = on;
+    formTab.setAttribute("aria-pressed", String(!on));
+    jsonTab.setAttribute("aria-pressed", String(on));
+  };
+  formTab.addEventListener("click", () => showJson(false));
+  jsonTab.addEventListener("click", () => showJson(true));
+
+  /** The parameters' JSON text, or null when a field is not allowed (each such field says why). */
+  const params = () => {
+    form.clear();
+    formError.textContent = "";
+    if (!jsonView.hidden) return jsonBox.value.trim() || "{}";
+    const { value, errors } = form.read();
+    if (errors.length) {
+      formError.textContent = `${errors.length} field${errors.length > 1 ? "s are" : " is"} not valid: ${errors[0].path} — ${errors[0].message}`;
+      const first = document.querySelector("#form-fields .invalid input, #form-fields .invalid select, #form-fields .invalid textarea");
+      if (first) first.focus();
+      return null;
+    }
+    return Forms.toJson(value);
+  };
+
+  /** Shows a failed call: at its field when the node names one, and its error value. */
+  const showFailure = (e) => {
+    status.textContent = `Failed: ${e.code || "error"}`;
+    status.className = "error";
+    if (e.code === "invalid-params") {
+      if (!jsonView.hidden) { try { form.set(Forms.parseJson(jsonBox.value)); showJson(false); } catch { /* stays in JSON */ } }
+      if (form.showError(e.message)) { formError.textContent = "The node refused a field: see the field marked below."; return; }
+    }
+    result.replaceChildren(el("p", { class: "error", role: "alert", id: "call-error", text: e.message }), e.value !== undefined ? jsonTree(e.value, "error value") : "");
+  };
+
+  formNode.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = params();
+    if (body === null) return;
+    runButton.disabled = true;
+    status.className = "";
+    status.textContent = "Running…";
+    live.textContent = ""; live.hidden = true; output.textContent = ""; output.hidden = true; progress.hidden = true;
+    result.replaceChildren();
+    const abort = new AbortController();
+    leave.push(() => abort.abort());
+    try {
+      const response = await api("POST", `/v1/commands/${name}`, { rawBody: body, headers: { accept: "text/event-stream" }, signal: abort.signal });
+      await readEvents(response, (kind, data) => {
+        if (kind === "token") { live.hidden = false; live.append(data.text); }
+        else if (kind === "progress") { progress.hidden = false; progress.value = data.fraction; status.textContent = `Running: ${Math.round(data.fraction * 100)} % ${data.message || ""}`; }
+        else if (kind === "output") { output.hidden = false; output.append(data.text); }
+        else if (kind === "end") {
+          status.textContent = `Done in ${(data.elapsed_us / 1000).toFixed(1)} ms`;
+          status.className = "ok";
+          if (data.output && !output.textContent) { output.hidden = false; output.textContent = data.output; }
+          result.replaceChildren(renderResult(data.result));
+        } else if (kind === "error") showFailure(new ApiError(0, data));
+      });
+    } catch (e) {
+      if (e.name !== "AbortError" && e.status !== 401) showFailure(e);
+    } finally {
+      runButton.disabled = false;
+    }
+  });
+
+  jobButton.addEventListener("click", async () => {
+    const body = params();
+    if (body === null) return;
+    try {
+      const response = await api("POST", "/v1/jobs", { rawBody: `{"command":${JSON.stringify(name)},"params":${body}}` });
+      const job = await response.json();
+      location.hash = `#/job/${job.id}`;
+    } catch (e) { showFailure(e); }
+  });
+}
+
+/** A job's state as a line: state, progress bar, times. */
+function jobRow(job, onCancel) {
+  const bar = job.progress ? el("progress", { max: 1, value: job.progress.fraction, "aria-label": `Progress of job ${job.id.slice(0, 8)}` }) : "";
+  const live = job.state === "queued" || job.state === "running";
+  return el("tr", {}, el("td", {}, el("a", { href: `#/job/${job.id}` }, job.id.slice(0, 12))), el("td", { text: job.command }),
+    el("td", { class: `state-${job.state}`, text: job.state }), el("td", {}, bar, job.progress?.message ? ` ${job.progress.message}` : ""),
+    el("td", { text: new Date(job.submitted_ms).toLocaleString() }),
+    el("td", {}, live ? el("button", { type: "button", class: "small", "aria-label": `Cancel job ${job.id.slice(0, 8)}`, onclick: onCancel }, "Cancel") : ""));
+}
+
+async function jobsPage() {
+  const body = el("tbody");
+  const table = el("table", { id: "jobs" }, el("thead", {}, el("tr", {}, ["Job", "Command", "State", "Progress", "Submitted", ""].map((h) => el("th", { scope: "col", text: h })))), body);
+  const note = el("p", { class: "muted" });
+  page("Jobs", note, table);
+  const refresh = async () => {
+    try {
+      const jobs = await getJson("/v1/jobs");
+      note.textContent = jobs.length ? `${jobs.length} jobs (newest first).` : "No jobs. Run a command as a job from its page.";
+      body.replaceChildren(...jobs.map((j) => jobRow(j, async () => {
+        if (!confirm(`Cancel job ${j.id.slice(0, 12)} (${j.command})?`)) return;
+        try { await api("DELETE", `/v1/jobs/${j.id}`); } catch (e) { note.replaceChildren(failure(e)); }
+        refresh();
+      })));
+    } catch (e) { note.replaceChildren(failure(e)); }
+  };
+  await refresh();
+  const timer = setInterval(refresh, 2000);
+  leave.push(() => clearInterval(timer));
+}
+
+async function jobPage(id) {
+  const state = el("p", { id: "job-state", role: "status" });
+  const progress = el("progress", { max: 1, value: 0, "aria-label": "Progress" });
+  const live = el("pre", { class: "live", id: "live" });
+  const result = el("div", { id: "result" });
+  const cancel = el("button", { type: "button", id: "cancel" }, "Cancel the job");
+  page(`Job ${id.slice(0, 12)}`, state, progress, cancel, live, result);
+  cancel.addEventListener("click", async () => {
+    if (!confirm("Cancel this job?")) return;
+    try { await api("DELETE", `/v1/jobs/${id}`); } catch (e) { result.replaceChildren(failure(e)); }
+  });
+  const show = (job) => {
+    state.textContent = `${job.command}: ${job.state}`;
+    if (job.progress) progress.value = job.progress.fraction;
+    if (job.result !== undefined) result.replaceChildren(renderResult(job.result));
+    if (job.error) result.replaceChildren(el("p", { class: "error", text: `${job.error.code}: ${job.error.message}` }));
+    cancel.hidden = !(job.state === "queued" || job.state === "running");
+  };
+  const abort = new AbortController();
+  leave.push(() => abort.abort());
+  try {
+    show(await getJson(`/v1/jobs/${id}`));
+    const response = await api("GET", `/v1/jobs/${id}/stream`, { signal: abort.signal, headers: { accept: "text/event-stream" } });
+    await readEvents(response, (kind, data) => {
+      if (kind === "state") state.textContent = `state: ${data.state}`;
+      else if (kind === "progress") progress.value = data.fraction;
+      else if (kind === "token" || kind === "output") live.append(data.text);
+      else if (kind === "end") show(data);
+    });
+  } catch (e) { if (e.name !== "AbortError") result.replaceChildren(failure(e)); }
+}
+
+async function eventsPage() {
+  const verifyBox = el("div", { id: "verify", role: "status", class: "panel" }, "Verifying…");
+  const kind = el("input", { type: "text", id: "f-kind", placeholder: "call. or call.completed" });
+  const subject = el("input", { type: "text", id: "f-subject", placeholder: "text/stats" });
+  const caller = el("input", { type: "text", id: "f-caller", placeholder: "owner or a key prefix" });
+  const body = el("tbody");
+  const exportLink = el("button", { type: "button", id: "export" }, "Export shown entries (JSON lines)");
+  page("Event log", verifyBox,
+    el("form", { class: "filters", id: "filters", onsubmit: (e) => e.preventDefault() },
+      el("div", { class: "field" }, el("label", { for: "f-kind" }, "Kind"), kind),
+      el("div", { class: "field" }, el("label", { for: "f-subject" }, "Command (subject)"), subject),
+      el("div", { class: "field" }, el("label", { for: "f-caller" }, "Caller"), caller)),
+    exportLink,
+    el("table", { id: "events" }, el("thead", {}, el("tr", {}, ["Seq", "Kind", "Subject", "Caller", "Payload"].map((h) => el("th", { scope: "col", text: h })))), body));
+  getJson("/v1/events/verify").then((v) => {
+    verifyBox.className = v.ok ? "panel ok" : "panel error";
+    verifyBox.textContent = v.ok ? `Verified: ${v.entries} entries, ${v.checkpoints} signed checkpoints.`
+      : `Does not verify: first bad entry is seq ${v.first_bad_seq}: ${v.problem}`;
+  }, (e) => verifyBox.replaceChildren(failure(e)));
+  const entries = [];
+  const callerOf = (e) => { try { return JSON.parse(e.payload).caller || ""; } catch { return ""; } };
+  const passes = (e) => (!kind.value || (kind.value.endsWith(".") ? e.kind.startsWith(kind.value) : e.kind === kind.value))
+    && (!subject.value || e.subject.includes(subject.value)) && (!caller.value || callerOf(e).startsWith(caller.value));
+  const row = (e) => el("tr", {}, el("td", { text: e.seq }), el("td", { text: e.kind }),
+    el("td", { text: e.subject }), el("td", { text: callerOf(e).slice(0, 16) }), el("td", { class: "mono", text: String(e.payload).slice(0, 200) }));
+  const redraw = () => body.replaceChildren(...entries.filter(passes).slice(-500).reverse().map(row));
+  [kind, subject, caller].forEach((input) => input.addEventListener("input", redraw));
+  exportLink.addEventListener("click", () => {
+    const text = entries.filter(passes).map((e) => JSON.stringify(e)).join("\n") + "\n";
+    const a = el("a", { href: URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" })), download: "events.jsonl" });
+    document.body.append(a); a.click(); a.remove();
+  });
+  try {
+    const recent = await getJson("/v1/events?limit=200&after=0");
+    entries.push(...recent);
+    redraw();
+    const after = entries.length ? entries[entries.length - 1].seq : 0;
+    const source = new EventSource(`/v1/events/stream?after=${after}`);
+    source.addEventListener("entry", (m) => {
+      entries.push(JSON.parse(m.data));
+      if (entries.length > 5000) entries.splice(0, entries.length - 5000);
+      redraw();
+    });
+    leave.push(() => source.close());
+  } catch (e) { body.replaceChildren(el("tr", {}, el("td", { colspan: 5 }, failure(e)))); }
+}
+
+async function pluginsPage() {
+  const list = el("div", { id: "plugins" });
+  page("Plugins", el("p", { class: "muted", text: "Commands by plugin, and the signed alloys this node ships to peers." }), list);
+  try {
+    const [commands, shipped] = await Promise.all([getJson("/v1/commands"), getJson("/v1/plugins")]);
+    const byPlugin = new Map();
+    for (const c of commands) {
+      const plugin = c.name.split("/")[0];
+      if (!byPlugin.has(plugin)) byPlugin.set(plugin, []);
+      byPlugin.get(plugin).push(c.name);
+    }
+    list.replaceChildren(...[...byPlugin.entries()].map(([plugin, names]) => {
+      const alloy = shipped.find((p) => p.name === plugin);
+      return el("section", { class: "panel" }, el("h2", { text: plugin }),
+        alloy ? el("p", {}, `Version ${alloy.version}, signed by `, el("code", { text: alloy.signer.slice(0, 16) }), `, digest `, el("code", { text: alloy.digest.slice(0, 16) }), `, ${alloy.size.toLocaleString()} bytes.`)
+          : el("p", { class: "muted", text: "Installed for development (not shipped as a signed alloy)." }),
+        el("ul", {}, names.map((n) => el("li", {}, el("a", { href: `#/command/${n}` }, n)))));
+    }));
+  } catch (e) { list.replaceChildren(failure(e)); }
+}
+
+async function gridPage() {
+  const peers = el("tbody");
+  const offers = el("tbody");
+  const discovered = el("tbody");
+  const head = (cols) => el("thead", {}, el("tr", {}, cols.map((h) => el("th", { scope: "col", text: h }))));
+  page("Grid",
+    el("h2", { text: "Peers" }), el("table", { id: "peers" }, head(["Peer", "Name", "Addresses", "Path", "Grant"]), peers),
+    el("h2", { text: "Offers" }), el("table", { id: "offers" }, head(["Node", "Via", "Plugins", "Commands", "Load", "Prices"]), offers),
+    el("h2", { text: "Discovered (not yet peers)" }), el("table", { id: "discovered" }, head(["Node", "Source", "Addresses"]), discovered));
+  const short = (id) => (id || "").slice(0, 16);
+  try {
+    const [p, o, d] = await Promise.all([getJson("/v1/peers"), getJson("/v1/offers"), getJson("/v1/peers/discovered")]);
+    peers.replaceChildren(...p.map((v) => el("tr", {}, el("td", {}, el("code", { text: short(v.peer.id) })), el("td", { text: v.peer.name || "" }),
+      el("td", { text: [...v.peer.addrs, ...v.peer.relays].join(", ") }), el("td", { text: v.path || "" }), el("td", { text: v.peer.grant ? "held" : "none" }))));
+    offers.replaceChildren(...o.map((k) => {
+      const offer = k.offer || {};
+      const commands = (offer.plugins || []).flatMap((pl) => pl.commands || []);
+      const priced = commands.filter((c) => c.price && Object.values(c.price).some((x) => x));
+      const cap = offer.capacity;
+      const load = cap ? `${cap.cores} cores, ${cap.load.calls_running} calls, ${cap.load.jobs_running} jobs running, ${cap.load.free_slots}/${cap.load.slots} slots free` : "";
+      return el("tr", {}, el("td", {}, el("code", { text: short(offer.node) })), el("td", { text: k.via }), el("td", { text: (offer.plugins || []).length }),
+        el("td", { text: commands.length }), el("td", { text: load }), el("td", { text: priced.length ? `${priced.length} priced` : "free" }));
+    }));
+    discovered.replaceChildren(...d.map((n) => el("tr", {}, el("td", {}, el("code", { text: short(n.id) })), el("td", { text: n.source || "" }), el("td", { text: (n.addrs || []).join(", ") }))));
+  } catch (e) { peers.replaceChildren(el("tr", {}, el("td", { colspan: 5 }, failure(e)))); }
+}
+
+/** The API reference: every operation of the caller's OpenAPI document, with its schemas. */
+async function apiPage() {
+  const list = el("div", { id: "operations" });
+  page("API reference", el("p", {}, "The node's HTTP API as this caller sees it (", el("a", { href: "/v1/openapi.json" }, "the OpenAPI document"), "): one typed operation per command you may call, beside the node's own routes."), list);
+  try {
+    const doc = await getJson("/v1/openapi.json");
+    const resolve = (s) => (s && s.$ref ? doc.components.schemas[s.$ref.split("/").pop()] : s);
+    list.replaceChildren(...Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).filter(([m]) => ["get", "post", "delete", "put"].includes(m)).map(([method, op]) => {
+      const request = op.requestBody?.content?.["application/json"]?.schema;
+      const ok = op.responses?.["200"]?.content?.["application/json"]?.schema;
+      return el("details", { class: "operation" }, el("summary", {}, el("span", { class: `method m-${method}`, text: method.toUpperCase() }), el("code", { text: path }), " ", el("span", { class: "muted", text: (op.summary || op.description || "").split("\n")[0] })),
+        op.description ? el("pre", { class: "doc", text: op.description }) : "",
+        request ? el("div", {}, el("h3", { text: "Request body" }), jsonTree(resolve(request))) : "",
+        ok ? el("div", {}, el("h3", { text: "200 response" }), jsonTree(resolve(ok))) : "",
+        el("p", { class: "muted", text: `Answers: ${Object.keys(op.responses || {}).join(", ")}` }));
+    })));
+  } catch (e) { list.replaceChildren(failure(e)); }
+}
+
+// ---------------------------------------------------------------- login and routing
+
+function showLogin(message) {
+  nav.replaceChildren();
+  who.textContent = "";
+  logoutButton.hidden = true;
+  const key = el("input", { type: "password", id: "api-key", autocomplete: "off" });
+  const error = el("p", { class: "error", role: "alert", id: "login-error", text: message || "" });
+  page("Log in",
+    el("p", {}, "The node's owner logs in with a one-time link: run ", el("code", { text: "continuum console" }), " on this machine and open the link it prints."),
+    el("form", { id: "login", onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        const response = await fetch("/console/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ api_key: key.value }), credentials: "same-origin" });
+        if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+        await start();
+      } catch (e) { error.textContent = e.message; }
+    } }, el("div", { class: "field" }, el("label", { for: "api-key" }, "Or log in with an API key"), key), el("button", { type: "submit" }, "Log in")),
+    error);
+}
+
+const PAGES = [
+  { hash: "#/commands", title: "Commands", owner: false },
+  { hash: "#/jobs", title: "Jobs", owner: false },
+  { hash: "#/events", title: "Event log", owner: true },
+  { hash: "#/plugins", title: "Plugins", owner: true },
+  { hash: "#/grid", title: "Grid", owner: true },
+  { hash: "#/api", title: "API", owner: false },
+];
+
+async function route() {
+  if (!session) return;
+  const hash = location.hash || "#/commands";
+  for (const a of nav.querySelectorAll("a")) a.toggleAttribute("aria-current", hash.startsWith(a.getAttribute("href")));
+  const [, name, ...rest] = hash.split("/");
+  const arg = decodeURIComponent(rest.join("/"));
+  const owner = (f) => (session.owner ? f() : page("Not available", el("p", { text: "Only the node's owner sees this page." })));
+  switch (name) {
+    case "command": return commandPage(arg);
+    case "jobs": return jobsPage();
+    case "job": return jobPage(arg);
+    case "events": return owner(eventsPage);
+    case "plugins": return owner(pluginsPage);
+    case "grid": return owner(gridPage);
+    case "api": return apiPage();
+    default: return commandsPage();
+  }
+}
+
+async function start() {
+  const response = await fetch("/v1/console/session", { credentials: "same-origin" });
+  if (!response.ok) { session = null; showLogin(); return; }
+  session = await response.json();
+  who.textContent = session.owner ? "owner" : `caller ${session.caller.slice(0, 16)}`;
+  logoutButton.hidden = false;
+  nav.replaceChildren(...PAGES.filter((p) => session.owner || !p.owner).map((p) => el("a", { href: p.hash }, p.title)));
+  await route();
+}
+
+logoutButton.addEventListener("click", async () => {
+  try { await api("POST", "/v1/console/logout"); } finally { session = null; showLogin("Logged out."); }
+});
+window.addEventListener("hashchange", route);
+start();
