@@ -5,13 +5,14 @@
 # under ~/.local for a non-root user — make sure ~/.local/bin is on PATH). The same environment
 # holds the Python clients the tests drive the node with: the official MCP SDK (`mcp`), and
 # `jsonschema` and `openapi-spec-validator` for the typed API, `cryptography` for the receipt
-# verifier in docs/examples.
+# verifier in docs/examples, and Playwright (its Python package only: the console tests point
+# it at Debian's chromium, so no browser is downloaded).
 set -euo pipefail
 
 py_version=0.25.1
 js_version=0.23.0
 venv="${CONTINUUM_TOOLS_VENV:-$HOME/.local/share/continuum/tools-venv}"
-python_packages=("componentize-py==$py_version" "mcp==2.3.0" "jsonschema==4.25.1" "openapi-spec-validator==0.7.2" "cryptography==50.0.2")
+python_packages=("componentize-py==$py_version" "mcp==2.3.0" "jsonschema==4.25.1" "openapi-spec-validator==0.7.2" "cryptography==50.0.2" "playwright==1.65.2")
 
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" || { echo "error: python3 -m venv failed (apt install python3-venv)" >&2; exit 1; }

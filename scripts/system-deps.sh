@@ -3,7 +3,8 @@
 # libclang-dev (llama-cpp-2 builds llama.cpp and generates its bindings), unzip (model wheels);
 # and for the C example (a plain WASI program): wasi-libc, lld (wasm-ld) and clang's wasm32
 # runtime (the package named after the installed clang's major version); libfaketime for a
-# test peer with a skewed clock; iproute2 and nftables for the tests' network namespaces.
+# test peer with a skewed clock; iproute2 and nftables for the tests' network namespaces;
+# chromium for the web console's browser tests.
 set -euo pipefail
 
 sudo=""
@@ -32,6 +33,8 @@ compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null || missing+=(libf
 # The discovery tests build their own networks: namespaces and veth pairs (iproute2), NAT (nftables).
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
+# The console tests drive a real browser: Debian's headless-capable Chromium.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 install "${missing[@]}"
 
 clang_major=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)

@@ -7,6 +7,7 @@ mod attacks;
 mod authoring;
 mod cli;
 mod cli_conventions;
+mod console;
 mod discovery;
 mod ecosystem;
 mod eventlog;

@@ -1,0 +1,292 @@
+//! The web console (docs/console.md): driven in headless Chromium from Debian's packages by
+//! Playwright (`tests/python/console_browser.py`), and its login and session routes attacked
+//! over plain HTTP. Screenshots of every page land in `target/console-screenshots/`.
+
+use std::path::{Path, PathBuf};
+
+use continuum_tests::{cli, plugin_dir, python, real_models, repo, stderr, stdout, TestNode, ONE_THREAD};
+use serde_json::{json, Value};
+
+/// Where the browser test leaves its screenshots.
+fn screenshots() -> PathBuf {
+    repo().join("target/console-screenshots")
+}
+
+/// Runs one phase of the browser driver with `args`; its report.
+fn browser(phase: &str, args: Value) -> Value {
+    assert!(Path::new("/usr/bin/chromium").exists(), "chromium is missing: scripts/system-deps.sh installs it");
+    let out = std::process::Command::new(python())
+        .arg(repo().join("tests/python/console_browser.py"))
+        .args([phase, &args.to_string()])
+        .output()
+        .expect("run the browser driver");
+    assert!(out.status.success(), "browser phase {phase} failed:\n{}{}", stdout(&out), stderr(&out));
+    let report: Value = serde_json::from_str(stdout(&out).trim())
+        .unwrap_or_else(|e| panic!("the browser driver printed no JSON ({e}): {}", stdout(&out)));
+    assert_eq!(report["page_errors"], json!([]), "the console threw in phase {phase}: {report}");
+    report
+}
+
+/// A one-time login link from `continuum console`.
+fn login_link(node: &TestNode) -> String {
+    node.ok(&["console"]).trim().to_string()
+}
+
+/// An HTTP answer: status, `Set-Cookie`, body.
+struct Answer {
+    status: u16,
+    cookie: Option<String>,
+    body: String,
+}
+
+/// One request to the node, with `headers`.
+fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let mut response = match method {
+        "GET" => headers.iter().fold(agent.get(url), |r, (k, v)| r.header(*k, *v)).call(),
+        _ => headers.iter().fold(agent.post(url), |r, (k, v)| r.header(*k, *v)).send(body),
+    }
+    .expect("request");
+    let cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).map(String::from);
+    Answer {
+        status: response.status().as_u16(),
+        cookie,
+        body: response.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+#[test]
+fn the_console_runs_commands_from_generated_forms_in_a_real_browser() {
+    let models = real_models();
+    let node = TestNode::start(|d| {
+        std::fs::write(d.join("continuum.toml"), ONE_THREAD).unwrap();
+        let mut plugins = vec!["text", "typezoo"];
+        if models.is_some() {
+            plugins.push("llm");
+        }
+        for p in plugins {
+            let o = cli(d, &["plugin", "install", plugin_dir(p).to_str().unwrap(), "--allow", "all"]);
+            assert!(o.status.success(), "install {p}: {}", stderr(&o));
+        }
+        if let Some((llm, embed)) = &models {
+            for (path, id) in [(llm, "smollm2"), (embed, "minilm")] {
+                let o = cli(d, &["model", "add", path.to_str().unwrap(), "--id", id]);
+                assert!(o.status.success(), "{}", stderr(&o));
+            }
+        }
+    });
+    let shots = screenshots();
+    let link = login_link(&node);
+    assert!(link.starts_with(&format!("{}/login?code=", node.http)), "{link}");
+    let r = browser("owner", json!({ "http": node.http, "link": link, "screenshots": shots, "llm": models.is_some() }));
+    assert_eq!(r["who"], "owner", "{r}");
+    assert_eq!(r["nav"], json!(["Commands", "Jobs", "Event log", "Plugins", "Grid", "API"]), "{r}");
+    // "count words" finds text/stats first (by meaning with the embedding model, else by words).
+    assert_eq!(r["search"][0], "text/stats", "{r}");
+    let cli_stats: Value =
+        serde_json::from_str(&node.ok(&["run", "text/stats", "--text", "Hello world. Hello again!"])).unwrap();
+    assert_eq!(r["stats"], cli_stats, "the form's result differs from the CLI's");
+    assert_eq!(r["job_result"], cli_stats, "the job's result differs: {r}");
+    assert!(r["jobs_listed"].as_u64().unwrap() >= 1, "{r}");
+
+    // The typezoo form: refused before sending, then the same answer as the CLI with its JSON.
+    assert!(r["tiny_error"].as_str().unwrap().contains("-128 to 127"), "{r}");
+    assert_eq!(r["sent_before_fix"], 0, "an out-of-range value was sent: {r}");
+    let sent: Value = serde_json::from_str(r["echo_params"].as_str().unwrap()).unwrap();
+    let expected = json!({
+        "flag": true, "tiny": -5, "byte": 200, "short": -300, "ushort": 60000, "int": -70000,
+        "uint": 4000000000u64, "long": -9007199254740993i64, "ulong": 18446744073709551615u64,
+        "single": 1.5, "double": -2.25, "letter": "é", "name": "<img src=x onerror=\"window.__xss=1\">zoo", "data": "aGkA", "tags": ["a", "b"],
+        "maybe": 7, "origin": { "x": 1, "y": -2 }, "paint": "green", "mode": ["read", "exec"],
+        "form": { "rect": { "x": 3, "y": 4 } }, "pair": ["p", 9], "outcome": { "err": "bad" }
+    });
+    assert_eq!(sent, expected, "the form built other parameters");
+    let cli_echo: Value = serde_json::from_str(&node.ok(&["run", "typezoo/echo", &sent.to_string()])).unwrap();
+    let shown: Value = serde_json::from_str(&r["echo"].to_string()).unwrap();
+    assert_eq!(shown, cli_echo, "the form's result differs from the CLI's with the same JSON");
+    assert!(r["echo_long_text"].as_str().unwrap().contains("-9007199254740993"), "a 64-bit value lost precision: {r}");
+    assert_eq!(r["injected"], json!([0, 0]), "markup in a result became an element: {r}");
+    // The node's own check, placed at the field it names.
+    assert!(r["server_error_field"].as_str().unwrap().contains("expected"), "{r}");
+    assert_eq!(r["form_shown_again"], true, "{r}");
+    assert!(r["divide_error"].as_str().unwrap().contains("cannot divide 1 by 0"), "{r}");
+    assert!(r["divide_status"].as_str().unwrap().contains("command-error"), "{r}");
+
+    if models.is_some() {
+        assert_eq!(r["result_when_first_token"], 0, "the first token came with the result: {r}");
+        let text = r["generated"]["text"].as_str().unwrap();
+        assert!(!text.is_empty() && r["live_at_end"].as_str().unwrap().contains(text.trim()), "{r}");
+        eprintln!(
+            "console llm/generate: first token after {:.2} s, whole generation {:.2} s",
+            r["first_token_s"].as_f64().unwrap(),
+            r["generation_s"].as_f64().unwrap()
+        );
+    } else {
+        eprintln!("no models in build/models: the streamed-generation step was skipped (scripts/fetch-models.sh)");
+    }
+    assert!(r["verify"].as_str().unwrap().starts_with("Verified:"), "{r}");
+    assert_eq!(r["filtered_kinds"], json!(["call.completed"]), "{r}");
+    let ops: Vec<&str> = r["api_operations"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(ops.contains(&"/v1/commands/text/stats") && ops.contains(&"/v1/console/session"), "{ops:?}");
+    assert_eq!(r["phone_overflow"], false, "the catalog is wider than a phone");
+    assert_eq!(r["first_tab"], "Skip to the page", "{r}");
+    assert_eq!(r["after_logout"], 401, "the session outlived its logout");
+    for page in
+        ["commands", "command-text-stats", "command-typezoo-form", "jobs", "events", "plugins", "grid", "api", "login"]
+    {
+        assert!(shots.join(format!("{page}.png")).is_file(), "no screenshot of {page}");
+    }
+
+    // A used link opens nothing.
+    let again = browser("reuse", json!({ "link": link }));
+    assert_eq!(again["status"], 401, "{again}");
+
+    // A tampered log shows its first bad entry.
+    let db = rusqlite::Connection::open(node.dir.path().join("continuum.db")).unwrap();
+    db.execute("UPDATE log SET payload = '{\"caller\":\"mallory\"}' WHERE seq = 3", []).unwrap();
+    let t = browser("tampered", json!({ "http": node.http, "link": login_link(&node), "screenshots": shots }));
+    assert!(t["verify"].as_str().unwrap().contains("first bad entry is seq 3"), "{t}");
+}
+
+#[test]
+fn a_granted_caller_sees_only_its_commands_in_the_console() {
+    let node = TestNode::start(|d| {
+        for p in ["text", "typezoo"] {
+            let o = cli(d, &["plugin", "install", plugin_dir(p).to_str().unwrap(), "--allow", "all"]);
+            assert!(o.status.success(), "install {p}: {}", stderr(&o));
+        }
+    });
+    let key = ed25519_dalek::SigningKey::from_bytes(&[31; 32]);
+    let id = hex::encode(key.verifying_key().to_bytes());
+    let token =
+        node.ok(&["grant", "issue", "--to", &id, "--cap", "typezoo/divide", "--cap", "text/stats"]).trim().to_string();
+    let api_key = node.ok(&["apikey", "create", "--for", &token, "--label", "console"]).trim().to_string();
+    let listed: Value = serde_json::from_str(&node.ok(&["commands", "--as", &token, "--json"])).unwrap();
+    let mut callable: Vec<String> =
+        listed.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    callable.sort();
+
+    let r = browser(
+        "client",
+        json!({ "http": node.http, "api_key": api_key, "screenshots": screenshots(), "forbidden": "typezoo/echo" }),
+    );
+    let mut shown: Vec<String> = serde_json::from_value(r["catalog"].clone()).unwrap();
+    shown.sort();
+    assert_eq!(shown, callable, "listed in the console == callable: {r}");
+    assert!(shown.contains(&"typezoo/divide".to_string()) && !shown.contains(&"typezoo/echo".to_string()), "{r}");
+    assert_eq!(r["nav"], json!(["Commands", "Jobs", "API"]), "a client sees no owner pages: {r}");
+    assert_eq!(r["events_page"], "Not available", "{r}");
+    assert!(r["forbidden"].as_str().unwrap().contains("typezoo/echo"), "{r}");
+}
+
+#[test]
+fn console_sessions_refuse_strangers_replays_forgeries_and_cross_site_requests() {
+    let node = TestNode::start(|d| {
+        let o = cli(d, &["plugin", "install", plugin_dir("text").to_str().unwrap(), "--allow", "all"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    });
+    let base = &node.http;
+    // The page and its files are public and hold no data: no node id, no token.
+    let page = request("GET", &format!("{base}/"), &[], "");
+    assert_eq!(page.status, 200);
+    for asset in ["/", "/console/app.js", "/console/forms.js", "/console/app.css"] {
+        let a = request("GET", &format!("{base}{asset}"), &[], "");
+        assert_eq!(a.status, 200, "{asset}");
+        assert!(!a.body.contains(&node.id) && !a.body.contains(&node.token), "{asset} leaks node data");
+    }
+    assert_eq!(request("GET", &format!("{base}/console/node.token"), &[], "").status, 404);
+    // Any other path is the API's, and needs a credential.
+    assert_eq!(request("GET", &format!("{base}/node.token"), &[], "").status, 401);
+    // A stranger gets nothing behind the page; a forged cookie is no session.
+    for path in ["/v1/console/session", "/v1/commands"] {
+        assert_eq!(request("GET", &format!("{base}{path}"), &[], "").status, 401, "{path}");
+        let forged = request("GET", &format!("{base}{path}"), &[("cookie", "continuum_session=00ff")], "");
+        assert_eq!(forged.status, 401, "{path}: {}", forged.body);
+    }
+    // Only the owner mints login links.
+    let stranger = request("POST", &format!("{base}/v1/console/login-links"), &[], "");
+    assert_eq!(stranger.status, 401);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[32; 32]);
+    let token = node
+        .ok(&["grant", "issue", "--to", &hex::encode(key.verifying_key().to_bytes()), "--cap", "text/"])
+        .trim()
+        .to_string();
+    let api_key = node.ok(&["apikey", "create", "--for", &token, "--label", "console-attack"]).trim().to_string();
+    let bearer = format!("Bearer {api_key}");
+    let client = request("POST", &format!("{base}/v1/console/login-links"), &[("authorization", &bearer)], "");
+    assert_eq!(client.status, 403, "a client minted an owner login link: {}", client.body);
+
+    // A link works once; the cookie is HttpOnly and SameSite=Strict.
+    let link = login_link(&node);
+    let first = request("GET", &link, &[], "");
+    assert_eq!(first.status, 200);
+    let cookie = first.cookie.expect("a session cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    assert_eq!(request("GET", &link, &[], "").status, 401, "a login link was replayed");
+    let forged_link = format!("{}0", link);
+    assert_eq!(request("GET", &forged_link, &[], "").status, 401);
+
+    // The session reads; it changes nothing without its CSRF token (a cross-site form cannot send it).
+    let info: Value =
+        serde_json::from_str(&request("GET", &format!("{base}/v1/console/session"), &[("cookie", &session)], "").body)
+            .unwrap();
+    assert_eq!(info["owner"], true, "{info}");
+    let csrf = info["csrf"].as_str().unwrap().to_string();
+    let params = r#"{"text":"a b"}"#;
+    let no_token = request("POST", &format!("{base}/v1/commands/text/stats"), &[("cookie", &session)], params);
+    assert_eq!(no_token.status, 403, "a cookie alone ran a command: {}", no_token.body);
+    assert!(no_token.body.contains("x-continuum-csrf"), "{}", no_token.body);
+    let wrong = request(
+        "POST",
+        &format!("{base}/v1/commands/text/stats"),
+        &[("cookie", &session), ("x-continuum-csrf", "00")],
+        params,
+    );
+    assert_eq!(wrong.status, 403);
+    let ok = request(
+        "POST",
+        &format!("{base}/v1/commands/text/stats"),
+        &[("cookie", &session), ("x-continuum-csrf", &csrf)],
+        params,
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+
+    // API-key login: from this node's own origin only, and only with a real key.
+    let json_type = ("content-type", "application/json");
+    let body = json!({ "api_key": api_key }).to_string();
+    let cross =
+        request("POST", &format!("{base}/console/login"), &[json_type, ("origin", "http://evil.example")], &body);
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    let form = request("POST", &format!("{base}/console/login"), &[("content-type", "text/plain")], &body);
+    assert_eq!(form.status, 400, "a simple (preflight-free) cross-site post could log in: {}", form.body);
+    let wrong_key = request("POST", &format!("{base}/console/login"), &[json_type], r#"{"api_key":"ck_nope"}"#);
+    assert_eq!(wrong_key.status, 401);
+    let own_origin = base.clone();
+    let client_login = request("POST", &format!("{base}/console/login"), &[json_type, ("origin", &own_origin)], &body);
+    assert_eq!(client_login.status, 204, "{}", client_login.body);
+    let client_session = client_login.cookie.unwrap().split(';').next().unwrap().to_string();
+    let info: Value = serde_json::from_str(
+        &request("GET", &format!("{base}/v1/console/session"), &[("cookie", &client_session)], "").body,
+    )
+    .unwrap();
+    assert_eq!(info["owner"], false);
+    // Removing the key ends its sessions at once.
+    let keys = node.ok(&["apikey", "list"]);
+    let key_id =
+        keys.lines().find(|l| l.trim_end().ends_with("console-attack")).and_then(|l| l.split_whitespace().next());
+    node.ok(&["apikey", "revoke", key_id.expect("the key is listed")]);
+    let after = request("GET", &format!("{base}/v1/commands"), &[("cookie", &client_session)], "");
+    assert_eq!(after.status, 401, "a revoked key's session still works: {}", after.body);
+
+    // A flood of link requests keeps at most 16 waiting: the first ones stop working.
+    let links: Vec<String> = (0..20).map(|_| login_link(&node)).collect();
+    assert_eq!(request("GET", &links[0], &[], "").status, 401, "links are not bounded");
+    assert_eq!(request("GET", links.last().unwrap(), &[], "").status, 200);
+
+    // Logging out ends the session.
+    let out =
+        request("POST", &format!("{base}/v1/console/logout"), &[("cookie", &session), ("x-continuum-csrf", &csrf)], "");
+    assert_eq!(out.status, 204);
+    assert_eq!(request("GET", &format!("{base}/v1/commands"), &[("cookie", &session)], "").status, 401);
+}
