@@ -583,7 +583,7 @@ impl Grants {
 }
 
 /// One row of `grant list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedGrant {
     /// Token id.
     pub id: String,

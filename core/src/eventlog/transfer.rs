@@ -184,6 +184,69 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// One time bucket of [`usage_series`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct UsageBucket {
+    /// The bucket's start, ms since the epoch.
+    pub start_ms: i64,
+    /// Calls that ended in it.
+    pub calls: u64,
+    /// Those that failed.
+    pub failed: u64,
+    /// Their mean wall-clock time, milliseconds (0 without calls).
+    pub mean_ms: f64,
+    /// The slowest, milliseconds.
+    pub max_ms: f64,
+    /// Credits earned (receipts countersigned where this node provided), millicredits.
+    pub earned_millicredits: u64,
+    /// Credits spent (receipts this node countersigned as the caller), millicredits.
+    pub spent_millicredits: u64,
+}
+
+/// Calls, failures, latency and credits per `bucket_ms` over the `buckets` buckets ending now,
+/// read from the log of `node` (receipts name it as provider or caller).
+pub fn usage_series(
+    conn: &Connection,
+    node: &str,
+    now_ms: i64,
+    bucket_ms: i64,
+    buckets: usize,
+) -> Result<Vec<UsageBucket>> {
+    let bucket_ms = bucket_ms.max(1);
+    let start = now_ms - bucket_ms * buckets as i64;
+    let mut series: Vec<UsageBucket> =
+        (0..buckets).map(|i| UsageBucket { start_ms: start + bucket_ms * i as i64, ..Default::default() }).collect();
+    let mut stmt = conn.prepare(
+        "SELECT kind, subject, payload, at_ms FROM log
+         WHERE kind IN ('call.completed', 'call.failed', 'receipt.countersigned') AND at_ms >= ?1",
+    )?;
+    let mut rows = stmt.query([start])?;
+    while let Some(row) = rows.next()? {
+        let (kind, subject, payload, at): (String, String, String, i64) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        let Some(b) = series.get_mut(((at - start) / bucket_ms) as usize) else { continue };
+        let p: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+        if kind == "receipt.countersigned" {
+            let credits = p["millicredits"].as_u64().unwrap_or(0);
+            if p["provider"].as_str() == Some(node) {
+                b.earned_millicredits += credits;
+            } else if p["caller"].as_str() == Some(node) {
+                b.spent_millicredits += credits;
+            }
+            continue;
+        }
+        if !is_call_audit(&subject, &p) {
+            continue;
+        }
+        let ms = p["duration-us"].as_f64().unwrap_or(0.0) / 1e3;
+        b.mean_ms = (b.mean_ms * b.calls as f64 + ms) / (b.calls + 1) as f64;
+        b.max_ms = b.max_ms.max(ms);
+        b.calls += 1;
+        b.failed += u64::from(kind == "call.failed");
+    }
+    Ok(series)
+}
+
 /// Whether a `call.*` entry has the shape the host's call audit writes: about the command it
 /// names, with a caller, an outcome, sizes and a duration.
 fn is_call_audit(subject: &str, p: &serde_json::Value) -> bool {

@@ -2,8 +2,7 @@
 //! credential: they hold no data), and, behind authentication, the session's own routes —
 //! who it is, logging out, and the owner's one-time login links (`continuum console`).
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -12,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::limits::{header_text, UnauthenticatedRead};
+use super::limits::{header_text, read_body, UnauthenticatedRead};
 use super::principal::Principal;
 use super::App;
 use crate::auth;
@@ -25,8 +24,6 @@ use continuum_core::Outcome;
 pub struct ConsoleSession {
     /// The session id (the cookie's value).
     pub id: String,
-    /// Its CSRF token.
-    pub csrf: String,
 }
 
 /// An embedded file as a response, with the console's security headers.
@@ -83,14 +80,13 @@ pub(super) async fn login_link(State(app): State<App>, Query(q): Query<LinkQuery
         return response;
     }
     let (id, session) = app.sessions.open(Login::Owner);
-    // A page, not a redirect: the cookie is set on this response either way, and the console
-    // then loads by a same-site navigation, which sends a SameSite=Strict cookie.
-    let mut response = (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=\"0;url=/\"><title>Continuum</title>\
-         <p>Logged in. <a href=\"/\">Open the console</a>.</p>",
-    )
-        .into_response();
+    // The console page itself, carrying the session's token for its script to keep (in this
+    // origin's storage): the cookie alone opens nothing.
+    let page = assets::INDEX.body.replace(
+        r#"<meta name="continuum-token" content="">"#,
+        &format!(r#"<meta name="continuum-token" content="{}">"#, session.csrf),
+    );
+    let mut response = ([(header::CONTENT_TYPE, assets::INDEX.content_type)], page).into_response();
     set_cookie(&mut response, &id, &session);
     secure(&mut response);
     response
@@ -113,23 +109,32 @@ pub struct KeyLogin {
     pub api_key: String,
 }
 
+/// What an API-key login answers: the session's token, which every request of the session
+/// must carry in `x-continuum-csrf` beside the cookie.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyLoggedIn {
+    /// The session's token.
+    pub token: String,
+}
+
 /// `POST /console/login` (JSON `{"api_key": …}`): opens a session for an API key's grantee.
-/// Only a same-origin page can send it (JSON body, Origin checked), and the key lookups of
-/// strangers are bounded like any unauthenticated work.
-pub(super) async fn login_key(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    same_origin(&app, &headers)?;
-    if !header_text(&headers, "content-type").is_some_and(|c| c.starts_with("application/json")) {
+/// Only a page of this node's own origin can send it (JSON body, so a preflight; `Origin`
+/// must be this node), and the body is read as unauthenticated work: bounded in size, time and
+/// number at once, like a signed request's.
+pub(super) async fn login_key(State(app): State<App>, request: Request) -> Result<Response, ApiError> {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    same_origin(headers)?;
+    if !header_text(headers, "content-type").is_some_and(|c| c.starts_with("application/json")) {
         return Err(ApiError::new(Outcome::BadRequest, "send the API key as JSON: {\"api_key\": \"ck_…\"}"));
     }
+    // Over the owner's socket there is no address: count it as loopback.
+    let address = peer.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let _reading = UnauthenticatedRead::start(&app, address)?;
+    let body = read_body(body, MAX_LOGIN_BODY).await?;
     let login: KeyLogin = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(Outcome::BadRequest, format!("the body is not {{\"api_key\": …}}: {e}")))?;
-    let address: IpAddr = peer.ip();
-    let _reading = UnauthenticatedRead::start(&app, address)?;
     let key = login.api_key.trim().to_string();
     let lookup = key.clone();
     app.host
@@ -138,29 +143,24 @@ pub(super) async fn login_key(
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::new(Outcome::Unauthenticated, format!("{e:#}")))?;
     let (id, session) = app.sessions.open(Login::ApiKey(key));
-    let mut response = StatusCode::NO_CONTENT.into_response();
+    let mut response = Json(KeyLoggedIn { token: session.csrf.clone() }).into_response();
     set_cookie(&mut response, &id, &session);
     secure(&mut response);
     Ok(response)
 }
 
-/// Refuses a request whose `Origin` names another site (a login form posted from elsewhere).
-fn same_origin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    match header_text(headers, "origin") {
-        None => Ok(()),
-        Some(origin) => {
-            let host = origin.strip_prefix("http://").unwrap_or("");
-            let port_ok = host.rsplit_once(':').is_some_and(|(_, p)| p == app.http_port.to_string());
-            let local = host.starts_with("localhost:") || host.starts_with("127.") || host.starts_with("[::1]:");
-            if port_ok && (local || app.http_addr.ends_with(host)) {
-                Ok(())
-            } else {
-                Err(ApiError::new(
-                    Outcome::Denied,
-                    format!("a console login from another origin ({origin}) is refused"),
-                ))
-            }
-        }
+/// The largest API-key login body.
+const MAX_LOGIN_BODY: usize = 4096;
+
+/// Refuses a request whose `Origin` is not exactly this node as the request names it (`Host`,
+/// already checked to be this node): a login posted from another site or port.
+fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = header_text(headers, "origin") else { return Ok(()) };
+    let host = header_text(headers, "host").unwrap_or_default();
+    if origin == format!("http://{host}") {
+        Ok(())
+    } else {
+        Err(ApiError::new(Outcome::Denied, format!("a console login from another origin ({origin}) is refused")))
     }
 }
 
@@ -171,27 +171,14 @@ pub struct SessionInfo {
     pub caller: String,
     /// Whether it is the node owner (who sees the log, peers, plugins and grants).
     pub owner: bool,
-    /// The token to send as `x-continuum-csrf` with every request that changes something;
-    /// absent when the request was not made with a session cookie.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub csrf: Option<String>,
     /// This node's id.
     pub node: String,
 }
 
-/// Who the caller is, and the session's CSRF token.
+/// Who the caller is.
 #[utoipa::path(get, path = "/v1/console/session", responses((status = 200, body = SessionInfo), (status = 401, body = ErrorBody)))]
-pub(super) async fn session_info(
-    State(app): State<App>,
-    Extension(p): Extension<Principal>,
-    session: Option<Extension<ConsoleSession>>,
-) -> Json<SessionInfo> {
-    Json(SessionInfo {
-        caller: p.caller().id(),
-        owner: matches!(p, Principal::Owner),
-        csrf: session.map(|Extension(s)| s.csrf),
-        node: app.grid.id(),
-    })
+pub(super) async fn session_info(State(app): State<App>, Extension(p): Extension<Principal>) -> Json<SessionInfo> {
+    Json(SessionInfo { caller: p.caller().id(), owner: matches!(p, Principal::Owner), node: app.grid.id() })
 }
 
 /// Ends the session the request came with (its cookie cleared).

@@ -15,6 +15,7 @@ use super::principal::Principal;
 use super::types::EventQuery;
 use super::App;
 use crate::async_host::AsyncHost;
+use continuum_core::eventlog::transfer::{self, UsageBucket};
 use continuum_core::eventlog::{self, chain::Entry};
 
 /// Entries read from the log per trip to the call pool while streaming.
@@ -95,6 +96,40 @@ pub(super) async fn verify_events(
         Ok(v) => Verification { ok: true, entries: Some(v.entries), checkpoints: Some(v.checkpoints), ..none },
         Err(broken) => Verification { first_bad_seq: Some(broken.seq), problem: Some(broken.problem), ..none },
     }))
+}
+
+/// The window of a usage series.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub(super) struct SeriesQuery {
+    /// How far back, in minutes (default 60, at most 30 days).
+    minutes: Option<u32>,
+    /// How many buckets (default 30, 1 to 500).
+    buckets: Option<usize>,
+}
+
+/// Calls, failures, latency and credits over time, from the log (owner only): the console's
+/// usage charts.
+#[utoipa::path(get, path = "/v1/usage/series", params(SeriesQuery), responses((status = 200, body = [UsageBucket]), (status = 403, body = ErrorBody)))]
+pub(super) async fn usage_series(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<SeriesQuery>,
+) -> Result<Json<Vec<UsageBucket>>, ApiError> {
+    p.require_owner()?;
+    let minutes = i64::from(q.minutes.unwrap_or(60).clamp(1, 30 * 24 * 60));
+    let buckets = q.buckets.unwrap_or(30).clamp(1, 500);
+    let bucket_ms = (minutes * 60_000 / buckets as i64).max(1);
+    let series = app
+        .host
+        .run(move |host| {
+            let core = host.core();
+            let node = core.log().node().to_string();
+            transfer::usage_series(&core.db(), &node, continuum_core::now_ms(), bucket_ms, buckets)
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(series))
 }
 
 /// New log entries as server-sent events, one `entry` event per entry (owner only).

@@ -6,7 +6,7 @@
 //! - `principal`: who a request comes from (authentication);
 //! - `types`: the API's own request and response bodies;
 //! - `stream`: server-sent event streams (a job's events, a call's live events);
-//! - `commands`, `events`, `grid`, `jobs`, `node_info`: the handlers, by resource;
+//! - `commands`, `events`, `grants`, `grid`, `jobs`, `node_info`: the handlers, by resource;
 //! - `console`: the web console's page, files and sessions (see [`crate::console`]).
 //!
 //! Handlers reach the host only through [`AsyncHost`] (see [`crate::async_host`]).
@@ -15,6 +15,7 @@ mod commands;
 mod console;
 mod error;
 mod events;
+mod grants;
 mod grid;
 mod jobs;
 pub(crate) mod limits;
@@ -173,7 +174,15 @@ impl AppState {
         console::logout,
         console::login_link_new,
         commands::search_commands,
-        events::verify_events
+        events::verify_events,
+        events::usage_series,
+        grants::list_grants,
+        grants::issue_grant,
+        grants::attenuate_grant,
+        grants::revoke_grants,
+        grants::list_api_keys,
+        grants::create_api_key,
+        grants::revoke_api_key
     ),
     components(schemas(
         NodeInfo,
@@ -209,9 +218,20 @@ impl AppState {
         CallEvent,
         console::SessionInfo,
         console::LoginLink,
+        console::KeyLoggedIn,
         continuum_core::discovery::Match,
         commands::CommandSearch,
-        events::Verification
+        events::Verification,
+        continuum_core::eventlog::transfer::UsageBucket,
+        continuum_core::grants::IssuedGrant,
+        grants::IssueGrant,
+        grants::AttenuateGrant,
+        grants::GrantToken,
+        grants::RevokeGrants,
+        grants::Revoked,
+        grants::CreateApiKey,
+        grants::NewApiKey,
+        crate::auth::ApiKey
     )),
     modifiers(&CommonErrors)
 )]
@@ -284,6 +304,12 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/console/login-links", post(console::login_link_new))
         .route("/v1/search/commands", get(commands::search_commands))
         .route("/v1/events/verify", get(events::verify_events))
+        .route("/v1/usage/series", get(events::usage_series))
+        .route("/v1/grants", get(grants::list_grants).post(grants::issue_grant))
+        .route("/v1/grants/attenuate", post(grants::attenuate_grant))
+        .route("/v1/grants/revoke", post(grants::revoke_grants))
+        .route("/v1/apikeys", get(grants::list_api_keys).post(grants::create_api_key))
+        .route("/v1/apikeys/{id}", delete(grants::revoke_api_key))
         .layer(middleware::from_fn_with_state(app.clone(), limits::limit_concurrency))
         .layer(middleware::from_fn_with_state(app.clone(), principal::authenticate))
         // Added after authentication, so outside it (an unknown path still answers 401).

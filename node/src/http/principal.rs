@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -59,7 +59,7 @@ impl Principal {
 
 /// Resolves the principal: socket → owner; bearer owner token → owner; bearer API key →
 /// its grantee; signed request → the signing peer (with its grant, if it presents one);
-/// console session cookie → who logged in (unsafe methods only with the session's CSRF token).
+/// console session cookie with its token → who logged in.
 pub(super) async fn authenticate(
     State(app): State<App>,
     mut request: Request,
@@ -75,13 +75,20 @@ pub(super) async fn authenticate(
         Credential::Owner => (Principal::Owner, request),
         Credential::ApiKey(token) => api_key_principal(&app, token, request).await?,
         Credential::Session(id) => {
-            let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+            // A plugin's own pages and MCP clients are not the console: a session never reaches them.
+            let path = request.uri().path();
+            if path.starts_with("/v1/http/") || path == "/v1/http" || path.starts_with("/mcp") {
+                return Err(ApiError::new(
+                    Outcome::Unauthenticated,
+                    "a console session does not reach plugin HTTP handlers or MCP: send a bearer token",
+                ));
+            }
             let csrf = header_text(request.headers(), CSRF_HEADER);
-            let session = app.sessions.check(&id, unsafe_method, csrf).map_err(|refusal| {
+            let session = app.sessions.check(&id, csrf).map_err(|refusal| {
                 let outcome = if refusal == Refusal::MissingCsrf { Outcome::Denied } else { Outcome::Unauthenticated };
                 ApiError::new(outcome, refusal.message())
             })?;
-            request.extensions_mut().insert(ConsoleSession { id, csrf: session.csrf });
+            request.extensions_mut().insert(ConsoleSession { id });
             match session.login {
                 Login::Owner => (Principal::Owner, request),
                 Login::ApiKey(token) => api_key_principal(&app, token, request).await?,

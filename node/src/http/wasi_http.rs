@@ -1,7 +1,10 @@
 //! `/v1/http/<plugin>/…`: a plugin exporting `wasi:http/incoming-handler` answers real HTTP
 //! requests. Each request is a call of its `<plugin>/http` command as the authenticated caller,
 //! so the same grants, limits and audit apply as to any call; the node's own credentials
-//! (`Authorization`, `X-Continuum-*`) are never passed to the plugin.
+//! (`Authorization`, `X-Continuum-*`, the console's cookie) are never passed to the plugin, and
+//! a plugin sets no cookie. Its responses carry `Content-Security-Policy: sandbox`, so a page a
+//! plugin serves runs in an opaque origin: its scripts cannot use the logged-in console's
+//! session on the node's origin.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -17,10 +20,14 @@ use super::App;
 use continuum_core::runtime::check_plugin_name;
 use continuum_core::Outcome;
 
+/// The policy on every plugin response: a document it serves is sandboxed into an opaque origin
+/// (scripts and forms may run, but nothing of the node's origin is theirs: no cookie, no storage).
+const PLUGIN_PAGE_POLICY: &str = "sandbox allow-scripts allow-forms allow-popups";
+
 /// Headers that belong to this hop or to the node's authentication, not to the plugin.
 fn passed_on(name: &HeaderName) -> bool {
     let name = name.as_str();
-    !(name == "authorization"
+    !(matches!(name, "authorization" | "cookie" | "set-cookie" | "content-security-policy")
         || name.starts_with("x-continuum-")
         || matches!(name, "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "te" | "trailer" | "host"))
 }
@@ -68,7 +75,9 @@ fn response(result: Value) -> Result<Response, ApiError> {
     let status = StatusCode::from_u16(status as u16).map_err(|_| bad("status out of range"))?;
     let body = result.get("body").and_then(Value::as_str).unwrap_or_default();
     let body = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| bad("body not base64"))?;
-    let mut response = Response::builder().status(status);
+    let mut response = Response::builder()
+        .status(status)
+        .header(axum::http::header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PLUGIN_PAGE_POLICY));
     for pair in result.get("headers").and_then(Value::as_array).into_iter().flatten() {
         let (Some(name), Some(value)) = (pair.get(0).and_then(Value::as_str), pair.get(1).and_then(Value::as_str))
         else {

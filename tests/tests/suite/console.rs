@@ -44,6 +44,7 @@ fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Ans
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
     let mut response = match method {
         "GET" => headers.iter().fold(agent.get(url), |r, (k, v)| r.header(*k, *v)).call(),
+        "DELETE" => headers.iter().fold(agent.delete(url), |r, (k, v)| r.header(*k, *v)).call(),
         _ => headers.iter().fold(agent.post(url), |r, (k, v)| r.header(*k, *v)).send(body),
     }
     .expect("request");
@@ -182,14 +183,14 @@ fn a_granted_caller_sees_only_its_commands_in_the_console() {
 #[test]
 fn console_sessions_refuse_strangers_replays_forgeries_and_cross_site_requests() {
     let node = TestNode::start(|d| {
-        let o = cli(d, &["plugin", "install", plugin_dir("text").to_str().unwrap(), "--allow", "all"]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        for p in ["text", "http-hello"] {
+            let o = cli(d, &["plugin", "install", plugin_dir(p).to_str().unwrap(), "--allow", "all"]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
     });
     let base = &node.http;
     // The page and its files are public and hold no data: no node id, no token.
-    let page = request("GET", &format!("{base}/"), &[], "");
-    assert_eq!(page.status, 200);
-    for asset in ["/", "/console/app.js", "/console/forms.js", "/console/app.css"] {
+    for asset in ["/", "/console/app.js", "/console/forms.js", "/console/app.css", "/login"] {
         let a = request("GET", &format!("{base}{asset}"), &[], "");
         assert_eq!(a.status, 200, "{asset}");
         assert!(!a.body.contains(&node.id) && !a.body.contains(&node.token), "{asset} leaks node data");
@@ -216,68 +217,130 @@ fn console_sessions_refuse_strangers_replays_forgeries_and_cross_site_requests()
     let client = request("POST", &format!("{base}/v1/console/login-links"), &[("authorization", &bearer)], "");
     assert_eq!(client.status, 403, "a client minted an owner login link: {}", client.body);
 
-    // A link works once; the cookie is HttpOnly and SameSite=Strict.
+    // A link works once; the cookie is HttpOnly and SameSite=Strict; the page carries the token.
     let link = login_link(&node);
     let first = request("GET", &link, &[], "");
     assert_eq!(first.status, 200);
     let cookie = first.cookie.expect("a session cookie");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"), "{cookie}");
     let session = cookie.split(';').next().unwrap().to_string();
+    let page_token = regex::Regex::new(r#"name="continuum-token" content="([0-9a-f]{64})""#).unwrap();
+    let csrf = page_token.captures(&first.body).expect("the session's token in the page")[1].to_string();
     assert_eq!(request("GET", &link, &[], "").status, 401, "a login link was replayed");
-    let forged_link = format!("{}0", link);
-    assert_eq!(request("GET", &forged_link, &[], "").status, 401);
+    assert_eq!(request("GET", &format!("{link}0"), &[], "").status, 401);
 
-    // The session reads; it changes nothing without its CSRF token (a cross-site form cannot send it).
-    let info: Value =
-        serde_json::from_str(&request("GET", &format!("{base}/v1/console/session"), &[("cookie", &session)], "").body)
-            .unwrap();
-    assert_eq!(info["owner"], true, "{info}");
-    let csrf = info["csrf"].as_str().unwrap().to_string();
+    // The cookie alone opens nothing, not even a read: another server on this host name (any
+    // port) may be sent the cookie, but never the token, which lives in this origin's storage.
+    let url = |path: &str| format!("{base}{path}");
     let params = r#"{"text":"a b"}"#;
-    let no_token = request("POST", &format!("{base}/v1/commands/text/stats"), &[("cookie", &session)], params);
-    assert_eq!(no_token.status, 403, "a cookie alone ran a command: {}", no_token.body);
-    assert!(no_token.body.contains("x-continuum-csrf"), "{}", no_token.body);
-    let wrong = request(
-        "POST",
-        &format!("{base}/v1/commands/text/stats"),
-        &[("cookie", &session), ("x-continuum-csrf", "00")],
-        params,
-    );
-    assert_eq!(wrong.status, 403);
-    let ok = request(
-        "POST",
-        &format!("{base}/v1/commands/text/stats"),
-        &[("cookie", &session), ("x-continuum-csrf", &csrf)],
-        params,
-    );
+    for (method, path) in [("GET", "/v1/console/session"), ("GET", "/v1/commands"), ("POST", "/v1/commands/text/stats")]
+    {
+        let bare = request(method, &url(path), &[("cookie", &session)], params);
+        assert_eq!(bare.status, 403, "{method} {path} with the cookie alone: {}", bare.body);
+        let wrong = request(method, &url(path), &[("cookie", &session), ("x-continuum-csrf", "00")], params);
+        assert_eq!(wrong.status, 403, "{method} {path} with a wrong token");
+        // The token without the cookie is no credential either.
+        assert_eq!(request(method, &url(path), &[("x-continuum-csrf", &csrf)], params).status, 401);
+    }
+    let owner = [("cookie", session.as_str()), ("x-continuum-csrf", csrf.as_str())];
+    let info: Value = serde_json::from_str(&request("GET", &url("/v1/console/session"), &owner, "").body).unwrap();
+    assert_eq!(info["owner"], true, "{info}");
+    assert!(info.get("csrf").is_none(), "the session route hands out the token: {info}");
+    let ok = request("POST", &url("/v1/commands/text/stats"), &owner, params);
     assert_eq!(ok.status, 200, "{}", ok.body);
 
-    // API-key login: from this node's own origin only, and only with a real key.
+    // A plugin's pages never see or use the session: no cookie reaches it, the session is
+    // refused on its routes and on MCP, and its answers are sandboxed into an opaque origin.
+    let to_plugin = request("GET", &url("/v1/http/http-hello/headers"), &owner, "");
+    assert_eq!(to_plugin.status, 401, "a console session reached a plugin handler: {}", to_plugin.body);
+    assert_eq!(request("POST", &url("/mcp"), &owner, "{}").status, 401, "a console session reached MCP");
+    let owner_bearer = format!("Bearer {}", node.token);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut answer = agent
+        .get(url("/v1/http/http-hello/headers"))
+        .header("authorization", &owner_bearer)
+        .header("cookie", &session)
+        .call()
+        .unwrap();
+    let policy =
+        answer.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let echoed = answer.body_mut().read_to_string().unwrap();
+    assert!(policy.starts_with("sandbox") && !policy.contains("allow-same-origin"), "plugin page policy: {policy:?}");
+    assert!(
+        !echoed.contains(&session[18..]) && !echoed.to_lowercase().contains("cookie"),
+        "the cookie reached the plugin: {echoed}"
+    );
+
+    // API-key login: from this node's own origin only, with a real key, JSON only.
     let json_type = ("content-type", "application/json");
     let body = json!({ "api_key": api_key }).to_string();
-    let cross =
-        request("POST", &format!("{base}/console/login"), &[json_type, ("origin", "http://evil.example")], &body);
-    assert_eq!(cross.status, 403, "{}", cross.body);
-    let form = request("POST", &format!("{base}/console/login"), &[("content-type", "text/plain")], &body);
+    let port = base.rsplit(':').next().unwrap();
+    for origin in [
+        "http://evil.example".to_string(),
+        format!("http://127.attacker.example:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let cross = request("POST", &url("/console/login"), &[json_type, ("origin", &origin)], &body);
+        assert_eq!(cross.status, 403, "a login from {origin}: {}", cross.body);
+    }
+    let form = request("POST", &url("/console/login"), &[("content-type", "text/plain")], &body);
     assert_eq!(form.status, 400, "a simple (preflight-free) cross-site post could log in: {}", form.body);
-    let wrong_key = request("POST", &format!("{base}/console/login"), &[json_type], r#"{"api_key":"ck_nope"}"#);
+    let wrong_key = request("POST", &url("/console/login"), &[json_type], r#"{"api_key":"ck_nope"}"#);
     assert_eq!(wrong_key.status, 401);
-    let own_origin = base.clone();
-    let client_login = request("POST", &format!("{base}/console/login"), &[json_type, ("origin", &own_origin)], &body);
-    assert_eq!(client_login.status, 204, "{}", client_login.body);
+    let client_login = request("POST", &url("/console/login"), &[json_type, ("origin", base)], &body);
+    assert_eq!(client_login.status, 200, "{}", client_login.body);
+    let client_token: Value = serde_json::from_str(&client_login.body).unwrap();
     let client_session = client_login.cookie.unwrap().split(';').next().unwrap().to_string();
-    let info: Value = serde_json::from_str(
-        &request("GET", &format!("{base}/v1/console/session"), &[("cookie", &client_session)], "").body,
-    )
-    .unwrap();
+    let client_csrf = client_token["token"].as_str().unwrap().to_string();
+    let client = [("cookie", client_session.as_str()), ("x-continuum-csrf", client_csrf.as_str())];
+    let info: Value = serde_json::from_str(&request("GET", &url("/v1/console/session"), &client, "").body).unwrap();
     assert_eq!(info["owner"], false);
+    // The owner's routes stay the owner's, whatever the session: and a stranger's 401.
+    let owner_routes = [
+        ("GET", "/v1/events"),
+        ("GET", "/v1/events/verify"),
+        ("GET", "/v1/peers"),
+        ("GET", "/v1/usage/series"),
+        ("GET", "/v1/grants"),
+        ("POST", "/v1/grants"),
+        ("POST", "/v1/grants/revoke"),
+        ("POST", "/v1/grants/attenuate"),
+        ("GET", "/v1/apikeys"),
+        ("POST", "/v1/apikeys"),
+        ("POST", "/v1/console/login-links"),
+    ];
+    let grant_body =
+        json!({ "to": hex::encode(key.verifying_key().to_bytes()), "caps": ["*"], "grantee": "x", "for": "x",
+        "token": token, "key": "node" })
+        .to_string();
+    for (method, path) in owner_routes {
+        let as_client = request(method, &url(path), &[client[0], client[1], json_type], &grant_body);
+        assert_eq!(as_client.status, 403, "a client session reached {method} {path}: {}", as_client.body);
+        assert_eq!(request(method, &url(path), &[json_type], &grant_body).status, 401, "a stranger reached {path}");
+    }
+    assert_eq!(request("DELETE", &url("/v1/apikeys/abc"), &client, "").status, 403);
     // Removing the key ends its sessions at once.
     let keys = node.ok(&["apikey", "list"]);
     let key_id =
         keys.lines().find(|l| l.trim_end().ends_with("console-attack")).and_then(|l| l.split_whitespace().next());
     node.ok(&["apikey", "revoke", key_id.expect("the key is listed")]);
-    let after = request("GET", &format!("{base}/v1/commands"), &[("cookie", &client_session)], "");
+    let after = request("GET", &url("/v1/commands"), &client, "");
     assert_eq!(after.status, 401, "a revoked key's session still works: {}", after.body);
+
+    // Stalled login bodies are unauthenticated work: at most 16 from one address at once.
+    let addr = base.trim_start_matches("http://").to_string();
+    let stalled: Vec<std::net::TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            let head = format!("POST /console/login HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: 4000\r\n\r\n{{");
+            std::io::Write::write_all(&mut s, head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let flooded = request("POST", &url("/console/login"), &[json_type], &body);
+    assert_eq!(flooded.status, 503, "a 17th stalled login body was read: {}", flooded.body);
+    drop(stalled);
 
     // A flood of link requests keeps at most 16 waiting: the first ones stop working.
     let links: Vec<String> = (0..20).map(|_| login_link(&node)).collect();
@@ -285,8 +348,7 @@ fn console_sessions_refuse_strangers_replays_forgeries_and_cross_site_requests()
     assert_eq!(request("GET", links.last().unwrap(), &[], "").status, 200);
 
     // Logging out ends the session.
-    let out =
-        request("POST", &format!("{base}/v1/console/logout"), &[("cookie", &session), ("x-continuum-csrf", &csrf)], "");
+    let out = request("POST", &url("/v1/console/logout"), &owner, "");
     assert_eq!(out.status, 204);
-    assert_eq!(request("GET", &format!("{base}/v1/commands"), &[("cookie", &session)], "").status, 401);
+    assert_eq!(request("GET", &url("/v1/commands"), &owner, "").status, 401);
 }

@@ -10,8 +10,12 @@ const nav = document.getElementById("nav");
 const who = document.getElementById("who");
 const logoutButton = document.getElementById("logout");
 
-/** The logged-in session: {caller, owner, csrf, node}, or null. */
+/** The logged-in session: {caller, owner, node}, or null. */
 let session = null;
+/** Where the session's token is kept: this origin's storage (per port, unlike the cookie). */
+const TOKEN = "continuum-token";
+/** The session's token, sent with every request beside the cookie. */
+const token = () => localStorage.getItem(TOKEN);
 /** Stops the current page's live streams when another page is opened. */
 let leave = [];
 /** Whether a page was shown before: the first one leaves the focus at the top (the skip link). */
@@ -33,7 +37,7 @@ class ApiError extends Error {
 /** Calls the API with the session cookie (and its CSRF token on anything that changes state). */
 async function api(method, path, { body, rawBody, headers = {}, signal } = {}) {
   const h = { ...headers };
-  if (method !== "GET" && session?.csrf) h["x-continuum-csrf"] = session.csrf;
+  if (token()) h["x-continuum-csrf"] = token();
   let payload;
   if (rawBody !== undefined) { payload = rawBody; h["content-type"] = "application/json"; }
   else if (body !== undefined) { payload = JSON.stringify(body); h["content-type"] = "application/json"; }
@@ -126,6 +130,14 @@ function page(title, ...children) {
   if (navigated) heading.focus();
   navigated = true;
   return heading;
+}
+
+/** Offers `text` as a file download (the API needs the session's header, so no plain link). */
+function saveAs(text, name, type) {
+  const a = el("a", { href: URL.createObjectURL(new Blob([text], { type })), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
 }
 
 /** A failure shown in the page (the node's message, which says what to do). */
@@ -304,7 +316,7 @@ async function jobPage(id) {
   const progress = el("progress", { max: 1, value: 0, "aria-label": "Progress" });
   const live = el("pre", { class: "live", id: "live" });
   const result = el("div", { id: "result" });
-  const cancel = el("button", { type: "button", id: "cancel" }, "Cancel the job");
+  const cancel = el("button", { type: "button", id: "cancel", hidden: true }, "Cancel the job");
   page(`Job ${id.slice(0, 12)}`, state, progress, cancel, live, result);
   cancel.addEventListener("click", async () => {
     if (!confirm("Cancel this job?")) return;
@@ -359,23 +371,23 @@ async function eventsPage() {
   const redraw = () => body.replaceChildren(...entries.filter(passes).slice(-500).reverse().map(row));
   [kind, subject, caller].forEach((input) => input.addEventListener("input", redraw));
   exportLink.addEventListener("click", () => {
-    const text = entries.filter(passes).map((e) => JSON.stringify(e)).join("\n") + "\n";
-    const a = el("a", { href: URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" })), download: "events.jsonl" });
-    document.body.append(a); a.click(); a.remove();
+    saveAs(entries.filter(passes).map((e) => JSON.stringify(e)).join("\n") + "\n", "events.jsonl", "application/x-ndjson");
   });
   try {
     const recent = await getJson("/v1/events?limit=200&after=0");
     entries.push(...recent);
     redraw();
     const after = entries.length ? entries[entries.length - 1].seq : 0;
-    const source = new EventSource(`/v1/events/stream?after=${after}`);
-    source.addEventListener("entry", (m) => {
-      entries.push(JSON.parse(m.data));
+    const abort = new AbortController();
+    leave.push(() => abort.abort());
+    const stream = await api("GET", `/v1/events/stream?after=${after}`, { signal: abort.signal, headers: { accept: "text/event-stream" } });
+    readEvents(stream, (name, entry) => {
+      if (name !== "entry") return;
+      entries.push(entry);
       if (entries.length > 5000) entries.splice(0, entries.length - 5000);
       redraw();
-    });
-    leave.push(() => source.close());
-  } catch (e) { body.replaceChildren(el("tr", {}, el("td", { colspan: 5 }, failure(e)))); }
+    }).catch(() => {});
+  } catch (e) { if (e.name !== "AbortError") body.replaceChildren(el("tr", {}, el("td", { colspan: 5 }, failure(e)))); }
 }
 
 async function pluginsPage() {
@@ -429,9 +441,11 @@ async function gridPage() {
 /** The API reference: every operation of the caller's OpenAPI document, with its schemas. */
 async function apiPage() {
   const list = el("div", { id: "operations" });
-  page("API reference", el("p", {}, "The node's HTTP API as this caller sees it (", el("a", { href: "/v1/openapi.json" }, "the OpenAPI document"), "): one typed operation per command you may call, beside the node's own routes."), list);
+  const download = el("button", { type: "button", class: "small", id: "openapi-download" }, "Download the OpenAPI document");
+  page("API reference", el("p", {}, "The node's HTTP API as this caller sees it: one typed operation per command you may call, beside the node's own routes. ", download), list);
   try {
     const doc = await getJson("/v1/openapi.json");
+    download.addEventListener("click", () => saveAs(JSON.stringify(doc, null, 2), "openapi.json", "application/json"));
     const resolve = (s) => (s && s.$ref ? doc.components.schemas[s.$ref.split("/").pop()] : s);
     list.replaceChildren(...Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).filter(([m]) => ["get", "post", "delete", "put"].includes(m)).map(([method, op]) => {
       const request = op.requestBody?.content?.["application/json"]?.schema;
@@ -460,6 +474,7 @@ function showLogin(message) {
       try {
         const response = await fetch("/console/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ api_key: key.value }), credentials: "same-origin" });
         if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+        localStorage.setItem(TOKEN, (await response.json()).token);
         await start();
       } catch (e) { error.textContent = e.message; }
     } }, el("div", { class: "field" }, el("label", { for: "api-key" }, "Or log in with an API key"), key), el("button", { type: "submit" }, "Log in")),
@@ -480,7 +495,11 @@ async function route() {
   const hash = location.hash || "#/commands";
   for (const a of nav.querySelectorAll("a")) a.toggleAttribute("aria-current", hash.startsWith(a.getAttribute("href")));
   const [, name, ...rest] = hash.split("/");
-  const arg = decodeURIComponent(rest.join("/"));
+  let arg = "";
+  try { arg = decodeURIComponent(rest.join("/")); } catch { /* a malformed escape names nothing */ }
+  // Only names that are what they claim: the page puts them into API paths.
+  const valid = { command: /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)+$/, job: /^[A-Za-z0-9-]+$/ }[name];
+  if (valid && !valid.test(arg)) return page("Not found", el("p", { text: `No such ${name}: ${arg}` }));
   const owner = (f) => (session.owner ? f() : page("Not available", el("p", { text: "Only the node's owner sees this page." })));
   switch (name) {
     case "command": return commandPage(arg);
@@ -495,7 +514,14 @@ async function route() {
 }
 
 async function start() {
-  const response = await fetch("/v1/console/session", { credentials: "same-origin" });
+  // Arriving from a login link: keep the session's token, and show a clean address.
+  const given = document.querySelector('meta[name="continuum-token"]').content;
+  if (given) {
+    localStorage.setItem(TOKEN, given);
+    document.querySelector('meta[name="continuum-token"]').content = "";
+    history.replaceState(null, "", `/${location.hash}`);
+  }
+  const response = await fetch("/v1/console/session", { credentials: "same-origin", headers: token() ? { "x-continuum-csrf": token() } : {} });
   if (!response.ok) { session = null; showLogin(); return; }
   session = await response.json();
   who.textContent = session.owner ? "owner" : `caller ${session.caller.slice(0, 16)}`;
@@ -505,7 +531,7 @@ async function start() {
 }
 
 logoutButton.addEventListener("click", async () => {
-  try { await api("POST", "/v1/console/logout"); } finally { session = null; showLogin("Logged out."); }
+  try { await api("POST", "/v1/console/logout"); } finally { session = null; localStorage.removeItem(TOKEN); showLogin("Logged out."); }
 });
 window.addEventListener("hashchange", route);
 start();

@@ -308,9 +308,9 @@ const Forms = (() => {
     };
     const f = frame(ctx, el("div", {}, holder, el("button", { type: "button", class: "small", onclick: () => { add(); }, "aria-label": `Add ${ctx.label} entry` }, "Add entry")), { group: true });
     const read = (errors) => {
-      const out = {};
+      const out = Object.create(null);
       for (const r of rows) {
-        if (r.key.value in out) fail(errors, f, ctx, `the key "${r.key.value}" is given twice`);
+        if (Object.hasOwn(out, r.key.value)) fail(errors, f, ctx, `the key "${r.key.value}" is given twice`);
         out[r.key.value] = r.w.read(errors);
       }
       return out;
