@@ -184,6 +184,32 @@ def owner(page, args):
         report["live_at_end"] = page.locator("#live").inner_text()
         shot(page, args, "command-llm-generate", at="#result-value")
 
+    # Grants and API keys: issue, make a key for it, revoke the key (confirming).
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(args["http"] + "/#/grants")
+    page.get_by_label("Grantee public key", exact=True).fill(args["grantee"])
+    page.get_by_label("Capabilities", exact=True).fill("text/stats")
+    page.get_by_role("button", name="Issue the grant").click()
+    expect(page.locator("#secret")).to_have_value(re.compile("^cgt1"))
+    report["grant_token"] = page.locator("#secret").input_value()
+    expect(page.locator("#grants tbody tr").first).to_be_visible()
+    page.get_by_label("For a grant token (or a bare public key: public commands only)").fill(report["grant_token"])
+    page.get_by_label("Label", exact=True).fill("from-the-console")
+    page.get_by_role("button", name="Create the API key").click()
+    expect(page.locator("#secret")).to_have_value(re.compile("^ck_"))
+    report["api_key"] = page.locator("#secret").input_value()
+    expect(page.locator("#apikeys tbody tr", has_text="from-the-console")).to_be_visible()
+    shot(page, args, "grants")
+    page.locator("#apikeys tbody tr", has_text="from-the-console").get_by_role("button").click()
+    expect(page.locator("#apikeys tbody tr", has_text="from-the-console")).to_have_count(0)
+
+    # Usage: real charts from the log.
+    page.goto(args["http"] + "/#/usage")
+    expect(page.locator("svg.chart").first).to_be_visible()
+    report["calls_chart"] = page.locator("svg.chart").first.get_attribute("aria-label")
+    report["chart_bars"] = page.locator("svg.chart").first.locator("rect").count()
+    shot(page, args, "usage")
+
     for name in ["events", "plugins", "grid", "api"]:
         page.goto(args["http"] + f"/#/{name}")
         expect(page.locator("h1")).not_to_have_text("Log in")

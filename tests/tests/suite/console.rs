@@ -77,11 +77,12 @@ fn the_console_runs_commands_from_generated_forms_in_a_real_browser() {
         }
     });
     let shots = screenshots();
+    let grantee = hex::encode(ed25519_dalek::SigningKey::from_bytes(&[33; 32]).verifying_key().to_bytes());
     let link = login_link(&node);
     assert!(link.starts_with(&format!("{}/login?code=", node.http)), "{link}");
-    let r = browser("owner", json!({ "http": node.http, "link": link, "screenshots": shots, "llm": models.is_some() }));
+    let r = browser("owner", json!({ "http": node.http, "link": link, "screenshots": shots, "llm": models.is_some(), "grantee": grantee }));
     assert_eq!(r["who"], "owner", "{r}");
-    assert_eq!(r["nav"], json!(["Commands", "Jobs", "Event log", "Plugins", "Grid", "API"]), "{r}");
+    assert_eq!(r["nav"], json!(["Commands", "Jobs", "Event log", "Plugins", "Grid", "Grants", "Usage", "API"]), "{r}");
     // "count words" finds text/stats first (by meaning with the embedding model, else by words).
     assert_eq!(r["search"][0], "text/stats", "{r}");
     let cli_stats: Value =
@@ -125,6 +126,16 @@ fn the_console_runs_commands_from_generated_forms_in_a_real_browser() {
     } else {
         eprintln!("no models in build/models: the streamed-generation step was skipped (scripts/fetch-models.sh)");
     }
+    // The grant issued in the console is a real grant; the API key made for it was revoked there.
+    let as_grantee: Value = serde_json::from_str(&node.ok(&["commands", "--as", r["grant_token"].as_str().unwrap(), "--json"])).unwrap();
+    let names: Vec<&str> = as_grantee.as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert!(names.contains(&"text/stats") && !names.contains(&"typezoo/echo"), "{names:?}");
+    assert!(r["api_key"].as_str().unwrap().starts_with("ck_"), "{r}");
+    assert!(!node.ok(&["apikey", "list"]).contains("from-the-console"), "the key revoked in the console is still there");
+    // The calls made above are in the usage chart.
+    let calls = r["calls_chart"].as_str().unwrap();
+    let succeeded: u64 = regex::Regex::new(r"succeeded: (\d+)").unwrap().captures(calls).expect(calls)[1].parse().unwrap();
+    assert!(succeeded >= 4 && r["chart_bars"].as_u64().unwrap() > 0, "{calls}");
     assert!(r["verify"].as_str().unwrap().starts_with("Verified:"), "{r}");
     assert_eq!(r["filtered_kinds"], json!(["call.completed"]), "{r}");
     let ops: Vec<&str> = r["api_operations"].as_array().unwrap().iter().filter_map(Value::as_str).collect();

@@ -438,6 +438,159 @@ async function gridPage() {
   } catch (e) { peers.replaceChildren(el("tr", {}, el("td", { colspan: 5 }, failure(e)))); }
 }
 
+/** A labelled field for a page's own forms. */
+function labelled(id, label, control, hint) {
+  control.id = id;
+  return el("div", { class: "field" }, el("label", { for: id }, label), control, hint ? el("p", { class: "field-desc", text: hint }) : "");
+}
+
+/** Capabilities typed one per line or comma-separated. */
+const capsOf = (text) => text.split(/[\n,]/).map((c) => c.trim()).filter(Boolean);
+
+async function grantsPage() {
+  const grants = el("tbody");
+  const keys = el("tbody");
+  const issued = el("div", { id: "issued", "aria-live": "polite" });
+  const head = (cols) => el("thead", {}, el("tr", {}, cols.map((h) => el("th", { scope: "col", text: h }))));
+  const shown = (title, secret) => issued.replaceChildren(el("div", { class: "panel ok" }, el("p", { text: title }),
+    el("textarea", { readonly: true, rows: 3, class: "mono", id: "secret", "aria-label": title }, secret)));
+  const refresh = async () => {
+    try {
+      const [g, k] = await Promise.all([getJson("/v1/grants"), getJson("/v1/apikeys")]);
+      grants.replaceChildren(...g.map((x) => el("tr", {}, el("td", {}, el("code", { text: x.id.slice(0, 12) })), el("td", {}, el("code", { text: x.grantee.slice(0, 16) })),
+        el("td", { text: x.caps.join(", ") }), el("td", { text: new Date(x.expires * 1000).toLocaleString() }), el("td", { text: x.superseded ? "superseded" : "in force" }),
+        el("td", {}, x.superseded ? "" : el("button", { type: "button", class: "small", "aria-label": `Revoke every grant to ${x.grantee.slice(0, 16)}`, onclick: async () => {
+          if (!confirm(`Revoke every grant to ${x.grantee.slice(0, 16)}…? Its holders lose access at once.`)) return;
+          try { await api("POST", "/v1/grants/revoke", { body: { grantee: x.grantee } }); } catch (e) { issued.replaceChildren(failure(e)); }
+          refresh();
+        } }, "Revoke")))));
+      keys.replaceChildren(...k.map((x) => el("tr", {}, el("td", {}, el("code", { text: x.id })), el("td", {}, el("code", { text: x.grantee.slice(0, 16) })),
+        el("td", { text: x.granted ? "with a grant" : "public commands only" }), el("td", { text: x.label || "" }),
+        el("td", {}, el("button", { type: "button", class: "small", "aria-label": `Revoke API key ${x.id}`, onclick: async () => {
+          if (!confirm(`Revoke API key ${x.id}? Its clients and console sessions stop at once.`)) return;
+          try { await api("DELETE", `/v1/apikeys/${encodeURIComponent(x.id)}`); } catch (e) { issued.replaceChildren(failure(e)); }
+          refresh();
+        } }, "Revoke")))));
+    } catch (e) { issued.replaceChildren(failure(e)); }
+  };
+  const to = el("input", { type: "text", autocomplete: "off" });
+  const caps = el("textarea", { rows: 2 });
+  const expires = el("input", { type: "text", value: "30days" });
+  const issueForm = el("form", { id: "issue-grant", onsubmit: async (event) => {
+    event.preventDefault();
+    try {
+      const g = await (await api("POST", "/v1/grants", { body: { to: to.value.trim(), caps: capsOf(caps.value), expires: expires.value.trim() } })).json();
+      shown(`Grant for ${g.grantee.slice(0, 16)}… (give this token to its holder):`, g.token);
+      refresh();
+    } catch (e) { issued.replaceChildren(failure(e)); }
+  } }, labelled("g-to", "Grantee public key", to, "64 hex digits: `continuum key export node` on the grantee's node."),
+    labelled("g-caps", "Capabilities", caps, "One per line or comma-separated: plugin/command, plugin/ or *."),
+    labelled("g-expires", "Expires after", expires, "e.g. 1h, 7days"), el("button", { type: "submit" }, "Issue the grant"));
+  const aToken = el("textarea", { rows: 2, class: "mono" });
+  const aKey = el("input", { type: "text", value: "node" });
+  const aTo = el("input", { type: "text", autocomplete: "off" });
+  const aCaps = el("textarea", { rows: 2 });
+  const aExpires = el("input", { type: "text", value: "1day" });
+  const attenuateForm = el("form", { id: "attenuate-grant", onsubmit: async (event) => {
+    event.preventDefault();
+    try {
+      const g = await (await api("POST", "/v1/grants/attenuate", { body: { token: aToken.value.trim(), key: aKey.value.trim(), to: aTo.value.trim(), caps: capsOf(aCaps.value), expires: aExpires.value.trim() } })).json();
+      shown(`Narrowed grant for ${g.grantee.slice(0, 16)}…:`, g.token);
+    } catch (e) { issued.replaceChildren(failure(e)); }
+  } }, labelled("a-token", "A grant this node holds", aToken), labelled("a-key", "Holder's key (name in this node's key store)", aKey),
+    labelled("a-to", "New grantee public key", aTo), labelled("a-caps", "Narrower capabilities", aCaps), labelled("a-expires", "Expires after", aExpires),
+    el("button", { type: "submit" }, "Attenuate"));
+  const kFor = el("textarea", { rows: 2, class: "mono" });
+  const kLabel = el("input", { type: "text" });
+  const keyForm = el("form", { id: "create-key", onsubmit: async (event) => {
+    event.preventDefault();
+    try {
+      const k = await (await api("POST", "/v1/apikeys", { body: { for: kFor.value.trim(), label: kLabel.value.trim() || null } })).json();
+      shown(`API key ${k.id} (shown only now; clients send Authorization: Bearer <key>):`, k.key);
+      refresh();
+    } catch (e) { issued.replaceChildren(failure(e)); }
+  } }, labelled("k-for", "For a grant token (or a bare public key: public commands only)", kFor), labelled("k-label", "Label", kLabel),
+    el("button", { type: "submit" }, "Create the API key"));
+  page("Grants and API keys", issued,
+    el("h2", { text: "Grants issued" }), el("table", { id: "grants" }, head(["Id", "Grantee", "Capabilities", "Expires", "State", ""]), grants),
+    el("h2", { text: "Issue a grant" }), issueForm,
+    el("h2", { text: "Attenuate a grant this node holds" }), attenuateForm,
+    el("h2", { text: "API keys" }), el("table", { id: "apikeys" }, head(["Id", "Grantee", "Calls with", "Label", ""]), keys),
+    el("h2", { text: "Create an API key" }), keyForm);
+  await refresh();
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+/** An SVG element with attributes. */
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  node.append(...children);
+  return node;
+}
+
+/**
+ * A chart of `series` (one value per bucket per named series), as bars (stacked) or a line,
+ * described for screen readers, with its data as a table beside it.
+ */
+function chart(title, buckets, series, { line = false, unit = "" } = {}) {
+  const W = 720, H = 180, left = 48, bottom = 22, top = 8;
+  const totals = buckets.map((_, i) => (line ? Math.max(...series.map((s) => s.values[i])) : series.reduce((a, s) => a + s.values[i], 0)));
+  const max = Math.max(1e-9, ...totals);
+  const x = (i) => left + ((W - left - 4) * i) / buckets.length;
+  const y = (v) => top + (H - top - bottom) * (1 - v / max);
+  const bw = Math.max(1, (W - left - 4) / buckets.length - 1);
+  const marks = [];
+  if (line) {
+    for (const s of series) {
+      const points = s.values.map((v, i) => `${x(i) + bw / 2},${y(v)}`).join(" ");
+      marks.push(svg("polyline", { points, fill: "none", stroke: s.color, "stroke-width": 2 }));
+    }
+  } else {
+    buckets.forEach((_, i) => {
+      let base = 0;
+      for (const s of series) {
+        const v = s.values[i];
+        if (v > 0) marks.push(svg("rect", { x: x(i), y: y(base + v), width: bw, height: y(base) - y(base + v), fill: s.color }));
+        base += v;
+      }
+    });
+  }
+  const fmt = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
+  const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const axis = [
+    svg("line", { x1: left, y1: H - bottom, x2: W, y2: H - bottom, stroke: "#8a939e" }),
+    svg("text", { x: left - 4, y: top + 10, "text-anchor": "end", "font-size": 11 }, `${fmt(max)}${unit}`),
+    svg("text", { x: left - 4, y: H - bottom, "text-anchor": "end", "font-size": 11 }, "0"),
+    svg("text", { x: left, y: H - 6, "font-size": 11 }, time(buckets[0].start_ms)),
+    svg("text", { x: W - 4, y: H - 6, "text-anchor": "end", "font-size": 11 }, "now"),
+  ];
+  const sums = series.map((s) => `${s.name}: ${fmt(line ? Math.max(...s.values) : s.values.reduce((a, b) => a + b, 0))}${line ? `${unit} at most` : ""}`).join(", ");
+  const figure = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title}. ${sums}.`, class: "chart" }, svg("title", {}, `${title}: ${sums}`), ...axis, ...marks);
+  const legend = el("p", { class: "legend" }, series.map((s) => el("span", {}, svg("svg", { width: 12, height: 12, "aria-hidden": "true" }, svg("rect", { width: 12, height: 12, rx: 2, fill: s.color })), ` ${s.name} `)));
+  const table = el("details", {}, el("summary", {}, `${title}: the data`), el("table", {}, el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "From" }), series.map((s) => el("th", { scope: "col", text: s.name })))),
+    el("tbody", {}, buckets.map((b, i) => el("tr", {}, el("td", { text: time(b.start_ms) }), series.map((s) => el("td", { text: fmt(s.values[i]) })))))));
+  return el("section", { class: "panel chart-box" }, el("h2", { text: title }), figure, legend, table);
+}
+
+async function usagePage() {
+  const windowPick = el("select", {}, [["60", "the last hour"], ["1440", "the last day"], ["10080", "the last week"]].map(([v, t]) => el("option", { value: v }, t)));
+  const charts = el("div", { id: "charts" });
+  page("Usage", labelled("u-window", "Show", windowPick), charts);
+  const draw = async () => {
+    try {
+      const b = await getJson(`/v1/usage/series?minutes=${windowPick.value}&buckets=60`);
+      const of = (k) => b.map((x) => x[k]);
+      charts.replaceChildren(
+        chart("Calls", b, [{ name: "succeeded", values: b.map((x) => x.calls - x.failed), color: "#0b5cad" }, { name: "failed", values: of("failed"), color: "#b3261e" }]),
+        chart("Latency", b, [{ name: "mean", values: of("mean_ms"), color: "#156a2f" }, { name: "slowest", values: of("max_ms"), color: "#8a3b00" }], { line: true, unit: " ms" }),
+        chart("Credits", b, [{ name: "earned", values: b.map((x) => x.earned_millicredits / 1000), color: "#156a2f" }, { name: "spent", values: b.map((x) => x.spent_millicredits / 1000), color: "#6a2ca0" }]));
+    } catch (e) { charts.replaceChildren(failure(e)); }
+  };
+  windowPick.addEventListener("change", draw);
+  await draw();
+}
+
 /** The API reference: every operation of the caller's OpenAPI document, with its schemas. */
 async function apiPage() {
   const list = el("div", { id: "operations" });
@@ -487,6 +640,8 @@ const PAGES = [
   { hash: "#/events", title: "Event log", owner: true },
   { hash: "#/plugins", title: "Plugins", owner: true },
   { hash: "#/grid", title: "Grid", owner: true },
+  { hash: "#/grants", title: "Grants", owner: true },
+  { hash: "#/usage", title: "Usage", owner: true },
   { hash: "#/api", title: "API", owner: false },
 ];
 
@@ -508,6 +663,8 @@ async function route() {
     case "events": return owner(eventsPage);
     case "plugins": return owner(pluginsPage);
     case "grid": return owner(gridPage);
+    case "grants": return owner(grantsPage);
+    case "usage": return owner(usagePage);
     case "api": return apiPage();
     default: return commandsPage();
   }
