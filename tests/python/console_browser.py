@@ -210,6 +210,17 @@ def owner(page, args):
     report["chart_bars"] = page.locator("svg.chart").first.locator("rect").count()
     shot(page, args, "usage")
 
+    # Plugins: withdraw a capability and approve it again, each confirmed.
+    page.goto(args["http"] + "/#/plugins")
+    kv = page.locator('[data-plugin="kv"]')
+    expect(kv.locator("table.caps")).to_contain_text("host:store")
+    report["kv_before"] = kv.locator("table.caps tbody tr", has_text="host:store").locator("td").nth(1).inner_text()
+    kv.get_by_role("button", name="Withdraw host:store for kv").click()
+    expect(page.locator('[data-plugin="kv"] table.caps tbody tr', has_text="host:store").locator("td").nth(1)).to_have_text("not approved")
+    page.locator('[data-plugin="kv"]').get_by_role("button", name="Approve host:store for kv").click()
+    expect(page.locator('[data-plugin="kv"] table.caps tbody tr', has_text="host:store").locator("td").nth(1)).to_have_text("approved")
+    report["kv_publisher"] = page.locator('[data-plugin="kv"] p').first.inner_text()
+
     for name in ["events", "plugins", "grid", "api"]:
         page.goto(args["http"] + f"/#/{name}")
         expect(page.locator("h1")).not_to_have_text("Log in")

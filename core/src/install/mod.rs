@@ -177,7 +177,7 @@ impl Host {
             .unwrap_or_default()
     }
 
-    /// Approves `caps` for installed plugin `name` (they take effect on its next load).
+    /// Approves `caps` for installed plugin `name` (they take effect on its next load); logged.
     pub fn allow(&self, name: &str, caps: &[String]) -> Result<Vec<String>> {
         let record = self.plugin(name)?;
         let mut approved =
@@ -200,6 +200,11 @@ impl Host {
         approved.sort();
         registry::set_approved(&self.core().db(), name, &approved)?;
         self.core().unload(name);
+        self.core().log().append(
+            "plugin.allowed",
+            name,
+            &serde_json::json!({ "capabilities": caps, "approved": approved }),
+        )?;
         Ok(approved)
     }
 
@@ -232,12 +237,18 @@ impl Host {
     }
 
     /// Withdraws `caps` from installed plugin `name`; its commands that need them stop working.
+    /// Logged.
     pub fn deny(&self, name: &str, caps: &[String]) -> Result<Vec<String>> {
         let record = self.plugin(name)?;
         let approved: Vec<String> =
             record.approved.into_iter().filter(|c| !caps.contains(c) && !caps.iter().any(|a| a == "all")).collect();
         registry::set_approved(&self.core().db(), name, &approved)?;
         self.core().unload(name);
+        self.core().log().append(
+            "plugin.denied",
+            name,
+            &serde_json::json!({ "capabilities": caps, "approved": approved }),
+        )?;
         Ok(approved)
     }
 

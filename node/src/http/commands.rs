@@ -172,3 +172,116 @@ pub(super) async fn plugin_alloy(State(app): State<App>, Path(digest): Path<Stri
         })?;
     Ok(([(header::CONTENT_TYPE, "application/x-continuum-alloy")], bytes).into_response())
 }
+
+/// A host capability an installed plugin requests, and whether it is approved.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Capability {
+    /// The capability (`host:store`, `host:inference`, …).
+    pub capability: String,
+    /// Whether the owner approved it.
+    pub approved: bool,
+}
+
+/// An installed plugin, as the console's Plugins page shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstalledPlugin {
+    /// Its name.
+    pub name: String,
+    /// Its version (signed alloys).
+    pub version: Option<String>,
+    /// The component's sha256.
+    pub digest: String,
+    /// The publisher's key (signed alloys), absent for a development install.
+    pub signer: Option<String>,
+    /// The publisher as this node knows it: short key and trust-store name, or that it has none.
+    pub publisher: Option<String>,
+    /// Its chain of custody (signed alloys): who signed what, in order.
+    #[schema(value_type = Option<Object>)]
+    pub custody: Option<Value>,
+    /// Where it came from (a file, a folder, a peer).
+    pub source: String,
+    /// When it was installed (seconds since the epoch).
+    pub installed_at: i64,
+    /// Its commands.
+    pub commands: Vec<String>,
+    /// The host capabilities it requests, each approved or not.
+    pub capabilities: Vec<Capability>,
+}
+
+/// The installed plugins with publisher, custody and capabilities (owner only).
+#[utoipa::path(get, path = "/v1/plugins/installed", responses((status = 200, body = [InstalledPlugin]), (status = 403, body = ErrorBody)))]
+pub(super) async fn installed_plugins(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Vec<InstalledPlugin>>, ApiError> {
+    p.require_owner()?;
+    let plugins = app
+        .host
+        .run(|host| -> anyhow::Result<Vec<InstalledPlugin>> {
+            Ok(host.plugins()?.into_iter().map(|r| installed(host, r)).collect())
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(plugins))
+}
+
+/// How the console shows installed plugin `r`.
+fn installed(host: &continuum_core::runtime::Host, r: continuum_core::registry::PluginRecord) -> InstalledPlugin {
+    let capabilities = continuum_core::host_api::requested(&r.imports)
+        .into_iter()
+        .map(|capability| Capability { approved: r.approved.contains(&capability), capability })
+        .collect();
+    InstalledPlugin {
+        publisher: r.signer.as_deref().map(|s| host.signer_label(s)),
+        custody: r.custody.as_deref().and_then(|c| serde_json::from_str(c).ok()),
+        commands: r.commands.iter().map(|c| c.name.clone()).collect(),
+        capabilities,
+        name: r.name,
+        version: r.version,
+        digest: r.digest,
+        signer: r.signer,
+        source: r.source,
+        installed_at: r.installed_at,
+    }
+}
+
+/// Capabilities to approve or withdraw.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Approvals {
+    /// Capabilities to approve (`all` for every one requested).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Capabilities to withdraw (`all` for every one).
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// Approves or withdraws an installed plugin's host capabilities (owner only); they take
+/// effect at its next call.
+#[utoipa::path(post, path = "/v1/plugins/installed/{name}/approvals", params(("name" = String, Path, description = "the plugin")),
+    request_body = Approvals,
+    responses((status = 200, body = InstalledPlugin), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn set_approvals(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    Json(change): Json<Approvals>,
+) -> Result<Json<InstalledPlugin>, ApiError> {
+    p.require_owner()?;
+    let plugin = app
+        .host
+        .run(move |host| -> anyhow::Result<InstalledPlugin> {
+            if !change.allow.is_empty() {
+                host.allow(&name, &change.allow)?;
+            }
+            if !change.deny.is_empty() {
+                host.deny(&name, &change.deny)?;
+            }
+            Ok(installed(host, host.plugin(&name)?))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::new(Outcome::BadRequest, format!("{e:#}")))?;
+    Ok(Json(plugin))
+}

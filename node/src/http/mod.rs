@@ -174,6 +174,8 @@ impl AppState {
         console::logout,
         console::login_link_new,
         commands::search_commands,
+        commands::installed_plugins,
+        commands::set_approvals,
         events::verify_events,
         events::usage_series,
         grants::list_grants,
@@ -221,6 +223,9 @@ impl AppState {
         console::KeyLoggedIn,
         continuum_core::discovery::Match,
         commands::CommandSearch,
+        commands::InstalledPlugin,
+        commands::Capability,
+        commands::Approvals,
         events::Verification,
         continuum_core::eventlog::transfer::UsageBucket,
         continuum_core::grants::IssuedGrant,
@@ -278,7 +283,9 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/commands", get(commands::list_commands))
         .route("/v1/commands/{*name}", get(commands::command_schema).post(commands::call_command))
         .route("/v1/plugins", get(commands::list_plugins))
+        .route("/v1/plugins/installed", get(commands::installed_plugins))
         .route("/v1/plugins/{digest}/alloy", get(commands::plugin_alloy))
+        .route("/v1/plugins/installed/{name}/approvals", post(commands::set_approvals))
         .route("/v1/events", get(events::list_events))
         .route("/v1/events/stream", get(events::stream_events))
         .route("/v1/peers", get(grid::list_peers).post(grid::add_peer))

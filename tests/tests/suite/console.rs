@@ -61,7 +61,7 @@ fn the_console_runs_commands_from_generated_forms_in_a_real_browser() {
     let models = real_models();
     let node = TestNode::start(|d| {
         std::fs::write(d.join("continuum.toml"), ONE_THREAD).unwrap();
-        let mut plugins = vec!["text", "typezoo"];
+        let mut plugins = vec!["text", "typezoo", "kv"];
         if models.is_some() {
             plugins.push("llm");
         }
@@ -80,7 +80,10 @@ fn the_console_runs_commands_from_generated_forms_in_a_real_browser() {
     let grantee = hex::encode(ed25519_dalek::SigningKey::from_bytes(&[33; 32]).verifying_key().to_bytes());
     let link = login_link(&node);
     assert!(link.starts_with(&format!("{}/login?code=", node.http)), "{link}");
-    let r = browser("owner", json!({ "http": node.http, "link": link, "screenshots": shots, "llm": models.is_some(), "grantee": grantee }));
+    let r = browser(
+        "owner",
+        json!({ "http": node.http, "link": link, "screenshots": shots, "llm": models.is_some(), "grantee": grantee }),
+    );
     assert_eq!(r["who"], "owner", "{r}");
     assert_eq!(r["nav"], json!(["Commands", "Jobs", "Event log", "Plugins", "Grid", "Grants", "Usage", "API"]), "{r}");
     // "count words" finds text/stats first (by meaning with the embedding model, else by words).
@@ -126,15 +129,28 @@ fn the_console_runs_commands_from_generated_forms_in_a_real_browser() {
     } else {
         eprintln!("no models in build/models: the streamed-generation step was skipped (scripts/fetch-models.sh)");
     }
+    // Approvals changed in the console are the registry's (withdrawn, then approved again).
+    assert_eq!(r["kv_before"], "approved", "{r}");
+    let perms: Value = serde_json::from_str(&node.ok(&["plugin", "permissions", "kv", "--json"])).unwrap();
+    let store = perms.as_array().unwrap().iter().find(|c| c["capability"] == "host:store");
+    assert_eq!(store.map(|c| &c["approved"]), Some(&json!(true)), "{perms}");
+    let changes = node.ok(&["events", "tail", "--kind", "plugin.", "-n", "50"]);
+    let (denied, allowed) = (changes.find("plugin.denied"), changes.rfind("plugin.allowed"));
+    assert!(denied.is_some() && allowed > denied, "the approval changes are not in the log, in order: {changes}");
     // The grant issued in the console is a real grant; the API key made for it was revoked there.
-    let as_grantee: Value = serde_json::from_str(&node.ok(&["commands", "--as", r["grant_token"].as_str().unwrap(), "--json"])).unwrap();
+    let as_grantee: Value =
+        serde_json::from_str(&node.ok(&["commands", "--as", r["grant_token"].as_str().unwrap(), "--json"])).unwrap();
     let names: Vec<&str> = as_grantee.as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
     assert!(names.contains(&"text/stats") && !names.contains(&"typezoo/echo"), "{names:?}");
     assert!(r["api_key"].as_str().unwrap().starts_with("ck_"), "{r}");
-    assert!(!node.ok(&["apikey", "list"]).contains("from-the-console"), "the key revoked in the console is still there");
+    assert!(
+        !node.ok(&["apikey", "list"]).contains("from-the-console"),
+        "the key revoked in the console is still there"
+    );
     // The calls made above are in the usage chart.
     let calls = r["calls_chart"].as_str().unwrap();
-    let succeeded: u64 = regex::Regex::new(r"succeeded: (\d+)").unwrap().captures(calls).expect(calls)[1].parse().unwrap();
+    let succeeded: u64 =
+        regex::Regex::new(r"succeeded: (\d+)").unwrap().captures(calls).expect(calls)[1].parse().unwrap();
     assert!(succeeded >= 4 && r["chart_bars"].as_u64().unwrap() > 0, "{calls}");
     assert!(r["verify"].as_str().unwrap().starts_with("Verified:"), "{r}");
     assert_eq!(r["filtered_kinds"], json!(["call.completed"]), "{r}");
@@ -319,6 +335,8 @@ fn console_sessions_refuse_strangers_replays_forgeries_and_cross_site_requests()
         ("GET", "/v1/apikeys"),
         ("POST", "/v1/apikeys"),
         ("POST", "/v1/console/login-links"),
+        ("GET", "/v1/plugins/installed"),
+        ("POST", "/v1/plugins/installed/text/approvals"),
     ];
     let grant_body =
         json!({ "to": hex::encode(key.verifying_key().to_bytes()), "caps": ["*"], "grantee": "x", "for": "x",

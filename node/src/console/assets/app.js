@@ -392,23 +392,34 @@ async function eventsPage() {
 
 async function pluginsPage() {
   const list = el("div", { id: "plugins" });
-  page("Plugins", el("p", { class: "muted", text: "Commands by plugin, and the signed alloys this node ships to peers." }), list);
-  try {
-    const [commands, shipped] = await Promise.all([getJson("/v1/commands"), getJson("/v1/plugins")]);
-    const byPlugin = new Map();
-    for (const c of commands) {
-      const plugin = c.name.split("/")[0];
-      if (!byPlugin.has(plugin)) byPlugin.set(plugin, []);
-      byPlugin.get(plugin).push(c.name);
-    }
-    list.replaceChildren(...[...byPlugin.entries()].map(([plugin, names]) => {
-      const alloy = shipped.find((p) => p.name === plugin);
-      return el("section", { class: "panel" }, el("h2", { text: plugin }),
-        alloy ? el("p", {}, `Version ${alloy.version}, signed by `, el("code", { text: alloy.signer.slice(0, 16) }), `, digest `, el("code", { text: alloy.digest.slice(0, 16) }), `, ${alloy.size.toLocaleString()} bytes.`)
-          : el("p", { class: "muted", text: "Installed for development (not shipped as a signed alloy)." }),
-        el("ul", {}, names.map((n) => el("li", {}, el("a", { href: `#/command/${n}` }, n)))));
-    }));
-  } catch (e) { list.replaceChildren(failure(e)); }
+  page("Plugins", el("p", { class: "muted", text: "Installed plugins: publisher, chain of custody, the host capabilities each requests and whether you approved them." }), list);
+  const refresh = async () => {
+    try {
+      const plugins = await getJson("/v1/plugins/installed");
+      list.replaceChildren(...plugins.map((p) => {
+        const status = el("p", { class: "muted", "aria-live": "polite" });
+        const change = async (kind, capability) => {
+          const verb = kind === "allow" ? "Approve" : "Withdraw";
+          if (!confirm(`${verb} ${capability} for ${p.name}? It takes effect at its next call.`)) return;
+          try { await api("POST", `/v1/plugins/installed/${encodeURIComponent(p.name)}/approvals`, { body: { [kind]: [capability] } }); refresh(); }
+          catch (e) { status.replaceChildren(failure(e)); }
+        };
+        const custody = Array.isArray(p.custody) ? p.custody : p.custody?.entries;
+        return el("section", { class: "panel plugin", "data-plugin": p.name }, el("h2", { text: `${p.name}${p.version ? ` ${p.version}` : ""}` }),
+          el("p", {}, p.publisher ? `Published by ${p.publisher}` : "A development install (unsigned)", `; sha256 `, el("code", { text: p.digest.slice(0, 16) }), `; from ${p.source}`),
+          custody ? el("details", {}, el("summary", {}, `Chain of custody (${custody.length} signatures)`), jsonTree(custody)) : "",
+          p.capabilities.length
+            ? el("table", { class: "caps" }, el("thead", {}, el("tr", {}, ["Capability", "State", ""].map((h) => el("th", { scope: "col", text: h })))),
+              el("tbody", {}, p.capabilities.map((c) => el("tr", {}, el("td", {}, el("code", { text: c.capability })), el("td", { class: c.approved ? "ok" : "error", text: c.approved ? "approved" : "not approved" }),
+                el("td", {}, el("button", { type: "button", class: "small", "aria-label": `${c.approved ? "Withdraw" : "Approve"} ${c.capability} for ${p.name}`,
+                  onclick: () => change(c.approved ? "deny" : "allow", c.capability) }, c.approved ? "Withdraw" : "Approve"))))))
+            : el("p", { class: "muted", text: "Requests no host capabilities (WASI only)." }),
+          el("details", {}, el("summary", {}, `${p.commands.length} commands`), el("ul", {}, p.commands.map((n) => el("li", {}, el("a", { href: `#/command/${n}` }, n))))),
+          status);
+      }));
+    } catch (e) { list.replaceChildren(failure(e)); }
+  };
+  await refresh();
 }
 
 async function gridPage() {
