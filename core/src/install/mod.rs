@@ -66,6 +66,33 @@ pub struct AlloyOptions {
     /// Host folders lent to the plugin's calls (on upgrade by the same publisher, added to
     /// those lent before).
     pub dirs: Vec<DirGrant>,
+    /// Where each check is reported as it passes.
+    pub steps: Steps,
+}
+
+/// Where an install reports each of its checks as it passes (`step`, what was found), for a
+/// person watching it (the console); nowhere by default.
+#[derive(Clone, Default)]
+pub struct Steps(Option<std::sync::Arc<dyn Fn(&str, String) + Send + Sync>>);
+
+impl Steps {
+    /// Reports each passed check to `sink`.
+    pub fn to(sink: impl Fn(&str, String) + Send + Sync + 'static) -> Steps {
+        Steps(Some(std::sync::Arc::new(sink)))
+    }
+
+    /// Reports that check `step` passed, with what it found.
+    pub fn passed(&self, step: &str, detail: impl FnOnce() -> String) {
+        if let Some(sink) = &self.0 {
+            sink(step, detail());
+        }
+    }
+}
+
+impl std::fmt::Debug for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Steps(reported)" } else { "Steps(none)" })
+    }
 }
 
 /// Decides which of the capabilities a plugin requests are approved: by `allow` (`all` means

@@ -47,11 +47,32 @@ impl Host {
     /// SPEC §6's order. A refusal is an error that downcasts to [`Refusal`].
     pub fn install_alloy(&self, path: &Path, options: AlloyOptions) -> Result<PluginRecord> {
         let alloy = Alloy::read(path)?;
-        self.verify_integrity(&alloy)?;
+        self.install_read_alloy(alloy, &path.display().to_string(), options)
+    }
+
+    /// Installs an alloy received as `bytes` (an upload), recorded as coming from `source`,
+    /// checked as [`Host::install_alloy`] checks a file.
+    pub fn install_alloy_bytes(&self, bytes: &[u8], source: &str, options: AlloyOptions) -> Result<PluginRecord> {
+        let alloy = Alloy::from_reader(bytes)?;
+        self.install_read_alloy(alloy, source, options)
+    }
+
+    /// The checks and the registration of an alloy already read (its members within their
+    /// limits), reporting each check to `options.steps` as it passes.
+    fn install_read_alloy(&self, alloy: Alloy, source: &str, options: AlloyOptions) -> Result<PluginRecord> {
+        let steps = &options.steps;
+        steps.passed("format", || {
+            format!("an alloy of {} component bytes, members within their limits", alloy.component.len())
+        });
+        alloy.check_digest()?;
+        steps.passed("digest", || format!("the component's sha256 is {}", sha256_hex(&alloy.component)));
+        let chain = alloy.verify_signatures()?;
+        steps.passed("signatures", || format!("{} signatures in the chain of custody verify", chain.len()));
         let version = check_identity(&alloy)?;
         let m = &alloy.manifest;
         let author = &m.identity.author;
         let name = &m.identity.name;
+        steps.passed("identity", || format!("{name} {version}, by {}", short(author)));
         if self.trusted_name(author).is_none() && !options.allow_untrusted {
             return Err(Refusal::new(
                 Reason::UntrustedSigner,
@@ -69,7 +90,7 @@ impl Host {
             (Some(_), false) => {
                 return Err(Refusal::new(
                     Reason::AlreadyInstalled,
-                    format!("plugin `{name}` is already installed; use `continuum plugin upgrade {}`", path.display()),
+                    format!("plugin `{name}` is already installed; use `continuum plugin upgrade {source}`"),
                 )
                 .into())
             }
@@ -118,12 +139,31 @@ impl Host {
             }
             (None, false) => {}
         }
+        steps.passed("publisher", || self.signer_label(author));
+        steps.passed("version", || match &installed {
+            Some(old) => format!("replaces {}", old.version.as_deref().unwrap_or("a development install")),
+            None => "a new plugin here".into(),
+        });
         let mut also = self.pre_approved(author);
         if !new_publisher {
             also.extend(installed.iter().flat_map(|old| old.approved.iter().cloned()));
         }
         let approved = approve(name, &m.interface.capabilities, &options.allow, &also)?;
+        steps.passed("capabilities", || {
+            if approved.is_empty() {
+                "none requested".into()
+            } else {
+                format!("approved: {}", approved.join(", "))
+            }
+        });
         let proven = self.verify_contents(&alloy, &approved)?;
+        steps.passed("contents", || {
+            format!(
+                "the component reflects to its {} commands and passes its {} proof cases here",
+                m.interface.commands.len(),
+                proven.results.len()
+            )
+        });
         let record = PluginRecord {
             name: name.clone(),
             digest: sha256_hex(&alloy.component),
@@ -132,7 +172,7 @@ impl Host {
             wit: m.interface.wit.clone(),
             commands: m.interface.commands.clone(),
             imports: proven.imports,
-            source: path.display().to_string(),
+            source: source.to_string(),
             installed_at: crate::now_secs(),
             version: Some(m.identity.version.clone()),
             signer: Some(author.clone()),
@@ -143,6 +183,7 @@ impl Host {
             dirs: lent_dirs(&options.dirs, installed.as_ref().filter(|_| !new_publisher)),
         };
         self.register(&record, &alloy.component, &proven.component, new_publisher)?;
+        steps.passed("installed", || format!("{} is installed", record.name));
         Ok(record)
     }
 

@@ -4,10 +4,12 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::convert::Infallible;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
@@ -17,6 +19,7 @@ use super::types::CallResponse;
 use super::App;
 use crate::grid::offers::PluginOffer;
 use continuum_core::discovery::{self, Match, Method};
+use continuum_core::install::{AlloyOptions, Steps};
 use continuum_core::reflect::CommandSchema;
 use continuum_core::{CallReport, Caller, Outcome};
 
@@ -284,4 +287,67 @@ pub(super) async fn set_approvals(
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::new(Outcome::BadRequest, format!("{e:#}")))?;
     Ok(Json(plugin))
+}
+
+/// How an uploaded alloy may be installed.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(super) struct UploadOptions {
+    /// Install even if its publisher is not in the trust store.
+    #[serde(default)]
+    allow_untrusted: bool,
+    /// Host capabilities to approve, comma-separated (`all`: every one it requests).
+    #[serde(default)]
+    allow: Option<String>,
+}
+
+/// Installs an uploaded `.alloy` (owner only), checked as `continuum plugin install` checks a
+/// file. The answer is server-sent events: a `step` (`{step, detail}`) as each check passes,
+/// then `end` with the installed plugin, or `error` with the refusal.
+#[utoipa::path(post, path = "/v1/plugins/installed", params(UploadOptions),
+    request_body(content = Vec<u8>, content_type = "application/x-continuum-alloy", description = "The alloy"),
+    responses((status = 200, description = "text/event-stream of `step` events, then `end` (InstalledPlugin) or `error`", content_type = "text/event-stream"),
+        (status = 403, body = ErrorBody)))]
+pub(super) async fn install_upload(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<UploadOptions>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    p.require_owner()?;
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel::<SseEvent>();
+    let to_client = events.clone();
+    let steps = Steps::to(move |step, detail| {
+        let _ = to_client.send(
+            SseEvent::default().event("step").json_data(json!({ "step": step, "detail": detail })).unwrap_or_default(),
+        );
+    });
+    let options = AlloyOptions {
+        allow_untrusted: q.allow_untrusted,
+        allow: q
+            .allow
+            .iter()
+            .flat_map(|a| a.split(','))
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
+        steps,
+        ..Default::default()
+    };
+    let host = app.host.clone();
+    tokio::spawn(async move {
+        let installing = host.run(move |host| -> anyhow::Result<InstalledPlugin> {
+            let record = host.install_alloy_bytes(&body, "an upload to the console", options)?;
+            Ok(installed(host, record))
+        });
+        let event = match installing.await {
+            Ok(Ok(plugin)) => SseEvent::default().event("end").json_data(&plugin),
+            Ok(Err(e)) | Err(e) => {
+                let refusal = ApiError::new(Outcome::BadRequest, format!("{e:#}")).into_body();
+                SseEvent::default().event("error").json_data(json!(refusal))
+            }
+        };
+        let _ = events.send(event.unwrap_or_default());
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| received.poll_recv(cx).map(|e| e.map(Ok::<_, Infallible>)));
+    Ok(Sse::new(stream).into_response())
 }

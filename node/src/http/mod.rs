@@ -175,6 +175,7 @@ impl AppState {
         console::login_link_new,
         commands::search_commands,
         commands::installed_plugins,
+        commands::install_upload,
         commands::set_approvals,
         events::verify_events,
         events::usage_series,
@@ -283,7 +284,7 @@ pub fn router(app: App) -> Router<()> {
         .route("/v1/commands", get(commands::list_commands))
         .route("/v1/commands/{*name}", get(commands::command_schema).post(commands::call_command))
         .route("/v1/plugins", get(commands::list_plugins))
-        .route("/v1/plugins/installed", get(commands::installed_plugins))
+        .route("/v1/plugins/installed", get(commands::installed_plugins).post(commands::install_upload))
         .route("/v1/plugins/{digest}/alloy", get(commands::plugin_alloy))
         .route("/v1/plugins/installed/{name}/approvals", post(commands::set_approvals))
         .route("/v1/events", get(events::list_events))

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use continuum_tests::{cli, plugin_dir, python, real_models, repo, stderr, stdout, TestNode, ONE_THREAD};
+use continuum_tests::{cli, plugin_dir, python, real_models, repo, stderr, stdout, Publisher, TestNode, ONE_THREAD};
 use serde_json::{json, Value};
 
 /// Where the browser test leaves its screenshots.
@@ -78,11 +78,19 @@ fn the_console_runs_commands_from_generated_forms_in_a_real_browser() {
     });
     let shots = screenshots();
     let grantee = hex::encode(ed25519_dalek::SigningKey::from_bytes(&[33; 32]).verifying_key().to_bytes());
+    // A signed alloy to upload, and a copy with one byte of its component changed.
+    let publisher = Publisher::new();
+    let alloy = publisher.alloy("json");
+    let tampered = publisher.dir.path().join("tampered.alloy");
+    let mut bytes = std::fs::read(&alloy).unwrap();
+    let middle = 512 * 3 + (bytes.len() - 512 * 3) / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&tampered, bytes).unwrap();
     let link = login_link(&node);
     assert!(link.starts_with(&format!("{}/login?code=", node.http)), "{link}");
     let r = browser(
         "owner",
-        json!({ "http": node.http, "link": link, "screenshots": shots, "llm": models.is_some(), "grantee": grantee }),
+        json!({ "http": node.http, "link": link, "screenshots": shots, "llm": models.is_some(), "grantee": grantee, "alloy": alloy, "tampered": tampered }),
     );
     assert_eq!(r["who"], "owner", "{r}");
     assert_eq!(r["nav"], json!(["Commands", "Jobs", "Event log", "Plugins", "Grid", "Grants", "Usage", "API"]), "{r}");
@@ -129,6 +137,27 @@ fn the_console_runs_commands_from_generated_forms_in_a_real_browser() {
     } else {
         eprintln!("no models in build/models: the streamed-generation step was skipped (scripts/fetch-models.sh)");
     }
+    // An upload is checked step by step; a changed byte stops it before anything is installed.
+    assert_eq!(
+        r["install_steps"],
+        json!([
+            "✓ format",
+            "✓ digest",
+            "✓ signatures",
+            "✓ identity",
+            "✓ publisher",
+            "✓ version",
+            "✓ capabilities",
+            "✓ contents",
+            "✓ installed"
+        ]),
+        "{r}"
+    );
+    let tampered_steps = r["tampered_steps"].as_array().unwrap();
+    assert!(tampered_steps.len() < 3 && !tampered_steps.contains(&json!("✓ installed")), "{r}");
+    assert!(r["tampered_outcome"].as_str().unwrap().contains("Refused"), "{r}");
+    let listed: Value = serde_json::from_str(&node.ok(&["plugin", "list", "--json"])).unwrap();
+    assert!(listed.to_string().contains("\"json\""), "the uploaded plugin is not installed: {listed}");
     // Approvals changed in the console are the registry's (withdrawn, then approved again).
     assert_eq!(r["kv_before"], "approved", "{r}");
     let perms: Value = serde_json::from_str(&node.ok(&["plugin", "permissions", "kv", "--json"])).unwrap();

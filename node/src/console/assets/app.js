@@ -39,7 +39,7 @@ async function api(method, path, { body, rawBody, headers = {}, signal } = {}) {
   const h = { ...headers };
   if (token()) h["x-continuum-csrf"] = token();
   let payload;
-  if (rawBody !== undefined) { payload = rawBody; h["content-type"] = "application/json"; }
+  if (rawBody !== undefined) { payload = rawBody; h["content-type"] ??= "application/json"; }
   else if (body !== undefined) { payload = JSON.stringify(body); h["content-type"] = "application/json"; }
   const response = await fetch(path, { method, headers: h, body: payload, credentials: "same-origin", signal });
   if (response.status === 401 && path !== "/v1/console/session") {
@@ -392,7 +392,31 @@ async function eventsPage() {
 
 async function pluginsPage() {
   const list = el("div", { id: "plugins" });
-  page("Plugins", el("p", { class: "muted", text: "Installed plugins: publisher, chain of custody, the host capabilities each requests and whether you approved them." }), list);
+  const file = el("input", { type: "file", accept: ".alloy" });
+  const untrusted = el("input", { type: "checkbox" });
+  const approveAll = el("input", { type: "checkbox" });
+  const steps = el("ol", { id: "install-steps", class: "steps", "aria-live": "polite" });
+  const outcome = el("div", { id: "install-outcome", "aria-live": "polite" });
+  const upload = el("form", { id: "install", onsubmit: async (event) => {
+    event.preventDefault();
+    if (!file.files[0]) { outcome.replaceChildren(el("p", { class: "error", text: "Choose an .alloy file first." })); return; }
+    steps.replaceChildren();
+    outcome.replaceChildren(el("p", { text: "Verifying…" }));
+    const query = `allow_untrusted=${untrusted.checked}${approveAll.checked ? "&allow=all" : ""}`;
+    try {
+      const response = await api("POST", `/v1/plugins/installed?${query}`, { rawBody: file.files[0], headers: { accept: "text/event-stream", "content-type": "application/x-continuum-alloy" } });
+      await readEvents(response, (kind, data) => {
+        if (kind === "step") steps.append(el("li", { class: "ok" }, el("strong", { text: `✓ ${data.step}` }), `: ${data.detail}`));
+        else if (kind === "end") { outcome.replaceChildren(el("p", { class: "ok", role: "status", text: `Installed ${data.name} ${data.version || ""}.` })); refresh(); }
+        else if (kind === "error") outcome.replaceChildren(el("p", { class: "error", role: "alert", text: `Refused: ${data.error.message}` }));
+      });
+    } catch (e) { outcome.replaceChildren(failure(e)); }
+  } }, el("div", { class: "field" }, el("label", { for: "alloy-file" }, "Alloy file"), Object.assign(file, { id: "alloy-file" })),
+    el("div", { class: "check" }, Object.assign(untrusted, { id: "alloy-untrusted" }), el("label", { for: "alloy-untrusted" }, "Install even if its publisher is not in the trust store")),
+    el("div", { class: "check" }, Object.assign(approveAll, { id: "alloy-approve" }), el("label", { for: "alloy-approve" }, "Approve every host capability it requests")),
+    el("div", { class: "actions" }, el("button", { type: "submit" }, "Verify and install")));
+  page("Plugins", el("p", { class: "muted", text: "Installed plugins: publisher, chain of custody, the host capabilities each requests and whether you approved them." }),
+    el("section", { class: "panel" }, el("h2", { text: "Install an alloy" }), upload, steps, outcome), list);
   const refresh = async () => {
     try {
       const plugins = await getJson("/v1/plugins/installed");
