@@ -148,6 +148,15 @@ def owner(page, args):
     report["server_error_field"] = field(page, "params.tags[1]").locator(".field-error").inner_text()
     report["form_shown_again"] = page.locator("#form-fields").is_visible()
 
+    # A huge result is cut in the page, with the whole of it as a download.
+    page.goto(args["http"] + "/#/command/text/convert-case")
+    fill(page, "params.text", "text", "word " * 50000)
+    field(page, "params.to").get_by_label("to").select_option("upper")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#result-value .warn")).to_be_visible(timeout=30000)
+    report["huge_result"] = page.locator("#result-value .warn").inner_text()
+    report["huge_shown"] = len(page.locator("#result-value pre").inner_text())
+
     # A command that fails shows its error value.
     page.goto(args["http"] + "/#/command/typezoo/divide")
     fill(page, "params.a", "a", 1)

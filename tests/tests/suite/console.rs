@@ -122,6 +122,8 @@ fn the_console_runs_commands_from_generated_forms_in_a_real_browser() {
     // The node's own check, placed at the field it names.
     assert!(r["server_error_field"].as_str().unwrap().contains("expected"), "{r}");
     assert_eq!(r["form_shown_again"], true, "{r}");
+    assert!(r["huge_result"].as_str().unwrap().contains("Download the whole result"), "{r}");
+    assert!(r["huge_shown"].as_u64().unwrap() <= 200_000, "{r}");
     assert!(r["divide_error"].as_str().unwrap().contains("cannot divide 1 by 0"), "{r}");
     assert!(r["divide_status"].as_str().unwrap().contains("command-error"), "{r}");
 
@@ -366,6 +368,7 @@ fn console_sessions_refuse_strangers_replays_forgeries_and_cross_site_requests()
         ("POST", "/v1/console/login-links"),
         ("GET", "/v1/plugins/installed"),
         ("POST", "/v1/plugins/installed/text/approvals"),
+        ("POST", "/v1/plugins/installed"),
     ];
     let grant_body =
         json!({ "to": hex::encode(key.verifying_key().to_bytes()), "caps": ["*"], "grantee": "x", "for": "x",

@@ -453,7 +453,7 @@ async function gridPage() {
   const head = (cols) => el("thead", {}, el("tr", {}, cols.map((h) => el("th", { scope: "col", text: h }))));
   page("Grid",
     el("h2", { text: "Peers" }), el("table", { id: "peers" }, head(["Peer", "Name", "Addresses", "Path", "Grant"]), peers),
-    el("h2", { text: "Offers" }), el("table", { id: "offers" }, head(["Node", "Via", "Plugins", "Commands", "Load", "Prices"]), offers),
+    el("h2", { text: "Offers" }), el("table", { id: "offers" }, head(["Node", "Via", "Plugins", "Commands", "Load", "Served in (p50 / p95)", "Prices"]), offers),
     el("h2", { text: "Discovered (not yet peers)" }), el("table", { id: "discovered" }, head(["Node", "Source", "Addresses"]), discovered));
   const short = (id) => (id || "").slice(0, 16);
   try {
@@ -467,7 +467,9 @@ async function gridPage() {
       const cap = offer.capacity;
       const load = cap ? `${cap.cores} cores, ${cap.load.calls_running} calls, ${cap.load.jobs_running} jobs running, ${cap.load.free_slots}/${cap.load.slots} slots free` : "";
       return el("tr", {}, el("td", {}, el("code", { text: short(offer.node) })), el("td", { text: k.via }), el("td", { text: (offer.plugins || []).length }),
-        el("td", { text: commands.length }), el("td", { text: load }), el("td", { text: priced.length ? `${priced.length} priced` : "free" }));
+        el("td", { text: commands.length }), el("td", { text: load }),
+        el("td", { text: cap?.latency?.samples ? `${cap.latency.p50_ms} / ${cap.latency.p95_ms} ms (${cap.latency.samples} calls)` : "no calls yet" }),
+        el("td", { text: priced.length ? `${priced.length} priced` : "free" }));
     }));
     discovered.replaceChildren(...d.map((n) => el("tr", {}, el("td", {}, el("code", { text: short(n.id) })), el("td", { text: n.source || "" }), el("td", { text: (n.addrs || []).join(", ") }))));
   } catch (e) { peers.replaceChildren(el("tr", {}, el("td", { colspan: 5 }, failure(e)))); }
