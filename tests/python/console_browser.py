@@ -275,6 +275,11 @@ def owner(page, args):
     page.keyboard.press("Tab")
     report["first_tab"] = page.evaluate("document.activeElement.textContent")
 
+    # A fragment naming a path outside its kind reaches no API route.
+    page.goto(args["http"] + "/#/job/../peers/abc")
+    expect(page.locator("h1")).to_have_text("Not found")
+    report["traversal"] = page.locator("main p").first.inner_text()
+
     page.get_by_role("button", name="Log out").click()
     expect(page.locator("h1")).to_have_text("Log in")
     report["after_logout"] = page.evaluate("fetch('/v1/commands').then(r => r.status)")

@@ -190,6 +190,7 @@ fn the_console_runs_commands_from_generated_forms_in_a_real_browser() {
     assert_eq!(r["phone_overflow"], false, "the catalog is wider than a phone");
     assert_eq!(r["first_tab"], "Skip to the page", "{r}");
     assert_eq!(r["after_logout"], 401, "the session outlived its logout");
+    assert!(r["traversal"].as_str().unwrap().starts_with("No such job"), "{r}");
     for page in
         ["commands", "command-text-stats", "command-typezoo-form", "jobs", "events", "plugins", "grid", "api", "login"]
     {
