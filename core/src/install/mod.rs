@@ -73,7 +73,10 @@ pub struct AlloyOptions {
 /// Where an install reports each of its checks as it passes (`step`, what was found), for a
 /// person watching it (the console); nowhere by default.
 #[derive(Clone, Default)]
-pub struct Steps(Option<std::sync::Arc<dyn Fn(&str, String) + Send + Sync>>);
+pub struct Steps(Option<std::sync::Arc<StepSink>>);
+
+/// What receives a passed check: its name and what it found.
+type StepSink = dyn Fn(&str, String) + Send + Sync;
 
 impl Steps {
     /// Reports each passed check to `sink`.

@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
-use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -349,5 +349,6 @@ pub(super) async fn install_upload(
         let _ = events.send(event.unwrap_or_default());
     });
     let stream = futures_util::stream::poll_fn(move |cx| received.poll_recv(cx).map(|e| e.map(Ok::<_, Infallible>)));
-    Ok(Sse::new(stream).into_response())
+    // Proof suites can run a while: keep-alives stop idle-timeouts from cutting the stream.
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }

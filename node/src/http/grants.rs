@@ -93,7 +93,10 @@ pub struct NewApiKey {
     pub key: String,
 }
 
-/// The expiry (unix seconds) of a `duration` from now, 30 days without one.
+/// The longest a grant issued here may last.
+const MAX_GRANT_SECS: u64 = 10 * 366 * 24 * 3600;
+
+/// The expiry (unix seconds) of a `duration` from now (at most 10 years), 30 days without one.
 fn expiry(duration: Option<&str>) -> Result<i64, ApiError> {
     let d = match duration {
         None => std::time::Duration::from_secs(30 * 24 * 3600),
@@ -101,6 +104,9 @@ fn expiry(duration: Option<&str>) -> Result<i64, ApiError> {
             ApiError::new(Outcome::BadRequest, format!("`{text}` is not a duration; write e.g. 90s, 30m, 24h, 7days"))
         })?,
     };
+    if d.as_secs() > MAX_GRANT_SECS {
+        return Err(ApiError::new(Outcome::BadRequest, "a grant lasts at most 10 years"));
+    }
     Ok(continuum_core::now_secs() + d.as_secs() as i64)
 }
 
@@ -151,6 +157,13 @@ pub(super) async fn attenuate_grant(
     Json(req): Json<AttenuateGrant>,
 ) -> Result<Json<GrantToken>, ApiError> {
     p.require_owner()?;
+    // A name in the key store, never a path (the store would read any file it names).
+    if req.key.is_empty() || req.key.contains(['/', '\\']) || req.key.starts_with('.') {
+        return Err(ApiError::new(
+            Outcome::BadRequest,
+            "`key` names a key in this node's key store (`continuum key list`), not a path",
+        ));
+    }
     let expires = expiry(req.expires.as_deref())?;
     let grantee = parse_public(req.to.trim()).map_err(bad)?;
     let (token, key, caps) = (req.token.trim().to_string(), req.key.clone(), req.caps.clone());

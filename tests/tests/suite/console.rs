@@ -381,6 +381,19 @@ fn console_sessions_refuse_strangers_replays_forgeries_and_cross_site_requests()
         assert_eq!(request(method, &url(path), &[json_type], &grant_body).status, 401, "a stranger reached {path}");
     }
     assert_eq!(request("DELETE", &url("/v1/apikeys/abc"), &client, "").status, 403);
+    // Even the owner names a key of the store, never a file of the machine.
+    for name in ["/etc/passwd", "../keys/node", ".hidden"] {
+        let to = hex::encode(key.verifying_key().to_bytes());
+        let attenuate = json!({ "token": token, "key": name, "to": to, "caps": ["text/stats"] });
+        let answer =
+            request("POST", &url("/v1/grants/attenuate"), &[owner[0], owner[1], json_type], &attenuate.to_string());
+        assert!(
+            answer.status == 400 && answer.body.contains("not a path"),
+            "{name}: {} {}",
+            answer.status,
+            answer.body
+        );
+    }
     // Removing the key ends its sessions at once.
     let keys = node.ok(&["apikey", "list"]);
     let key_id =
