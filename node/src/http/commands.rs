@@ -212,7 +212,7 @@ pub struct InstalledPlugin {
 }
 
 /// The installed plugins with publisher, custody and capabilities (owner only).
-#[utoipa::path(get, path = "/v1/plugins/installed", responses((status = 200, body = [InstalledPlugin]), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, tag = "plugins", path = "/v1/plugins/installed", responses((status = 200, body = [InstalledPlugin]), (status = 403, body = ErrorBody)))]
 pub(super) async fn installed_plugins(
     State(app): State<App>,
     Extension(p): Extension<Principal>,
@@ -262,7 +262,7 @@ pub struct Approvals {
 
 /// Approves or withdraws an installed plugin's host capabilities (owner only); they take
 /// effect at its next call.
-#[utoipa::path(post, path = "/v1/plugins/installed/{name}/approvals", params(("name" = String, Path, description = "the plugin")),
+#[utoipa::path(post, tag = "plugins", path = "/v1/plugins/installed/{name}/approvals", params(("name" = String, Path, description = "the plugin")),
     request_body = Approvals,
     responses((status = 200, body = InstalledPlugin), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn set_approvals(
@@ -303,7 +303,7 @@ pub(super) struct UploadOptions {
 /// Installs an uploaded `.alloy` (owner only), checked as `continuum plugin install` checks a
 /// file. The answer is server-sent events: a `step` (`{step, detail}`) as each check passes,
 /// then `end` with the installed plugin, or `error` with the refusal.
-#[utoipa::path(post, path = "/v1/plugins/installed", params(UploadOptions),
+#[utoipa::path(post, tag = "plugins", path = "/v1/plugins/installed", params(UploadOptions),
     request_body(content = Vec<u8>, content_type = "application/x-continuum-alloy", description = "The alloy"),
     responses((status = 200, description = "text/event-stream of `step` events, then `end` (InstalledPlugin) or `error`", content_type = "text/event-stream"),
         (status = 403, body = ErrorBody)))]
