@@ -92,7 +92,8 @@ fn tampering_names_the_first_bad_entry() {
     let truncated = tampered("DELETE FROM log WHERE seq >= 6");
     assert_eq!(truncated.seq, 6, "{truncated}");
     assert!(truncated.problem.contains("deleted from the end"), "{truncated}");
-    let forged = tampered("UPDATE log_checkpoints SET signature = replace(signature, substr(signature, 1, 2), 'ff') WHERE seq = (SELECT MAX(seq) FROM log_checkpoints)");
+    // Its first byte changed, whatever it was (a `replace` by `ff` did nothing to a signature starting with it).
+    let forged = tampered("UPDATE log_checkpoints SET signature = (CASE WHEN substr(signature, 1, 2) = 'ff' THEN '00' ELSE 'ff' END) || substr(signature, 3) WHERE seq = (SELECT MAX(seq) FROM log_checkpoints)");
     assert!(forged.problem.contains("signature"), "{forged}");
     // The CLI names it too, with a non-zero exit.
     let h = TestHost::with(&["typezoo"]);
