@@ -17,11 +17,12 @@
 
 pub mod chain;
 pub mod head_file;
+pub mod journal;
 pub mod transfer;
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -31,6 +32,7 @@ use serde::Serialize;
 
 use chain::{entry_hash, sign_checkpoint, Broken, ChainCheck, Checkpoint, Entry, GENESIS};
 use head_file::HeadFile;
+use journal::Journal;
 
 /// The first segments of the kinds the host writes (and will write); a plugin's events, kinded
 /// `<plugin>.<kind>`, may not start with one, so nothing a plugin emits reads as the host's.
@@ -49,10 +51,14 @@ pub const MAX_BATCH: usize = 4096;
 /// Longest a group of only fire-and-forget entries waits for company before committing.
 pub const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// Longest [`EventLog::settle`] waits for the writer.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Tables of the log.
 pub const SCHEMA: crate::db::Schema = crate::db::Schema {
     owner: "eventlog",
-    migrations: &["
+    migrations: &[
+        "
 CREATE TABLE IF NOT EXISTS log (
     seq     INTEGER PRIMARY KEY,
     lamport INTEGER NOT NULL,
@@ -89,7 +95,15 @@ CREATE TABLE IF NOT EXISTS remote_checkpoints (
     signature TEXT NOT NULL,
     PRIMARY KEY (node, seq)
 ) STRICT;
-"],
+",
+        // Per journal (journal.rs), the last record committed to `log`: a replay starts after it.
+        "
+CREATE TABLE IF NOT EXISTS log_journals (
+    journal TEXT PRIMARY KEY,
+    applied INTEGER NOT NULL
+) STRICT;
+",
+    ],
 };
 
 /// How hard each group commit is pushed to disk.
@@ -114,41 +128,122 @@ pub struct NewEntry {
     pub payload: String,
 }
 
+/// How the writer answers an appender: the entry's seq, or why its group did not commit.
+type Answer = tokio::sync::oneshot::Sender<Result<u64, String>>;
+
 struct Request {
     entry: NewEntry,
-    /// Where to say the entry's seq once committed (none: fire and forget).
-    done: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
+    /// Its place in this process's queue (and journal).
+    ordinal: u64,
+    /// When it was queued (ms since the epoch).
+    at_ms: i64,
+    /// Where to say the entry's seq once committed (none: fire and forget, or already durable
+    /// in the journal).
+    done: Option<Answer>,
 }
 
-/// An entry queued for the next group commit: wait for it (blocking or async) to learn its
-/// seq, or why the group could not commit.
-#[must_use = "an entry is committed only when its PendingCommit says so"]
-pub struct PendingCommit(tokio::sync::oneshot::Receiver<Result<u64, String>>);
+/// The writer's answer to one appender.
+type Commit = tokio::sync::oneshot::Receiver<Result<u64, String>>;
+
+/// When an appender is answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    /// Once its group is committed to the database, with its seq.
+    Commit,
+    /// Once it is durable: written to the journal, or (without one) committed.
+    Durable,
+    /// Never: fire and forget.
+    Later,
+}
+
+/// An entry on its way into the log: wait for it (blocking or async) until it is durable, or
+/// to learn why it could not be made so.
+#[must_use = "an entry is durable only when its PendingCommit says so"]
+pub struct PendingCommit(Option<Commit>);
 
 fn commit_outcome(outcome: Result<Result<u64, String>, tokio::sync::oneshot::error::RecvError>) -> Result<u64> {
     outcome.map_err(|_| anyhow::anyhow!("the event log writer has stopped"))?.map_err(anyhow::Error::msg)
 }
 
 impl PendingCommit {
-    /// Blocks until the entry's group has committed (from any thread: the writer answers
+    /// Blocks until the entry is durable (at once when it was written to the journal; else
     /// within one group commit).
-    pub fn wait(self) -> Result<u64> {
-        commit_outcome(futures_executor::block_on(self.0))
+    pub fn wait(self) -> Result<()> {
+        match self.0 {
+            Some(commit) => commit_outcome(futures_executor::block_on(commit)).map(drop),
+            None => Ok(()),
+        }
     }
 
-    /// Waits on the async side until the entry's group has committed.
-    pub async fn committed(self) -> Result<u64> {
-        commit_outcome(self.0.await)
+    /// Waits on the async side until the entry is durable.
+    pub async fn committed(self) -> Result<()> {
+        match self.0 {
+            Some(commit) => commit_outcome(commit.await).map(drop),
+            None => Ok(()),
+        }
     }
 }
 
-/// A handle to the node's event log (cheap to clone).
+/// A handle to the node's event log (cheap to clone). The last handle dropped stops the
+/// writer once it has committed everything queued.
 #[derive(Clone)]
 pub struct EventLog {
-    tx: Arc<Mutex<Sender<Request>>>,
+    shared: Arc<Shared>,
+}
+
+/// What the writer is doing, so appenders wake it only when it needs to be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriterState {
+    /// Writing a group: it takes the queue when done, no wake needed.
+    Busy,
+    /// Waiting for an entry: the next one wakes it.
+    Idle,
+    /// Holding a group of entries nobody waits on, for company: only an entry with a waiter
+    /// (or the log closing) wakes it early.
+    Lingering,
+}
+
+/// The appenders' side of the log: the queue to the writer, in the order of the journal.
+struct Front {
+    /// Entries queued for the writer, in ordinal order.
+    queue: VecDeque<Request>,
+    /// Queued entries with an appender waiting for their commit.
+    waiters: usize,
+    /// False once the last handle is dropped: the writer commits the queue and stops.
+    open: bool,
+    writer: WriterState,
+    /// The last ordinal handed out.
+    ordinal: u64,
+    /// The last ordinal the writer has dealt with (committed, or answered with its failure).
+    settled: u64,
+    /// This process's journal (none: a log without a data directory, `durability = "fsync"`,
+    /// or a journal that could not be created).
+    journal: Option<Journal>,
+}
+
+/// The front, the writer's wake-up, and its signal that it has dealt with more of the queue.
+struct Queue {
+    front: Mutex<Front>,
+    work: std::sync::Condvar,
+    settled: std::sync::Condvar,
+}
+
+struct Shared {
+    queue: Arc<Queue>,
     node: String,
     /// Entries queued and not yet committed (the log's lag).
     pending: Arc<AtomicUsize>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        crate::sync::lock(&self.queue.front).open = false;
+        self.queue.work.notify_all();
+        if let Some(writer) = crate::sync::lock(&self.writer).take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 /// What `verify` found.
@@ -191,13 +286,15 @@ fn read_head(conn: &Connection) -> rusqlite::Result<Head> {
 }
 
 /// Writes one group in one transaction: entries chained from the stored head, then a
-/// checkpoint. The transaction takes the write lock first (`BEGIN IMMEDIATE`) and reads the head
-/// inside it, so several processes writing one data directory extend one chain in turn.
+/// checkpoint, then (for a group from a journal) the mark of the last journal record applied.
+/// The transaction takes the write lock first (`BEGIN IMMEDIATE`) and reads the head inside
+/// it, so several processes writing one data directory extend one chain in turn.
 fn write_group(
     conn: &mut Connection,
     key: &SigningKey,
     node: &str,
     group: &[Request],
+    journal: Option<&str>,
 ) -> rusqlite::Result<(Vec<u64>, Checkpoint)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut head = read_head(&tx)?;
@@ -206,7 +303,6 @@ fn write_group(
         let mut insert = tx.prepare_cached(
             "INSERT INTO log (seq, lamport, node, kind, subject, payload, prev, hash, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        let at = crate::now_ms();
         for r in group {
             head.seq += 1;
             head.lamport += 1;
@@ -221,7 +317,7 @@ fn write_group(
                 e.payload,
                 head.hash,
                 hash,
-                at
+                r.at_ms
             ])?;
             head.hash = hash;
             seqs.push(head.seq);
@@ -233,51 +329,107 @@ fn write_group(
         cp.head,
         cp.signature
     ])?;
+    if let (Some(journal), Some(last)) = (journal, group.last()) {
+        tx.prepare_cached(
+            "INSERT INTO log_journals (journal, applied) VALUES (?1, ?2)
+             ON CONFLICT (journal) DO UPDATE SET applied = excluded.applied",
+        )?
+        .execute(params![journal, last.ordinal as i64])?;
+    }
     tx.commit()?;
     Ok((seqs, cp))
+}
+
+/// Moves what the journals of dead processes hold, past each one's mark, into the log (in
+/// groups of at most [`MAX_BATCH`]), then removes them.
+fn replay_orphans(conn: &mut Connection, key: &SigningKey, node: &str, dir: &Path) -> Result<()> {
+    for orphan in journal::orphans(dir)? {
+        let applied: i64 = conn
+            .query_row("SELECT applied FROM log_journals WHERE journal = ?1", [&orphan.name], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let group: Vec<Request> = orphan
+            .records
+            .iter()
+            .filter(|r| r.ordinal > applied as u64)
+            .map(|r| Request { entry: r.entry.clone(), ordinal: r.ordinal, at_ms: r.at_ms, done: None })
+            .collect();
+        for chunk in group.chunks(MAX_BATCH) {
+            write_group(conn, key, node, chunk, Some(&orphan.name))
+                .with_context(|| format!("cannot replay the log journal {}", orphan.name))?;
+        }
+        if !group.is_empty() {
+            tracing::info!("replayed {} event log entries from the journal {}", group.len(), orphan.name);
+        }
+        // Removed before its mark: a crash in between leaves a mark without a file (harmless),
+        // never a file without its mark (which would be replayed twice).
+        let name = orphan.name.clone();
+        orphan.remove()?;
+        conn.execute("DELETE FROM log_journals WHERE journal = ?1", [&name])?;
+    }
+    Ok(())
+}
+
+/// The next group to write: waits for an entry, then (if nobody waits on any) lingers up to
+/// [`LINGER`] for more; none once the log is closed and its queue empty.
+fn next_group(queue: &Queue, head: &mut HeadFile) -> Option<Vec<Request>> {
+    let wait = |front, timeout| queue.work.wait_timeout(front, timeout).unwrap_or_else(|p| p.into_inner()).0;
+    let mut front = crate::sync::lock(&queue.front);
+    while front.queue.is_empty() {
+        if !front.open {
+            return None;
+        }
+        front.writer = WriterState::Idle;
+        front = wait(front, head_file::INTERVAL);
+        if front.queue.is_empty() {
+            drop(front);
+            head.flush();
+            front = crate::sync::lock(&queue.front);
+        }
+    }
+    // Fire-and-forget entries, and entries already durable in the journal: linger so a run of
+    // calls commits in one group under one signature.
+    let linger_until = std::time::Instant::now() + LINGER;
+    front.writer = WriterState::Lingering;
+    while front.waiters == 0 && front.open && front.queue.len() < MAX_BATCH {
+        let left = linger_until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        front = wait(front, left);
+    }
+    front.writer = WriterState::Busy;
+    let take = front.queue.len().min(MAX_BATCH);
+    let group: Vec<Request> = front.queue.drain(..take).collect();
+    front.waiters -= group.iter().filter(|r| r.done.is_some()).count();
+    Some(group)
 }
 
 fn writer(
     mut conn: Connection,
     key: SigningKey,
     node: String,
-    rx: Receiver<Request>,
     mut head: HeadFile,
+    queue: Arc<Queue>,
     pending: Arc<AtomicUsize>,
 ) {
-    loop {
-        let first = match rx.recv_timeout(head_file::INTERVAL) {
-            Ok(r) => r,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                head.flush();
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        let mut group = vec![first];
-        let linger_until = std::time::Instant::now() + LINGER;
-        while group.len() < MAX_BATCH {
-            // Take what is queued; if nobody in the group is waiting yet (only fire-and-forget
-            // entries, like a call's `call.invoked`), linger briefly for the entry that will be
-            // waited on, so both commit in one group under one signature.
-            let next = match rx.try_recv() {
-                Ok(r) => Some(r),
-                Err(_) if group.iter().all(|r| r.done.is_none()) => {
-                    rx.recv_timeout(linger_until.saturating_duration_since(std::time::Instant::now())).ok()
-                }
-                Err(_) => None,
-            };
-            match next {
-                Some(r) => group.push(r),
-                None => break,
-            }
-        }
-        let result = write_group(&mut conn, &key, &node, &group).map_err(|e| {
+    let journal = crate::sync::lock(&queue.front).journal.as_ref().map(|j| j.name().to_string());
+    while let Some(group) = next_group(&queue, &mut head) {
+        let result = write_group(&mut conn, &key, &node, &group, journal.as_deref()).map_err(|e| {
             format!("the event log could not commit ({e}); nothing of this group was written — check disk space and that the data directory is writable")
         });
         if let Err(e) = &result {
             tracing::error!("{e}");
         }
+        {
+            let mut front = crate::sync::lock(&queue.front);
+            let last = group.last().map_or(0, |r| r.ordinal);
+            front.settled = last;
+            if let (Some(journal), Ok(_)) = (front.journal.as_mut(), &result) {
+                journal.applied(last);
+            }
+        }
+        queue.settled.notify_all();
         pending.fetch_sub(group.len(), Ordering::Relaxed);
         for (i, r) in group.into_iter().enumerate() {
             if let Some(done) = r.done {
@@ -289,67 +441,143 @@ fn writer(
         }
     }
     head.flush();
+    // Everything is in the database: the journal and its mark go (in that order, as in
+    // `replay_orphans`). A journal with records the database lacks stays for the next opener.
+    let finished = crate::sync::lock(&queue.front).journal.take_if(|j| j.settled());
+    if let Some(finished) = finished {
+        let name = finished.name().to_string();
+        finished.remove();
+        if let Err(e) = conn.execute("DELETE FROM log_journals WHERE journal = ?1", [&name]) {
+            tracing::warn!("cannot forget the log journal {name}: {e}");
+        }
+    }
 }
 
 impl EventLog {
-    /// Opens the log in `path` (the node database) and starts its writer thread, which keeps
-    /// the signed head in [`head_file::path_for`] `path`.
+    /// Opens the log in `path` (the node database): replays the journals of processes that
+    /// died, then starts the writer, which keeps the signed head in [`head_file::path_for`]
+    /// `path`. With `durability = "process"` appenders get a journal beside the database.
     pub fn open(path: &Path, key: SigningKey, durability: Durability) -> Result<Self> {
-        Self::start(connect(path, durability)?, key, HeadFile::new(Some(head_file::path_for(path))))
+        let mut conn = connect(path, durability)?;
+        let node = crate::keys::public_hex(&key.verifying_key());
+        let dir = journal::dir_for(path);
+        replay_orphans(&mut conn, &key, &node, &dir)?;
+        let journal = match durability {
+            Durability::Process => Journal::create(&dir)
+                .map_err(|e| tracing::warn!("{e:#}; appenders will wait for each group commit instead"))
+                .ok(),
+            // Every durable entry is synced with its group's commit instead.
+            Durability::Fsync => None,
+        };
+        Self::start(conn, key, HeadFile::new(Some(head_file::path_for(path))), journal)
     }
 
     /// Starts the log's writer on an open connection (whose pragmas the caller chose), keeping
-    /// no signed head file.
+    /// no signed head file and no journal.
     pub fn with_connection(conn: Connection, key: SigningKey) -> Result<Self> {
-        Self::start(conn, key, HeadFile::new(None))
+        Self::start(conn, key, HeadFile::new(None), None)
     }
 
-    fn start(conn: Connection, key: SigningKey, head: HeadFile) -> Result<Self> {
+    fn start(conn: Connection, key: SigningKey, head: HeadFile, journal: Option<Journal>) -> Result<Self> {
         let node = crate::keys::public_hex(&key.verifying_key());
-        let (tx, rx) = mpsc::channel();
-        let writer_node = node.clone();
+        let front = Front {
+            queue: VecDeque::new(),
+            waiters: 0,
+            open: true,
+            writer: WriterState::Busy,
+            ordinal: 0,
+            settled: 0,
+            journal,
+        };
+        let queue = Arc::new(Queue { front: Mutex::new(front), work: Default::default(), settled: Default::default() });
         let pending = Arc::new(AtomicUsize::new(0));
-        let writer_pending = pending.clone();
-        std::thread::Builder::new()
+        let (writer_node, writer_queue, writer_pending) = (node.clone(), queue.clone(), pending.clone());
+        let writer = std::thread::Builder::new()
             .name("continuum-log".into())
-            .spawn(move || writer(conn, key, writer_node, rx, head, writer_pending))
+            .spawn(move || writer(conn, key, writer_node, head, writer_queue, writer_pending))
             .context("cannot start the event log writer")?;
-        Ok(EventLog { tx: Arc::new(Mutex::new(tx)), node, pending })
+        Ok(EventLog { shared: Arc::new(Shared { queue, node, pending, writer: Mutex::new(Some(writer)) }) })
     }
 
     /// This node's id (the log's signer).
     pub fn node(&self) -> &str {
-        &self.node
+        &self.shared.node
     }
 
     /// Entries queued and not yet committed.
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
+        self.shared.pending.load(Ordering::Relaxed)
     }
 
-    fn send(&self, entry: NewEntry, done: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>) -> Result<()> {
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        crate::sync::lock(&self.tx).send(Request { entry, done }).map_err(|_| {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
-            anyhow::anyhow!("the event log writer has stopped")
-        })
+    /// Queues an entry, acknowledged as `ack` says; gives the commit to wait on, if any.
+    fn send(&self, kind: &str, subject: &str, payload: String, ack: Ack) -> Result<Option<Commit>> {
+        let entry = NewEntry { kind: kind.into(), subject: subject.into(), payload };
+        let mut front = crate::sync::lock(&self.shared.queue.front);
+        anyhow::ensure!(front.open, "the event log writer has stopped");
+        front.ordinal += 1;
+        let record = journal::Record { ordinal: front.ordinal, at_ms: crate::now_ms(), entry };
+        // Every entry goes into the journal (the ordinals there must follow one another); it is
+        // what an appender waiting only for durability waits for.
+        let journaled = front.journal.as_mut().is_some_and(|journal| journal.write(&record));
+        let (done, commit) = match ack {
+            Ack::Commit => Some(tokio::sync::oneshot::channel()),
+            Ack::Durable if !journaled => Some(tokio::sync::oneshot::channel()),
+            _ => None,
+        }
+        .unzip();
+        self.shared.pending.fetch_add(1, Ordering::Relaxed);
+        // Wake the writer only when it waits for work, or lingers and this entry has a waiter:
+        // a run of entries nobody waits on costs the appenders no wake-ups.
+        let wake = match front.writer {
+            WriterState::Idle => true,
+            WriterState::Lingering => done.is_some(),
+            WriterState::Busy => false,
+        };
+        front.waiters += usize::from(done.is_some());
+        front.queue.push_back(Request { entry: record.entry, ordinal: record.ordinal, at_ms: record.at_ms, done });
+        if wake {
+            // Marked busy here, so the entries after this one do not wake it again.
+            front.writer = WriterState::Busy;
+            self.shared.queue.work.notify_one();
+        }
+        Ok(commit)
     }
 
-    /// Appends an entry and returns its seq once it is committed.
+    /// Appends an entry and returns its seq once it is committed to the database.
     pub fn append(&self, kind: &str, subject: &str, payload: &serde_json::Value) -> Result<u64> {
-        self.submit(kind, subject, payload)?.wait()
+        let commit = self.send(kind, subject, payload.to_string(), Ack::Commit)?.expect("a commit to wait on");
+        commit_outcome(futures_executor::block_on(commit))
     }
 
-    /// Queues an entry for the next group commit and returns what to wait on.
-    pub fn submit(&self, kind: &str, subject: &str, payload: &serde_json::Value) -> Result<PendingCommit> {
-        let (done, pending) = tokio::sync::oneshot::channel();
-        self.send(NewEntry { kind: kind.into(), subject: subject.into(), payload: payload.to_string() }, Some(done))?;
-        Ok(PendingCommit(pending))
+    /// Queues an entry and hands back what to wait on until it is durable: written to this
+    /// process's journal at once (so the wait is over), or, without a journal, committed with
+    /// its group.
+    pub fn record(&self, kind: &str, subject: &str, payload: &impl Serialize) -> Result<PendingCommit> {
+        self.send(kind, subject, serde_json::to_string(payload)?, Ack::Durable).map(PendingCommit)
     }
 
-    /// Queues an entry without waiting; it commits no later than any entry appended after it.
-    pub fn append_later(&self, kind: &str, subject: &str, payload: &serde_json::Value) -> Result<()> {
-        self.send(NewEntry { kind: kind.into(), subject: subject.into(), payload: payload.to_string() }, None)
+    /// Waits until every entry queued so far is in the database (or its group failed): what a
+    /// reader of the log does first, to see what this process has acknowledged.
+    pub fn settle(&self) -> Result<()> {
+        let deadline = std::time::Instant::now() + SETTLE_LIMIT;
+        let mut front = crate::sync::lock(&self.shared.queue.front);
+        let target = front.ordinal;
+        while front.settled < target {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            anyhow::ensure!(
+                !left.is_zero(),
+                "the event log writer has not committed the queued entries in {} s (is the disk stalled?)",
+                SETTLE_LIMIT.as_secs()
+            );
+            front = self.shared.queue.settled.wait_timeout(front, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        Ok(())
+    }
+
+    /// Queues an entry without waiting; it is committed no later than any entry appended after
+    /// it.
+    pub fn append_later(&self, kind: &str, subject: &str, payload: &impl Serialize) -> Result<()> {
+        self.send(kind, subject, serde_json::to_string(payload)?, Ack::Later).map(drop)
     }
 }
 

@@ -36,15 +36,18 @@ enum Line {
     Checkpoint(Checkpoint),
 }
 
-/// Writes at most `limit` of this node's entries after `since` (and their checkpoints) as JSONL;
-/// returns how many.
+/// Writes this node's entries after `since` (and their checkpoints) as JSONL, ending at a
+/// checkpoint so the page verifies on its own: at most `limit` entries, unless the first group
+/// after `since` alone is larger (then that group); returns how many.
 pub fn export(conn: &Connection, node: &str, since: u64, limit: u64, out: &mut impl Write) -> Result<u64> {
     writeln!(out, "{}", serde_json::to_string(&Header { format: FORMAT.into(), node: node.into() })?)?;
     let cps: BTreeMap<u64, Checkpoint> = checkpoints(conn)?.into_iter().map(|c| (c.seq, c)).collect();
+    let within = cps.range(since + 1..=since.saturating_add(limit)).next_back();
+    let Some(end) = within.or_else(|| cps.range(since + 1..).next()).map(|(seq, _)| *seq) else { return Ok(0) };
     let mut after = since;
     let mut count = 0;
-    while count < limit {
-        let batch = entries(conn, after, None, (limit - count).min(10_000))?;
+    while after < end {
+        let batch = entries(conn, after, None, (end - after).min(10_000))?;
         let Some(last) = batch.last() else { break };
         after = last.seq;
         for e in batch {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{CallError, CallReport, HostCore};
 use crate::access::Caller;
@@ -21,6 +22,33 @@ struct InputDigest {
     hash: String,
     /// Length of the text.
     bytes: usize,
+}
+
+/// The payload of `call.invoked`.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Invoked<'a> {
+    caller: String,
+    depth: u32,
+    input_hash: &'a str,
+}
+
+/// The payload of `call.completed` / `call.failed` (its fields in the order readers have always
+/// seen them).
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Finished<'a> {
+    caller: String,
+    grant: Option<String>,
+    command: &'a str,
+    plugin_digest: Option<String>,
+    depth: u32,
+    input_hash: &'a str,
+    input_bytes: usize,
+    output_hash: String,
+    output_bytes: usize,
+    duration_us: u64,
+    outcome: &'a str,
 }
 
 /// A finished call whose audit entry is queued; its result may be released only once that
@@ -51,7 +79,7 @@ impl AuditedCall {
     }
 
     /// The report, its result withheld if the audit entry did not commit.
-    fn released(command: String, mut report: CallReport, committed: Option<Result<u64>>) -> CallReport {
+    fn released(command: String, mut report: CallReport, committed: Option<Result<()>>) -> CallReport {
         if let Some(Err(e)) = committed {
             report.result = Err(CallError::Host {
                 command,
@@ -82,7 +110,7 @@ impl HostCore {
             InputDigest { hash: sha256_hex(text.as_bytes()), bytes: text.len() }
         });
         if let Some(input) = &input {
-            let invoked = json!({ "caller": caller.id(), "depth": depth, "input-hash": input.hash });
+            let invoked = Invoked { caller: caller.id(), depth, input_hash: &input.hash };
             if let Err(e) = self.log.append_later("call.invoked", name, &invoked) {
                 report.result = Err(CallError::Host { command: name.into(), message: format!("{e:#}") });
                 return AuditedCall { command: name.into(), report, commit: None };
@@ -106,9 +134,9 @@ impl HostCore {
         report: &CallReport,
     ) -> Result<PendingCommit> {
         let (kind, outcome, output) = match &report.result {
-            Ok(v) => ("call.completed", "ok".to_string(), v.to_string()),
-            Err(CallError::CommandFailed { error, .. }) => ("call.failed", "command-error".into(), error.to_string()),
-            Err(e) => ("call.failed", e.outcome().as_str().into(), e.to_string()),
+            Ok(v) => ("call.completed", "ok", v.to_string()),
+            Err(CallError::CommandFailed { error, .. }) => ("call.failed", "command-error", error.to_string()),
+            Err(e) => ("call.failed", e.outcome().as_str(), e.to_string()),
         };
         let grant = match caller {
             Caller::Key { grant: Some(g), .. } => Some(g.id.clone()),
@@ -116,20 +144,20 @@ impl HostCore {
         };
         let plugin = name.split('/').next().unwrap_or(name);
         let digest = lock(&self.loaded).get(plugin).map(|p| p.digest.clone());
-        let payload = json!({
-            "caller": caller.id(),
-            "grant": grant,
-            "command": name,
-            "plugin-digest": digest,
-            "depth": depth,
-            "input-hash": input.hash,
-            "input-bytes": input.bytes,
-            "output-hash": sha256_hex(output.as_bytes()),
-            "output-bytes": output.len(),
-            "duration-us": report.elapsed.as_micros() as u64,
-            "outcome": outcome,
-        });
-        self.log.submit(kind, name, &payload)
+        let payload = Finished {
+            caller: caller.id(),
+            grant,
+            command: name,
+            plugin_digest: digest,
+            depth,
+            input_hash: &input.hash,
+            input_bytes: input.bytes,
+            output_hash: sha256_hex(output.as_bytes()),
+            output_bytes: output.len(),
+            duration_us: report.elapsed.as_micros() as u64,
+            outcome,
+        };
+        self.log.record(kind, name, &payload)
     }
 
     /// The counters of the calls this host ran (`GET /metrics`).

@@ -144,6 +144,14 @@ impl HostCore {
         lock(&self.db)
     }
 
+    /// The database once every log entry this host queued is committed: what a reader of the
+    /// event log takes, to see every entry acknowledged so far (an audited call is acknowledged
+    /// once its entry is in the journal, before the writer moves it into the database).
+    pub fn log_db(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.log.settle()?;
+        Ok(self.db())
+    }
+
     /// The node's event log.
     pub fn log(&self) -> &EventLog {
         &self.log

@@ -250,24 +250,27 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
     let log = core.log();
     let appenders = 64;
     let per = (iterations / 10).max(200) as usize;
+    // 64 threads, each appending and waiting for its own entry: until it is durable (in the
+    // journal; then until all of them are in the database too), and until it is committed.
+    let concurrently = |append: &(dyn Fn(usize, usize) -> Result<()> + Sync)| -> Result<f64> {
+        let t = Instant::now();
+        std::thread::scope(|s| -> Result<()> {
+            let handles: Vec<_> =
+                (0..appenders).map(|i| s.spawn(move || (0..per).try_for_each(|n| append(i, n)))).collect();
+            for h in handles {
+                h.join().map_err(|_| anyhow::anyhow!("appender panicked"))??;
+            }
+            Ok(())
+        })?;
+        Ok((appenders * per) as f64 / t.elapsed().as_secs_f64())
+    };
     let t = Instant::now();
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = (0..appenders)
-            .map(|i| {
-                s.spawn(move || -> Result<()> {
-                    for n in 0..per {
-                        log.append("bench.append", "bench", &json!({ "writer": i, "n": n }))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("appender panicked"))??;
-        }
-        Ok(())
-    })?;
-    let waited_rate = (appenders * per) as f64 / t.elapsed().as_secs_f64();
+    let durable_rate =
+        concurrently(&|i, n| log.record("bench.append", "bench", &json!({ "writer": i, "n": n }))?.wait())?;
+    log.settle()?;
+    let durable_committed_rate = (appenders * per) as f64 / t.elapsed().as_secs_f64();
+    let waited_rate =
+        concurrently(&|i, n| log.append("bench.append", "bench", &json!({ "writer": i, "n": n })).map(drop))?;
     let pipelined = iterations as usize * 10;
     let t = Instant::now();
     for n in 0..pipelined {
@@ -276,7 +279,7 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
     log.append("bench.append", "bench", &json!({ "last": true }))?;
     let pipelined_rate = (pipelined + 1) as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let verified = crate::eventlog::verify(&core.db(), log.node())?.map_err(|b| anyhow::anyhow!("{b}"))?;
+    let verified = crate::eventlog::verify(&*core.log_db()?, log.node())?.map_err(|b| anyhow::anyhow!("{b}"))?;
     let verify_rate = verified.entries as f64 / t.elapsed().as_secs_f64();
     let audited = || {
         core.set_audit(true);
@@ -291,6 +294,8 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
         Ok(())
     };
     let [(audited_p50, _), (unaudited_p50, _)] = measure_pair(iterations / 4, audited, unaudited)?;
+    // The target: an audited call against raw wasmtime, alternated in one loop.
+    let [(raw_again_p50, _), (audited_again_p50, audited_p99)] = measure_pair(iterations, raw, audited)?;
     core.set_audit(true);
 
     let figures = json!({
@@ -305,11 +310,19 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
         "grant_verify_us": { "cold_p50": micros(cold_p50), "cached_p50": micros(cached_p50) },
         "call_p50_us": { "owner": micros(owner_p50), "with_cached_grant": micros(granted_p50) },
         "log": {
-            "durable_entries_per_s_64_waiting_appenders": waited_rate,
+            "durable_entries_per_s_64_appenders": durable_rate,
+            "durable_and_committed_entries_per_s_64_appenders": durable_committed_rate,
+            "committed_entries_per_s_64_waiting_appenders": waited_rate,
             "durable_entries_per_s_pipelined": pipelined_rate,
             "verified_entries_per_s": verify_rate,
             "call_p50_us_audited": micros(audited_p50),
             "call_p50_us_unaudited": micros(unaudited_p50),
+        },
+        "audited_vs_raw": {
+            "raw_p50_us": micros(raw_again_p50),
+            "audited_p50_us": micros(audited_again_p50),
+            "audited_p99_us": micros(audited_p99),
+            "ratio_p50": micros(audited_again_p50) / micros(raw_again_p50),
         },
     });
     output::emit(&mut std::io::stdout().lock(), &figures, |out| {
@@ -343,7 +356,8 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
             micros(granted_p50),
             micros(granted_p50) - micros(owner_p50)
         )?;
-        writeln!(out, "  event log, durable entries/s (64 appenders each waiting) {waited_rate:>10.0}")?;
+        writeln!(out, "  event log, durable entries/s (64 appenders each waiting) {durable_rate:>10.0} (all committed: {durable_committed_rate:.0})")?;
+        writeln!(out, "  event log, committed entries/s (64 appenders each waiting) {waited_rate:>8.0}")?;
         writeln!(out, "  event log, durable entries/s (pipelined, one wait)        {pipelined_rate:>10.0}")?;
         writeln!(
             out,
@@ -356,6 +370,13 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
             micros(audited_p50),
             micros(unaudited_p50),
             micros(audited_p50) - micros(unaudited_p50)
+        )?;
+        writeln!(
+            out,
+            "  raw wasmtime / audited call, alternated     p50 {:>8.2} µs / {:.2} µs ({:.2}×)",
+            micros(raw_again_p50),
+            micros(audited_again_p50),
+            micros(audited_again_p50) / micros(raw_again_p50)
         )?;
         writeln!(out, "{figures}")?;
         Ok(())

@@ -103,20 +103,20 @@ pub(super) fn run(cmd: EventsCmd, data: DataDir) -> Result<(), Exit> {
 fn tail(host: &Host, lines: u64, kind: Option<&str>, follow: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let core = host.core();
-    let shown = eventlog::tail(&core.db(), lines, kind)?;
+    let shown = eventlog::tail(&*core.log_db()?, lines, kind)?;
     let mut after = shown.last().map_or(0, |e| e.seq);
     for e in &shown {
         print(&mut out, e)?;
     }
     if shown.is_empty() {
-        after = eventlog::head(&core.db())?.0;
+        after = eventlog::head(&*core.log_db()?)?.0;
     }
     // --follow polls for new entries until interrupted.
     if follow {
         loop {
             out.flush()?;
             std::thread::sleep(std::time::Duration::from_millis(200));
-            for e in eventlog::entries(&core.db(), after, kind, 1000)? {
+            for e in eventlog::entries(&*core.log_db()?, after, kind, 1000)? {
                 after = e.seq;
                 print(&mut out, &e)?;
             }
@@ -129,7 +129,7 @@ fn tail(host: &Host, lines: u64, kind: Option<&str>, follow: bool) -> Result<()>
 fn verify(host: &Host) -> Result<()> {
     let core = host.core();
     let head = eventlog::head_file::path_for(&core.data().database());
-    let v = match eventlog::verify_with_head(&core.db(), core.log().node(), &head)? {
+    let v = match eventlog::verify_with_head(&*core.log_db()?, core.log().node(), &head)? {
         Ok(v) => v,
         Err(broken) => bail!("the event log does not verify: {broken}"),
     };
@@ -149,11 +149,11 @@ fn export(host: &Host, since: u64, output: Option<PathBuf>) -> Result<()> {
             let mut file = std::io::BufWriter::new(
                 std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?,
             );
-            let n = transfer::export(&core.db(), core.log().node(), since, u64::MAX, &mut file)?;
+            let n = transfer::export(&*core.log_db()?, core.log().node(), since, u64::MAX, &mut file)?;
             file.flush()?;
             n
         }
-        None => transfer::export(&core.db(), core.log().node(), since, u64::MAX, &mut std::io::stdout().lock())?,
+        None => transfer::export(&*core.log_db()?, core.log().node(), since, u64::MAX, &mut std::io::stdout().lock())?,
     };
     Ok(output::note(&mut std::io::stderr(), format_args!("exported {count} entries"))?)
 }
@@ -191,7 +191,7 @@ fn pull(root: &Path, peer: &str) -> Result<()> {
 pub(super) fn usage(host: &Host, args: UsageArgs) -> Result<()> {
     let UsageArgs { by, since } = args;
     let since_ms = super::since_ms(since.as_deref())?;
-    let rows = transfer::usage(&host.core().db(), by == UsageBy::Command, since_ms)?;
+    let rows = transfer::usage(&*host.core().log_db()?, by == UsageBy::Command, since_ms)?;
     output::emit(&mut std::io::stdout().lock(), &rows, |out| {
         writeln!(
             out,

@@ -593,21 +593,19 @@ impl Inner {
         }
         let export = self
             .host
-            .run(move |host| -> Result<(String, u64)> {
+            .run(move |host| -> Result<(String, bool)> {
                 let mut out = Vec::new();
                 let node = host.core().log().node().to_string();
-                let count = continuum_core::eventlog::transfer::export(
-                    &host.core().db(),
-                    &node,
-                    since,
-                    wire::LOG_PAGE,
-                    &mut out,
-                )?;
-                Ok((String::from_utf8(out)?, count))
+                let db = host.core().log_db()?;
+                let count = continuum_core::eventlog::transfer::export(&db, &node, since, wire::LOG_PAGE, &mut out)?;
+                // A page ends at a checkpoint, so it may hold fewer than LOG_PAGE entries with
+                // more to come.
+                let more = count > 0 && continuum_core::eventlog::head(&db)?.0 > since + count;
+                Ok((String::from_utf8(out)?, more))
             })
             .await;
         match export {
-            Ok(Ok((export, count))) => Response::Events { export, more: count == wire::LOG_PAGE },
+            Ok(Ok((export, more))) => Response::Events { export, more },
             Ok(Err(e)) | Err(e) => host_error(e),
         }
     }

@@ -43,7 +43,7 @@ pub(super) async fn list_events(
     let limit = q.limit.unwrap_or(100).min(1000);
     let entries = app
         .host
-        .run(move |host| eventlog::entries(&host.core().db(), q.after.unwrap_or(0), q.kind.as_deref(), limit))
+        .run(move |host| eventlog::entries(&*host.core().log_db()?, q.after.unwrap_or(0), q.kind.as_deref(), limit))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
@@ -85,7 +85,7 @@ pub(super) async fn verify_events(
             let core = host.core();
             let node = core.log().node().to_string();
             let head = eventlog::head_file::path_for(&core.data().database());
-            let verified = eventlog::verify_with_head(&core.db(), &node, &head)?;
+            let verified = eventlog::verify_with_head(&*core.log_db()?, &node, &head)?;
             Ok((node, verified))
         })
         .await
@@ -124,7 +124,7 @@ pub(super) async fn usage_series(
         .run(move |host| {
             let core = host.core();
             let node = core.log().node().to_string();
-            transfer::usage_series(&core.db(), &node, continuum_core::now_ms(), bucket_ms, buckets)
+            transfer::usage_series(&*core.log_db()?, &node, continuum_core::now_ms(), bucket_ms, buckets)
         })
         .await
         .map_err(ApiError::internal)?
@@ -144,7 +144,7 @@ pub(super) async fn stream_events(
         Some(a) => a,
         None => {
             app.host
-                .run(|host| eventlog::head(&host.core().db()))
+                .run(|host| eventlog::head(&*host.core().log_db()?))
                 .await
                 .map_err(ApiError::internal)?
                 .map_err(ApiError::internal)?
@@ -190,7 +190,7 @@ async fn next_batch(
     kind: Option<String>,
 ) -> anyhow::Result<anyhow::Result<(Vec<Entry>, Option<u64>)>> {
     host.run(move |host| -> anyhow::Result<(Vec<Entry>, Option<u64>)> {
-        let all = eventlog::entries(&host.core().db(), after, None, STREAM_BATCH)?;
+        let all = eventlog::entries(&*host.core().log_db()?, after, None, STREAM_BATCH)?;
         let last = all.last().map(|e| e.seq);
         Ok((all.into_iter().filter(|e| kind_matches(&kind, &e.kind)).collect(), last))
     })

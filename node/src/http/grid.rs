@@ -150,7 +150,7 @@ pub(super) async fn grid_pull(
         None => {
             let (_, lamport) = app
                 .host
-                .run(|host| eventlog::head(&host.core().db()))
+                .run(|host| eventlog::head(&*host.core().log_db()?))
                 .await
                 .map_err(ApiError::internal)?
                 .map_err(ApiError::internal)?;

@@ -1,7 +1,8 @@
 //! Test helper: a host process that appends to its event log (the data dir given as the
-//! argument) from several threads as fast as it can, printing each sequence number once its
-//! entry is committed. The crash test kills it with SIGKILL and checks every printed entry
-//! survived.
+//! argument) from several threads as fast as it can. Two threads wait for the commit and print
+//! each sequence number; two wait only until the entry is durable (in the journal, as a call's
+//! audit entry does) and print `durable <thread> <n>`. The crash test kills it with SIGKILL and
+//! checks every printed entry survived.
 
 use std::io::Write;
 
@@ -17,13 +18,16 @@ fn main() -> anyhow::Result<()> {
             let log = log.clone();
             std::thread::spawn(move || -> anyhow::Result<()> {
                 for n in 0u64.. {
-                    let seq = log.append(
-                        "burst.write",
-                        &format!("thread-{t}"),
-                        &serde_json::json!({ "n": n, "pad": "x".repeat(64) }),
-                    )?;
+                    let subject = format!("thread-{t}");
+                    let payload = serde_json::json!({ "n": n, "pad": "x".repeat(64) });
+                    let line = if t < 2 {
+                        log.append("burst.write", &subject, &payload)?.to_string()
+                    } else {
+                        log.record("burst.durable", &subject, &payload)?.wait()?;
+                        format!("durable {t} {n}")
+                    };
                     let mut out = std::io::stdout().lock();
-                    writeln!(out, "{seq}")?;
+                    writeln!(out, "{line}")?;
                     out.flush()?;
                 }
                 Ok(())

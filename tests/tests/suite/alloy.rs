@@ -116,7 +116,7 @@ fn round_trip_pack_inspect_verify_install_run() {
     // The proof suite ran in a scratch store: the installed plugin starts empty.
     assert_eq!(h.call("kv/get", json!({ "key": "counter" })).unwrap(), json!(null));
     assert_eq!(h.call("kv/incr", json!({ "key": "counter" })).unwrap(), json!(1));
-    let db = h.host.core().db();
+    let db = h.host.core().log_db().unwrap();
     let installed = continuum::eventlog::entries(&db, 0, Some("plugin.installed"), 10).unwrap();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&installed[0].payload).unwrap()["version"], "0.1.0");
     let leftovers: i64 = db.query_row("SELECT count(*) FROM kv WHERE plugin LIKE 'proof:%'", [], |r| r.get(0)).unwrap();

@@ -13,11 +13,11 @@ use continuum_tests::{cli, stderr, stdout, TestHost};
 use serde_json::{json, Value};
 
 fn entries(h: &Host) -> Vec<eventlog::chain::Entry> {
-    eventlog::entries(&h.core().db(), 0, None, u64::MAX).unwrap()
+    eventlog::entries(&h.core().log_db().unwrap(), 0, None, u64::MAX).unwrap()
 }
 
 fn verify(h: &Host) -> Result<eventlog::Verified, eventlog::chain::Broken> {
-    eventlog::verify(&h.core().db(), h.core().log().node()).unwrap()
+    eventlog::verify(&h.core().log_db().unwrap(), h.core().log().node()).unwrap()
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn tampered(edit: &str) -> eventlog::chain::Broken {
         h.call("typezoo/divide", json!({ "a": a, "b": 1 })).unwrap();
     }
     assert!(verify(&h.host).is_ok());
-    h.host.core().db().execute_batch(edit).unwrap();
+    h.host.core().log_db().unwrap().execute_batch(edit).unwrap();
     verify(&h.host).unwrap_err()
 }
 
@@ -98,7 +98,7 @@ fn tampering_names_the_first_bad_entry() {
     // The CLI names it too, with a non-zero exit.
     let h = TestHost::with(&["typezoo"]);
     h.call("typezoo/nothing", json!({})).unwrap();
-    h.host.core().db().execute("UPDATE log SET kind = 'x' WHERE seq = 2", []).unwrap();
+    h.host.core().log_db().unwrap().execute("UPDATE log SET kind = 'x' WHERE seq = 2", []).unwrap();
     let out = h.cli(&["events", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("entry 2:"), "{}", stderr(&out));
@@ -114,15 +114,17 @@ fn sigkill_during_a_write_burst_loses_no_acknowledged_entry() {
         let stdout = child.stdout.take().unwrap();
         let (first, first_acked) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            let mut acked = Vec::new();
-            for n in std::io::BufReader::new(stdout).lines().map_while(Result::ok).filter_map(|l| l.parse::<u64>().ok())
-            {
-                if acked.is_empty() {
+            let (mut acked, mut durable) = (Vec::new(), Vec::new());
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if acked.is_empty() && durable.is_empty() {
                     let _ = first.send(());
                 }
-                acked.push(n);
+                match line.strip_prefix("durable ") {
+                    Some(rest) => durable.push(rest.replacen(' ', ":", 1)),
+                    None => acked.extend(line.parse::<u64>().ok()),
+                }
             }
-            acked
+            (acked, durable)
         });
         // Kill mid-burst: after the first acknowledgement (a loaded machine may take a while to
         // start the writer), then a little later each round.
@@ -130,9 +132,10 @@ fn sigkill_during_a_write_burst_loses_no_acknowledged_entry() {
         std::thread::sleep(Duration::from_millis(20 + round * 23));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let acked = reader.join().unwrap();
+        let (acked, durable) = reader.join().unwrap();
         assert!(!acked.is_empty(), "round {round}: nothing was acknowledged before the kill");
-        total_acked += acked.len();
+        assert!(!durable.is_empty(), "round {round}: no durable entry was acknowledged before the kill");
+        total_acked += acked.len() + durable.len();
 
         let host = Host::open(DataDir::at(dir.path().to_path_buf()).unwrap()).unwrap();
         let db = host.core().db();
@@ -147,6 +150,19 @@ fn sigkill_during_a_write_burst_loses_no_acknowledged_entry() {
         let stored: i64 =
             db.query_row("SELECT count(*) FROM log WHERE kind = 'burst.write'", [], |r| r.get(0)).unwrap();
         assert!(stored as u64 >= acked.len() as u64);
+        // Entries acknowledged as durable were in the journal only: opening the log replayed them.
+        let mut stmt = db
+            .prepare("SELECT substr(subject, 8) || ':' || json_extract(payload, '$.n') FROM log WHERE kind = 'burst.durable'")
+            .unwrap();
+        let replayed: std::collections::HashSet<String> =
+            stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        let lost: Vec<&String> = durable.iter().filter(|d| !replayed.contains(*d)).collect();
+        assert!(lost.is_empty(), "round {round}: {} durable entries lost, e.g. {:?}", lost.len(), lost.first());
+        drop(stmt);
+        drop(db);
+        drop(host);
+        let journals = std::fs::read_dir(dir.path().join("log.journals")).unwrap().count();
+        assert_eq!(journals, 0, "round {round}: a closed log leaves no journal behind");
     }
     assert!(total_acked > 100, "only {total_acked} entries were acknowledged in 10 rounds");
 }
@@ -235,4 +251,44 @@ fn the_cli_tails_and_meters() {
     assert_eq!(rows[0]["calls"], 3);
     assert!(stdout(&h.cli(&["events", "verify"])).contains("verified"));
     let _ = cli;
+}
+
+#[test]
+fn the_journal_is_private_and_a_planted_or_torn_one_neither_stops_the_log_nor_replays_past_its_break() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join("log.journals");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    {
+        let host = Host::open(DataDir::at(dir.path().to_path_buf()).unwrap()).unwrap();
+        host.core().log().record("test.durable", "s", &json!({ "n": 1 })).unwrap().wait().unwrap();
+        let files: Vec<_> = std::fs::read_dir(&journals).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1, "one journal per open log");
+        assert_eq!((mode(&journals), mode(&files[0])), (0o700, 0o600));
+    }
+    // Planted while the node is stopped: garbage, and a journal whose records break off (a
+    // torn copy, then an out-of-sequence record). Only the whole records in sequence are taken.
+    std::fs::write(journals.join("garbage"), b"\x05\x00\x00\x00not a record at all").unwrap();
+    let record = |ordinal, n: u32| {
+        eventlog::journal::encode(&eventlog::journal::Record {
+            ordinal,
+            at_ms: 1,
+            entry: eventlog::NewEntry {
+                kind: "test.planted".into(),
+                subject: "s".into(),
+                payload: json!({ "n": n }).to_string(),
+            },
+        })
+    };
+    let mut planted = [record(7, 1), record(8, 2), record(10, 3)].concat();
+    planted.extend_from_slice(&record(9, 4)[..12]);
+    std::fs::write(journals.join("planted"), planted).unwrap();
+    let host = Host::open(DataDir::at(dir.path().to_path_buf()).unwrap()).unwrap();
+    let replayed: Vec<String> =
+        entries(&host).into_iter().filter(|e| e.kind == "test.planted").map(|e| e.payload).collect();
+    assert_eq!(replayed, [r#"{"n":1}"#, r#"{"n":2}"#]);
+    assert_eq!(entries(&host).iter().filter(|e| e.kind == "test.durable").count(), 1, "replayed twice");
+    verify(&host).unwrap();
+    let left: Vec<_> = std::fs::read_dir(&journals).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 1, "the planted files are gone, the open log's own journal stays: {left:?}");
 }

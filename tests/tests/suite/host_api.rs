@@ -71,7 +71,7 @@ fn stores_are_private_to_each_plugin() {
 fn events_are_recorded_under_the_plugin_name() {
     let h = TestHost::with(&["kv"]);
     h.call("kv/put", json!({ "key": "a", "value": { "flag": false } })).unwrap();
-    let log = continuum::eventlog::entries(&h.host.core().db(), 0, Some("kv.put"), 10).unwrap();
+    let log = continuum::eventlog::entries(&h.host.core().log_db().unwrap(), 0, Some("kv.put"), 10).unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!((log[0].kind.as_str(), log[0].subject.as_str()), ("kv.put", "kv/put"));
     assert_eq!(serde_json::from_str::<serde_json::Value>(&log[0].payload).unwrap(), json!({ "key": "a" }));

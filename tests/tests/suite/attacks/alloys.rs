@@ -123,7 +123,7 @@ fn verifying_a_strangers_alloy_cannot_touch_the_owners_data() {
     assert_eq!(kv_get(&h, "secret"), owners, "install let a stranger's proof change the owner's data");
     assert!(!install.status.success(), "{}", stdout(&install));
     assert!(stderr(&install).contains("permission denied"), "{}", stderr(&install));
-    let db = h.host.core().db();
+    let db = h.host.core().log_db().unwrap();
     let denied: Vec<String> = continuum::eventlog::entries(&db, 0, Some("call.failed"), 1000)
         .unwrap()
         .into_iter()

@@ -213,6 +213,8 @@ fn cutting_the_log_tail_with_its_checkpoints_is_detected() {
     let th = TestHost::with(&["text"]);
     for i in 0..5 {
         th.call("text/stats", json!({ "text": format!("call {i}") })).unwrap();
+        // Committed before the next call: a group (and a checkpoint) per call.
+        th.host.core().log().settle().unwrap();
     }
     // Let the writer bring the signed head up to date (it lags by at most 50 ms).
     std::thread::sleep(Duration::from_millis(300));

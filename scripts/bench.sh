@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Runs the side-by-side benchmarks and writes docs/benchmarks.md: every figure beside the
+# baseline measured in the same run (raw wasmtime, `wasmtime serve`, `wasmtime run`).
+#
+#   scripts/bench.sh            # after scripts/setup.sh (the host, plugins and models built)
+#   BENCH_SECONDS=30 scripts/bench.sh
+#
+# Needs: wrk (Debian package) and wasmtime-cli =48.0.8, installed here on first use into
+# ~/.cache/continuum-bench-tools (a cold build of it takes ≈ 16 min on 2 cores; cached after).
+# Every server listens on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_PHASE="${BENCH_SECONDS:-10}"
+TARGET="${CARGO_TARGET_DIR:-target}"
+BIN="$TARGET/release/continuum"
+TOOLS="$HOME/.cache/continuum-bench-tools"
+WASMTIME="$TOOLS/bin/wasmtime"
+OUT=docs/benchmarks.md
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+[ -x "$BIN" ] || { echo "bench: $BIN not found; run scripts/setup.sh first" >&2; exit 1; }
+[ -f build/plugins/text/text.wasm ] || { echo "bench: build/plugins missing; run scripts/setup.sh first" >&2; exit 1; }
+command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || sudo apt-get install -y wrk; }
+if ! "$WASMTIME" --version 2>/dev/null | grep -q '^wasmtime 48.0.8'; then
+    echo "bench: installing wasmtime-cli 48.0.8 into $TOOLS (once)"
+    cargo install wasmtime-cli --version =48.0.8 --locked --root "$TOOLS"
+fi
+
+# The figures, as JSON, one file per suite.
+echo "bench: calls"
+"$BIN" bench calls --json > "$WORK/calls.json"
+echo "bench: languages"
+"$BIN" bench languages --json > "$WORK/languages.json"
+echo "bench: grid"
+"$BIN" bench grid --json > "$WORK/grid.json"
+
+# --- HTTP side by side: wasmtime serve and a Continuum node, the same client (wrk). ---
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+# wrk's req/s and p99 (ms), as JSON.
+wrk_json() {
+    awk '/Requests\/sec/ { rps = $2 }
+         $1 == "99%" { v = $2; unit = v; gsub(/[0-9.]/, "", unit); sub(/[a-z]+$/, "", v);
+                       p99 = (unit == "us") ? v / 1000 : (unit == "s") ? v * 1000 : v }
+         $1 == "50%" { v = $2; unit = v; gsub(/[0-9.]/, "", unit); sub(/[a-z]+$/, "", v);
+                       p50 = (unit == "us") ? v / 1000 : (unit == "s") ? v * 1000 : v }
+         /Non-2xx/ { errors = $4 }
+         END { printf "{\"req_per_s\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"non_2xx\": %d}\n", rps, p50, p99, errors }'
+}
+drive() { # url [wrk args…]
+    local url="$1"; shift
+    wrk -t2 -c64 -d"${SECONDS_PER_PHASE}s" --latency "$@" "$url" | wrk_json
+}
+rss_mib() { awk '/^'"$2"':/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+echo "bench: http (wasmtime serve)"
+WT_PORT=$(free_port)
+"$WASMTIME" serve -S cli -O pooling-allocator=y --addr "127.0.0.1:$WT_PORT" build/plugins/http-hello/http-hello.wasm \
+    > "$WORK/wasmtime-serve.log" 2>&1 &
+PIDS+=($!)
+wait_port "$WT_PORT"
+drive "http://127.0.0.1:$WT_PORT/hello" > "$WORK/http-wasmtime.json"
+kill "${PIDS[-1]}"
+
+echo "bench: http (continuum serve)"
+NODE_HOME="$WORK/node"
+"$BIN" --data-dir "$NODE_HOME" plugin install build/plugins/text --allow all -q
+"$BIN" --data-dir "$NODE_HOME" plugin install build/plugins/http-hello -q
+NODE_PORT=$(free_port)
+"$BIN" --data-dir "$NODE_HOME" serve --http "127.0.0.1:$NODE_PORT" --grid 127.0.0.1:0 --max-concurrent 1024 \
+    > "$WORK/node.log" 2>&1 &
+NODE_PID=$!
+PIDS+=($NODE_PID)
+wait_port "$NODE_PORT"
+sleep 2
+IDLE_RSS=$(rss_mib "$NODE_PID" VmRSS)
+TOKEN=$(cat "$NODE_HOME/node.token")
+cat > "$WORK/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"text":"hello world","to":"upper"}'
+wrk.headers["content-type"] = "application/json"
+EOF
+drive "http://127.0.0.1:$NODE_PORT/v1/http/http-hello/hello" -H "authorization: Bearer $TOKEN" > "$WORK/http-node-wasi.json"
+drive "http://127.0.0.1:$NODE_PORT/v1/commands/text/convert-case" -H "authorization: Bearer $TOKEN" \
+    -s "$WORK/post.lua" > "$WORK/http-node-command.json"
+LOADED_RSS=$(rss_mib "$NODE_PID" VmHWM)
+kill "$NODE_PID"
+
+# --- CLI cold start: a whole process per call, AOT caches warm, alternated. ---
+echo "bench: cli cold start"
+"$BIN" --data-dir "$NODE_HOME" run text/stats --text hi > /dev/null
+"$WASMTIME" run -C cache=y --invoke 'stats("hi", none)' build/plugins/text/text.wasm > /dev/null
+now_us() { date +%s%6N; }
+: > "$WORK/cli-ours"; : > "$WORK/cli-wasmtime"
+for _ in $(seq 1 30); do
+    t=$(now_us); "$BIN" --data-dir "$NODE_HOME" run text/stats --text hi > /dev/null; echo $(( $(now_us) - t )) >> "$WORK/cli-ours"
+    t=$(now_us); "$WASMTIME" run -C cache=y --invoke 'stats("hi", none)' build/plugins/text/text.wasm > /dev/null
+    echo $(( $(now_us) - t )) >> "$WORK/cli-wasmtime"
+done
+median_ms() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] / 1000 }'; }
+
+python3 - "$WORK" "$OUT" "$IDLE_RSS" "$LOADED_RSS" "$(median_ms "$WORK/cli-ours")" "$(median_ms "$WORK/cli-wasmtime")" \
+    "$SECONDS_PER_PHASE" <<'EOF'
+import json, os, platform, subprocess, sys, datetime
+work, out, idle_rss, loaded_rss, cli_ours, cli_wt, seconds = sys.argv[1:]
+load = lambda name: json.load(open(os.path.join(work, name)))
+calls, langs, grid = load("calls.json"), load("languages.json"), load("grid.json")
+wt, wasi, cmd = load("http-wasmtime.json"), load("http-node-wasi.json"), load("http-node-command.json")
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) / 1048576
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+lang = {l["language"]: l for l in langs["languages"]} if "languages" in langs else {}
+def met(ok): return "met" if ok else "**not met**"
+av = calls["audited_vs_raw"]
+log = calls["log"]
+rows = [
+    ("Audited call p50 (sequential, reflected, audit entry durable)", f'{av["audited_p50_us"]:.1f} µs',
+     f'raw wasmtime {av["raw_p50_us"]:.1f} µs', f'{av["ratio_p50"]:.2f}×', "≤ 1.5×", met(av["ratio_p50"] <= 1.5)),
+    ("Reflected call p50, no audit", f'{calls["reflected_call_us"]["p50"]:.1f} µs',
+     f'raw wasmtime {calls["raw_wasmtime_us"]["p50"]:.1f} µs', f'{calls["ratio_p50"]:.2f}×', "—", ""),
+    ("Log: 64 appenders, each waiting until its entry is durable", f'{log["durable_entries_per_s_64_appenders"]:,.0f}/s',
+     "", f'all in the database: {log["durable_and_committed_entries_per_s_64_appenders"]:,.0f}/s', "≥ 150 000/s",
+     met(log["durable_entries_per_s_64_appenders"] >= 150000)),
+    ("Log: 64 appenders, each waiting for its database commit", f'{log["committed_entries_per_s_64_waiting_appenders"]:,.0f}/s',
+     "", "", "—", ""),
+    ("HTTP `wasi:http` handler (64 conns, 2 threads)", f'{wasi["req_per_s"]:,.0f} req/s, p99 {wasi["p99_ms"]:.1f} ms',
+     f'wasmtime serve {wt["req_per_s"]:,.0f} req/s, p99 {wt["p99_ms"]:.1f} ms',
+     f'{wasi["req_per_s"] / wt["req_per_s"]:.2f}× req/s', "≥ 1.5× and p99 ≤",
+     met(wasi["req_per_s"] >= 1.5 * wt["req_per_s"] and wasi["p99_ms"] <= wt["p99_ms"])),
+    ("HTTP audited command `POST /v1/commands/text/convert-case`", f'{cmd["req_per_s"]:,.0f} req/s, p99 {cmd["p99_ms"]:.1f} ms',
+     f'wasmtime serve {wt["req_per_s"]:,.0f} req/s, p99 {wt["p99_ms"]:.1f} ms',
+     f'{cmd["req_per_s"] / wt["req_per_s"]:.2f}× req/s', "≥ 1.5× and p99 ≤",
+     met(cmd["req_per_s"] >= 1.5 * wt["req_per_s"] and cmd["p99_ms"] <= wt["p99_ms"])),
+]
+for name, target in (("python", 300), ("javascript", 150)):
+    if name in lang:
+        p50 = lang[name]["call_p50_us"]
+        rows.append((f"{name.capitalize()} `greet`: instantiate + call p50", f"{p50:,.0f} µs",
+                     f'Rust {lang["rust"]["call_p50_us"]:,.0f} µs' if "rust" in lang else "", "", f"≤ {target} µs",
+                     met(p50 <= target)))
+fetch = grid.get("fetch", {})
+if fetch:
+    mb = fetch.get("bytes", 0) / 1e6
+    rows.append(("Verified plugin fetch between two loopback nodes", f'{fetch.get("mb_per_s", 0):,.0f} MB/s',
+                 "", f'{mb:.2f} MB alloy ({fetch.get("plugin", "?")})', "≥ 200 MB/s for an 18 MB alloy",
+                 met(fetch.get("mb_per_s", 0) >= 200 and mb >= 18)))
+rows += [
+    ("Idle node RSS", f"{float(idle_rss):.1f} MiB", "", "", "≤ 40 MiB", met(float(idle_rss) <= 40)),
+    ("Node peak RSS after both HTTP loads", f"{float(loaded_rss):.1f} MiB", "", "", "bounded", ""),
+    ("CLI cold start `continuum run text/stats --text hi`", f"{float(cli_ours):.1f} ms",
+     f"`wasmtime run --invoke` {float(cli_wt):.1f} ms", f"{float(cli_ours) / float(cli_wt):.2f}×", "≤ 1.5×",
+     met(float(cli_ours) <= 1.5 * float(cli_wt))),
+]
+with open(out, "w") as f:
+    f.write("# Benchmarks\n\n")
+    f.write("Generated by `scripts/bench.sh` — do not edit by hand; the closing notes of issue 22 and\n")
+    f.write("`docs/performance.md` explain the figures, the profiles behind them and the gaps.\n\n")
+    f.write(f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit `{commit}`\n")
+    f.write(f"- machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.release()}\n")
+    f.write(f"- HTTP: `wrk -t2 -c64 -d{seconds}s --latency`, one server after the other; `wasmtime serve -S cli -O pooling-allocator=y` 48.0.8 "
+            "on `tests/plugins/http-hello` (a `wasi:http` handler built with the `wasip2` crate); the node serves the same component "
+            "under `/v1/http/http-hello/` and the audited command `text/convert-case`\n")
+    f.write("- calls: `continuum bench calls --json` (both paths alternated in one loop)\n\n")
+    f.write("| measure | Continuum | baseline (same run) | ratio / detail | target | |\n|---|---|---|---|---|---|\n")
+    for r in rows:
+        f.write("| " + " | ".join(r) + " |\n")
+    f.write("\nNot measured by this script: time to first use (cold `scripts/setup.sh` and test command, see\n")
+    f.write("`docs/performance.md`), and the GPU path (`bench inference` with `--features cuda` needs a GPU machine).\n\n")
+    f.write("## Raw figures\n\n```json\n")
+    f.write(json.dumps({"calls": calls, "languages": langs, "grid": grid,
+                        "http": {"wasmtime_serve": wt, "node_wasi_http": wasi, "node_command": cmd},
+                        "rss_mib": {"idle": float(idle_rss), "peak_after_http": float(loaded_rss)},
+                        "cli_cold_start_ms": {"continuum": float(cli_ours), "wasmtime": float(cli_wt)}}, indent=1))
+    f.write("\n```\n")
+print(open(out).read())
+EOF
