@@ -17,8 +17,28 @@ use crate::sandbox::EPOCH_TICK;
 /// Bytes of each memory and table slot kept resident between instances.
 const KEEP_RESIDENT: usize = 4 << 20;
 
-/// Concurrent instances the pooling allocator holds slots for (nested calls count).
+/// Concurrent instances a serving host's pooling allocator holds slots for (nested calls count).
 const POOL_INSTANCES: u32 = 256;
+
+/// Most core instances, memories and tables one component may have (componentize-py/-js
+/// guests have many core instances and large tables).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+const MEMORIES_PER_COMPONENT: u32 = 16;
+const TABLES_PER_COMPONENT: u32 = 32;
+
+/// How many calls the engine runs at once, which sizes its pool of instance slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// A node serving many callers.
+    Serving,
+    /// One call at a time and its nested calls, this many levels deep: a pool a short-lived
+    /// process sets up and tears down in well under a millisecond (a thousand stack slots
+    /// cost a command-line call a quarter of its time).
+    OneCall {
+        /// The deepest nesting a call may reach, plus one.
+        levels: u32,
+    },
+}
 
 /// The BLAKE3 digest of every precompiled file this host wrote, by file name. Kept in the
 /// database, not beside the files: precompiled code is loaded as trusted machine code, so a
@@ -38,18 +58,33 @@ CREATE TABLE IF NOT EXISTS compiled_files (
 };
 
 /// Builds the engine: component model, epoch interruption for deadlines, and a pooling
-/// allocator whose memory slots are `max_memory_mib` large (the largest per-plugin cap).
-pub fn build(max_memory_mib: u64) -> Result<Engine> {
+/// allocator sized for `concurrency`, whose memory slots are `max_memory_mib` large (the
+/// largest per-plugin cap).
+pub fn build(max_memory_mib: u64, concurrency: Concurrency) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(POOL_INSTANCES)
-        .total_core_instances(POOL_INSTANCES * 4)
-        .total_memories(POOL_INSTANCES * 2)
-        .total_tables(POOL_INSTANCES * 4)
-        .max_memory_size((max_memory_mib as usize) << 20)
-        // Guests built by componentize-py/-js have many core instances and large tables.
-        .max_core_instances_per_component(64)
-        .max_memories_per_component(16)
-        .max_tables_per_component(32)
+    match concurrency {
+        // Most components have a few core instances, memories and tables: the totals are
+        // shared among them.
+        // A call runs on one fiber stack at a time, so a stack per component instance (the
+        // default pool holds 1000, and setting them up is most of a short process's start).
+        Concurrency::Serving => pool
+            .total_component_instances(POOL_INSTANCES)
+            .total_stacks(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 4)
+            .total_memories(POOL_INSTANCES * 2)
+            .total_tables(POOL_INSTANCES * 4),
+        // Every level of one call's nesting may be the largest kind of component.
+        Concurrency::OneCall { levels } => pool
+            .total_component_instances(levels)
+            .total_stacks(levels)
+            .total_core_instances(levels * CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(levels * MEMORIES_PER_COMPONENT)
+            .total_tables(levels * TABLES_PER_COMPONENT),
+    };
+    pool.max_memory_size((max_memory_mib as usize) << 20)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
         .table_elements(20_000)
         .max_core_instance_size(1 << 20)
         .max_component_instance_size(1 << 20)

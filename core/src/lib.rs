@@ -50,7 +50,7 @@ pub mod trust;
 
 pub use access::Caller;
 pub use install::{AlloyOptions, InstallOptions};
-pub use runtime::{CallError, CallReport, Host, Outcome};
+pub use runtime::{CallError, CallReport, Calls, Host, Outcome};
 
 /// The tables of every core module, migrated when a host opens its data directory (the node
 /// crate migrates its own).

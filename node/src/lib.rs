@@ -37,7 +37,12 @@ pub const SCHEMAS: [&continuum_core::db::Schema; 5] =
 /// Opens the host over `data` with the node's tables (peers, API keys) migrated too: how the
 /// node and the command line open a data directory.
 pub fn open_host(data: continuum_core::paths::DataDir) -> Result<Host> {
-    let host = Host::open(data)?;
+    open_host_for(data, continuum_core::Calls::Many)
+}
+
+/// Opens the host over `data` for the calls `calls` says it will run, with the node's tables.
+pub fn open_host_for(data: continuum_core::paths::DataDir, calls: continuum_core::Calls) -> Result<Host> {
+    let host = Host::open_for(data, calls)?;
     continuum_core::db::migrate(&mut host.core().db(), &SCHEMAS)?;
     Ok(host)
 }

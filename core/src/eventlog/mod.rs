@@ -2,12 +2,14 @@
 //! group commit, in SQLite.
 //!
 //! One writer thread owns the log's connection. Appenders queue entries; the writer takes
-//! everything queued (up to [`MAX_BATCH`]; a group of only fire-and-forget entries lingers up
-//! to [`LINGER`] for more) as one group, chains and inserts it, signs a checkpoint of the new
+//! everything queued (up to [`MAX_BATCH`]; a group nobody waits on lingers up to [`LINGER`] for
+//! more: the signing window) as one group, chains and inserts it, signs a checkpoint of the new
 //! head, and commits — one transaction per group — before answering any appender of that
-//! group. So when [`EventLog::append`] returns, the entry is committed. [`EventLog::submit`]
-//! queues an entry and hands back its [`PendingCommit`], so a thread need not sit idle while
-//! the group commits: the node's HTTP handlers await it on the async side.
+//! group. So when [`EventLog::append`] returns, the entry is committed. Every entry is also
+//! copied into this process's journal ([`journal`]) on the appender's thread:
+//! [`EventLog::record`] returns once that is done (the entry is durable; a call's audit entry is
+//! written so), and the next process to open the log replays a dead process's journal.
+//! Readers settle first ([`EventLog::settle`]) to see every acknowledged entry.
 //!
 //! Durability: the database runs in WAL mode with `synchronous = NORMAL` by default, so a
 //! committed entry survives the process being killed (`kill -9`) at any point; an operating

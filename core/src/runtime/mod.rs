@@ -61,6 +61,15 @@ pub struct HostCore {
     metrics: metrics::CallMetrics,
 }
 
+/// The calls a host will run, which sizes its engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calls {
+    /// Many at once: a node, a benchmark, a test host.
+    Many,
+    /// One at a time (with its nested calls): a command-line process.
+    OneAtATime,
+}
+
 /// A Continuum host over one data directory.
 #[derive(Clone)]
 pub struct Host {
@@ -68,10 +77,20 @@ pub struct Host {
 }
 
 impl Host {
-    /// Opens the host over `data`: reads `continuum.toml`, opens the database, builds the engine.
+    /// Opens the host over `data` to serve many callers: reads `continuum.toml`, opens the
+    /// database, builds the engine.
     pub fn open(data: DataDir) -> Result<Self> {
+        Self::open_for(data, Calls::Many)
+    }
+
+    /// Opens the host over `data` for the calls `calls` says it will run.
+    pub fn open_for(data: DataDir, calls: Calls) -> Result<Self> {
         let config = Config::load(&data.config_file())?;
-        let engine = engine::build(config.max_memory_mib())?;
+        let concurrency = match calls {
+            Calls::Many => engine::Concurrency::Serving,
+            Calls::OneAtATime => engine::Concurrency::OneCall { levels: config.default_limits().max_call_depth + 1 },
+        };
+        let engine = engine::build(config.max_memory_mib(), concurrency)?;
         let mut db = crate::db::open(&data.database())?;
         crate::db::migrate(&mut db, &crate::SCHEMAS)?;
         let cache = CompiledCache::new(&engine, &data.compiled());

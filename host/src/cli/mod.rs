@@ -271,7 +271,8 @@ pub fn main() -> Result<(), Exit> {
     init_tracing(cli.verbose, !matches!(cli.command, Top::Bench(_)), output::color_stderr());
     let data_dir = cli.data_dir.as_deref();
     let data = || DataDir::resolve(data_dir);
-    let open = || -> Result<Host> { crate::node::open_host(data()?) };
+    // A command-line process runs one call at a time; `serve` opens its own host below.
+    let open = || -> Result<Host> { crate::node::open_host_for(data()?, crate::Calls::OneAtATime) };
     match cli.command {
         Top::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "continuum", &mut std::io::stdout());
@@ -287,7 +288,7 @@ pub fn main() -> Result<(), Exit> {
         Top::Jobs(cmd) => jobs::run(data()?, cmd),
         Top::Bench(args) => bench::run(args).map_err(Exit::from),
         Top::Mcp(args) => mcp::run(args, data()?).map_err(Exit::from),
-        Top::Serve(args) => node::serve(open()?, args).map_err(Exit::from),
+        Top::Serve(args) => node::serve(crate::node::open_host(data()?)?, args).map_err(Exit::from),
         Top::Node(cmd) => node::run(data()?.root(), cmd).map_err(Exit::from_api),
         Top::Console => console::run(data()?.root()).map_err(Exit::from_api),
         Top::Peer(cmd) => peer::run(data()?.root(), cmd).map_err(Exit::from_api),

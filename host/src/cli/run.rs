@@ -131,7 +131,7 @@ impl Route {
                 "running on peers (--on) needs a running node; start one with `continuum serve`",
             )),
             (None, None) => {
-                let host = crate::node::open_host(data)?;
+                let host = crate::node::open_host_for(data, crate::Calls::OneAtATime)?;
                 let caller = caller_from_flag(&host, args.as_caller.as_deref())
                     .map_err(|e| Exit::of(Outcome::Unauthenticated, format!("{e:#}")))?;
                 Ok(Route::InProcess(host, caller))
