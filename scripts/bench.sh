@@ -54,8 +54,9 @@ wrk_json() {
          /Non-2xx/ { errors = $4 }
          END { printf "{\"req_per_s\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"non_2xx\": %d}\n", rps, p50, p99, errors }'
 }
-drive() { # url [wrk args…]
+drive() { # url [wrk args…]: 2 s of warm-up, then the measured run
     local url="$1"; shift
+    wrk -t2 -c64 -d2s "$@" "$url" > /dev/null
     wrk -t2 -c64 -d"${SECONDS_PER_PHASE}s" --latency "$@" "$url" | wrk_json
 }
 rss_mib() { awk '/^'"$2"':/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use super::bench::{micros, percentiles};
 use super::output;
 use super::plugin::locate;
+use crate::authoring::{scaffold, toolchain, Language};
 use crate::grid::dispatch::GridCall;
 use crate::grid::{Grid, GridOptions};
 use crate::node::async_host::AsyncHost;
@@ -224,12 +225,16 @@ pub(super) fn http(plugin: &Path, clients: usize, seconds: u64) -> Result<()> {
 /// `continuum bench grid`.
 pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
     let remote_dir = prepared(plugin)?;
-    // The peer ships plugins as alloys: pack the largest built plugin there for the fetch test.
+    // The peer ships plugins as alloys: for the fetch test it packs the Python `greet` template
+    // (≈ 18 MB: the size a Python or JavaScript plugin has), built here.
     let remote_host = crate::node::open_host(DataDir::at(remote_dir.path().to_path_buf())?)?;
     let key = crate::keys::KeyStore::new(remote_dir.path().join("keys")).generate("bench")?;
-    let shipped = largest_plugin(plugin.parent().unwrap_or(Path::new(".")))?;
-    let (wasm, wit) = locate(&shipped, None)?;
-    let packed = remote_host.pack(&crate::install::PackInput::for_component(&wasm, wit.as_deref())?, &key)?;
+    let work = tempfile::tempdir()?;
+    let project = scaffold::new_project(work.path(), "shipped", Language::Python)?;
+    let built = toolchain::build(&project).context("building the Python template to ship")?;
+    let wasm = built.dir.join("shipped.wasm");
+    let wit = built.dir.join("wit");
+    let packed = remote_host.pack(&crate::install::PackInput::for_component(&wasm, Some(&wit))?, &key)?;
     let alloy_path = remote_dir.path().join("shipped.alloy");
     packed.write(&alloy_path)?;
     let every: Vec<String> = crate::host_api::HOST_CAPABILITIES.iter().map(|c| c.to_string()).collect();
@@ -347,20 +352,4 @@ pub(super) fn grid(plugin: &Path, iterations: u32) -> Result<()> {
         anyhow::Ok(())
     })?;
     Ok(())
-}
-
-/// The largest built plugin folder beside `text` (by component size).
-fn largest_plugin(plugins: &Path) -> Result<std::path::PathBuf> {
-    let mut best: Option<(u64, std::path::PathBuf)> = None;
-    for entry in std::fs::read_dir(plugins)? {
-        let dir = entry?.path();
-        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let wasm = dir.join(format!("{name}.wasm"));
-        if let (Ok(meta), true) = (std::fs::metadata(&wasm), dir.join("plugin.toml").exists()) {
-            if best.as_ref().is_none_or(|(size, _)| meta.len() > *size) {
-                best = Some((meta.len(), dir));
-            }
-        }
-    }
-    best.map(|(_, d)| d).context("no built plugins to ship")
 }
