@@ -94,6 +94,35 @@ drive "http://127.0.0.1:$NODE_PORT/v1/commands/text/convert-case" -H "authorizat
 LOADED_RSS=$(rss_mib "$NODE_PID" VmHWM)
 kill "$NODE_PID"
 
+# --- Memory with both models resident: 8 concurrent generations on a fresh node. ---
+echo "bench: memory with both models and 8 concurrent generations"
+MODEL_HOME="$WORK/models-node"
+"$BIN" --data-dir "$MODEL_HOME" model add build/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --id smollm2 -q
+"$BIN" --data-dir "$MODEL_HOME" model add build/models/minilm --id minilm -q
+"$BIN" --data-dir "$MODEL_HOME" plugin install build/plugins/llm --allow all -q
+MODEL_PORT=$(free_port)
+"$BIN" --data-dir "$MODEL_HOME" serve --http "127.0.0.1:$MODEL_PORT" --grid 127.0.0.1:0 > "$WORK/models-node.log" 2>&1 &
+MODEL_PID=$!
+PIDS+=($MODEL_PID)
+wait_port "$MODEL_PORT"
+MODEL_TOKEN=$(cat "$MODEL_HOME/node.token")
+call_llm() { # command body
+    curl -sf -o /dev/null -H "authorization: Bearer $MODEL_TOKEN" -H 'content-type: application/json' \
+        -d "$2" "http://127.0.0.1:$MODEL_PORT/v1/commands/llm/$1"
+}
+call_llm embed '{"texts":["both models resident"]}'
+call_llm generate '{"prompt":"Say hello.","max-tokens":8}'
+GEN_STARTED=$(date +%s%N)
+GEN_PIDS=()
+for i in $(seq 1 8); do
+    call_llm generate "{\"prompt\":\"Write a line about the number $i.\",\"max-tokens\":64,\"seed\":$i}" &
+    GEN_PIDS+=($!)
+done
+for pid in "${GEN_PIDS[@]}"; do wait "$pid" || { echo "bench: a generation failed" >&2; exit 1; }; done
+GEN_SECONDS=$(( ($(date +%s%N) - GEN_STARTED) / 1000000 ))
+MODELS_PEAK=$(rss_mib "$MODEL_PID" VmHWM)
+kill "$MODEL_PID"
+
 # --- CLI cold start: a whole process per call, AOT caches warm, alternated. The same plain
 # `wasi:cli/run` component on both sides (`text` imports continuum:host/log, which
 # `wasmtime run` cannot provide); `continuum run text/stats` is timed too, without a baseline.
@@ -113,9 +142,9 @@ done
 median_ms() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] / 1000 }'; }
 
 python3 - "$WORK" "$OUT" "$IDLE_RSS" "$LOADED_RSS" "$(median_ms "$WORK/cli-ours")" "$(median_ms "$WORK/cli-wasmtime")" \
-    "$(median_ms "$WORK/cli-text")" "$SECONDS_PER_PHASE" <<'EOF'
+    "$(median_ms "$WORK/cli-text")" "$SECONDS_PER_PHASE" "$MODELS_PEAK" "$GEN_SECONDS" <<'EOF'
 import json, os, platform, subprocess, sys, datetime
-work, out, idle_rss, loaded_rss, cli_ours, cli_wt, cli_text, seconds = sys.argv[1:]
+work, out, idle_rss, loaded_rss, cli_ours, cli_wt, cli_text, seconds, models_peak, gen_ms = sys.argv[1:]
 load = lambda name: json.load(open(os.path.join(work, name)))
 calls, langs, grid = load("calls.json"), load("languages.json"), load("grid.json")
 wt, wasi, cmd = load("http-wasmtime.json"), load("http-node-wasi.json"), load("http-node-command.json")
@@ -160,6 +189,8 @@ if fetch:
 rows += [
     ("Idle node RSS", f"{float(idle_rss):.1f} MiB", "", "", "≤ 40 MiB", met(float(idle_rss) <= 40)),
     ("Node peak RSS after both HTTP loads", f"{float(loaded_rss):.1f} MiB", "", "", "bounded", ""),
+    ("Node peak RSS: both models resident, 8 concurrent generations (64 tokens)", f"{float(models_peak):.1f} MiB",
+     "", f"the 8 took {int(gen_ms) / 1000:.1f} s", "≤ 500 MiB", met(float(models_peak) <= 500)),
     ("CLI cold start, whole process: `continuum run wasi-main --args '[\"echo\",\"hi\"]'`", f"{float(cli_ours):.1f} ms",
      f"`wasmtime run wasi-main.wasm echo hi` {float(cli_wt):.1f} ms", f"{float(cli_ours) / float(cli_wt):.2f}×", "≤ 1.5×",
      met(float(cli_ours) <= 1.5 * float(cli_wt))),
@@ -183,7 +214,8 @@ with open(out, "w") as f:
     f.write("## Raw figures\n\n```json\n")
     f.write(json.dumps({"calls": calls, "languages": langs, "grid": grid,
                         "http": {"wasmtime_serve": wt, "node_wasi_http": wasi, "node_command": cmd},
-                        "rss_mib": {"idle": float(idle_rss), "peak_after_http": float(loaded_rss)},
+                        "rss_mib": {"idle": float(idle_rss), "peak_after_http": float(loaded_rss),
+                                    "peak_both_models_8_generations": float(models_peak)},
                         "cli_cold_start_ms": {"continuum_wasi_main": float(cli_ours), "wasmtime_wasi_main": float(cli_wt),
                                               "continuum_text_stats": float(cli_text)}}, indent=1))
     f.write("\n```\n")
