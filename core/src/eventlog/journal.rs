@@ -188,6 +188,11 @@ impl Journal {
         true
     }
 
+    /// Ordinal of the last record written.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     /// Notes that the writer committed every record up to `ordinal`.
     pub fn applied(&mut self, ordinal: u64) {
         self.applied = ordinal;

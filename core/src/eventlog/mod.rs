@@ -53,6 +53,10 @@ pub const MAX_BATCH: usize = 4096;
 /// Longest a group of only fire-and-forget entries waits for company before committing.
 pub const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// The pause before retrying a group of journaled entries whose commit failed, times the
+/// failures in a row (at most 50: 5 s).
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Longest [`EventLog::settle`] waits for the writer.
 const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -218,6 +222,9 @@ struct Front {
     ordinal: u64,
     /// The last ordinal the writer has dealt with (committed, or answered with its failure).
     settled: u64,
+    /// The last ordinal answered with a failure while entries before it wait to be retried:
+    /// settled once they are committed.
+    failed: u64,
     /// This process's journal (none: a log without a data directory, `durability = "fsync"`,
     /// or a journal that could not be created).
     journal: Option<Journal>,
@@ -416,30 +423,65 @@ fn writer(
     pending: Arc<AtomicUsize>,
 ) {
     let journal = crate::sync::lock(&queue.front).journal.as_ref().map(|j| j.name().to_string());
+    let mut failures: u32 = 0;
     while let Some(group) = next_group(&queue, &mut head) {
         let result = write_group(&mut conn, &key, &node, &group, journal.as_deref()).map_err(|e| {
             format!("the event log could not commit ({e}); nothing of this group was written — check disk space and that the data directory is writable")
         });
-        if let Err(e) = &result {
-            tracing::error!("{e}");
-        }
-        {
-            let mut front = crate::sync::lock(&queue.front);
-            let last = group.last().map_or(0, |r| r.ordinal);
-            front.settled = last;
-            if let (Some(journal), Ok(_)) = (front.journal.as_mut(), &result) {
-                journal.applied(last);
+        let last = group.last().map_or(0, |r| r.ordinal);
+        match result {
+            Ok((seqs, checkpoint)) => {
+                failures = 0;
+                {
+                    let mut front = crate::sync::lock(&queue.front);
+                    front.settled = last.max(front.failed);
+                    if let Some(journal) = front.journal.as_mut() {
+                        journal.applied(last);
+                    }
+                }
+                queue.settled.notify_all();
+                pending.fetch_sub(group.len(), Ordering::Relaxed);
+                for (r, seq) in group.into_iter().zip(seqs) {
+                    if let Some(done) = r.done {
+                        let _ = done.send(Ok(seq));
+                    }
+                }
+                head.committed(checkpoint);
             }
-        }
-        queue.settled.notify_all();
-        pending.fetch_sub(group.len(), Ordering::Relaxed);
-        for (i, r) in group.into_iter().enumerate() {
-            if let Some(done) = r.done {
-                let _ = done.send(result.as_ref().map(|(seqs, _)| seqs[i]).map_err(Clone::clone));
+            Err(e) => {
+                tracing::error!("{e}");
+                // Entries already acknowledged from the journal must not be lost: they go back
+                // to the front of the queue and are retried (with a growing pause) while the log
+                // is open; closed, they stay in the journal for the next opener. Appenders
+                // waiting on this commit are told why it failed (their results are withheld).
+                let mut front = crate::sync::lock(&queue.front);
+                let written = front.journal.as_ref().map_or(0, Journal::written);
+                let open = front.open;
+                let (retry, answered): (Vec<Request>, Vec<Request>) =
+                    group.into_iter().partition(|r| open && r.done.is_none() && r.ordinal <= written);
+                if retry.is_empty() {
+                    front.settled = last;
+                } else {
+                    front.failed = last;
+                }
+                let retried = retry.len();
+                // Last first, so they keep their order at the front.
+                for r in retry.into_iter().rev() {
+                    front.queue.push_front(r);
+                }
+                drop(front);
+                queue.settled.notify_all();
+                pending.fetch_sub(answered.len(), Ordering::Relaxed);
+                for r in answered {
+                    if let Some(done) = r.done {
+                        let _ = done.send(Err(e.clone()));
+                    }
+                }
+                if retried > 0 {
+                    failures += 1;
+                    std::thread::sleep(RETRY_PAUSE.saturating_mul(failures.min(50)));
+                }
             }
-        }
-        if let Ok((_, checkpoint)) = result {
-            head.committed(checkpoint);
         }
     }
     head.flush();
@@ -489,6 +531,7 @@ impl EventLog {
             writer: WriterState::Busy,
             ordinal: 0,
             settled: 0,
+            failed: 0,
             journal,
         };
         let queue = Arc::new(Queue { front: Mutex::new(front), work: Default::default(), settled: Default::default() });

@@ -292,3 +292,22 @@ fn the_journal_is_private_and_a_planted_or_torn_one_neither_stops_the_log_nor_re
     let left: Vec<_> = std::fs::read_dir(&journals).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left.len(), 1, "the planted files are gone, the open log's own journal stays: {left:?}");
 }
+
+#[test]
+fn an_entry_acknowledged_from_the_journal_survives_a_failed_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::at(dir.path().to_path_buf()).unwrap();
+    let host = Host::open(data.clone()).unwrap();
+    // Another connection holds the write lock past the busy timeout: the writer's commit fails.
+    let mut blocker = continuum::db::open(&data.database()).unwrap();
+    let lock = blocker.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+    let log = host.core().log();
+    log.record("test.kept", "s", &json!({ "n": 1 })).unwrap().wait().unwrap();
+    let failed = log.append("test.waited", "s", &json!({})).unwrap_err();
+    assert!(format!("{failed:#}").contains("could not commit"), "{failed:#}");
+    drop(lock);
+    // The durable entry is retried once the database is writable again; the failed one is not.
+    let kinds: Vec<String> = entries(&host).into_iter().map(|e| e.kind).filter(|k| k.starts_with("test.")).collect();
+    assert_eq!(kinds, ["test.kept"]);
+    verify(&host).unwrap();
+}
