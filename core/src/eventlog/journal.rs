@@ -204,10 +204,8 @@ impl Journal {
     }
 
     /// Removes the file (every record in it is in the database).
-    pub fn remove(self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            tracing::warn!("cannot remove the log journal {}: {e}", self.path.display());
-        }
+    pub fn remove(self) -> Result<()> {
+        std::fs::remove_file(&self.path).with_context(|| format!("cannot remove {}", self.path.display()))
     }
 }
 
@@ -225,8 +223,11 @@ pub struct Orphan {
 impl Orphan {
     /// Removes the file, once its records are in the database.
     pub fn remove(self) -> Result<()> {
-        std::fs::remove_file(&self.path)
-            .with_context(|| format!("cannot remove the log journal {}", self.path.display()))
+        match std::fs::remove_file(&self.path) {
+            // Another opener removed it meanwhile (it found it empty, or replayed it first).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            removed => removed.with_context(|| format!("cannot remove the log journal {}", self.path.display())),
+        }
     }
 }
 

@@ -53,6 +53,9 @@ pub const MAX_BATCH: usize = 4096;
 /// Longest a group of only fire-and-forget entries waits for company before committing.
 pub const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// What an appender whose entry is in the journal hears when its group's commit fails.
+const RETRIED: &str = " — the entry is in the journal and will be committed once the database takes it";
+
 /// The pause before retrying a group of journaled entries whose commit failed, times the
 /// failures in a row (at most 50: 5 s).
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
@@ -450,32 +453,38 @@ fn writer(
             }
             Err(e) => {
                 tracing::error!("{e}");
-                // Entries already acknowledged from the journal must not be lost: they go back
-                // to the front of the queue and are retried (with a growing pause) while the log
-                // is open; closed, they stay in the journal for the next opener. Appenders
-                // waiting on this commit are told why it failed (their results are withheld).
+                // Entries in the journal are as good as logged (a replay would bring them back):
+                // they go back to the front of the queue and are retried, with a growing pause.
+                // Their waiters, and those of entries not in the journal (which are dropped),
+                // hear of the failure now; the results of calls waiting on it are withheld.
                 let mut front = crate::sync::lock(&queue.front);
                 let written = front.journal.as_ref().map_or(0, Journal::written);
-                let open = front.open;
-                let (retry, answered): (Vec<Request>, Vec<Request>) =
-                    group.into_iter().partition(|r| open && r.done.is_none() && r.ordinal <= written);
+                let (retry, dropped): (Vec<Request>, Vec<Request>) =
+                    group.into_iter().partition(|r| r.ordinal <= written);
+                if !front.open && !retry.is_empty() {
+                    // Closed: commit nothing after them; the journal keeps them for the next opener.
+                    drop(front);
+                    head.flush();
+                    return;
+                }
                 if retry.is_empty() {
-                    front.settled = last;
+                    front.settled = front.settled.max(last);
                 } else {
-                    front.failed = last;
+                    front.failed = front.failed.max(last);
                 }
                 let retried = retry.len();
+                let mut answers = Vec::new();
                 // Last first, so they keep their order at the front.
-                for r in retry.into_iter().rev() {
+                for mut r in retry.into_iter().rev() {
+                    answers.extend(r.done.take().map(|done| (done, RETRIED)));
                     front.queue.push_front(r);
                 }
                 drop(front);
                 queue.settled.notify_all();
-                pending.fetch_sub(answered.len(), Ordering::Relaxed);
-                for r in answered {
-                    if let Some(done) = r.done {
-                        let _ = done.send(Err(e.clone()));
-                    }
+                pending.fetch_sub(dropped.len(), Ordering::Relaxed);
+                answers.extend(dropped.into_iter().filter_map(|r| r.done).map(|done| (done, "")));
+                for (done, note) in answers {
+                    let _ = done.send(Err(format!("{e}{note}")));
                 }
                 if retried > 0 {
                     failures += 1;
@@ -490,9 +499,12 @@ fn writer(
     let finished = crate::sync::lock(&queue.front).journal.take_if(|j| j.settled());
     if let Some(finished) = finished {
         let name = finished.name().to_string();
-        finished.remove();
-        if let Err(e) = conn.execute("DELETE FROM log_journals WHERE journal = ?1", [&name]) {
-            tracing::warn!("cannot forget the log journal {name}: {e}");
+        // A journal that stays keeps its mark, so a replay skips what it has committed.
+        let removed = finished.remove();
+        if let Err(e) = removed.map_err(anyhow::Error::from).and_then(|()| {
+            conn.execute("DELETE FROM log_journals WHERE journal = ?1", [&name]).map(drop).map_err(Into::into)
+        }) {
+            tracing::warn!("cannot finish the log journal {name}: {e:#}");
         }
     }
 }
@@ -588,7 +600,9 @@ impl EventLog {
         Ok(commit)
     }
 
-    /// Appends an entry and returns its seq once it is committed to the database.
+    /// Appends an entry and returns its seq once it is committed to the database. An error
+    /// says why its group did not commit; if the entry had reached the journal, the error says
+    /// so and the entry is still committed later.
     pub fn append(&self, kind: &str, subject: &str, payload: &serde_json::Value) -> Result<u64> {
         let commit = self.send(kind, subject, payload.to_string(), Ack::Commit)?.expect("a commit to wait on");
         commit_outcome(futures_executor::block_on(commit))

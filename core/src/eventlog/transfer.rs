@@ -42,8 +42,10 @@ enum Line {
 pub fn export(conn: &Connection, node: &str, since: u64, limit: u64, out: &mut impl Write) -> Result<u64> {
     writeln!(out, "{}", serde_json::to_string(&Header { format: FORMAT.into(), node: node.into() })?)?;
     let cps: BTreeMap<u64, Checkpoint> = checkpoints(conn)?.into_iter().map(|c| (c.seq, c)).collect();
-    let within = cps.range(since + 1..=since.saturating_add(limit)).next_back();
-    let Some(end) = within.or_else(|| cps.range(since + 1..).next()).map(|(seq, _)| *seq) else { return Ok(0) };
+    let within = cps.range(since.saturating_add(1)..=since.saturating_add(limit)).next_back();
+    let Some(end) = within.or_else(|| cps.range(since.saturating_add(1)..).next()).map(|(seq, _)| *seq) else {
+        return Ok(0);
+    };
     let mut after = since;
     let mut count = 0;
     while after < end {

@@ -305,9 +305,10 @@ fn an_entry_acknowledged_from_the_journal_survives_a_failed_commit() {
     log.record("test.kept", "s", &json!({ "n": 1 })).unwrap().wait().unwrap();
     let failed = log.append("test.waited", "s", &json!({})).unwrap_err();
     assert!(format!("{failed:#}").contains("could not commit"), "{failed:#}");
+    assert!(format!("{failed:#}").contains("will be committed once"), "{failed:#}");
     drop(lock);
-    // The durable entry is retried once the database is writable again; the failed one is not.
+    // Both were in the journal: retried once the database is writable again, in order, once each.
     let kinds: Vec<String> = entries(&host).into_iter().map(|e| e.kind).filter(|k| k.starts_with("test.")).collect();
-    assert_eq!(kinds, ["test.kept"]);
+    assert_eq!(kinds, ["test.kept", "test.waited"]);
     verify(&host).unwrap();
 }
