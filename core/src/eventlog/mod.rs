@@ -501,7 +501,7 @@ fn writer(
         let name = finished.name().to_string();
         // A journal that stays keeps its mark, so a replay skips what it has committed.
         let removed = finished.remove();
-        if let Err(e) = removed.map_err(anyhow::Error::from).and_then(|()| {
+        if let Err(e) = removed.and_then(|()| {
             conn.execute("DELETE FROM log_journals WHERE journal = ?1", [&name]).map(drop).map_err(Into::into)
         }) {
             tracing::warn!("cannot finish the log journal {name}: {e:#}");
