@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# RUSTC_WORKSPACE_WRAPPER for scripts/fuzz.sh: compiles the fuzzing copy of the host crate
-# (feature `fuzzing`) and the fuzz crate with libFuzzer's coverage instrumentation and with
+# RUSTC_WORKSPACE_WRAPPER for scripts/fuzz.sh: compiles the fuzzing copies of the core and
+# node crates (feature `fuzzing`) and the fuzz crate with libFuzzer's coverage instrumentation and with
 # debug assertions and overflow checks on; every other crate is compiled as usual, so the
 # fuzz build reuses the release build's dependencies.
 rustc=$1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the surfaces that take untrusted input (fuzz/fuzz_targets/).
 #
-#   scripts/fuzz.sh smoke [seconds]             every target briefly, one after another
+#   scripts/fuzz.sh smoke [seconds]             every target briefly, two at a time
 #                                               (default 30 s each; the test command runs this)
 #   scripts/fuzz.sh campaign [seconds] [jobs]   the long campaign (default 600 s per target,
 #                                               2 targets at a time), growing build/fuzz/corpus/
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 mode=${1:-smoke}
 case "$mode" in
-  smoke) seconds=${2:-30}; jobs=1 ;;
+  smoke) seconds=${2:-30}; jobs=2 ;;
   campaign) seconds=${2:-600}; jobs=${3:-2} ;;
   *) echo "usage: scripts/fuzz.sh smoke [seconds] | campaign [seconds] [jobs]" >&2; exit 2 ;;
 esac

@@ -12,10 +12,10 @@
 
 use std::sync::OnceLock;
 
-use continuum::alloy::custody::{Chain, Stage};
-use continuum::alloy::manifest::Manifest;
-use continuum::alloy::Alloy;
-use continuum::AlloyOptions;
+use continuum_core::alloy::custody::{Chain, Stage};
+use continuum_core::alloy::manifest::Manifest;
+use continuum_core::alloy::Alloy;
+use continuum_core::AlloyOptions;
 use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;

@@ -6,7 +6,7 @@
 #![no_main]
 
 use arbitrary::Unstructured;
-use continuum::{CallError, Caller, InstallOptions};
+use continuum_core::{CallError, Caller, InstallOptions};
 use continuum_fuzz::components::generate;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};

@@ -10,10 +10,10 @@ use std::sync::OnceLock;
 use arbitrary::Unstructured;
 use axum::body::Body;
 use axum::http::Request;
-use continuum::grid::offers::SignedOffer;
-use continuum::grid::wire;
-use continuum::grid::{Grid, GridOptions};
-use continuum::node::{auth, http};
+use continuum_node::grid::offers::SignedOffer;
+use continuum_node::grid::wire;
+use continuum_node::grid::{Grid, GridOptions};
+use continuum_node::{auth, http};
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 
@@ -35,12 +35,12 @@ fn node() -> &'static Node {
         let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/plugins");
         for name in ["text", "kv"] {
             let dir = plugins.join(name);
-            let options = continuum::InstallOptions { allow: vec!["all".into()], ..Default::default() };
+            let options = continuum_core::InstallOptions { allow: vec!["all".into()], ..Default::default() };
             let _ = host.install_component(&dir.join(format!("{name}.wasm")), Some(&dir.join("wit")), &options);
         }
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let async_host = continuum::node::async_host::AsyncHost::new(host.clone());
-        let jobs = runtime.block_on(continuum::node::jobs::Jobs::open(async_host, Default::default())).expect("jobs");
+        let async_host = continuum_node::async_host::AsyncHost::new(host.clone());
+        let jobs = runtime.block_on(continuum_node::jobs::Jobs::open(async_host, Default::default())).expect("jobs");
         let grid = runtime
             .block_on(Grid::start(
                 host.clone(),
@@ -54,7 +54,7 @@ fn node() -> &'static Node {
             ))
             .expect("grid endpoint on loopback");
         let app = std::sync::Arc::new(http::AppState::new(
-            continuum::node::async_host::AsyncHost::new(host),
+            continuum_node::async_host::AsyncHost::new(host),
             grid,
             OWNER_TOKEN.into(),
             64,
@@ -167,7 +167,7 @@ fuzz_target!(|data: &[u8]| {
                 grant: (!grant.is_empty()).then_some(grant.as_str()),
                 body: body.as_bytes(),
             };
-            let _ = auth::verify_request(&signed, &target, continuum::now_secs());
+            let _ = auth::verify_request(&signed, &target, continuum_core::now_secs());
         }
     }
 });

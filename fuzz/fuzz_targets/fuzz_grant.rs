@@ -4,7 +4,7 @@
 #![no_main]
 
 use arbitrary::Unstructured;
-use continuum::grants::{self, confers};
+use continuum_core::grants::{self, confers};
 use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
 
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     // The raw bytes as a token: parsed and verified (node-pinned and standalone), never a panic.
     let text = String::from_utf8_lossy(data);
     let _ = grants::verify_signed(&text, &owner.verifying_key());
-    let _ = host.caller_presenting(&text, &continuum::keys::public_hex(&alice.verifying_key()));
+    let _ = host.caller_presenting(&text, &continuum_core::keys::public_hex(&alice.verifying_key()));
 
     // A real token with fuzzed capabilities, attenuated with fuzzed capabilities.
     let mut u = Unstructured::new(data);

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use continuum::eventlog::transfer::import;
+use continuum_core::eventlog::transfer::import;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arbitrary::Unstructured;
-use continuum::reflect::convert::{to_json, to_val};
-use continuum::reflect::{reflect, Command, ParamStyle};
+use continuum_core::reflect::convert::{to_json, to_val};
+use continuum_core::reflect::{reflect, Command, ParamStyle};
 use continuum_fuzz::values::{has_non_finite, val};
 use continuum_fuzz::wit_types::{component, world_source, Ty};
 use libfuzzer_sys::fuzz_target;

@@ -11,8 +11,8 @@ pub mod wit_types;
 
 use std::sync::OnceLock;
 
-use continuum::paths::DataDir;
-use continuum::Host;
+use continuum_core::paths::DataDir;
+use continuum_core::Host;
 
 /// Limits for fuzzed plugins: short, so a generated infinite loop costs little.
 pub const LIMITS: &str = "[limits]\ntimeout-ms = 50\nmemory-mib = 16\noutput-kib = 64\nmax-host-calls = 1000\n";
@@ -22,7 +22,7 @@ pub const LIMITS: &str = "[limits]\ntimeout-ms = 50\nmemory-mib = 16\noutput-kib
 pub fn host_with(config: &str) -> Host {
     let dir = tempfile::Builder::new().prefix("continuum-fuzz-").tempdir().expect("temp dir").keep();
     std::fs::write(dir.join("continuum.toml"), config).expect("write continuum.toml");
-    continuum::node::open_host(DataDir::at(dir).expect("data dir")).expect("open host")
+    continuum_node::open_host(DataDir::at(dir).expect("data dir")).expect("open host")
 }
 
 /// The process's host with the fuzzing limits.

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Measures time to first use the way a newcomer meets it: a fresh clone of HEAD, an empty cargo
+# target dir, an empty crate download cache and a fresh data dir, then the README's two
+# commands one after the other (scripts/setup.sh, then scripts/test.sh). Writes the wall-clock
+# seconds of each and the slowest build units (from `cargo --timings`) to
+# docs/time-to-first-use.json, which scripts/bench.sh puts in docs/benchmarks.md.
+#
+#   scripts/time-to-first-use.sh      # ≈ 45 min on 2 cores, and both cores busy: run it alone
+#
+# Left warm on purpose (they live outside the repository and a test may not wipe them): the
+# Debian packages, the Rust toolchain and its wasm targets, and the Python/JavaScript guest
+# toolchains of scripts/authoring-tools.sh. Needs ≈ 20 GiB free under $TMPDIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="$PWD/docs/time-to-first-use.json"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# A cargo that adds --timings to every build and test, so each leaves a per-unit profile.
+mkdir -p "$work/bin"
+real_cargo="$(command -v cargo)"
+cat > "$work/bin/cargo" <<EOF
+#!/usr/bin/env bash
+case "\$1" in build|test) sub=\$1; shift; exec "$real_cargo" "\$sub" --timings "\$@" ;; esac
+exec "$real_cargo" "\$@"
+EOF
+chmod +x "$work/bin/cargo"
+
+git clone -q "$PWD" "$work/clone"
+commit="$(git -C "$work/clone" rev-parse --short HEAD)"
+export PATH="$work/bin:$PATH" CARGO_TARGET_DIR="$work/target" CONTINUUM_HOME="$work/home" \
+    CARGO_HOME="$work/cargo-home" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
+
+phase() { # name script: runs it in the clone, prints and records its seconds
+    local started=$SECONDS
+    echo "time-to-first-use: $1 ($2)"
+    (cd "$work/clone" && "$2") > "$work/$1.log" 2>&1 || { tail -30 "$work/$1.log" >&2; echo "time-to-first-use: $2 failed" >&2; exit 1; }
+    echo $((SECONDS - started)) > "$work/$1.seconds"
+    echo "time-to-first-use: $1 took $(cat "$work/$1.seconds") s"
+}
+phase setup scripts/setup.sh
+phase test scripts/test.sh
+
+python3 - "$work" "$OUT" "$commit" <<'EOF'
+import datetime, glob, json, os, re, sys
+work, out, commit = sys.argv[1:]
+units = []
+for page in sorted(glob.glob(os.path.join(work, "target", "cargo-timings", "cargo-timing-*.html"))):
+    data = re.search(r"const UNIT_DATA = (\[.*?\]);\n", open(page).read(), re.S)
+    units += json.loads(data.group(1)) if data else []
+slowest = sorted(units, key=lambda u: -u["duration"])[:12]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+figures = {
+    "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}",
+    "commit": commit,
+    "machine": f"{os.cpu_count()} cores ({cpu})",
+    "setup_s": int(open(os.path.join(work, "setup.seconds")).read()),
+    "test_after_setup_s": int(open(os.path.join(work, "test.seconds")).read()),
+    "build_unit_seconds_summed": round(sum(u["duration"] for u in units)),
+    "slowest_units": [{"unit": f'{u["name"]} {u["version"]} {u.get("target", "").strip()}'.strip(),
+                       "mode": u.get("mode", ""), "seconds": round(u["duration"], 1)} for u in slowest],
+    "warm_outside_the_clone": "Debian packages, the Rust toolchain and wasm targets, the guest toolchains (scripts/authoring-tools.sh)",
+}
+json.dump(figures, open(out, "w"), indent=1)
+open(out, "a").write("\n")
+print(json.dumps(figures, indent=1))
+EOF
