@@ -8,8 +8,8 @@
 #
 # Targets are libFuzzer binaries built on stable Rust: scripts/fuzz-rustc.sh instruments
 # Continuum's own crates for coverage (dependencies are not instrumented; wasmtime fuzzes
-# itself). Each starts from the seeds in fuzz/corpus/<target>/. A crash stops the run with
-# exit code 1 and leaves the input in build/fuzz/artifacts/ (reproduce: run the target binary
+# itself). Each starts from the seeds in fuzz/corpus/<target>/. A crash makes the run exit
+# with code 1 (after the remaining targets) and leaves the input in build/fuzz/artifacts/ (reproduce: run the target binary
 # on that file). A summary line per target reports executions, rate and coverage.
 set -euo pipefail
 cd "$(dirname "$0")/.."

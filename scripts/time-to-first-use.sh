@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures time to first use the way a newcomer meets it: a fresh clone of HEAD, an empty cargo
-# target dir, an empty crate download cache and a fresh data dir, then the README's two
+# target dir, empty crate and model-wheel download caches and a fresh data dir, then the README's two
 # commands one after the other (scripts/setup.sh, then scripts/test.sh). Writes the wall-clock
 # seconds of each and the slowest build units (from `cargo --timings`) to
 # docs/time-to-first-use.json, which scripts/bench.sh puts in docs/benchmarks.md.
@@ -9,16 +9,24 @@
 #
 # Left warm on purpose (they live outside the repository and a test may not wipe them): the
 # Debian packages, the Rust toolchain and its wasm targets, and the Python/JavaScript guest
-# toolchains of scripts/authoring-tools.sh. Needs ≈ 20 GiB free under $TMPDIR.
+# toolchains of scripts/authoring-tools.sh. Needs ≈ 20 GiB free under $TMPDIR. When a command
+# fails, its whole log and the timing pages are kept in build/time-to-first-use/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="$PWD/docs/time-to-first-use.json"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+KEEP="$PWD/build/time-to-first-use"
+keep_logs() { # on failure: the logs and timing pages outlive the work folder
+    mkdir -p "$KEEP"
+    cp "$work"/*.log "$KEEP"/ 2>/dev/null || true
+    cp -r "$work/target/cargo-timings" "$KEEP"/ 2>/dev/null || true
+    echo "time-to-first-use: logs kept in $KEEP" >&2
+}
+trap 'status=$?; [ "$status" -eq 0 ] || keep_logs; rm -rf "$work"' EXIT
 
 # A cargo that adds --timings to every build and test, so each leaves a per-unit profile.
 mkdir -p "$work/bin"
-real_cargo="$(command -v cargo)"
+real_cargo="$(command -v cargo)" || { echo "time-to-first-use: cargo not found (install Rust with rustup)" >&2; exit 1; }
 cat > "$work/bin/cargo" <<EOF
 #!/usr/bin/env bash
 case "\$1" in build|test) sub=\$1; shift; exec "$real_cargo" "\$sub" --timings "\$@" ;; esac
@@ -29,7 +37,8 @@ chmod +x "$work/bin/cargo"
 git clone -q "$PWD" "$work/clone"
 commit="$(git -C "$work/clone" rev-parse --short HEAD)"
 export PATH="$work/bin:$PATH" CARGO_TARGET_DIR="$work/target" CONTINUUM_HOME="$work/home" \
-    CARGO_HOME="$work/cargo-home" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
+    CARGO_HOME="$work/cargo-home" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
+    CONTINUUM_WHEEL_CACHE="$work/wheels"
 
 phase() { # name script: runs it in the clone, prints and records its seconds
     local started=$SECONDS
