@@ -5,7 +5,7 @@
 # seconds of each and the slowest build units (from `cargo --timings`) to
 # docs/time-to-first-use.json, which scripts/bench.sh puts in docs/benchmarks.md.
 #
-#   scripts/time-to-first-use.sh      # ≈ 45 min on 2 cores, and both cores busy: run it alone
+#   scripts/time-to-first-use.sh      # ≈ 25 min on 2 cores (longer in a slow hour): run it alone
 #
 # Left warm on purpose (they live outside the repository and a test may not wipe them): the
 # Debian packages, the Rust toolchain and its wasm targets, and the Python/JavaScript guest
