@@ -196,7 +196,7 @@ rows += [
      met(float(cli_ours) <= 1.5 * float(cli_wt))),
     ("CLI cold start: `continuum run text/stats --text hi`", f"{float(cli_text):.1f} ms", "", "", "—", ""),
 ]
-# Time to first use takes the machine for ≈ 45 min, so it is measured by its own script; its
+# Time to first use takes the machine for ≈ 25 min, so it is measured by its own script; its
 # latest figures are shown with the commit and date they were measured on.
 first_use = json.load(open("docs/time-to-first-use.json")) if os.path.exists("docs/time-to-first-use.json") else None
 if first_use:
@@ -221,7 +221,7 @@ with open(out, "w") as f:
     for r in rows:
         f.write("| " + " | ".join(r) + " |\n")
     if not first_use:
-        f.write("\nTime to first use is not measured yet: run `scripts/time-to-first-use.sh` (≈ 45 min).\n")
+        f.write("\nTime to first use is not measured yet: run `scripts/time-to-first-use.sh` (≈ 25 min).\n")
     f.write("\nNot measured by this script: the GPU path (`bench inference` with `--features cuda` needs a GPU machine).\n\n")
     f.write("## Raw figures\n\n```json\n")
     f.write(json.dumps({"calls": calls, "languages": langs, "grid": grid,
