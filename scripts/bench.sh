@@ -21,6 +21,7 @@ WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done # shut down before their folders go
     rm -rf "$WORK"
 }
 trap cleanup EXIT

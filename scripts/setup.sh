@@ -105,7 +105,12 @@ step "the grid: two more nodes on loopback (iroh, no relays, no discovery)"
 # Node A serves this data directory; B and C are fresh nodes in temporary directories.
 grid_tmp=$(mktemp -d)
 node_pids=()
-stop_nodes() { for pid in "${node_pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$grid_tmp"; }
+# Each node finishes its shutdown (the log's last commit, its journal removed) before its folder goes.
+stop_nodes() {
+  for pid in "${node_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${node_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$grid_tmp"
+}
 trap stop_nodes EXIT
 serve() { # data-dir → starts `continuum serve` on free ports, waits for node.json
   "$continuum" --data-dir "$1" serve --http 127.0.0.1:0 --grid 127.0.0.1:0 --offer-interval 1s >"$1.log" 2>&1 &
