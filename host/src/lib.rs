@@ -10,6 +10,7 @@
 //! - `continuum-gpu`: the models behind inference and training.
 
 pub mod cli;
+pub mod process;
 
 pub use continuum_core::*;
 pub use continuum_node as node;

@@ -6,6 +6,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    continuum::process::disable_huge_pages();
     if let Err(exit) = continuum::cli::main() {
         if !exit.is_broken_pipe() {
             // `error: …`, or one line of JSON with --json; control characters removed.
