@@ -20,6 +20,7 @@ mod install;
 mod jobs;
 mod market;
 mod netns;
+mod process;
 mod reflection;
 mod robustness;
 mod sandbox;
