@@ -39,7 +39,27 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL").context("cannot switch the database to WAL mode")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    persist_wal(&conn)?;
     Ok(conn)
+}
+
+/// Keeps the `-wal` file when the last connection closes (it is still checkpointed into the
+/// database then). Otherwise every command-line process created it anew, which SQLite follows
+/// with a sync of the data directory, and deleted it on exit (≈ 0.5 ms of each `continuum run`).
+fn persist_wal(conn: &Connection) -> Result<()> {
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: the handle is `conn`'s open connection, and SQLITE_FCNTL_PERSIST_WAL reads and
+    // writes the one int it is given.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut on).cast(),
+        )
+    };
+    anyhow::ensure!(rc == rusqlite::ffi::SQLITE_OK, "cannot keep the database's WAL file (SQLite error {rc})");
+    Ok(())
 }
 
 /// Runs, in one transaction, every step of `schemas` the database has not run yet. A database
