@@ -312,3 +312,24 @@ fn an_entry_acknowledged_from_the_journal_survives_a_failed_commit() {
     assert_eq!(kinds, ["test.kept", "test.waited"]);
     verify(&host).unwrap();
 }
+
+/// A command-line process keeps SQLite's WAL file for the next one (core/src/db.rs) but still
+/// checkpoints at exit: its audit entries are in the database file itself, not only in the WAL.
+#[test]
+fn a_command_line_run_leaves_its_audit_in_the_database_file_and_keeps_the_wal() {
+    let TestHost { dir, host } = TestHost::with(&["text"]);
+    drop(host);
+    let out = cli(dir.path(), &["run", "text/stats", "--text", "audited then checkpointed"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("continuum.db-wal").exists(), "the WAL file was deleted at exit");
+    // The database file alone, without its WAL: what a checkpoint wrote.
+    let alone = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("continuum.db"), alone.path().join("continuum.db")).unwrap();
+    let db = rusqlite::Connection::open(alone.path().join("continuum.db")).unwrap();
+    let completed: i64 = db
+        .query_row("SELECT count(*) FROM log WHERE kind = 'call.completed' AND subject = 'text/stats'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(completed, 1, "the call's audit entry is not in the database file");
+}
