@@ -322,6 +322,12 @@ fn a_command_line_run_leaves_its_audit_in_the_database_file_and_keeps_the_wal() 
     let out = cli(dir.path(), &["run", "text/stats", "--text", "audited then checkpointed"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.path().join("continuum.db-wal").exists(), "the WAL file was deleted at exit");
+    // Now left on disk between processes: as private as the database (docs/security.md).
+    for file in ["continuum.db", "continuum.db-wal"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file} is {mode:o}");
+    }
     // The database file alone, without its WAL: what a checkpoint wrote.
     let alone = tempfile::tempdir().unwrap();
     std::fs::copy(dir.path().join("continuum.db"), alone.path().join("continuum.db")).unwrap();
