@@ -4,7 +4,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -153,38 +153,29 @@ fn start_epoch_ticker(engine: &Engine) {
 pub struct CompiledCache {
     dir: PathBuf,
     compat: String,
-    /// The database that keeps the files' digests: the data directory's.
-    database: PathBuf,
-    /// A connection to it, opened on first use.
-    db: Mutex<Option<Connection>>,
+    /// The host's connection to the data directory's database, which keeps the files' digests
+    /// (shared: each connection a process opens parses the whole schema again).
+    db: Arc<Mutex<Connection>>,
 }
 
 impl CompiledCache {
     /// The cache in `dir`, a data directory's `compiled` folder, for `engine`'s compatibility
-    /// hash; the digests of its files are kept in that data directory's database.
-    pub fn new(engine: &Engine, dir: &Path) -> Self {
+    /// hash; the digests of its files are kept in the database `db` is connected to (that data
+    /// directory's).
+    pub fn new(engine: &Engine, dir: &Path, db: Arc<Mutex<Connection>>) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        CompiledCache {
-            dir: dir.to_path_buf(),
-            compat: format!("{:016x}", hasher.finish()),
-            database: dir.parent().unwrap_or(dir).join(crate::paths::DATABASE),
-            db: Mutex::new(None),
-        }
+        CompiledCache { dir: dir.to_path_buf(), compat: format!("{:016x}", hasher.finish()), db }
     }
 
     fn file_name(&self, digest: &str) -> String {
         format!("{digest}-{}.cwasm", self.compat)
     }
 
-    /// Runs `f` on the connection to the database that keeps the digests.
+    /// Runs `f` on the connection to the database that keeps the digests (the caller must not
+    /// hold it already).
     fn with_db<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let mut slot = crate::sync::lock(&self.db);
-        let conn = match slot.take() {
-            Some(conn) => conn,
-            None => crate::db::open(&self.database)?,
-        };
-        f(slot.insert(conn))
+        f(&crate::sync::lock(&self.db))
     }
 
     /// Loads the precompiled component `digest` from the cache if it is there and is byte for

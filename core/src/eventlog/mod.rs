@@ -126,6 +126,18 @@ pub enum Durability {
     Fsync,
 }
 
+/// How an audited entry ([`EventLog::record`]) becomes durable before its group commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acknowledge {
+    /// Copied into this process's journal ([`journal`]), replayed by the next opener if the
+    /// process dies: what a process serving many calls uses (with `durability = "process"`).
+    FromJournal,
+    /// By waiting for its group's commit: what a one-call process uses, whose entries are
+    /// committed before it exits anyway and for which creating and faulting in a journal file
+    /// costs more than that wait.
+    OnCommit,
+}
+
 /// An entry to append.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewEntry {
@@ -512,18 +524,19 @@ fn writer(
 impl EventLog {
     /// Opens the log in `path` (the node database): replays the journals of processes that
     /// died, then starts the writer, which keeps the signed head in [`head_file::path_for`]
-    /// `path`. With `durability = "process"` appenders get a journal beside the database.
-    pub fn open(path: &Path, key: SigningKey, durability: Durability) -> Result<Self> {
+    /// `path`. With `durability = "process"` and [`Acknowledge::FromJournal`], appenders get a
+    /// journal beside the database.
+    pub fn open(path: &Path, key: SigningKey, durability: Durability, acknowledge: Acknowledge) -> Result<Self> {
         let mut conn = connect(path, durability)?;
         let node = crate::keys::public_hex(&key.verifying_key());
         let dir = journal::dir_for(path);
         replay_orphans(&mut conn, &key, &node, &dir)?;
-        let journal = match durability {
-            Durability::Process => Journal::create(&dir)
+        let journal = match (durability, acknowledge) {
+            (Durability::Process, Acknowledge::FromJournal) => Journal::create(&dir)
                 .map_err(|e| tracing::warn!("{e:#}; appenders will wait for each group commit instead"))
                 .ok(),
-            // Every durable entry is synced with its group's commit instead.
-            Durability::Fsync => None,
+            // Every durable entry waits for its group's commit instead (synced, with `fsync`).
+            _ => None,
         };
         Self::start(conn, key, HeadFile::new(Some(head_file::path_for(path))), journal)
     }

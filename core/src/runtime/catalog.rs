@@ -24,7 +24,9 @@ impl Host {
             registry::purge(&tx, name)?;
         }
         tx.commit()?;
-        if !registry::digest_in_use(&db, &record.digest)? {
+        let in_use = registry::digest_in_use(&db, &record.digest)?;
+        drop(db); // the cache records its files in the same connection
+        if !in_use {
             let _ = std::fs::remove_file(core.data.components().join(format!("{}.wasm", record.digest)));
             core.cache.evict(&record.digest);
         }

@@ -37,7 +37,7 @@ pub use outcome::{CallError, CallReport, Outcome};
 use crate::call_pool::CallPool;
 use crate::config::Config;
 use crate::engine::{self, CompiledCache};
-use crate::eventlog::EventLog;
+use crate::eventlog::{Acknowledge, EventLog};
 use crate::grants::Grants;
 use crate::keys::{public_hex, KeyStore};
 use crate::paths::DataDir;
@@ -49,7 +49,7 @@ pub struct HostCore {
     data: DataDir,
     config: Config,
     cache: CompiledCache,
-    db: Mutex<Connection>,
+    db: Arc<Mutex<Connection>>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
     compilations: AtomicU64,
     node_key: SigningKey,
@@ -90,13 +90,27 @@ impl Host {
             Calls::Many => engine::Concurrency::Serving,
             Calls::OneAtATime => engine::Concurrency::OneCall { levels: config.default_limits().max_call_depth + 1 },
         };
-        let engine = engine::build(config.max_memory_mib(), concurrency)?;
-        let mut db = crate::db::open(&data.database())?;
-        crate::db::migrate(&mut db, &crate::SCHEMAS)?;
-        let cache = CompiledCache::new(&engine, &data.compiled());
-        let node_key = KeyStore::new(data.root().join("keys")).node()?;
-        let grants = Grants::load(&db, node_key.verifying_key())?;
-        let log = EventLog::open(&data.database(), node_key.clone(), config.log.durability)?;
+        let acknowledge = match calls {
+            Calls::Many => Acknowledge::FromJournal,
+            Calls::OneAtATime => Acknowledge::OnCommit,
+        };
+        // The engine is built on a second thread while this one opens the database and the
+        // log: they share nothing, and a command-line process waits for both before its call.
+        let (engine, opened) = std::thread::scope(|scope| {
+            let engine = scope.spawn(|| engine::build(config.max_memory_mib(), concurrency));
+            let opened = (|| -> Result<_> {
+                let node_key = KeyStore::new(data.root().join("keys")).node()?;
+                let mut db = crate::db::open(&data.database())?;
+                crate::db::migrate(&mut db, &crate::SCHEMAS)?;
+                let grants = Grants::load(&db, node_key.verifying_key())?;
+                let log = EventLog::open(&data.database(), node_key.clone(), config.log.durability, acknowledge)?;
+                Ok((node_key, db, grants, log))
+            })();
+            (engine.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), opened)
+        });
+        let (engine, (node_key, db, grants, log)) = (engine?, opened?);
+        let db = Arc::new(Mutex::new(db));
+        let cache = CompiledCache::new(&engine, &data.compiled(), db.clone());
         // Models load on first use; opening the host costs nothing for a host that never infers.
         let engines =
             continuum_gpu::Engines::new(continuum_gpu::Catalog::new(data.models()), config.inference.engine_config());
@@ -106,7 +120,7 @@ impl Host {
                 data,
                 config,
                 cache,
-                db: Mutex::new(db),
+                db,
                 loaded: Mutex::new(HashMap::new()),
                 compilations: AtomicU64::new(0),
                 node_key,

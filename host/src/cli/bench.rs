@@ -185,9 +185,7 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
     let core = host.core();
     let engine = core.engine();
     let digest = host.plugin("text")?.digest;
-    let component = crate::engine::CompiledCache::new(engine, &DataDir::at(scratch.path().to_path_buf())?.compiled())
-        .get(engine, &digest)
-        .context("the precompiled component is missing from the cache")?;
+    let component = core.cache().get(engine, &digest).context("the precompiled component is missing from the cache")?;
     let mut linker: Linker<RawState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     linker.define_unknown_imports_as_traps(&component)?;

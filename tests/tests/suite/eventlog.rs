@@ -116,18 +116,20 @@ fn sigkill_during_a_write_burst_loses_no_acknowledged_entry() {
         let reader = std::thread::spawn(move || {
             let (mut acked, mut durable) = (Vec::new(), Vec::new());
             for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if acked.is_empty() && durable.is_empty() {
-                    let _ = first.send(());
-                }
+                let had_both = !acked.is_empty() && !durable.is_empty();
                 match line.strip_prefix("durable ") {
                     Some(rest) => durable.push(rest.replacen(' ', ":", 1)),
                     None => acked.extend(line.parse::<u64>().ok()),
                 }
+                if !had_both && !acked.is_empty() && !durable.is_empty() {
+                    let _ = first.send(());
+                }
             }
             (acked, durable)
         });
-        // Kill mid-burst: after the first acknowledgement (a loaded machine may take a while to
-        // start the writer), then a little later each round.
+        // Kill mid-burst: once both kinds of acknowledgement have been seen (a loaded machine may
+        // take a while to start the writer and commit its first group), then a little later each
+        // round.
         let _ = first_acked.recv_timeout(Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(20 + round * 23));
         child.kill().unwrap(); // SIGKILL
@@ -315,6 +317,40 @@ fn an_entry_acknowledged_from_the_journal_survives_a_failed_commit() {
 
 /// A command-line process keeps SQLite's WAL file for the next one (core/src/db.rs) but still
 /// checkpoints at exit: its audit entries are in the database file itself, not only in the WAL.
+#[test]
+fn a_command_line_run_has_committed_its_audit_when_its_result_appears_and_keeps_no_journal() {
+    let TestHost { dir, host } = TestHost::with(&["text"]);
+    drop(host);
+    for round in 1..=3 {
+        let mut run = Command::new(continuum_tests::binary())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["run", "text/stats", "--text", "killed at its result"])
+            .env_remove("CONTINUUM_HOME")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(run.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        assert!(!first.is_empty(), "round {round}: the run printed no result");
+        // Killed as soon as its result is out: nothing it does after printing counts.
+        run.kill().unwrap(); // SIGKILL
+        run.wait().unwrap();
+        // Raw SQLite, not a host: opening the log would replay a journal and hide an entry that
+        // was only there.
+        let db = rusqlite::Connection::open(dir.path().join("continuum.db")).unwrap();
+        let completed: i64 = db
+            .query_row("SELECT count(*) FROM log WHERE kind = 'call.completed' AND subject = 'text/stats'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let journals = std::fs::read_dir(dir.path().join("log.journals")).map_or(0, |files| files.count());
+        assert_eq!(completed, round, "round {round}: the result was out before its audit entry was committed");
+        assert_eq!(journals, 0, "round {round}: the command-line process left a journal");
+    }
+}
+
 #[test]
 fn a_command_line_run_leaves_its_audit_in_the_database_file_and_keeps_the_wal() {
     let TestHost { dir, host } = TestHost::with(&["text"]);
