@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use wit_parser::{Function, Resolve, SourceMap, UnresolvedPackageGroup, WorldId, WorldItem};
+use wit_parser::{Function, PackageName, Resolve, SourceMap, UnresolvedPackageGroup, WorldId, WorldItem};
 
 /// The `continuum:host` WIT package, as shipped with this host.
 pub const HOST_WIT: &str = include_str!("../../../wit/host.wit");
@@ -92,9 +92,15 @@ impl WitSource {
         let (main, deps) = self.packages.split_first().context("the plugin carries no WIT source")?;
         let main = parse(main).context("invalid WIT in the plugin's package")?;
         let mut deps = deps.iter().map(parse).collect::<Result<Vec<_>>>().context("invalid WIT in deps/")?;
-        let host = parse(&WitPackageFiles { files: BTreeMap::from([("continuum-host.wit".into(), HOST_WIT.into())]) })?;
-        if !deps.iter().any(|d| d.main.name == host.main.name) && main.main.name != host.main.name {
-            deps.push(host);
+        // The built-in host package is parsed only for a plugin that uses it and does not carry
+        // its own copy: a plain WASI program never pays for it.
+        let packages =
+            || std::iter::once(&main).chain(&deps).flat_map(|group| std::iter::once(&group.main).chain(&group.nested));
+        let carried = packages().any(|p| is_host_package(&p.name));
+        if !carried && packages().any(|p| p.foreign_deps.keys().any(is_host_package)) {
+            deps.push(parse(&WitPackageFiles {
+                files: BTreeMap::from([("continuum-host.wit".into(), HOST_WIT.into())]),
+            })?);
         }
         let mut resolve = Resolve::new();
         let pkg = resolve
@@ -118,6 +124,11 @@ impl WitSource {
         };
         Ok(WitWorld { resolve, world })
     }
+}
+
+/// Whether `name` is the `continuum:host` package (any version).
+fn is_host_package(name: &PackageName) -> bool {
+    name.namespace == "continuum" && name.name == "host"
 }
 
 /// A resolved WIT world: where names and docs of a plugin's commands come from.
