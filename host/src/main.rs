@@ -7,11 +7,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     continuum::process::disable_huge_pages();
-    if let Err(exit) = continuum::cli::main() {
-        if !exit.is_broken_pipe() {
-            // `error: …`, or one line of JSON with --json; control characters removed.
-            eprintln!("{}", exit.report());
+    let code = match continuum::cli::main() {
+        Ok(()) => 0,
+        Err(exit) => {
+            if !exit.is_broken_pipe() {
+                // `error: …`, or one line of JSON with --json; control characters removed.
+                eprintln!("{}", exit.report());
+            }
+            exit.code
         }
-        std::process::exit(exit.code);
-    }
+    };
+    continuum::process::exit(code)
 }
