@@ -60,6 +60,10 @@ drive() { # url [wrk args…]: 2 s of warm-up, then the measured run
     wrk -t2 -c64 -d2s "$@" "$url" > /dev/null
     wrk -t2 -c64 -d"${SECONDS_PER_PHASE}s" --latency "$@" "$url" | wrk_json
 }
+# Drops a file's pages from the page cache, so the next process reads it from disk.
+evict_from_page_cache() {
+    python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
+}
 rss_mib() { awk '/^'"$2"':/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 echo "bench: http (wasmtime serve)"
@@ -79,7 +83,7 @@ NODE_PORT=$(free_port)
 # The binary as read from disk, as after a reboot: right after a build its pages are still the
 # page cache's copy from the linker's writes, in large folios the kernel maps whole, which put
 # ≈ 8 MiB more of file pages in the node's RSS (docs/performance.md, "Memory").
-python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$BIN"
+evict_from_page_cache "$BIN"
 "$BIN" --data-dir "$NODE_HOME" serve --http "127.0.0.1:$NODE_PORT" --grid 127.0.0.1:0 --max-concurrent 1024 \
     > "$WORK/node.log" 2>&1 &
 NODE_PID=$!
@@ -135,6 +139,10 @@ kill "$MODEL_PID"
 echo "bench: cli cold start"
 "$BIN" --data-dir "$NODE_HOME" plugin install build/plugins/wasi-main -q
 MAIN=build/plugins/wasi-main/wasi-main.wasm
+# Both binaries as read from disk (after a reboot): how their pages came into the page cache
+# changes how many faults a start takes (large folios from a recent write are mapped whole).
+evict_from_page_cache "$BIN"
+evict_from_page_cache "$WASMTIME"
 "$BIN" --data-dir "$NODE_HOME" run wasi-main --args '["echo","hi"]' > /dev/null
 "$WASMTIME" run -C cache=y "$MAIN" echo hi > /dev/null
 now_us() { date +%s%6N; }
