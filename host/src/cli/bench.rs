@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use serde_json::json;
-use wasmtime::component::{Linker, ResourceTable, Val};
+use wasmtime::component::{Component, Linker, ResourceTable, Val};
 use wasmtime::Store;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -93,9 +93,32 @@ pub(super) fn run(args: BenchArgs) -> Result<()> {
 const COMMAND: &str = "text/convert-case";
 const INPUT: &str = r#"{"text":"hello world","to":"upper"}"#;
 
-struct RawState {
+/// A raw wasmtime store's data: WASI and nothing of the host.
+pub(super) struct RawState {
     wasi: WasiCtx,
     table: ResourceTable,
+}
+
+impl RawState {
+    /// A store with an empty WASI context, as `wasmtime run` gives a component.
+    pub(super) fn store(engine: &wasmtime::Engine) -> Store<RawState> {
+        let mut store = Store::new(engine, RawState { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
+        // The shared engine has epoch interruption on; a raw store still needs a deadline.
+        store.set_epoch_deadline(1 << 20);
+        store
+    }
+
+    /// The component the host compiled for installed `plugin` (from its AOT cache), and a
+    /// linker on the host's engine with WASI only: the caller adds any other import.
+    pub(super) fn linker_for(host: &Host, plugin: &str) -> Result<(Component, Linker<RawState>)> {
+        let core = host.core();
+        let digest = host.plugin(plugin)?.digest;
+        let component =
+            core.cache().get(core.engine(), &digest).context("the precompiled component is missing from the cache")?;
+        let mut linker = Linker::new(core.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Ok((component, linker))
+    }
 }
 
 impl WasiView for RawState {
@@ -132,7 +155,7 @@ fn measure_one(iterations: u32, mut f: impl FnMut() -> Result<()>) -> Result<(Du
 
 /// Times `a` and `b` alternately, so both see the same machine conditions; returns the
 /// (p50, p99) of each.
-fn measure_pair(
+pub(super) fn measure_pair(
     iterations: u32,
     mut a: impl FnMut() -> Result<()>,
     mut b: impl FnMut() -> Result<()>,
@@ -184,10 +207,7 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
     // Raw wasmtime on the same engine and component.
     let core = host.core();
     let engine = core.engine();
-    let digest = host.plugin("text")?.digest;
-    let component = core.cache().get(engine, &digest).context("the precompiled component is missing from the cache")?;
-    let mut linker: Linker<RawState> = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    let (component, mut linker) = RawState::linker_for(&host, "text")?;
     linker.define_unknown_imports_as_traps(&component)?;
     let pre = linker.instantiate_pre(&component)?;
     let export = component.get_export_index(None, "convert-case").context("no convert-case export")?;
@@ -197,9 +217,7 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
     // what the audit adds.
     core.set_audit(false);
     let raw = || {
-        let mut store = Store::new(engine, RawState { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
-        // The shared engine has epoch interruption on; a raw store still needs a deadline.
-        store.set_epoch_deadline(1 << 20);
+        let mut store = RawState::store(engine);
         let instance = pre.instantiate(&mut store)?;
         let func = instance.get_func(&mut store, export).context("no func")?;
         let mut results = [Val::Bool(false)];
