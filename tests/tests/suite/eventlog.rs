@@ -315,8 +315,8 @@ fn an_entry_acknowledged_from_the_journal_survives_a_failed_commit() {
     verify(&host).unwrap();
 }
 
-/// A command-line process keeps SQLite's WAL file for the next one (core/src/db.rs) but still
-/// checkpoints at exit: its audit entries are in the database file itself, not only in the WAL.
+/// A command-line process keeps no journal (it acknowledges on commit): SIGKILLed the moment its
+/// result appears, its audit entry is already in the database.
 #[test]
 fn a_command_line_run_has_committed_its_audit_when_its_result_appears_and_keeps_no_journal() {
     let TestHost { dir, host } = TestHost::with(&["text"]);
@@ -351,13 +351,19 @@ fn a_command_line_run_has_committed_its_audit_when_its_result_appears_and_keeps_
     }
 }
 
+/// A command-line process keeps SQLite's WAL file for the next one (core/src/db.rs) but still
+/// checkpoints at exit: its audit entries are in the database file itself, not only in the WAL.
 #[test]
-fn a_command_line_run_leaves_its_audit_in_the_database_file_and_keeps_the_wal() {
+fn a_command_line_run_leaves_its_audit_in_the_database_file_and_keeps_an_empty_wal() {
     let TestHost { dir, host } = TestHost::with(&["text"]);
     drop(host);
     let out = cli(dir.path(), &["run", "text/stats", "--text", "audited then checkpointed"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(dir.path().join("continuum.db-wal").exists(), "the WAL file was deleted at exit");
+    let wal = dir.path().join("continuum.db-wal");
+    assert!(wal.exists(), "the WAL file was deleted at exit");
+    // Truncated once checkpointed: frames left in it stay valid, and the next process would read
+    // and checksum every one of them to rebuild its WAL index (core/src/db.rs).
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "the WAL kept its checkpointed frames");
     // Now left on disk between processes: as private as the database (docs/security.md).
     for file in ["continuum.db", "continuum.db-wal"] {
         use std::os::unix::fs::PermissionsExt;
