@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use serde_json::json;
-use wasmtime::component::{Component, Linker, ResourceTable, Val};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, ResourceTable, Val};
 use wasmtime::Store;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -101,11 +101,27 @@ pub(super) struct RawState {
 
 impl RawState {
     /// A store with an empty WASI context, as `wasmtime run` gives a component.
-    pub(super) fn store(engine: &wasmtime::Engine) -> Store<RawState> {
+    fn store(engine: &wasmtime::Engine) -> Store<RawState> {
         let mut store = Store::new(engine, RawState { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
         // The shared engine has epoch interruption on; a raw store still needs a deadline.
         store.set_epoch_deadline(1 << 20);
         store
+    }
+
+    /// One raw call: a fresh store and instance of `pre`, then its `export` called with `args`.
+    pub(super) fn call(
+        engine: &wasmtime::Engine,
+        pre: &InstancePre<RawState>,
+        export: ComponentExportIndex,
+        args: &[Val],
+    ) -> Result<()> {
+        let mut store = RawState::store(engine);
+        let instance = pre.instantiate(&mut store)?;
+        let func = instance.get_func(&mut store, export).context("the export is not a function")?;
+        let mut results = [Val::Bool(false)];
+        func.call(&mut store, args, &mut results)?;
+        std::hint::black_box(&results);
+        Ok(())
     }
 
     /// The component the host compiled for installed `plugin` (from its AOT cache), and a
@@ -216,15 +232,7 @@ fn calls(plugin_dir: &Path, iterations: u32) -> Result<()> {
     // The reflection/sandbox overhead is measured without the audit entry; section 5 measures
     // what the audit adds.
     core.set_audit(false);
-    let raw = || {
-        let mut store = RawState::store(engine);
-        let instance = pre.instantiate(&mut store)?;
-        let func = instance.get_func(&mut store, export).context("no func")?;
-        let mut results = [Val::Bool(false)];
-        func.call(&mut store, &args, &mut results)?;
-        std::hint::black_box(&results);
-        Ok(())
-    };
+    let raw = || RawState::call(engine, &pre, export, &args);
     let reflected = || {
         let params: serde_json::Value = serde_json::from_str(INPUT)?;
         let report = host.call(&caller, COMMAND, &params);

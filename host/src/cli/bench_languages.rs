@@ -70,15 +70,7 @@ pub fn run(iterations: u32) -> Result<()> {
         let pre = linker.instantiate_pre(&component)?;
         let export = component.get_export_index(None, "greet").context("no greet export")?;
         let args = [Val::String("Ada".into()), Val::Option(Some(Box::new(Val::Enum("loud".into()))))];
-        let raw = || {
-            let mut store = RawState::store(engine);
-            let instance = pre.instantiate(&mut store)?;
-            let func = instance.get_func(&mut store, export).context("no greet func")?;
-            let mut results = [Val::Bool(false)];
-            func.call(&mut store, &args, &mut results)?;
-            std::hint::black_box(&results);
-            Ok(())
-        };
+        let raw = || RawState::call(engine, &pre, export, &args);
         let [(raw_p50, raw_p99), (p50, p99)] = measure_pair(iterations, raw, ours)?;
         rows.push(json!({
             "language": lang.as_str(),
