@@ -134,8 +134,10 @@ MODELS_PEAK=$(rss_mib "$MODEL_PID" VmHWM)
 kill "$MODEL_PID"
 
 # --- CLI cold start: a whole process per call, AOT caches warm, alternated. The same plain
-# `wasi:cli/run` component on both sides (`text` imports continuum:host/log, which
-# `wasmtime run` cannot provide); `continuum run text/stats` is timed too, without a baseline.
+# `wasi:cli/run` component on both sides: `text` imports continuum:host/log, which `wasmtime run`
+# cannot provide (48.0.8's `-W unknown-imports-trap=y` also shadows the WASI imports it does
+# provide: `stats` then traps on `wasi:random/insecure-seed`); `continuum run text/stats` is timed
+# too, without a baseline.
 echo "bench: cli cold start"
 "$BIN" --data-dir "$NODE_HOME" plugin install build/plugins/wasi-main -q
 MAIN=build/plugins/wasi-main/wasi-main.wasm
@@ -262,14 +264,28 @@ GAPS = {
         "`perf stat -r 30`: both processes use ≈ 10–11 ms of CPU; `continuum run` is off the CPU ≈ 6 ms more, four "
         "`fsync`s (≈ 1.2–1.5 ms, kept: a clean exit leaves the audit in the database file) and waiting on its engine and "
         "log threads; on the CPU the larger binary's page faults, SQLite schemas, clap and WIT parsing. This VM moves one "
-        "binary's median by ± 15 % between batches. What would close it: a smaller binary for the one-shot path."),
+        "binary's median by ± 15 % between batches, and on a slower VM the ratio rises (the larger binary's faults "
+        "cost more there). What would close it: a smaller binary for the one-shot path."),
+    "Verified plugin fetch": (
+        "CPU-bound: both nodes share the two cores, the sender encrypting and the receiver decrypting the QUIC stream "
+        "over loopback and BLAKE3-verifying it while it streams. It follows the machine: 580 and 263 MB/s on faster VMs "
+        "of this kind, under 200 MB/s on the slowest (no profile was taken on that one). What would close it there: "
+        "verifying on a second thread while the next chunk is received, or a larger QUIC receive window."),
     "Idle node RSS": (
         "≈ 31 MiB of it is the binary's code mapped from the page cache (clean, shared, reclaimable). What would close "
         "it: a smaller node binary (inference and training loaded on demand)."),
     "Time to first use: `scripts/setup.sh`": (
-        "Bounded by one serial unit, llama.cpp's CMake build inside `llama-cpp-sys-2` (≈ 3.5 min on the AMD machines, "
-        "≈ 2.3× that on the Intel ones), then cranelift, candle and Continuum's own crates one after another. What "
-        "would close it: splitting the node and command-line crates so more compiles in parallel at the end."),
+        "Bounded by the machine: the same build took 15.8 min on a faster VM of this kind (`240e9db`) and ≈ 2.6× as "
+        "long per build unit on a slower one, the commits between adding no dependency. Its longest units: llama.cpp's "
+        "CMake build inside `llama-cpp-sys-2` (one serial unit), cranelift-codegen, candle-transformers and candle-core, "
+        "then Continuum's own crates one after another. What would close it on the slower VMs: splitting the node and "
+        "command-line crates so more compiles in parallel at the end."),
+    "Time to first use: `scripts/test.sh`": (
+        "`cargo clippy` checks every dependency again (cargo cannot lint against the release build's libraries: "
+        "5.4 min on the slower VM), the suite runs ≈ 8 min there, building the unit-test, suite and fuzz binaries ≈ 11 "
+        "min, the fuzz smoke 1.5 min; on the faster VM the whole command took 9.7 min. What would close it: linting "
+        "while building (`clippy-driver` as the workspace's rustc wrapper in both commands), so no dependency is "
+        "checked twice."),
 }
 gap_rows = [r for r in rows if r[5] == met(False)]
 with open(out, "w") as f:
