@@ -269,8 +269,8 @@ GAPS = {
     "Verified plugin fetch": (
         "CPU-bound: both nodes share the two cores, the sender encrypting and the receiver decrypting the QUIC stream "
         "over loopback and BLAKE3-verifying it while it streams. It follows the machine: 580 and 263 MB/s on faster VMs "
-        "of this kind, under 200 MB/s on the slowest (no profile was taken on that one). What would close it there: "
-        "verifying on a second thread while the next chunk is received, or a larger QUIC receive window."),
+        "of this kind, 190–218 MB/s in two runs on the slowest (no profile was taken there). What might close it there, "
+        "untried: tuning iroh's QUIC transport (receive window) for large blobs; the verification is iroh-blobs' own."),
     "Idle node RSS": (
         "≈ 31 MiB of it is the binary's code mapped from the page cache (clean, shared, reclaimable). What would close "
         "it: a smaller node binary (inference and training loaded on demand)."),
