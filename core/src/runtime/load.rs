@@ -135,28 +135,38 @@ impl HostCore {
         }
         let record = registry::get(&self.db(), name)?
             .with_context(|| format!("plugin `{name}` is not installed; see `continuum plugin list`"))?;
-        let component = match self.cache.get(&self.engine, &record.digest) {
-            Some(c) => c,
-            None => {
-                let path = self.data.components().join(format!("{}.wasm", record.digest));
-                let bytes = std::fs::read(&path).with_context(|| {
-                    format!("the component of plugin `{name}` is missing ({}); re-install the plugin", path.display())
-                })?;
-                if digest(&bytes) != record.digest {
-                    bail!("the stored component of plugin `{name}` does not match its digest; re-install the plugin");
-                }
-                let c = self.compile(&bytes, name)?;
-                self.cache.put(&record.digest, &c)?;
-                c
-            }
-        };
-        let world: WitWorld = record.wit.resolve(Some(&record.world))?;
+        // The plugin's WIT is parsed on a second thread while its component loads: they share
+        // nothing, and a command-line process waits for both before its one call.
+        let (component, world) = std::thread::scope(|scope| {
+            let world = scope.spawn(|| record.wit.resolve(Some(&record.world)));
+            let component = self.component_of(name, &record);
+            (component, world.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let (component, world): (Component, WitWorld) = (component?, world?);
         let mut plugin = self.prepare(name, name, &record.digest, &component, &world, &record.approved)?;
         plugin.access = record.access;
         plugin.dirs = record.dirs;
         let plugin = Arc::new(plugin);
         lock(&self.loaded).insert(name.to_string(), plugin.clone());
         Ok(plugin)
+    }
+
+    /// The compiled component of installed plugin `name`: from the AOT cache, or compiled from
+    /// the stored component (checked against its digest) and cached.
+    fn component_of(&self, name: &str, record: &registry::PluginRecord) -> Result<Component> {
+        if let Some(c) = self.cache.get(&self.engine, &record.digest) {
+            return Ok(c);
+        }
+        let path = self.data.components().join(format!("{}.wasm", record.digest));
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!("the component of plugin `{name}` is missing ({}); re-install the plugin", path.display())
+        })?;
+        if digest(&bytes) != record.digest {
+            bail!("the stored component of plugin `{name}` does not match its digest; re-install the plugin");
+        }
+        let c = self.compile(&bytes, name)?;
+        self.cache.put(&record.digest, &c)?;
+        Ok(c)
     }
 
     /// Reflects `component` (described by `world`) into a runnable plugin named `name` whose
