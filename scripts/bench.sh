@@ -282,16 +282,17 @@ GAPS = {
         "15 % wasmtime. What would close it lies in the guest runtime (a smaller snapshot, less start-up work per "
         "instance); keeping 32 MiB of each slot resident moved it ≈ 15 % for eight times the memory and was dropped."),
     "CLI cold start, whole process": (
-        "On the slower 2-core AMD VM the gap is CPU, not waiting: `perf stat -r 30` counted 16.0 ms of CPU and 1 498 page "
-        "faults for `continuum run` against 7.5 ms and 1 174 for `wasmtime run`. Starting the binary alone costs twice "
-        "wasmtime's (`--version`: 4.2 against 2.2 ms of CPU, 1 041 against 538 faults): a 2 MB `.data.rel.ro` to "
-        "relocate (wasmtime's 1.2 MB), libstdc++ loaded for llama.cpp (0.5 ms of CPU in a minimal program), mimalloc's "
-        "first pages, clap's command tree. Then, in `perf record --call-graph dwarf` of the process: SQLite's two "
-        "connections opening, parsing the schema and checking migrations ≈ 15 %, WIT parsing for reflection 5 %, the "
-        "engine's instance pool 4 % (on a second thread), the close-time checkpoint 3 % and its fsyncs (kept: a clean "
-        "exit leaves the audit in the database file). Faster VMs measured 1.41–1.47×. With a node serving the data "
-        "directory the same command goes through it instead (the row after next). What would close the cold path: a "
-        "smaller binary for it, with inference, training and the grid loaded only by the commands that use them."),
+        "On the slower 2-core AMD VM the gap is CPU, not waiting: `perf stat -r 30` counted 16.0 ms of CPU and 1 498 page"
+        " faults for `continuum run` against 7.5 ms and 1 174 for `wasmtime run`. Starting the binary alone costs twice "
+        "wasmtime's (`--version`: 4.2 against 2.2 ms of CPU, 1 041 against 538 faults): a 2 MB `.data.rel.ro` to relocate"
+        " (wasmtime's 1.2 MB), libstdc++ loaded for llama.cpp (0.5 ms of CPU in a minimal program; linked statically "
+        "since), mimalloc's first pages, clap's command tree. Then, in `perf record --call-graph dwarf` of the process: "
+        "SQLite's two connections opening, parsing the schema and checking migrations ≈ 15 %, WIT parsing for reflection "
+        "5 % (now beside the component's loading), the engine's instance pool 4 % (on a second thread), the close-time "
+        "checkpoint 3 % and its fsyncs (kept: a clean exit leaves the audit in the database file). Faster VMs measured "
+        "1.41–1.47×. With a node serving the data directory the same command goes through it instead (the row after "
+        "next). What would close the cold path: a smaller binary for it, with inference, training and the grid loaded "
+        "only by the commands that use them."),
     "Verified plugin fetch": (
         "CPU-bound: both nodes share the two cores, the sender encrypting and the receiver decrypting the QUIC stream "
         "over loopback and BLAKE3-verifying it while it streams. It follows the machine: 580 and 263 MB/s on faster VMs "
