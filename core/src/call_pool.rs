@@ -83,7 +83,7 @@ impl Default for CallPool {
 impl CallPool {
     /// A pool with one available thread per core; its threads start on first use.
     pub fn new() -> CallPool {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cores = crate::cores();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),

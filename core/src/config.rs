@@ -150,9 +150,9 @@ impl ModelPolicy {
 impl InferenceSection {
     /// The engine settings this section asks for.
     pub fn engine_config(&self) -> continuum_gpu::EngineConfig {
-        let auto = continuum_gpu::EngineConfig::default();
+        let cores = crate::cores() as u32;
+        let auto = continuum_gpu::EngineConfig::for_cores(cores);
         let threads = self.threads.unwrap_or(auto.threads).max(1);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         continuum_gpu::EngineConfig {
             threads,
             slots: self.slots.unwrap_or((cores / threads).max(1)).max(1),
@@ -226,7 +226,7 @@ impl Default for JobsSection {
 impl JobsSection {
     /// Jobs running at once.
     pub fn running(&self) -> usize {
-        self.max_running.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+        self.max_running.unwrap_or_else(crate::cores).max(1)
     }
 
     fn validate(&self) -> Result<()> {

@@ -24,10 +24,11 @@ pub struct EngineConfig {
     pub context: u32,
 }
 
-impl Default for EngineConfig {
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        let threads = cores.min(8);
+impl EngineConfig {
+    /// The settings for a machine with `cores` cores: up to 8 threads per computation, as many
+    /// computations at once as that leaves cores for, a 4 096-token context.
+    pub fn for_cores(cores: u32) -> Self {
+        let threads = cores.clamp(1, 8);
         EngineConfig { threads, slots: (cores / threads).max(1), context: 4096 }
     }
 }

@@ -214,7 +214,7 @@ fn first_bad_signature(key: &VerifyingKey, node: &str, cps: &[Checkpoint]) -> Op
         }
         chunk.iter().find(|c| !checkpoint_valid(key, node, c)).map(|c| c.seq)
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
+    let threads = crate::cores();
     let per_thread = cps.len().div_ceil(threads).max(BATCH);
     std::thread::scope(|s| {
         let handles: Vec<_> =

@@ -53,6 +53,15 @@ use crate::Outcome;
 #[derive(Debug, Parser)]
 #[command(name = "continuum", version, about, propagate_version = true)]
 pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Top,
+}
+
+/// The options of every command, written before or after its name.
+#[derive(Debug, clap::Args)]
+struct Global {
     /// Data directory (default: $CONTINUUM_HOME, else ~/.local/share/continuum).
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -61,8 +70,28 @@ pub struct Cli {
     verbose: u8,
     #[command(flatten)]
     output: output::OutputFlags,
+}
+
+/// A `continuum run …` line, read without building every other command's parser: clap's
+/// whole tree (every subcommand, the global options copied into each) was ≈ 9 % of the CPU
+/// of a command-line call (docs/performance.md, "Command-line cold start"). It accepts
+/// exactly the `run` lines [`Cli`] accepts, with the same meaning; any other line, or one it
+/// refuses (`--help`, a usage error), is left to [`Cli`], which reads or reports it.
+#[derive(Debug, Parser)]
+#[command(name = "continuum", version, propagate_version = true)]
+struct RunLine {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
-    command: Top,
+    command: RunOnly,
+}
+
+/// The one command of a [`RunLine`].
+#[derive(Debug, Subcommand)]
+enum RunOnly {
+    /// Run a command (as [`Top::Run`]).
+    #[command(disable_help_flag = true)]
+    Run(run::RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,22 +283,36 @@ fn init_tracing(verbose: u8, plugin_logs: bool, ansi: bool) {
 /// Parses the command line `words` (clap's own help and usage errors coloured as `--color`
 /// says); the output flags written after `run`'s command name are that command's parameters.
 fn parse(words: Vec<OsString>) -> Cli {
+    parse_run_line(&words).unwrap_or_else(|| parse_whole(words))
+}
+
+/// `words` read by the whole parser, [`Cli`]; a usage error (or `--help`) ends the process.
+fn parse_whole(words: Vec<OsString>) -> Cli {
     let mut command = Cli::command().color(output::clap_color_of(words.clone()));
-    let matches = command.clone().get_matches_from(words.clone());
+    let matches = command.try_get_matches_from_mut(words.clone()).unwrap_or_else(|e| e.exit());
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
     if let (Top::Run(args), Some(("run", run))) = (&mut cli.command, matches.subcommand()) {
-        run::reclaim_params(words, run, args, &mut cli.output);
+        run::reclaim_params(Cli::command(), words, run, args, &mut cli.global.output);
     }
     cli
+}
+
+/// `words` read as a [`RunLine`]; `None` when it is not one, or not a valid one.
+fn parse_run_line(words: &[OsString]) -> Option<Cli> {
+    let matches = RunLine::command().try_get_matches_from(words).ok()?;
+    let RunLine { mut global, command: RunOnly::Run(mut args) } = RunLine::from_arg_matches(&matches).ok()?;
+    let (_, run) = matches.subcommand()?;
+    run::reclaim_params(RunLine::command(), words.to_vec(), run, &mut args, &mut global.output);
+    Some(Cli { global, command: Top::Run(args) })
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> Result<(), Exit> {
     let cli = parse(std::env::args_os().collect());
-    output::init(cli.output.clone());
+    output::init(cli.global.output.clone());
     // Benchmarks call plugins thousands of times: their log lines would drown the figures.
-    init_tracing(cli.verbose, !matches!(cli.command, Top::Bench(_)), output::color_stderr());
-    let data_dir = cli.data_dir.as_deref();
+    init_tracing(cli.global.verbose, !matches!(cli.command, Top::Bench(_)), output::color_stderr());
+    let data_dir = cli.global.data_dir.as_deref();
     let data = || DataDir::resolve(data_dir);
     // A command-line process runs one call at a time; `serve` opens its own host below.
     let open = || -> Result<Host> { crate::node::open_host_for(data()?, crate::Calls::OneAtATime) };
@@ -318,14 +361,43 @@ mod tests {
     }
 
     #[test]
+    fn a_run_line_means_the_same_to_its_own_parser_and_the_whole_one() {
+        let words = |line: &str| line.split_whitespace().map(OsString::from).collect::<Vec<_>>();
+        for line in [
+            "continuum run text/stats --text hi",
+            "continuum -vv --data-dir /d --json run text/stats --text hi",
+            "continuum --json run -q --color never text/stats --json --text hi",
+            "continuum run --output pretty --as abc --on any --quorum multi --min 2 text/stats {}",
+            "continuum run --detach --lease 30s text/stats --help",
+            "continuum run --help",
+            "continuum run wasi-main -- --verbose -x",
+        ] {
+            let fast = parse_run_line(&words(line)).unwrap_or_else(|| panic!("`{line}` was not read as a run line"));
+            assert_eq!(format!("{fast:?}"), format!("{:?}", parse_whole(words(line))), "{line}");
+        }
+        // Left to the whole parser: other commands, its own help and version, usage errors.
+        for line in [
+            "continuum plugin list",
+            "continuum --data-dir /d key list",
+            "continuum --help",
+            "continuum --version",
+            "continuum run",
+            "continuum run --quorum some text/stats",
+            "continuum",
+        ] {
+            assert!(parse_run_line(&words(line)).is_none(), "`{line}` was read as a run line");
+        }
+    }
+
+    #[test]
     fn output_flags_are_read_before_and_after_the_subcommand() {
         for line in
             ["continuum --json -q plugin list --color never", "continuum plugin list --json --quiet --color=never"]
         {
-            let flags = parsed(line).output;
+            let flags = parsed(line).global.output;
             assert!(flags.json && flags.quiet && flags.color == clap::ColorChoice::Never, "{line}: {flags:?}");
         }
-        let flags = parsed("continuum key list").output;
+        let flags = parsed("continuum key list").global.output;
         assert!(!flags.json && !flags.quiet && flags.color == clap::ColorChoice::Auto, "{flags:?}");
     }
 }

@@ -240,8 +240,14 @@ fn take_run_flags(args: &mut RunArgs) -> Result<(), Exit> {
 /// --json …`): clap reads a flag it knows there, before the first parameter, but what follows
 /// the command name is the command's (it may take a `json` parameter). Written before `run`
 /// (`continuum --json run …`) or between `run` and the name, they are `continuum`'s.
-pub(super) fn reclaim_params(words: Vec<OsString>, matches: &ArgMatches, args: &mut RunArgs, flags: &mut OutputFlags) {
-    let (Some(name_at), Some(before_run)) = (matches.index_of("command"), written_before_run(words)) else {
+pub(super) fn reclaim_params(
+    parser: Command,
+    words: Vec<OsString>,
+    matches: &ArgMatches,
+    args: &mut RunArgs,
+    flags: &mut OutputFlags,
+) {
+    let (Some(name_at), Some(before_run)) = (matches.index_of("command"), written_before_run(parser, words)) else {
         return;
     };
     // Not written before `run`, a flag was read by `run`'s parser, whose indices are `matches`'.
@@ -266,10 +272,11 @@ pub(super) fn reclaim_params(words: Vec<OsString>, matches: &ArgMatches, args: &
     args.args.splice(0..0, reclaimed);
 }
 
-/// The command line `words` parsed again with the output flags read only before the subcommand
-/// and `run`'s words left unread: which of them were written before `run`.
-fn written_before_run(words: Vec<OsString>) -> Option<ArgMatches> {
-    let mut cli = Cli::command();
+/// The command line `words` parsed again by `parser` (the one that read it), with the output
+/// flags read only before the subcommand and `run`'s words left unread: which of them were
+/// written before `run`.
+fn written_before_run(parser: Command, words: Vec<OsString>) -> Option<ArgMatches> {
+    let mut cli = parser;
     for id in ["json", "quiet", "color"] {
         cli = cli.mut_arg(id, |arg| arg.global(false));
     }
@@ -593,7 +600,7 @@ mod tests {
     fn run_of(line: &str) -> (bool, bool, String, Vec<String>) {
         let cli = parsed(line);
         let Top::Run(args) = cli.command else { panic!("{line} is not a run") };
-        (cli.output.json, cli.output.quiet, cli.output.color.to_string(), args.args)
+        (cli.global.output.json, cli.global.output.quiet, cli.global.output.color.to_string(), args.args)
     }
 
     #[test]
