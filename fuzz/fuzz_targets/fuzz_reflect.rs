@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arbitrary::Unstructured;
-use continuum_core::reflect::convert::{to_json, to_val};
+use continuum_core::reflect::convert::{to_json, to_val, Path};
 use continuum_core::reflect::{reflect, Command, ParamStyle};
 use continuum_fuzz::values::{has_non_finite, val};
 use continuum_fuzz::wit_types::{component, world_source, Ty};
@@ -60,10 +60,12 @@ fuzz_target!(|data: &[u8]| {
     // A value of the type: to JSON, accepted by the schema, back to the same value.
     if let Ok(value) = val(&mut u, ty) {
         if !has_non_finite(&value) {
-            let j = to_json(ty, &value, "value").unwrap_or_else(|e| panic!("to_json failed: {e}\n{source}\n{value:?}"));
+            let j = to_json(ty, &value, &Path::Root("value"))
+                .unwrap_or_else(|e| panic!("to_json failed: {e}\n{source}\n{value:?}"));
             let params = params_of(&j);
             assert!(schema.is_valid(&params), "the schema {} refuses {params} of\n{source}", command.schema.params);
-            let back = to_val(ty, &j, "value").unwrap_or_else(|e| panic!("{j} did not convert back: {e}\n{source}"));
+            let back = to_val(ty, &j, &Path::Root("value"))
+                .unwrap_or_else(|e| panic!("{j} did not convert back: {e}\n{source}"));
             assert_eq!(back, value, "{j} round-tripped to another value\n{source}");
             assert_eq!(command.params_to_vals(&params).expect("params convert"), vec![value]);
         }
@@ -71,15 +73,15 @@ fuzz_target!(|data: &[u8]| {
 
     // Whatever JSON the rest is: refused with a path, or converted and stable from there on.
     if let Ok(j) = serde_json::from_slice::<Value>(u.take_rest()) {
-        match to_val(ty, &j, "value") {
+        match to_val(ty, &j, &Path::Root("value")) {
             Ok(v) => {
                 assert!(
                     schema.is_valid(&params_of(&j)),
                     "accepted {j}, which the schema {} refuses\n{source}",
                     command.schema.params
                 );
-                let again = to_json(ty, &v, "value").expect("an accepted value converts back");
-                assert_eq!(to_val(ty, &again, "value").expect("stable"), v);
+                let again = to_json(ty, &v, &Path::Root("value")).expect("an accepted value converts back");
+                assert_eq!(to_val(ty, &again, &Path::Root("value")).expect("stable"), v);
             }
             Err(e) => assert!(e.path.starts_with("value"), "error without a path: {e}"),
         }

@@ -15,7 +15,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, Val};
 use wasmtime::Engine;
 
-use convert::{object_to_fields, to_json, ConvertError};
+use convert::{object_to_fields, to_json, ConvertError, Path};
 use schema::{schema, type_kind, WitRef};
 use wit_source::WitWorld;
 
@@ -116,10 +116,10 @@ impl Command {
     /// Converts JSON params into the function's argument values.
     pub fn params_to_vals(&self, params: &Value) -> Result<Vec<Val>, ConvertError> {
         match self.schema.param_style {
-            ParamStyle::Record => Ok(vec![convert::to_val(&self.params[0].1, params, "params")?]),
+            ParamStyle::Record => Ok(vec![convert::to_val(&self.params[0].1, params, &Path::Root("params"))?]),
             ParamStyle::Named => {
-                let fields: Vec<(&str, Type)> = self.params.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-                Ok(object_to_fields(&fields, params, "params")?.into_iter().map(|(_, v)| v).collect())
+                let fields: Vec<(&str, &Type)> = self.params.iter().map(|(n, t)| (n.as_str(), t)).collect();
+                object_to_fields(&fields, params, &Path::Root("params"))
             }
         }
     }
@@ -133,14 +133,14 @@ impl Command {
     pub fn outcome(&self, results: &[Val]) -> Result<Outcome, ConvertError> {
         match (&self.result, results.first()) {
             (ResultShape::Unit, _) => Ok(Outcome::Ok(Value::Null)),
-            (ResultShape::Value(t), Some(v)) => Ok(Outcome::Ok(to_json(t, v, "result")?)),
+            (ResultShape::Value(t), Some(v)) => Ok(Outcome::Ok(to_json(t, v, &Path::Root("result"))?)),
             (ResultShape::Fallible { ok, err }, Some(Val::Result(r))) => match r {
                 Ok(v) => Ok(Outcome::Ok(match (ok, v) {
-                    (Some(t), Some(v)) => to_json(t, v, "result")?,
+                    (Some(t), Some(v)) => to_json(t, v, &Path::Root("result"))?,
                     _ => Value::Null,
                 })),
                 Err(v) => Ok(Outcome::Err(match (err, v) {
-                    (Some(t), Some(v)) => to_json(t, v, "error")?,
+                    (Some(t), Some(v)) => to_json(t, v, &Path::Root("error"))?,
                     _ => Value::Null,
                 })),
             },

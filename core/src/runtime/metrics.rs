@@ -24,10 +24,16 @@ struct Latency {
     sum_seconds: f64,
 }
 
+/// One command's calls by outcome, and its latency.
+#[derive(Default)]
+struct CommandCounts {
+    outcomes: BTreeMap<&'static str, u64>,
+    latency: Latency,
+}
+
 #[derive(Default)]
 struct Counts {
-    calls: BTreeMap<(String, &'static str), u64>,
-    latency: BTreeMap<String, Latency>,
+    commands: BTreeMap<String, CommandCounts>,
 }
 
 /// The call counters of one host.
@@ -40,11 +46,16 @@ impl CallMetrics {
     /// Counts one call of `command` that ended with `outcome` after `elapsed`.
     pub fn record(&self, command: &str, outcome: &'static str, elapsed: Duration) {
         let mut counts = lock(&self.counts);
-        let known = counts.latency.contains_key(command) || counts.latency.len() < MAX_COMMANDS;
+        let known = counts.commands.contains_key(command) || counts.commands.len() < MAX_COMMANDS;
         // An unknown command's name is the caller's text: never a label of its own.
         let command = if outcome == "unknown-command" || !known { "(other)" } else { command };
-        *counts.calls.entry((command.to_string(), outcome)).or_default() += 1;
-        let latency = counts.latency.entry(command.to_string()).or_default();
+        // Only a command's first call allocates its name.
+        if !counts.commands.contains_key(command) {
+            counts.commands.insert(command.to_string(), CommandCounts::default());
+        }
+        let counted = counts.commands.get_mut(command).expect("inserted above");
+        *counted.outcomes.entry(outcome).or_default() += 1;
+        let latency = &mut counted.latency;
         let seconds = elapsed.as_secs_f64();
         for (bucket, bound) in latency.buckets.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
@@ -60,12 +71,15 @@ impl CallMetrics {
         let counts = lock(&self.counts);
         let _ = writeln!(out, "# HELP continuum_calls_total Calls run by this node, by command and outcome.");
         let _ = writeln!(out, "# TYPE continuum_calls_total counter");
-        for ((command, outcome), n) in &counts.calls {
-            let _ = writeln!(out, "continuum_calls_total{{command=\"{}\",outcome=\"{outcome}\"}} {n}", label(command));
+        for (command, counted) in &counts.commands {
+            for (outcome, n) in &counted.outcomes {
+                let _ =
+                    writeln!(out, "continuum_calls_total{{command=\"{}\",outcome=\"{outcome}\"}} {n}", label(command));
+            }
         }
         let _ = writeln!(out, "# HELP continuum_call_duration_seconds How long calls took, by command.");
         let _ = writeln!(out, "# TYPE continuum_call_duration_seconds histogram");
-        for (command, l) in &counts.latency {
+        for (command, CommandCounts { latency: l, .. }) in &counts.commands {
             let command = label(command);
             for (n, bound) in l.buckets.iter().zip(BUCKETS) {
                 let _ =

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use continuum::alloy::custody::Chain;
 use continuum::alloy::Alloy;
 use continuum::grants;
-use continuum::reflect::convert::{to_json, to_val};
+use continuum::reflect::convert::{to_json, to_val, Path};
 use continuum_tests::TestHost;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -63,10 +63,10 @@ fn json_to_component_values_never_panics_and_valid_values_round_trip() {
                     Err(e) => prop_assert!(e.path.starts_with("params"), "{e}"),
                 }
                 for (_, ty) in &command.params {
-                    if let Ok(val) = to_val(ty, &value, "v") {
+                    if let Ok(val) = to_val(ty, &value, &Path::Root("v")) {
                         // Whatever converts in must convert back to the same JSON (up to option/absent).
-                        let back = to_json(ty, &val, "v").expect("a converted value converts back");
-                        prop_assert_eq!(to_val(ty, &back, "v").expect("round trip"), val);
+                        let back = to_json(ty, &val, &Path::Root("v")).expect("a converted value converts back");
+                        prop_assert_eq!(to_val(ty, &back, &Path::Root("v")).expect("round trip"), val);
                     }
                 }
             }
@@ -109,13 +109,13 @@ fn floats_round_trip_exactly_through_json_text() {
     let field = |name: &str| record.fields().find(|f| f.name == name).unwrap().ty;
     let (double, single) = (field("double"), field("single"));
     for f in [9.815744136721205e183, 7.513869082510868e-304, 0.1, -0.0, f64::MAX, f64::MIN_POSITIVE, 5e-324] {
-        let json = to_json(&double, &Val::Float64(f), "v").unwrap();
+        let json = to_json(&double, &Val::Float64(f), &Path::Root("v")).unwrap();
         let text: Value = serde_json::from_str(&json.to_string()).unwrap();
-        assert_eq!(to_val(&double, &text, "v").unwrap(), Val::Float64(f), "{f:e} → {text}");
+        assert_eq!(to_val(&double, &text, &Path::Root("v")).unwrap(), Val::Float64(f), "{f:e} → {text}");
     }
     for f in [0.1f32, 3.4028235e38, 1e-45, 16777217.0] {
-        let json = to_json(&single, &Val::Float32(f), "v").unwrap();
+        let json = to_json(&single, &Val::Float32(f), &Path::Root("v")).unwrap();
         let text: Value = serde_json::from_str(&json.to_string()).unwrap();
-        assert_eq!(to_val(&single, &text, "v").unwrap(), Val::Float32(f), "{f:e} → {text}");
+        assert_eq!(to_val(&single, &text, &Path::Root("v")).unwrap(), Val::Float32(f), "{f:e} → {text}");
     }
 }
