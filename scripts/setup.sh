@@ -13,8 +13,8 @@ scripts/system-deps.sh
 rustup target add wasm32-wasip2 wasm32-wasip1
 
 step "build the host (release)"
-# The same package selection as scripts/test.sh, so both share one build of the dependencies.
-cargo build --release -p continuum -p continuum-gpu -p continuum-tests
+# Through the same script as scripts/test.sh, so both share one compile of every crate.
+scripts/host-cargo.sh build
 continuum=${CARGO_TARGET_DIR:-target}/release/continuum
 
 step "build the plugins (components for wasm32-wasip2)"

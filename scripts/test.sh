@@ -14,11 +14,7 @@ scripts/fetch-models.sh
 scripts/authoring-tools.sh
 scripts/build-plugins.sh
 cargo fmt --all -- --check
-# The workspace lints (missing_docs, clippy's defaults) with warnings denied, tests included.
-cargo clippy --release -p continuum -p continuum-core -p continuum-node -p continuum-gpu -p continuum-tests \
-    --all-targets -- -D warnings
-# One feature set for the binary and the tests (the test crate's dependencies unify features),
-# so the heavy dependencies are compiled once.
-cargo build --release -p continuum -p continuum-core -p continuum-node -p continuum-gpu -p continuum-tests
-cargo test --release -p continuum -p continuum-core -p continuum-node -p continuum-gpu -p continuum-tests
+# Builds the binaries and every test target, with the workspace lints (missing_docs, clippy's
+# defaults) checked as Continuum's crates compile and warnings denied, then runs the tests.
+scripts/host-cargo.sh test --deny-warnings
 scripts/fuzz.sh smoke 30

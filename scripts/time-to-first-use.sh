@@ -5,24 +5,43 @@
 # seconds of each and the slowest build units (from `cargo --timings`) to
 # docs/time-to-first-use.json, which scripts/bench.sh puts in docs/benchmarks.md.
 #
-#   scripts/time-to-first-use.sh      # ≈ 25 min on 2 cores (longer in a slow hour): run it alone
+#   scripts/time-to-first-use.sh                      # 25–70 min on 2 cores: run it alone
+#   scripts/time-to-first-use.sh --keep-target DIR    # builds in DIR (empty or missing) and keeps it
 #
-# Left warm on purpose (they live outside the repository and a test may not wipe them): the
+# Left as they are (they live outside the repository and a test may not wipe them): the
 # Debian packages, the Rust toolchain and its wasm targets, and the Python/JavaScript guest
-# toolchains of scripts/authoring-tools.sh. Needs ≈ 20 GiB free under $TMPDIR. When a command
-# fails, its whole log and the timing pages are kept in build/time-to-first-use/.
+# toolchains of scripts/authoring-tools.sh; the figures record which of them were already
+# there. Needs ≈ 20 GiB free under $TMPDIR. Each command's whole log and the timing
+# pages are kept in build/time-to-first-use/ (also after a success). --keep-target leaves the build behind, e.g. to
+# warm CI's target dir with the same compile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="$PWD/docs/time-to-first-use.json"
 work="$(mktemp -d)"
+target="$work/target"
+if [ "${1:-}" = --keep-target ]; then
+    target=$(realpath -m "${2:?usage: scripts/time-to-first-use.sh [--keep-target DIR]}")
+    if [ -n "$(ls -A "$target" 2>/dev/null)" ]; then
+        echo "time-to-first-use: $target is not empty; a first use starts from an empty target dir" >&2
+        exit 2
+    fi
+fi
+
+# What a fresh machine would also lack, present or not before this run.
+warm=()
+cold=()
+note() { if eval "$2" >/dev/null 2>&1; then warm+=("$1"); else cold+=("$1"); fi; }
+note "Debian packages" "command -v cmake && command -v chromium && command -v wasm-ld"
+note "wasm targets" "rustup target list --installed | grep -qx wasm32-wasip2"
+note "guest toolchains" "command -v componentize-py && command -v componentize-js"
 KEEP="$PWD/build/time-to-first-use"
-keep_logs() { # on failure: the logs and timing pages outlive the work folder
+keep_logs() { # the logs and timing pages outlive the work folder
     mkdir -p "$KEEP"
     cp "$work"/*.log "$KEEP"/ 2>/dev/null || true
-    cp -r "$work/target/cargo-timings" "$KEEP"/ 2>/dev/null || true
+    cp -r "$target/cargo-timings" "$KEEP"/ 2>/dev/null || true
     echo "time-to-first-use: logs kept in $KEEP" >&2
 }
-trap 'status=$?; [ "$status" -eq 0 ] || keep_logs; rm -rf "$work"' EXIT
+trap 'keep_logs; rm -rf "$work"' EXIT
 
 # A cargo that adds --timings to every build and test, so each leaves a per-unit profile.
 mkdir -p "$work/bin"
@@ -36,25 +55,34 @@ chmod +x "$work/bin/cargo"
 
 git clone -q "$PWD" "$work/clone"
 commit="$(git -C "$work/clone" rev-parse --short HEAD)"
-export PATH="$work/bin:$PATH" CARGO_TARGET_DIR="$work/target" CONTINUUM_HOME="$work/home" \
-    CARGO_HOME="$work/cargo-home" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
+export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
+if [ "$target" = "$work/target" ]; then
+    export CARGO_HOME="$work/cargo-home"
+else
+    # A kept build names its crates' sources by path (build scripts rerun when those vanish):
+    # it needs the user's own crate cache, which is then measured as it is.
+    note "crate downloads" "compgen -G '${CARGO_HOME:-$HOME/.cargo}/registry/cache/*/*.crate'"
+fi
+export PATH="$work/bin:$PATH" CARGO_TARGET_DIR="$target" CONTINUUM_HOME="$work/home" \
     CONTINUUM_WHEEL_CACHE="$work/wheels"
 
 phase() { # name script: runs it in the clone, prints and records its seconds
     local started=$SECONDS
     echo "time-to-first-use: $1 ($2)"
-    (cd "$work/clone" && "$2") > "$work/$1.log" 2>&1 || { tail -30 "$work/$1.log" >&2; echo "time-to-first-use: $2 failed" >&2; exit 1; }
+    # Each log line carries the seconds since the command started: where its time went.
+    (cd "$work/clone" && "$2") 2>&1 | while IFS= read -r line; do printf '%5d %s\n' $((SECONDS - started)) "$line"; done \
+        > "$work/$1.log" || { tail -30 "$work/$1.log" >&2; echo "time-to-first-use: $2 failed" >&2; exit 1; }
     echo $((SECONDS - started)) > "$work/$1.seconds"
     echo "time-to-first-use: $1 took $(cat "$work/$1.seconds") s"
 }
 phase setup scripts/setup.sh
 phase test scripts/test.sh
 
-python3 - "$work" "$OUT" "$commit" <<'EOF'
+python3 - "$work" "$target" "$OUT" "$commit" "$(IFS=,; echo "${warm[*]}")" "$(IFS=,; echo "${cold[*]}")" <<'EOF'
 import datetime, glob, json, os, re, sys
-work, out, commit = sys.argv[1:]
+work, target, out, commit, warm, cold = sys.argv[1:]
 units = []
-for page in sorted(glob.glob(os.path.join(work, "target", "cargo-timings", "cargo-timing-*.html"))):
+for page in sorted(glob.glob(os.path.join(target, "cargo-timings", "cargo-timing-*.html"))):
     data = re.search(r"const UNIT_DATA = (\[.*?\]);\n", open(page).read(), re.S)
     units += json.loads(data.group(1)) if data else []
 slowest = sorted(units, key=lambda u: -u["duration"])[:12]
@@ -68,7 +96,8 @@ figures = {
     "build_unit_seconds_summed": round(sum(u["duration"] for u in units)),
     "slowest_units": [{"unit": f'{u["name"]} {u["version"]} {u.get("target", "").strip()}'.strip(),
                        "mode": u.get("mode", ""), "seconds": round(u["duration"], 1)} for u in slowest],
-    "warm_outside_the_clone": "Debian packages, the Rust toolchain and wasm targets, the guest toolchains (scripts/authoring-tools.sh)",
+    "warm_outside_the_clone": [w for w in warm.split(",") if w] + ["the Rust toolchain"],
+    "installed_by_this_run": [c for c in cold.split(",") if c],
 }
 json.dump(figures, open(out, "w"), indent=1)
 open(out, "a").write("\n")
