@@ -66,8 +66,9 @@ else
   compile build "$@"
   driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)"
   [ -n "$driver" ] || { echo "host-cargo: clippy-driver not found; install it with: rustup component add clippy" >&2; exit 1; }
-  # The lint levels come from [workspace.lints] alone (CLIPPY_ARGS is part of each crate's
-  # fingerprint: a value here would recompile every test target whenever it differed).
-  RUSTC_WORKSPACE_WRAPPER="$driver" CLIPPY_ARGS="" compile test --no-run "$@"
+  # The lint levels come from [workspace.lints] alone. CLIPPY_ARGS is part of each test
+  # target's fingerprint, so the run below sees the same value and finds them up to date.
+  export RUSTC_WORKSPACE_WRAPPER="$driver" CLIPPY_ARGS=""
+  compile test --no-run "$@"
   cargo test --release "${packages[@]}" "$@"
 fi
