@@ -36,8 +36,10 @@ packages=(-p continuum -p continuum-core -p continuum-node -p continuum-gpu -p c
 # Runs cargo with JSON messages: prints each diagnostic as rustc renders it and, with
 # --deny-warnings, fails when there was any.
 compile() {
-  local verdict=0
-  cargo "$@" --release "${packages[@]}" --message-format="$format" \
+  local verdict=0 subcommand=$1
+  shift
+  # Extra arguments go last: after a `--` they are the test binaries'.
+  cargo "$subcommand" --release "${packages[@]}" --message-format="$format" "$@" \
     | python3 -c '
 import json, sys
 deny = sys.argv[1] == "true"
@@ -63,7 +65,7 @@ if [ "$mode" = build ]; then
   compile build "$@"
 else
   # Without a build first, cargo would compile the binaries' crates with the wrapper too.
-  compile build "$@"
+  compile build
   driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)"
   [ -n "$driver" ] || { echo "host-cargo: clippy-driver not found; install it with: rustup component add clippy" >&2; exit 1; }
   # The lint levels come from [workspace.lints] alone. CLIPPY_ARGS is part of each test

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::Store;
+use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 use wasmtime_wasi_http::p2::bindings::sync::Proxy;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -199,20 +200,17 @@ pub fn handle(
     };
     let collected = Arc::new(Mutex::new(Collected::default()));
     let head: Arc<Mutex<Option<Result<http::response::Parts, String>>>> = Arc::default();
-    let drain: Arc<Mutex<Option<std::thread::JoinHandle<()>>>> = Arc::default();
+    let drain: Arc<Mutex<Option<AbortOnDropJoinHandle<()>>>> = Arc::default();
     let (c, h, d) = (collected.clone(), head.clone(), drain.clone());
     let outparam = store.data_mut().http().new_response_outparam_from_callback(move |response| {
         match response {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
                 *crate::sync::lock(&h) = Some(Ok(parts));
-                // Read the body while the guest writes it, on a thread of its own; without one
-                // the body is dropped (the guest's writes fail) and the call fails.
-                let into = c.clone();
-                match std::thread::Builder::new().name("http-body".into()).spawn(move || read_body(body, cap, &into)) {
-                    Ok(reader) => *crate::sync::lock(&d) = Some(reader),
-                    Err(e) => crate::sync::lock(&c).error = Some(format!("no thread to read the response body: {e}")),
-                }
+                // Read the body while the guest writes it, as a task on wasmtime-wasi's runtime
+                // (a thread per request cost a spawn and an exit on every call); without a
+                // reader the body is dropped (the guest's writes fail) and the call fails.
+                *crate::sync::lock(&d) = Some(wasmtime_wasi::runtime::spawn(read_body(body, cap, c.clone())));
             }
             Err(code) => *crate::sync::lock(&h) = Some(Err(format!("the handler answered with error {code:?}"))),
         }
@@ -226,7 +224,7 @@ pub fn handle(
     store.data_mut().table = ResourceTable::new();
     let reader = crate::sync::lock(&drain).take();
     if let Some(reader) = reader {
-        let _ = reader.join();
+        futures_executor::block_on(reader);
     }
     let head = crate::sync::lock(&head).take();
     let collected = std::mem::take(&mut *crate::sync::lock(&collected));
@@ -244,25 +242,23 @@ pub fn handle(
 }
 
 /// Reads a response body to its end into `into`, keeping at most `cap` bytes.
-fn read_body(mut body: HyperOutgoingBody, cap: usize, into: &Mutex<Collected>) {
-    futures_executor::block_on(async {
-        while let Some(frame) = body.frame().await {
-            let mut collected = crate::sync::lock(into);
-            match frame {
-                Ok(frame) => {
-                    if let Ok(data) = frame.into_data() {
-                        if collected.bytes.len() + data.len() > cap {
-                            collected.overflow = true;
-                        } else if !collected.overflow {
-                            collected.bytes.extend_from_slice(&data);
-                        }
+async fn read_body(mut body: HyperOutgoingBody, cap: usize, into: Arc<Mutex<Collected>>) {
+    while let Some(frame) = body.frame().await {
+        let mut collected = crate::sync::lock(&into);
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    if collected.bytes.len() + data.len() > cap {
+                        collected.overflow = true;
+                    } else if !collected.overflow {
+                        collected.bytes.extend_from_slice(&data);
                     }
                 }
-                Err(code) => {
-                    collected.error = Some(format!("the response body failed: {code:?}"));
-                    return;
-                }
+            }
+            Err(code) => {
+                collected.error = Some(format!("the response body failed: {code:?}"));
+                return;
             }
         }
-    })
+    }
 }
