@@ -3,19 +3,18 @@
 # for scripts/setup.sh, scripts/test.sh and CI alike: one package selection, so one feature set
 # and one build of every dependency.
 #
-#   scripts/host-cargo.sh build [--deny-warnings] [cargo args…]   the binaries, by rustc
+#   scripts/host-cargo.sh build [--deny-warnings] [cargo args…]   the binaries
 #   scripts/host-cargo.sh test [--deny-warnings] [cargo args…]    every test target, then runs them
 #
-# The lints: the test targets of Continuum's crates (each crate's own source compiled with its unit
-# tests, plus the integration tests) are compiled by `clippy-driver`, the workspace's rustc wrapper
-# here, which lints them as they compile. A separate `cargo clippy` pass would type-check all ≈ 580
-# dependencies a second time (5.4 min of the test command on a slow 2-core VM). The binaries
-# people run stay plain rustc's: clippy's driver turns MIR optimisations off. Rustc's own lints
-# (missing_docs) come from the binaries' compile. --deny-warnings (the test command) fails on any
-# warning in Continuum's crates, including those cargo replays from an earlier compile, so set-up
-# never fails on a lint a newer toolchain adds and the test command always does. A test target
-# last compiled by plain rustc (a bare `cargo test`) is up to date for cargo and not linted again
-# until it changes: lint locally with this script or `cargo clippy`.
+# The lints: Continuum's crates are compiled by `clippy-driver` (the workspace's rustc wrapper),
+# which lints them as they compile, against the release build's own dependencies. A separate
+# `cargo clippy` pass would type-check all ≈ 580 dependencies a second time (5.4 min of the test
+# command on a slow 2-core VM). Every build of the host goes through the same wrapper: cargo
+# keeps a crate compiled under another wrapper as a separate artifact, so a plain-rustc binary
+# beside linted tests would compile each of Continuum's crates twice (≈ 3.5 min of the test
+# command). --deny-warnings (the test command) fails on any warning in Continuum's crates,
+# including those cargo replays from an earlier compile, so set-up never fails on a lint a newer
+# toolchain adds and the test command always does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,16 +60,17 @@ if deny and found:
   return "$verdict"
 }
 
+driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)"
+[ -n "$driver" ] || { echo "host-cargo: clippy-driver not found; install it with: rustup component add clippy" >&2; exit 1; }
+# The lint levels come from [workspace.lints] alone. CLIPPY_ARGS is part of each crate's
+# fingerprint, so every build sets the same value and finds the others' crates up to date.
+export RUSTC_WORKSPACE_WRAPPER="$driver" CLIPPY_ARGS=""
+
 if [ "$mode" = build ]; then
   compile build "$@"
 else
-  # Without a build first, cargo would compile the binaries' crates with the wrapper too.
+  # The binaries first: the suite runs them, and only their compile reports rustc's missing_docs.
   compile build
-  driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)"
-  [ -n "$driver" ] || { echo "host-cargo: clippy-driver not found; install it with: rustup component add clippy" >&2; exit 1; }
-  # The lint levels come from [workspace.lints] alone. CLIPPY_ARGS is part of each test
-  # target's fingerprint, so the run below sees the same value and finds them up to date.
-  export RUSTC_WORKSPACE_WRAPPER="$driver" CLIPPY_ARGS=""
   compile test --no-run "$@"
   cargo test --release "${packages[@]}" "$@"
 fi

@@ -11,9 +11,11 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "system packages (cmake, clang, libclang-dev for llama.cpp) wasi-libc for the C example, and the wasm32-wasip2/wasip1 targets"
 scripts/system-deps.sh
 rustup target add wasm32-wasip2 wasm32-wasip1
+rustup component add clippy >/dev/null 2>&1 || rustup component add clippy
 
 step "build the host (release)"
-# Through the same script as scripts/test.sh, so both share one compile of every crate.
+# Through the same script as scripts/test.sh, so both share one compile of every crate (it lints
+# Continuum's crates as they compile: printed here, denied by the test command).
 scripts/host-cargo.sh build
 continuum=${CARGO_TARGET_DIR:-target}/release/continuum
 
