@@ -33,7 +33,7 @@ cold=()
 note() { if eval "$2" >/dev/null 2>&1; then warm+=("$1"); else cold+=("$1"); fi; }
 note "Debian packages" "command -v cmake && command -v chromium && command -v wasm-ld"
 note "wasm targets" "rustup target list --installed | grep -qx wasm32-wasip2"
-note "guest toolchains" "command -v componentize-py && command -v componentize-js"
+note "guest toolchains" "[ -x '$HOME/.local/bin/componentize-py' ] && { command -v componentize-js || [ -x '$HOME/.local/bin/componentize-js' ]; }"
 KEEP="$PWD/build/time-to-first-use"
 keep_logs() { # the logs and timing pages outlive the work folder
     mkdir -p "$KEEP"
