@@ -11,9 +11,9 @@
 # Left as they are (they live outside the repository and a test may not wipe them): the
 # Debian packages, the Rust toolchain and its wasm targets, and the Python/JavaScript guest
 # toolchains of scripts/authoring-tools.sh; the figures record which of them were already
-# there. Needs ≈ 20 GiB free under $TMPDIR. Each command's whole log and the timing
-# pages are kept in build/time-to-first-use/ (also after a success). --keep-target leaves the build behind, e.g. to
-# warm CI's target dir with the same compile.
+# there. Needs ≈ 20 GiB free under $TMPDIR. Each command's whole log and the timing pages are
+# kept in build/time-to-first-use/. --keep-target leaves the build behind, e.g. to warm CI's
+# target dir with the same compile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="$PWD/docs/time-to-first-use.json"
